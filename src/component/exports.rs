@@ -1,0 +1,96 @@
+//! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`.
+
+use super::bindings::exports::emwrite::core::types::{TaskError, Written};
+use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
+use crate::request::location::Location;
+use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, check_block_size};
+use crate::{Error, ErrorKind, tasks};
+
+/// The component's implementation of the endpoint interfaces.
+pub struct Component;
+
+impl From<Error> for TaskError {
+    fn from(e: Error) -> Self {
+        let message = e.message().to_owned();
+        match e.kind() {
+            ErrorKind::BadRequest => Self::BadRequest(message),
+            ErrorKind::NotFound => Self::NotFound(message),
+            ErrorKind::UnreadableInput => Self::UnreadableInput(message),
+            ErrorKind::TooLarge => Self::TooLarge(message),
+            ErrorKind::Storage => Self::Storage(message),
+            ErrorKind::Internal => Self::Internal(message),
+        }
+    }
+}
+
+impl From<tasks::Written> for Written {
+    fn from(w: tasks::Written) -> Self {
+        Self {
+            objects: w.objects,
+            bytes: w.bytes,
+        }
+    }
+}
+
+fn transform(values: &[f64]) -> Result<[f64; 6], Error> {
+    values.try_into().map_err(|_| {
+        Error::bad_field(
+            "transform",
+            format!("expected 6 numbers, got {}", values.len()),
+        )
+    })
+}
+
+impl aligned_slice::Guest for Component {
+    fn run(req: aligned_slice::Request) -> Result<Written, TaskError> {
+        let request = AlignedSliceRequest {
+            transform: transform(&req.transform)?,
+            img: req.img,
+            bbox: [req.bbox.0, req.bbox.1],
+            dest: Location::parse("dest", &req.dest)?,
+            dest_tmp: Location::parse("dest-tmp", &req.dest_tmp)?,
+            slice: req.slice,
+            shard_size: req.shard_size,
+        };
+        request.validate()?;
+        let written =
+            wstd::runtime::block_on(tasks::aligned_slice::run(&super::storage(), &request))?;
+        Ok(written.into())
+    }
+}
+
+impl ng_meta::Guest for Component {
+    fn run(req: ng_meta::Request) -> Result<Written, TaskError> {
+        check_block_size(req.shard_size)?;
+        let request = NgMetaRequest {
+            dest: Location::parse("dest", &req.dest)?,
+            minz: req.minz,
+            maxz: req.maxz,
+            bbox: [req.bbox.0, req.bbox.1],
+            write_raw: req.write_raw,
+            resolution_nm: req.resolution,
+        };
+        request.validate()?;
+        let written = wstd::runtime::block_on(tasks::ng_meta::run(&super::storage(), &request))?;
+        Ok(written.into())
+    }
+}
+
+impl ng_shard::Guest for Component {
+    fn run(req: ng_shard::Request) -> Result<Written, TaskError> {
+        check_block_size(req.shard_size)?;
+        let request = NgShardRequest {
+            dest: Location::parse("dest", &req.dest)?,
+            source: Location::parse("source", &req.source)?,
+            start: [req.start.0, req.start.1, req.start.2],
+            minz: req.minz,
+            maxz: req.maxz,
+            bbox: [req.bbox.0, req.bbox.1],
+            write_raw: req.write_raw,
+            jpeg_quality: req.jpeg_quality,
+        };
+        request.validate()?;
+        let written = wstd::runtime::block_on(tasks::ng_shard::run(&super::storage(), &request))?;
+        Ok(written.into())
+    }
+}

@@ -1,0 +1,19 @@
+//! emwrite: aligned EM slices and Neuroglancer precomputed volumes, as a WASI component.
+//!
+//! The crate is the processing core (request parsing, the affine resampler, the tile pack, the
+//! precomputed formats and the streaming pyramid, all over the [`storage::Storage`] trait) and,
+//! built for `wasm32-wasip2`, the component that exports one WIT interface per endpoint plus
+//! `wasi:http/incoming-handler`. See `../README.md` and `wit/` for the outside view.
+
+pub mod error;
+pub mod precomputed;
+pub mod request;
+pub mod resample;
+pub mod storage;
+pub mod tasks;
+pub mod tilepack;
+
+#[cfg(target_family = "wasm")]
+mod component;
+
+pub use error::{Error, ErrorKind, Result};

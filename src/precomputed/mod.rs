@@ -1,0 +1,11 @@
+//! The Neuroglancer precomputed format, one piece per module.
+//!
+//! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md>
+//! and `sharded.md` beside it; design.md §4–5 fixes the parameters emwrite uses.
+
+pub mod codec;
+pub mod info;
+pub mod morton;
+pub mod pyramid;
+pub mod shard;
+pub mod sharding;

@@ -1,0 +1,1214 @@
+//! The streaming block pyramid: one 1024³ block of scale-0 voxels in, slab by slab; the block's
+//! shards at every scale out, each as soon as its last chunk is encoded.
+//!
+//! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md>
+//! for chunks and `sharded.md` for shards; design.md §4 "ngshard" for the pyramid itself.
+//!
+//! Scale 0 is the block's 16³ chunks of 64³ voxels. Scale k (1–4) is the 2×2×2 mean of scale
+//! k − 1 over the same block, so it holds (1024 >> k)³ voxels of it: (16 >> k)³ chunks. With
+//! emwrite's sharding ([`crate::precomputed::sharding::ShardingSpec::for_emwrite_scales`]) that
+//! is 8 shards at scale 0 and 1 at each coarser scale, none shared with another block, so a block
+//! task writes whole shards that no other task touches. [`BlockPyramid::new`] checks that the
+//! scales it is given have this property.
+//!
+//! The block arrives as 16 slabs of 64 slices. A slab gives one layer of scale-0 chunks and,
+//! folded by 2×2×2 means, half a slab of scale 1; two scale-1 halves make a scale-1 chunk layer,
+//! which folds into half a slab of scale 2, and so on: scale k encodes a chunk layer every 2^k
+//! slabs.
+
+use std::collections::BTreeMap;
+
+use crate::precomputed::codec::{self, Encoding};
+use crate::precomputed::info::{self, Scale};
+use crate::precomputed::morton;
+use crate::precomputed::shard::ShardEncoder;
+use crate::{Error, Result};
+
+/// Chunk edge of emwrite's scales, in voxels.
+const CHUNK_EDGE: usize = info::CHUNK_EDGE as usize;
+
+/// Chunks per block edge at scale 0 (16); scale k has `BLOCK_CHUNKS >> k`.
+const BLOCK_CHUNKS: usize = (info::BLOCK_EDGE / info::CHUNK_EDGE) as usize;
+
+/// Slabs per block: one per layer of scale-0 chunks.
+const SLAB_COUNT: usize = BLOCK_CHUNKS;
+
+/// The most scales a block feeds: at scale 4 it is a single chunk, and at scale 5 it would be
+/// smaller than one, so a chunk would mix several blocks.
+const MAX_SCALES: usize = 5;
+
+/// A complete shard file: write `bytes` to `<scale_key>/<file_name>` in the volume of
+/// `encoding` (for example `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedShard {
+    /// The encoding of the shard's chunks, which picks the volume it belongs to.
+    pub encoding: Encoding,
+    /// The key (directory) of the shard's scale, e.g. `"8.0x8.0x8.0"`.
+    pub scale_key: String,
+    /// The shard's file name, e.g. `"000000.shard"`.
+    pub file_name: String,
+    /// The whole shard file.
+    pub bytes: Vec<u8>,
+}
+
+/// Turns one block of scale-0 voxels, fed in slabs, into the block's shards at every scale.
+///
+/// Chunks whose voxels are all zero are left out (readers fill missing chunks with 0), chunks
+/// outside a scale's size are not written, edge chunks are clipped to it, and a shard with no
+/// chunk left is not written at all.
+///
+/// # Memory
+///
+/// The pyramid never holds the block. Besides the caller's current slab (1024² × 64 bytes =
+/// 64 MiB, borrowed) it owns:
+/// - one partial slab per coarser scale, (1024 >> k)² × 64 bytes for k = 1..4: 16 + 4 + 1 +
+///   0.25 MiB, about 21 MiB, plus scratch: a 256 KiB chunk and a 2 KiB row of sums;
+/// - the encoded chunks of shards not yet complete, one buffer per shard and encoding. A
+///   scale-0 shard (512³ voxels) completes after 8 slabs and the coarser shards after the 16th,
+///   so the peak comes with the last slab: 4 scale-0 shards, all of scales 1–4, and the shard
+///   file being assembled from its buffer. For a dense block in raw encoding that is up to
+///   4 · 128 + 128 + 16 + 2 + 0.25 ≈ 660 MiB of chunks plus a 128 MiB file (a native run of a
+///   dense raw block peaks at about 890 MB resident, slab included); JPEG chunks are typically
+///   a tenth of that, and all-zero chunks cost nothing.
+///
+/// Shards returned by one push are held by the caller until it drops them: write each and drop
+/// it before pushing the next slab.
+///
+/// ```
+/// use emwrite::precomputed::codec::Encoding;
+/// use emwrite::precomputed::info::VolumeInfo;
+/// use emwrite::precomputed::pyramid::BlockPyramid;
+/// let info = VolumeInfo::new(1024, 1024, 0, 1023, 8.0, Encoding::Jpeg);
+/// let mut pyramid = BlockPyramid::new(info.scales(), [0, 0, 0], &[Encoding::Jpeg], 75)?;
+/// let mut shards = Vec::new();
+/// for _ in 0..16 {
+///     // An empty block: every slab is zero, so nothing is written.
+///     shards.extend(pyramid.push_zero_slab()?);
+/// }
+/// shards.extend(pyramid.finish()?);
+/// assert!(shards.is_empty());
+/// # Ok::<(), emwrite::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BlockPyramid {
+    chunk_edge: usize,
+    encodings: Vec<Encoding>,
+    jpeg_quality: u8,
+    scales: Vec<ScaleState>,
+    /// `levels[i]` is the partial slab of scale `i + 1`.
+    levels: Vec<Level>,
+    /// Scratch: a row of vertical 2×2 sums for the downsampler.
+    row_sums: Vec<u16>,
+    /// Scratch: one chunk's voxels, reused between chunks.
+    chunk_voxels: Vec<u8>,
+    slabs_pushed: usize,
+}
+
+impl BlockPyramid {
+    /// Slices per slab.
+    pub const SLAB_DEPTH: usize = CHUNK_EDGE;
+
+    /// Slabs per block.
+    pub const SLAB_COUNT: usize = SLAB_COUNT;
+
+    /// Bytes per slab: 1024 × 1024 × 64.
+    pub const SLAB_BYTES: usize = (BLOCK_CHUNKS * CHUNK_EDGE).pow(2) * CHUNK_EDGE;
+
+    /// A pyramid for the block at `block` = `[bx, by, bz]` (units of 1024 voxels).
+    ///
+    /// `scales` are the volume's scales from its info, finest first (at most 5, 64³ chunks,
+    /// voxel offset 0, sharded so that no shard reaches outside a block); the same scale list
+    /// serves every encoding, and each scale's own `encoding` is ignored in favour of
+    /// `encodings`, e.g. `[Jpeg]` or `[Jpeg, Raw]`. `jpeg_quality` (1–100) applies to JPEG
+    /// chunks.
+    pub fn new(
+        scales: &[Scale],
+        block: [u64; 3],
+        encodings: &[Encoding],
+        jpeg_quality: u8,
+    ) -> Result<Self> {
+        Self::with_chunk_edge(scales, block, encodings, jpeg_quality, CHUNK_EDGE)
+    }
+
+    /// [`BlockPyramid::new`] for chunks of `chunk_edge`³ voxels, blocks of 16 chunks per edge and
+    /// slabs one chunk deep: the same pyramid at any size, so tests can run small blocks.
+    fn with_chunk_edge(
+        scales: &[Scale],
+        block: [u64; 3],
+        encodings: &[Encoding],
+        jpeg_quality: u8,
+        chunk_edge: usize,
+    ) -> Result<Self> {
+        if scales.is_empty() || scales.len() > MAX_SCALES {
+            return Err(Error::internal(format_args!(
+                "block pyramid: expected 1 to {MAX_SCALES} scales, got {}",
+                scales.len()
+            )));
+        }
+        let mut unique = encodings.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if encodings.is_empty() || unique.len() != encodings.len() {
+            return Err(Error::internal(format_args!(
+                "block pyramid: expected distinct encodings, got {encodings:?}"
+            )));
+        }
+        if encodings.contains(&Encoding::Jpeg) && !(1..=100).contains(&jpeg_quality) {
+            return Err(Error::bad_field(
+                "jpeg-quality",
+                format_args!("{jpeg_quality} is not in 1..=100"),
+            ));
+        }
+        let scales = (0..)
+            .zip(scales)
+            .map(|(k, scale)| ScaleState::new(scale, k, block, chunk_edge, encodings.len()))
+            .collect::<Result<Vec<_>>>()?;
+        let block_edge = BLOCK_CHUNKS * chunk_edge;
+        let levels = (1..scales.len())
+            .map(|k| Level::new(block_edge >> k, chunk_edge))
+            .collect();
+        Ok(Self {
+            chunk_edge,
+            encodings: encodings.to_vec(),
+            jpeg_quality,
+            scales,
+            levels,
+            row_sums: vec![0; block_edge],
+            chunk_voxels: Vec::with_capacity(chunk_edge.pow(3)),
+            slabs_pushed: 0,
+        })
+    }
+
+    /// Feeds the next slab of scale-0 voxels and returns the shards it completed.
+    ///
+    /// Slab `i` (0..16, in order) holds 1024 × 1024 × 64 voxels, x fastest, then y, then z,
+    /// covering x ∈ [1024·bx, +1024), y ∈ [1024·by, +1024) and z ∈ [1024·bz + 64·i, +64).
+    pub fn push_slab(&mut self, slab: &[u8]) -> Result<Vec<CompletedShard>> {
+        let expected = (BLOCK_CHUNKS * self.chunk_edge).pow(2) * self.chunk_edge;
+        if slab.len() != expected {
+            return Err(Error::internal(format_args!(
+                "block pyramid: slab {} has {} bytes, expected {expected}",
+                self.slabs_pushed,
+                slab.len()
+            )));
+        }
+        self.push(Some(slab))
+    }
+
+    /// Feeds the next slab as all zero without the caller building it: its chunks are skipped
+    /// and the coarser scales fold in zeros with a fill instead of averaging.
+    pub fn push_zero_slab(&mut self) -> Result<Vec<CompletedShard>> {
+        self.push(None)
+    }
+
+    /// Checks that all 16 slabs were pushed, and returns any shard not yet returned.
+    ///
+    /// That is none: the 16th slab completes every shard and [`BlockPyramid::push_slab`] returns
+    /// each shard as soon as it is complete. Still call it: it is what turns a short block (a
+    /// failed read upstream) into an error rather than missing shards.
+    pub fn finish(self) -> Result<Vec<CompletedShard>> {
+        if self.slabs_pushed != SLAB_COUNT {
+            return Err(Error::internal(format_args!(
+                "block pyramid: finished after {} of {SLAB_COUNT} slabs",
+                self.slabs_pushed
+            )));
+        }
+        if let Some(scale) = self.scales.iter().find(|scale| !scale.pending.is_empty()) {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {} still has {} incomplete shards after the last slab",
+                scale.scale.key(),
+                scale.pending.len()
+            )));
+        }
+        Ok(Vec::new())
+    }
+
+    /// Feeds the next slab, `None` meaning all zero.
+    fn push(&mut self, slab: Option<&[u8]>) -> Result<Vec<CompletedShard>> {
+        if self.slabs_pushed == SLAB_COUNT {
+            return Err(Error::internal(format_args!(
+                "block pyramid: a slab after the last ({SLAB_COUNT}) one"
+            )));
+        }
+        self.slabs_pushed += 1;
+        let chunk = ChunkEncoding {
+            chunk_edge: self.chunk_edge,
+            encodings: &self.encodings,
+            jpeg_quality: self.jpeg_quality,
+        };
+        let mut completed = Vec::new();
+        self.scales[0].encode_layer(slab, &chunk, &mut self.chunk_voxels, &mut completed)?;
+
+        // Fold the slab into scale 1; when scale 1's slab is full, encode it and fold it into
+        // scale 2, and so on.
+        for k in 1..self.scales.len() {
+            let (finer, coarser) = self.levels.split_at_mut(k - 1);
+            let source = match k {
+                1 => slab,
+                _ => finer[k - 2].contents(),
+            };
+            let level = &mut coarser[0];
+            level.fold_in(source, &mut self.row_sums);
+            if k >= 2 {
+                // The finer level was consumed by the fold; start refilling it.
+                finer[k - 2].clear();
+            }
+            if !level.is_full() {
+                break;
+            }
+            let contents = level.contents();
+            self.scales[k].encode_layer(
+                contents,
+                &chunk,
+                &mut self.chunk_voxels,
+                &mut completed,
+            )?;
+            if k + 1 == self.scales.len() {
+                level.clear();
+            }
+        }
+        Ok(completed)
+    }
+}
+
+/// What every chunk is encoded with.
+struct ChunkEncoding<'a> {
+    chunk_edge: usize,
+    encodings: &'a [Encoding],
+    jpeg_quality: u8,
+}
+
+/// A coarser scale's slab, filled half a slab at a time.
+#[derive(Debug)]
+struct Level {
+    /// Slice edge in voxels: the block's edge at this scale.
+    edge: usize,
+    /// Slices per slab: one chunk deep.
+    depth: usize,
+    /// `edge² × depth` voxels, x fastest, then y, then z.
+    voxels: Vec<u8>,
+    /// Slices filled so far: 0, half the depth, or all of it.
+    slices: usize,
+    /// Whether any voxel folded in since the last clear may be nonzero.
+    nonzero: bool,
+}
+
+impl Level {
+    fn new(edge: usize, depth: usize) -> Self {
+        Self {
+            edge,
+            depth,
+            voxels: vec![0; edge * edge * depth],
+            slices: 0,
+            nonzero: false,
+        }
+    }
+
+    /// The slab, `None` if it is known to be all zero.
+    fn contents(&self) -> Option<&[u8]> {
+        self.nonzero.then_some(self.voxels.as_slice())
+    }
+
+    fn is_full(&self) -> bool {
+        self.slices == self.depth
+    }
+
+    fn clear(&mut self) {
+        self.slices = 0;
+        self.nonzero = false;
+    }
+
+    /// Folds a full slab of the next finer scale (`None`: all zero) into the next half of this
+    /// one.
+    fn fold_in(&mut self, finer: Option<&[u8]>, row_sums: &mut [u16]) {
+        let slice = self.edge * self.edge;
+        let half = &mut self.voxels[self.slices * slice..][..slice * self.depth / 2];
+        match finer {
+            Some(finer) => {
+                downsample_2x2x2(finer, 2 * self.edge, half, row_sums);
+                self.nonzero = true;
+            }
+            None => half.fill(0),
+        }
+        self.slices += self.depth / 2;
+    }
+}
+
+/// One scale's progress through the block.
+#[derive(Debug)]
+struct ScaleState {
+    scale: Scale,
+    /// Morton bits per axis of the scale's chunk grid.
+    morton_bits: [u32; 3],
+    /// The scale's chunk grid.
+    grid: [u64; 3],
+    /// Block edge at this scale, in voxels.
+    block_edge: usize,
+    /// Block edge at this scale, in chunks.
+    block_cells: u64,
+    /// The block's first grid cell.
+    block_cell: [u64; 3],
+    /// Chunk layers encoded so far.
+    layers_done: u64,
+    /// Shards with chunks still to come, by shard number.
+    pending: BTreeMap<u64, PendingShard>,
+}
+
+/// A shard that is not complete yet.
+#[derive(Debug)]
+struct PendingShard {
+    /// Chunks of this block in the shard not yet encoded (or found all zero).
+    remaining: usize,
+    /// One encoder per encoding, in the order of `BlockPyramid::encodings`.
+    encoders: Vec<ShardEncoder>,
+}
+
+impl ScaleState {
+    /// Scale `k`'s state for the block at `block`, with every shard the block touches pending.
+    fn new(
+        scale: &Scale,
+        k: usize,
+        block: [u64; 3],
+        chunk_edge: usize,
+        encoding_count: usize,
+    ) -> Result<Self> {
+        let key = scale.key();
+        let chunk = chunk_edge as u64;
+        if scale.chunk_size() != [chunk; 3] {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {key}: chunk size {:?}, expected {chunk}³",
+                scale.chunk_size()
+            )));
+        }
+        if scale.voxel_offset() != [0; 3] {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {key}: voxel offset {:?}, expected [0, 0, 0]",
+                scale.voxel_offset()
+            )));
+        }
+        scale.check_shard_capacity()?;
+
+        let block_cells = (BLOCK_CHUNKS >> k) as u64;
+        let mut block_cell = [0; 3];
+        for axis in 0..3 {
+            block_cell[axis] = block[axis].checked_mul(block_cells).ok_or_else(|| {
+                Error::bad_field(
+                    "start",
+                    format_args!("block {block:?} is outside any volume"),
+                )
+            })?;
+        }
+        check_block_owns_its_shards(scale, block_cell, block_cells)?;
+
+        let mut state = Self {
+            scale: scale.clone(),
+            morton_bits: scale.morton_bits(),
+            grid: scale.grid(),
+            block_edge: (BLOCK_CHUNKS * chunk_edge) >> k,
+            block_cells,
+            block_cell,
+            layers_done: 0,
+            pending: BTreeMap::new(),
+        };
+        let spec = *scale.sharding();
+        let [xs, ys, zs] = [0, 1, 2].map(|axis| state.cells_in_block(axis));
+        for z in zs {
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    let (shard, _) = spec.shard_and_minishard(state.chunk_id([x, y, z]));
+                    state
+                        .pending
+                        .entry(shard)
+                        .or_insert_with(|| PendingShard {
+                            remaining: 0,
+                            encoders: (0..encoding_count)
+                                .map(|_| ShardEncoder::new(spec, shard))
+                                .collect(),
+                        })
+                        .remaining += 1;
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// The grid cells of the block along `axis` that lie inside the scale.
+    fn cells_in_block(&self, axis: usize) -> std::ops::Range<u64> {
+        let start = self.block_cell[axis].min(self.grid[axis]);
+        let end = self.block_cell[axis]
+            .saturating_add(self.block_cells)
+            .min(self.grid[axis]);
+        start..end
+    }
+
+    fn chunk_id(&self, cell: [u64; 3]) -> u64 {
+        morton::encode(cell, self.morton_bits)
+    }
+
+    /// Encodes the block's next layer of chunks from `slab` (this scale's voxels, one chunk
+    /// deep; `None`: all zero) and moves the shards it completes to `completed`.
+    fn encode_layer(
+        &mut self,
+        slab: Option<&[u8]>,
+        chunk: &ChunkEncoding<'_>,
+        voxels: &mut Vec<u8>,
+        completed: &mut Vec<CompletedShard>,
+    ) -> Result<()> {
+        let z = self.block_cell[2].saturating_add(self.layers_done);
+        self.layers_done += 1;
+        if z >= self.grid[2] {
+            return Ok(());
+        }
+        for y in self.cells_in_block(1) {
+            for x in self.cells_in_block(0) {
+                let cell = [x, y, z];
+                let id = self.chunk_id(cell);
+                if let Some(slab) = slab {
+                    // Each extent is at most the chunk edge, a usize, so the casts are lossless.
+                    let extent = self.scale.chunk_extent(cell).map(|voxels| voxels as usize);
+                    let origin = [x - self.block_cell[0], y - self.block_cell[1]]
+                        .map(|cells| cells as usize * chunk.chunk_edge);
+                    extract_chunk(slab, self.block_edge, origin, extent, voxels);
+                    if !is_all_zero(voxels) {
+                        self.add_chunk(id, voxels, extent, chunk)?;
+                    }
+                }
+                self.chunk_done(id, chunk.encodings, completed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes chunk `id` in every encoding and adds it to its shard.
+    fn add_chunk(
+        &mut self,
+        id: u64,
+        voxels: &[u8],
+        extent: [usize; 3],
+        chunk: &ChunkEncoding<'_>,
+    ) -> Result<()> {
+        let context = || format!("scale {} chunk {id}", self.scale.key());
+        let (shard, _) = self.scale.sharding().shard_and_minishard(id);
+        let Some(pending) = self.pending.get_mut(&shard) else {
+            return Err(Error::internal("belongs to no pending shard").context(context()));
+        };
+        for (encoder, &encoding) in pending.encoders.iter_mut().zip(chunk.encodings) {
+            encoder
+                .add_chunk_with(id, |out| {
+                    codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)
+                })
+                .map_err(|e| e.context(context()))?;
+        }
+        Ok(())
+    }
+
+    /// Counts chunk `id` as done; if that completes its shard, moves the shard to `completed`
+    /// (one file per encoding, none if every chunk was zero).
+    fn chunk_done(
+        &mut self,
+        id: u64,
+        encodings: &[Encoding],
+        completed: &mut Vec<CompletedShard>,
+    ) -> Result<()> {
+        let spec = *self.scale.sharding();
+        let (shard, _) = spec.shard_and_minishard(id);
+        let Some(pending) = self.pending.get_mut(&shard) else {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {} chunk {id}: shard {shard} is already complete",
+                self.scale.key()
+            )));
+        };
+        pending.remaining -= 1;
+        if pending.remaining > 0 {
+            return Ok(());
+        }
+        if let Some(pending) = self.pending.remove(&shard) {
+            for (encoder, &encoding) in pending.encoders.into_iter().zip(encodings) {
+                if encoder.is_empty() {
+                    continue;
+                }
+                completed.push(CompletedShard {
+                    encoding,
+                    scale_key: self.scale.key().to_owned(),
+                    file_name: spec.shard_file_name(shard),
+                    bytes: encoder.finish()?,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that every shard the block touches at `scale` lies inside the block, so that the block
+/// task owns whole shards.
+///
+/// A shard is the set of ids sharing the bits above the low `preshift + minishard` bits. In a
+/// compressed Morton id those low bits are the low bits of each axis's cell index, so a shard is
+/// an aligned box of 2^low cells per axis (clipped to the grid); it must not reach past the block
+/// on any axis.
+fn check_block_owns_its_shards(
+    scale: &Scale,
+    block_cell: [u64; 3],
+    block_cells: u64,
+) -> Result<()> {
+    let grid = scale.grid();
+    if (0..3).any(|axis| block_cell[axis] >= grid[axis]) {
+        // The block holds no chunk of this scale.
+        return Ok(());
+    }
+    let spec = scale.sharding();
+    let low_bits = low_bits_per_axis(
+        scale.morton_bits(),
+        spec.preshift_bits() + spec.minishard_bits(),
+    );
+    for (axis, name) in ["x", "y", "z"].into_iter().enumerate() {
+        let start = block_cell[axis];
+        let span = 1u64.checked_shl(low_bits[axis]).unwrap_or(u64::MAX);
+        let shard_start = start - start % span;
+        let shard_end = shard_start.saturating_add(span).min(grid[axis]);
+        let block_end = start.saturating_add(block_cells);
+        if shard_start < start || shard_end > block_end {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {}: a shard spans cells [{shard_start}, {shard_end}) along \
+                 {name}, beyond the block's [{start}, {block_end}), so block tasks would \
+                 overwrite each other's shards",
+                scale.key()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How many of the low `count` bits of a compressed Morton id come from each axis.
+fn low_bits_per_axis(bits: [u32; 3], count: u32) -> [u32; 3] {
+    let mut low = [0; 3];
+    let mut taken = 0;
+    for level in 0..bits.into_iter().max().unwrap_or(0) {
+        for axis in 0..3 {
+            if level < bits[axis] && taken < count {
+                low[axis] += 1;
+                taken += 1;
+            }
+        }
+    }
+    low
+}
+
+/// Copies into `out` the chunk of `extent` voxels at `origin` = `[x, y]` of a slab whose
+/// slices are `edge` × `edge` voxels: one contiguous row of `extent[0]` voxels at a time.
+fn extract_chunk(
+    slab: &[u8],
+    edge: usize,
+    origin: [usize; 2],
+    extent: [usize; 3],
+    out: &mut Vec<u8>,
+) {
+    let [nx, ny, nz] = extent;
+    out.clear();
+    for z in 0..nz {
+        for y in 0..ny {
+            let row = (z * edge + origin[1] + y) * edge + origin[0];
+            out.extend_from_slice(&slab[row..row + nx]);
+        }
+    }
+}
+
+fn is_all_zero(voxels: &[u8]) -> bool {
+    // OR-folding a fixed-size run vectorizes where an early-exit scan would not; stopping after
+    // the first nonzero run keeps dense chunks cheap.
+    voxels
+        .chunks(4096)
+        .all(|run| run.iter().fold(0, |acc, &v| acc | v) == 0)
+}
+
+/// Writes into `coarse` the 2×2×2 means of `fine`, whose slices are `fine_edge`² voxels:
+/// `coarse` gets half as many slices of half the edge. `row_sums` is scratch of at least
+/// `fine_edge` entries.
+///
+/// Means round half up, `(sum + 4) / 8`: design.md asks for round to nearest. The original's
+/// later version truncated (`sum / 8`), which darkens each scale by half a grey level on average,
+/// compounding down the pyramid.
+fn downsample_2x2x2(fine: &[u8], fine_edge: usize, coarse: &mut [u8], row_sums: &mut [u16]) {
+    let coarse_edge = fine_edge / 2;
+    let fine_slice = fine_edge * fine_edge;
+    let sums = &mut row_sums[..fine_edge];
+    let slice_pairs = fine.chunks_exact(2 * fine_slice);
+    for (coarse_slice, slice_pair) in coarse
+        .chunks_exact_mut(coarse_edge * coarse_edge)
+        .zip(slice_pairs)
+    {
+        let (lower, upper) = slice_pair.split_at(fine_slice);
+        let row_pairs = lower
+            .chunks_exact(2 * fine_edge)
+            .zip(upper.chunks_exact(2 * fine_edge));
+        for (coarse_row, (lower_rows, upper_rows)) in
+            coarse_slice.chunks_exact_mut(coarse_edge).zip(row_pairs)
+        {
+            // First the four rows summed column by column (contiguous, vectorizes), then pairs
+            // of columns.
+            let (a, b) = lower_rows.split_at(fine_edge);
+            let (c, d) = upper_rows.split_at(fine_edge);
+            for ((((sum, &a), &b), &c), &d) in sums.iter_mut().zip(a).zip(b).zip(c).zip(d) {
+                *sum = u16::from(a) + u16::from(b) + u16::from(c) + u16::from(d);
+            }
+            for (mean, pair) in coarse_row.iter_mut().zip(sums.chunks_exact(2)) {
+                // At most (8 · 255 + 4) >> 3 = 255, so the cast is lossless.
+                *mean = ((pair[0] + pair[1] + 4) >> 3) as u8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::ErrorKind;
+    use crate::precomputed::info::VolumeInfo;
+    use crate::precomputed::shard::decode_shard;
+    use crate::precomputed::sharding::ShardingSpec;
+
+    /// Chunk edge of the small test pyramids: blocks of 128³ voxels, slabs 8 deep.
+    const C: usize = 8;
+    /// Block edge of the small test pyramids.
+    const B: usize = BLOCK_CHUNKS * C;
+
+    /// Shards by (scale key, file name), each as chunks by id.
+    type Shards = BTreeMap<(String, String), BTreeMap<u64, Vec<u8>>>;
+
+    /// emwrite's five scales for a scale-0 size of `size0` voxels and chunks of `chunk`³.
+    fn scales_for(size0: [u64; 3], chunk: u64) -> Vec<Scale> {
+        (0..)
+            .zip(ShardingSpec::for_emwrite_scales())
+            .map(|(k, sharding)| {
+                let resolution = 8.0 * f64::from(1u32 << k);
+                let size = size0.map(|voxels| voxels >> k);
+                Scale::new(
+                    format!("s{k}"),
+                    size,
+                    [resolution; 3],
+                    [chunk; 3],
+                    Encoding::Raw,
+                    sharding,
+                )
+                .expect("valid scale")
+            })
+            .collect()
+    }
+
+    /// A B³ block: pseudo-random voxels (sometimes 0) inside `dense` (block-local voxel ranges
+    /// per axis), zero elsewhere.
+    fn block_voxels(dense: [std::ops::Range<usize>; 3]) -> Vec<u8> {
+        let mut voxels = vec![0u8; B * B * B];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for z in dense[2].clone() {
+            for y in dense[1].clone() {
+                for x in dense[0].clone() {
+                    // xorshift64: deterministic, no dependency.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    voxels[(z * B + y) * B + x] = (state >> 56) as u8;
+                }
+            }
+        }
+        voxels
+    }
+
+    /// Runs the streaming pyramid over `voxels` (a whole block), pushing the slabs in
+    /// `zero_slabs` with `push_zero_slab`; returns each shard with the slab that completed it.
+    fn stream(
+        scales: &[Scale],
+        block: [u64; 3],
+        encodings: &[Encoding],
+        voxels: &[u8],
+        zero_slabs: &[usize],
+        chunk_edge: usize,
+    ) -> Vec<(usize, CompletedShard)> {
+        let mut pyramid = BlockPyramid::with_chunk_edge(scales, block, encodings, 75, chunk_edge)
+            .expect("valid pyramid");
+        let slab_len = voxels.len() / SLAB_COUNT;
+        let mut shards = Vec::new();
+        for (i, slab) in voxels.chunks_exact(slab_len).enumerate() {
+            let completed = if zero_slabs.contains(&i) {
+                assert!(is_all_zero(slab), "slab {i} is not zero");
+                pyramid.push_zero_slab()
+            } else {
+                pyramid.push_slab(slab)
+            };
+            shards.extend(completed.expect("slab").into_iter().map(|shard| (i, shard)));
+        }
+        shards.extend(
+            pyramid
+                .finish()
+                .expect("finish")
+                .into_iter()
+                .map(|shard| (SLAB_COUNT, shard)),
+        );
+        shards
+    }
+
+    /// Decodes the streamed shards of `encoding`, checking each is emitted once and non-empty.
+    fn decode_streamed(
+        scales: &[Scale],
+        streamed: &[(usize, CompletedShard)],
+        encoding: Encoding,
+    ) -> Shards {
+        let mut shards = Shards::new();
+        for (_, shard) in streamed
+            .iter()
+            .filter(|(_, shard)| shard.encoding == encoding)
+        {
+            let scale = scales
+                .iter()
+                .find(|s| s.key() == shard.scale_key)
+                .expect("known scale");
+            let chunks = decode_shard(scale.sharding(), &shard.bytes).expect("decodes");
+            assert!(
+                !chunks.is_empty(),
+                "empty shard {}/{}",
+                shard.scale_key,
+                shard.file_name
+            );
+            let key = (shard.scale_key.clone(), shard.file_name.clone());
+            assert!(
+                shards.insert(key, chunks).is_none(),
+                "{}/{} emitted twice",
+                shard.scale_key,
+                shard.file_name
+            );
+        }
+        shards
+    }
+
+    /// The slow twin: the whole block at every scale in memory, plain loops, raw chunks.
+    fn naive_pyramid(
+        scales: &[Scale],
+        block: [u64; 3],
+        voxels: &[u8],
+        chunk_edge: usize,
+    ) -> Shards {
+        let mut level = voxels.to_vec();
+        let mut edge = BLOCK_CHUNKS * chunk_edge;
+        let mut shards = Shards::new();
+        for (k, scale) in scales.iter().enumerate() {
+            if k > 0 {
+                level = naive_downsample(&level, edge);
+                edge /= 2;
+            }
+            let cells = (BLOCK_CHUNKS >> k) as u64;
+            let grid = scale.grid();
+            for cz in 0..cells {
+                for cy in 0..cells {
+                    for cx in 0..cells {
+                        let cell = [
+                            block[0] * cells + cx,
+                            block[1] * cells + cy,
+                            block[2] * cells + cz,
+                        ];
+                        if (0..3).any(|axis| cell[axis] >= grid[axis]) {
+                            continue;
+                        }
+                        let [nx, ny, nz] = scale.chunk_extent(cell).map(|n| n as usize);
+                        let [ox, oy, oz] = [cx, cy, cz].map(|c| c as usize * chunk_edge);
+                        let mut chunk = Vec::new();
+                        for z in oz..oz + nz {
+                            for y in oy..oy + ny {
+                                for x in ox..ox + nx {
+                                    chunk.push(level[(z * edge + y) * edge + x]);
+                                }
+                            }
+                        }
+                        if chunk.iter().all(|&v| v == 0) {
+                            continue;
+                        }
+                        let id = scale.chunk_id(cell);
+                        let (shard, _) = scale.sharding().shard_and_minishard(id);
+                        let key = (
+                            scale.key().to_owned(),
+                            scale.sharding().shard_file_name(shard),
+                        );
+                        shards.entry(key).or_default().insert(id, chunk);
+                    }
+                }
+            }
+        }
+        shards
+    }
+
+    fn naive_downsample(fine: &[u8], edge: usize) -> Vec<u8> {
+        let half = edge / 2;
+        let mut coarse = vec![0; half * half * half];
+        for z in 0..half {
+            for y in 0..half {
+                for x in 0..half {
+                    let mut sum = 0u32;
+                    for (dx, dy, dz) in (0..8).map(|i| (i & 1, (i >> 1) & 1, i >> 2)) {
+                        sum +=
+                            u32::from(fine[((2 * z + dz) * edge + 2 * y + dy) * edge + 2 * x + dx]);
+                    }
+                    coarse[(z * half + y) * half + x] = ((sum + 4) / 8) as u8;
+                }
+            }
+        }
+        coarse
+    }
+
+    /// Streams `voxels` and checks the raw shards against the slow twin, chunk by chunk.
+    fn assert_streaming_equals_naive(
+        size0: [u64; 3],
+        block: [u64; 3],
+        voxels: &[u8],
+        zero_slabs: &[usize],
+    ) -> Shards {
+        let scales = scales_for(size0, C as u64);
+        let streamed = stream(&scales, block, &[Encoding::Raw], voxels, zero_slabs, C);
+        let got = decode_streamed(&scales, &streamed, Encoding::Raw);
+        let want = naive_pyramid(&scales, block, voxels, C);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "shard files"
+        );
+        for (shard, want_chunks) in &want {
+            let got_chunks = &got[shard];
+            assert_eq!(
+                got_chunks.keys().collect::<Vec<_>>(),
+                want_chunks.keys().collect::<Vec<_>>(),
+                "chunk ids of {shard:?}"
+            );
+            for (id, chunk) in want_chunks {
+                assert!(got_chunks[id] == *chunk, "chunk {id} of {shard:?} differs");
+                assert!(
+                    !is_all_zero(chunk),
+                    "all-zero chunk {id} stored in {shard:?}"
+                );
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn streaming_equals_naive_on_a_partly_filled_block() {
+        // Data in part of the block, zero slabs among the data (slab i is z in [8i, 8i + 8)).
+        let voxels = block_voxels([3..70, 20..128, 10..100]);
+        let zero_slabs = [0, 13, 14, 15];
+        let shards =
+            assert_streaming_equals_naive([256, 128, 256], [1, 0, 1], &voxels, &zero_slabs);
+        // Scale 0 touches all 8 shards of the block at least partly; scales 1–4 one each.
+        let per_scale = |key: &str| shards.keys().filter(|(k, _)| k == key).count();
+        assert_eq!(
+            [per_scale("s0"), per_scale("s1"), per_scale("s4")],
+            [8, 1, 1]
+        );
+    }
+
+    #[test]
+    fn streaming_equals_naive_when_the_block_passes_the_volume_edge() {
+        // Sizes that are not multiples of the block or the chunk at any scale, so every scale
+        // clips: 200 × 100 × 230 at scale 0, … 12 × 6 × 14 at scale 4.
+        let voxels = block_voxels([0..128, 0..128, 0..128]);
+        for block in [[0, 0, 0], [1, 0, 1], [1, 0, 0]] {
+            assert_streaming_equals_naive([200, 100, 230], block, &voxels, &[]);
+        }
+        // Clipping checked directly, not only against the twin: scale 4 of block (1, 0, 1) is
+        // one chunk at cell (1, 0, 1), clipped to (12 − 8) × 6 × (14 − 8) voxels.
+        let scales = scales_for([200, 100, 230], C as u64);
+        let shards = stream(&scales, [1, 0, 1], &[Encoding::Raw], &voxels, &[], C);
+        let s4 = decode_streamed(&scales, &shards, Encoding::Raw)
+            .into_iter()
+            .find(|((key, _), _)| key == "s4")
+            .expect("scale 4 shard");
+        let chunk_id = scales[4].chunk_id([1, 0, 1]);
+        assert_eq!(s4.1[&chunk_id].len(), 4 * 6 * 6);
+    }
+
+    #[test]
+    fn block_outside_the_volume_writes_nothing() {
+        let voxels = block_voxels([0..128, 0..128, 0..128]);
+        let scales = scales_for([200, 100, 230], C as u64);
+        assert!(stream(&scales, [0, 1, 0], &[Encoding::Raw], &voxels, &[], C).is_empty());
+    }
+
+    #[test]
+    fn zero_block_writes_nothing() {
+        let voxels = vec![0; B * B * B];
+        let scales = scales_for([256, 256, 256], C as u64);
+        assert!(stream(&scales, [1, 1, 1], &[Encoding::Raw], &voxels, &[], C).is_empty());
+        assert!(stream(&scales, [1, 1, 1], &[Encoding::Raw], &voxels, &[3, 4], C).is_empty());
+    }
+
+    #[test]
+    fn shards_are_emitted_as_soon_as_complete() {
+        // Dense: every voxel nonzero, so every chunk is stored.
+        let voxels: Vec<u8> = block_voxels([0..128, 0..128, 0..128])
+            .iter()
+            .map(|&v| v | 1)
+            .collect();
+        let scales = scales_for([256, 256, 256], C as u64);
+        let streamed = stream(&scales, [1, 0, 1], &[Encoding::Raw], &voxels, &[], C);
+        let mut when: BTreeMap<(String, usize), usize> = BTreeMap::new();
+        for (slab, shard) in &streamed {
+            *when.entry((shard.scale_key.clone(), *slab)).or_default() += 1;
+        }
+        #[rustfmt::skip]
+        let want = BTreeMap::from([
+            (("s0".to_owned(), 7), 4),  // the lower 8 chunk layers: 4 shards after slab 7
+            (("s0".to_owned(), 15), 4), // the upper 4 after the last slab
+            (("s1".to_owned(), 15), 1), // scales 1–4: one shard each, complete at the end
+            (("s2".to_owned(), 15), 1),
+            (("s3".to_owned(), 15), 1),
+            (("s4".to_owned(), 15), 1),
+        ]);
+        assert_eq!(when, want);
+    }
+
+    #[test]
+    fn jpeg_and_raw_shards_hold_the_same_chunks() {
+        let voxels = block_voxels([0..50, 0..128, 30..128]);
+        let scales = scales_for([256, 128, 256], C as u64);
+        let streamed = stream(
+            &scales,
+            [0, 0, 0],
+            &[Encoding::Jpeg, Encoding::Raw],
+            &voxels,
+            &[],
+            C,
+        );
+        let raw = decode_streamed(&scales, &streamed, Encoding::Raw);
+        let jpeg = decode_streamed(&scales, &streamed, Encoding::Jpeg);
+        assert_eq!(
+            raw.keys().collect::<Vec<_>>(),
+            jpeg.keys().collect::<Vec<_>>()
+        );
+        for (shard, raw_chunks) in &raw {
+            let jpeg_chunks = &jpeg[shard];
+            assert_eq!(
+                raw_chunks.keys().collect::<Vec<_>>(),
+                jpeg_chunks.keys().collect::<Vec<_>>()
+            );
+            let scale = scales
+                .iter()
+                .find(|s| s.key() == shard.0)
+                .expect("known scale");
+            for (id, raw_chunk) in raw_chunks {
+                let cell = morton::decode(*id, scale.morton_bits());
+                let extent = scale.chunk_extent(cell).map(|n| n as usize);
+                let decoded =
+                    codec::decode_chunk(Encoding::Jpeg, &jpeg_chunks[id], extent).expect("jpeg");
+                assert_eq!(decoded.len(), raw_chunk.len());
+            }
+        }
+    }
+
+    #[test]
+    fn downsample_rounds_half_up() {
+        // One 2×2×2 cube per case: sums 0, 3 (→ 0), 4 (→ 1, the half rounds up), 2040 (→ 255).
+        let cases: [([u8; 8], u8); 5] = [
+            ([0; 8], 0),
+            ([1, 1, 1, 0, 0, 0, 0, 0], 0),
+            ([1, 1, 1, 1, 0, 0, 0, 0], 1),
+            ([10, 20, 30, 40, 50, 60, 70, 80], 45),
+            ([255; 8], 255),
+        ];
+        for (fine, mean) in cases {
+            let mut coarse = [0u8; 1];
+            downsample_2x2x2(&fine, 2, &mut coarse, &mut [0; 2]);
+            assert_eq!(coarse[0], mean, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn shard_layout_must_stay_inside_blocks() {
+        // Preshift 15 at scale 0 makes shards of 32 chunks per axis, two blocks wide.
+        let sharding = ShardingSpec::new(15, 0, 18).expect("valid spec");
+        let scale = Scale::new(
+            "wide".into(),
+            [512; 3],
+            [8.0; 3],
+            [C as u64; 3],
+            Encoding::Raw,
+            sharding,
+        )
+        .expect("valid scale");
+        let e = BlockPyramid::with_chunk_edge(
+            std::slice::from_ref(&scale),
+            [0, 0, 0],
+            &[Encoding::Raw],
+            75,
+            C,
+        )
+        .expect_err("shards span blocks");
+        assert!(
+            e.message()
+                .contains("scale wide: a shard spans cells [0, 32) along x"),
+            "{e}"
+        );
+        // … unless the volume is only one block wide: the grid clips the shard to the block.
+        let small = Scale::new(
+            "small".into(),
+            [128; 3],
+            [8.0; 3],
+            [C as u64; 3],
+            Encoding::Raw,
+            sharding,
+        )
+        .expect("valid scale");
+        BlockPyramid::with_chunk_edge(&[small], [0, 0, 0], &[Encoding::Raw], 75, C)
+            .expect("one block");
+    }
+
+    #[test]
+    fn low_bits_follow_the_morton_interleave() {
+        assert_eq!(low_bits_per_axis([4, 4, 4], 9), [3, 3, 3]);
+        assert_eq!(low_bits_per_axis([4, 4, 4], 10), [4, 3, 3]);
+        assert_eq!(low_bits_per_axis([2, 0, 3], 4), [2, 0, 2]); // x0 z0 x1 z1
+        assert_eq!(low_bits_per_axis([1, 1, 1], 9), [1, 1, 1]);
+    }
+
+    #[test]
+    fn misuse_is_an_error_not_a_panic() {
+        let scales = scales_for([256; 3], C as u64);
+        let new = |scales: &[Scale], encodings: &[Encoding], quality| {
+            BlockPyramid::with_chunk_edge(scales, [0, 0, 0], encodings, quality, C)
+        };
+        let cases = [
+            (
+                new(&[], &[Encoding::Raw], 75).expect_err("no scales"),
+                "expected 1 to 5 scales, got 0",
+            ),
+            (
+                new(
+                    &[scales.clone(), scales.clone()].concat(),
+                    &[Encoding::Raw],
+                    75,
+                )
+                .expect_err("10 scales"),
+                "got 10",
+            ),
+            (
+                new(&scales, &[], 75).expect_err("no encoding"),
+                "expected distinct encodings",
+            ),
+            (
+                new(&scales, &[Encoding::Raw, Encoding::Raw], 75).expect_err("twice"),
+                "distinct",
+            ),
+            (
+                new(&scales, &[Encoding::Jpeg], 0).expect_err("quality 0"),
+                "jpeg-quality: 0",
+            ),
+            (
+                BlockPyramid::new(&scales, [0, 0, 0], &[Encoding::Raw], 75).expect_err("8³ chunks"),
+                "chunk size [8, 8, 8], expected 64³",
+            ),
+        ];
+        for (e, message) in cases {
+            assert!(e.message().contains(message), "want {message:?} in {e}");
+        }
+
+        let mut pyramid = new(&scales, &[Encoding::Raw], 75).expect("valid");
+        let e = pyramid.push_slab(&[0; 10]).expect_err("short slab");
+        assert!(
+            e.message().contains("slab 0 has 10 bytes, expected 131072"),
+            "{e}"
+        );
+        pyramid.push_zero_slab().expect("slab 0");
+        let e = pyramid.finish().expect_err("15 slabs missing");
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(e.message().contains("finished after 1 of 16 slabs"), "{e}");
+
+        let mut pyramid = new(&scales, &[Encoding::Raw], 75).expect("valid");
+        for _ in 0..16 {
+            pyramid.push_zero_slab().expect("slab");
+        }
+        let e = pyramid.push_zero_slab().expect_err("17th slab");
+        assert!(e.message().contains("after the last"), "{e}");
+    }
+
+    /// The production geometry (1024³ blocks, 64³ chunks, 64 MiB slabs) on a block with data in
+    /// one slab only, so it runs in a debug build: a box of 200s at x ∈ [128, 256), y ∈ [0, 64),
+    /// z ∈ [320, 384), aligned so that every scale holds exactly its image: 200 inside the box
+    /// shrunk by 2^k, 0 outside.
+    #[test]
+    fn full_size_block_with_one_slab_of_data() {
+        let info = VolumeInfo::new(2048, 1024, 0, 1023, 8.0, Encoding::Jpeg);
+        let scales = info.scales();
+        let edge = 1024;
+        let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
+        for z in 0..64 {
+            for y in 0..64 {
+                slab[(z * edge + y) * edge + 128..][..128].fill(200);
+            }
+        }
+        let mut pyramid =
+            BlockPyramid::new(scales, [0, 0, 0], &[Encoding::Jpeg, Encoding::Raw], 75)
+                .expect("valid");
+        let mut streamed = Vec::new();
+        for i in 0..BlockPyramid::SLAB_COUNT {
+            let completed = if i == 5 {
+                pyramid.push_slab(&slab)
+            } else {
+                pyramid.push_zero_slab()
+            };
+            streamed.extend(completed.expect("slab").into_iter().map(|shard| (i, shard)));
+        }
+        assert!(pyramid.finish().expect("16 slabs").is_empty());
+
+        let when: BTreeSet<(usize, Encoding, &str, &str)> = streamed
+            .iter()
+            .map(|(i, s)| (*i, s.encoding, s.scale_key.as_str(), s.file_name.as_str()))
+            .collect();
+        let mut want = BTreeSet::new();
+        for encoding in [Encoding::Jpeg, Encoding::Raw] {
+            // The scale-0 shard of the lower half is complete after slab 7.
+            want.insert((7, encoding, "8.0x8.0x8.0", "000000.shard"));
+            for key in [
+                "16.0x16.0x16.0",
+                "32.0x32.0x32.0",
+                "64.0x64.0x64.0",
+                "128.0x128.0x128.0",
+            ] {
+                want.insert((15, encoding, key, "000000.shard"));
+            }
+        }
+        assert_eq!(when, want);
+
+        let raw = decode_streamed(scales, &streamed, Encoding::Raw);
+        let jpeg = decode_streamed(scales, &streamed, Encoding::Jpeg);
+        for (k, scale) in scales.iter().enumerate() {
+            let inside = |voxel: [u64; 3]| {
+                let [lo, hi] =
+                    [[128u64, 0, 320], [256, 64, 384]].map(|corner| corner.map(|c| c >> k));
+                (0..3).all(|axis| lo[axis] <= voxel[axis] && voxel[axis] < hi[axis])
+            };
+            let chunks = &raw[&(scale.key().to_owned(), "000000.shard".to_owned())];
+            let mut want_ids = BTreeSet::new();
+            for (id, chunk) in chunks {
+                let cell = morton::decode(*id, scale.morton_bits());
+                let extent = scale.chunk_extent(cell);
+                assert_eq!(chunk.len() as u64, extent.iter().product::<u64>());
+                let mut i = 0;
+                for z in 0..extent[2] {
+                    for y in 0..extent[1] {
+                        for x in 0..extent[0] {
+                            let voxel = [x + cell[0] * 64, y + cell[1] * 64, z + cell[2] * 64];
+                            let want = if inside(voxel) { 200 } else { 0 };
+                            assert_eq!(chunk[i], want, "scale {k} voxel {voxel:?}");
+                            i += 1;
+                        }
+                    }
+                }
+                want_ids.insert(*id);
+            }
+            // Scale 0: cells x 2–3 of the box; each coarser scale: the one cell holding it.
+            assert_eq!(chunks.len(), if k == 0 { 2 } else { 1 }, "scale {k}");
+            let jpeg_chunks = &jpeg[&(scale.key().to_owned(), "000000.shard".to_owned())];
+            assert_eq!(
+                jpeg_chunks.keys().copied().collect::<BTreeSet<_>>(),
+                want_ids
+            );
+        }
+    }
+}

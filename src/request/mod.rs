@@ -1,0 +1,344 @@
+//! Validated, typed requests, one per endpoint; required fields are never `Option`.
+//!
+//! Both doors lead here: the HTTP handler parses the original's loose JSON with
+//! [`raw::LooseFields`], the typed WIT exports build the structs directly, and both call
+//! `validate`, so one set of rules (and one set of messages) applies to every caller.
+
+pub mod location;
+pub mod raw;
+
+use crate::{Error, Result};
+use location::{Location, check_object_name};
+use raw::LooseFields;
+
+/// The block edge and tile edge of the Neuroglancer volume: fixed by the sharding layout.
+pub const BLOCK_SIZE: u32 = 1024;
+
+/// Largest aligned frame edge we accept; the aligned image is held in memory whole.
+pub const MAX_FRAME_EDGE: u32 = 1 << 17;
+
+/// Largest number of pixels in an aligned frame (1 GiB of 8-bit voxels).
+pub const MAX_FRAME_PIXELS: u64 = 1 << 30;
+
+/// tensorstore's default JPEG quality, which the original service used.
+pub const DEFAULT_JPEG_QUALITY: u8 = 75;
+
+/// Default voxel size in nm (the original wrote 8 nm isotropic).
+pub const DEFAULT_RESOLUTION_NM: f64 = 8.0;
+
+/// `POST /alignedslice`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlignedSliceRequest {
+    /// Object name under `<dest>/raw/`.
+    pub img: String,
+    /// `[a, b, c, d, e, f]`, the affine matrix by columns.
+    pub transform: [f64; 6],
+    /// Width and height of the aligned frame.
+    pub bbox: [u32; 2],
+    /// Holds `raw/`, receives `align/`.
+    pub dest: Location,
+    /// Receives the tile pack `<slice>`.
+    pub dest_tmp: Location,
+    /// The slice's z index.
+    pub slice: u32,
+    /// Tile edge of the tile pack.
+    pub shard_size: u32,
+}
+
+/// `POST /ngmeta`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NgMetaRequest {
+    /// Receives `neuroglancer/<encoding>/info`.
+    pub dest: Location,
+    /// First slice.
+    pub minz: u32,
+    /// Last slice (inclusive).
+    pub maxz: u32,
+    /// Width and height of the aligned frame.
+    pub bbox: [u32; 2],
+    /// Also describe a raw-encoded volume.
+    pub write_raw: bool,
+    /// Voxel size in nm at scale 0.
+    pub resolution_nm: f64,
+}
+
+/// `POST /ngshard`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NgShardRequest {
+    /// Holds the volume's `info` and receives its shards.
+    pub dest: Location,
+    /// Holds the tile packs.
+    pub source: Location,
+    /// Block position in units of [`BLOCK_SIZE`], x y z.
+    pub start: [u32; 3],
+    /// First slice.
+    pub minz: u32,
+    /// Last slice (inclusive).
+    pub maxz: u32,
+    /// Width and height of the aligned frame.
+    pub bbox: [u32; 2],
+    /// Also write the raw-encoded pyramid.
+    pub write_raw: bool,
+    /// JPEG quality, 1–100.
+    pub jpeg_quality: u8,
+}
+
+fn u32_field(fields: &LooseFields, field: &str) -> Result<u32> {
+    let value = fields.uint(field)?;
+    u32::try_from(value).map_err(|_| Error::bad_field(field, format!("{value} is too large")))
+}
+
+fn u32_list<const N: usize>(fields: &LooseFields, field: &str) -> Result<[u32; N]> {
+    let values = fields.uints(field, N)?;
+    let mut out = [0u32; N];
+    for (slot, value) in out.iter_mut().zip(values) {
+        *slot = u32::try_from(value)
+            .map_err(|_| Error::bad_field(field, format!("{value} is too large")))?;
+    }
+    Ok(out)
+}
+
+fn require_block_size(fields: &LooseFields) -> Result<()> {
+    let size = fields.optional("shard-size", BLOCK_SIZE, u32_field)?;
+    check_block_size(size)
+}
+
+/// The volume's layout (design.md §4) only works with 1024-voxel blocks.
+pub fn check_block_size(shard_size: u32) -> Result<()> {
+    if shard_size != BLOCK_SIZE {
+        return Err(Error::bad_field(
+            "shard-size",
+            format!("must be {BLOCK_SIZE} (the volume's block size), got {shard_size}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_bbox(bbox: [u32; 2]) -> Result<()> {
+    let [w, h] = bbox;
+    if w == 0 || h == 0 {
+        return Err(Error::bad_field(
+            "bbox",
+            format!("width and height must be at least 1, got [{w}, {h}]"),
+        ));
+    }
+    if w > MAX_FRAME_EDGE || h > MAX_FRAME_EDGE || u64::from(w) * u64::from(h) > MAX_FRAME_PIXELS {
+        return Err(Error::new(
+            crate::ErrorKind::TooLarge,
+            format!(
+                "bbox: [{w}, {h}] exceeds the limit of {MAX_FRAME_PIXELS} pixels and {MAX_FRAME_EDGE} per edge"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_z_range(minz: u32, maxz: u32) -> Result<()> {
+    if minz > maxz {
+        return Err(Error::bad_field(
+            "maxz",
+            format!("{maxz} is below minz {minz}"),
+        ));
+    }
+    Ok(())
+}
+
+impl AlignedSliceRequest {
+    /// Parses and validates the original's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let f = LooseFields::parse(body)?;
+        let transform = f.numbers("transform", 6)?;
+        let request = Self {
+            img: f.string("img")?,
+            transform: [
+                transform[0],
+                transform[1],
+                transform[2],
+                transform[3],
+                transform[4],
+                transform[5],
+            ],
+            bbox: u32_list(&f, "bbox")?,
+            dest: Location::parse("dest", &f.string("dest")?)?,
+            dest_tmp: Location::parse("dest-tmp", &f.string("dest-tmp")?)?,
+            slice: u32_field(&f, "slice")?,
+            shard_size: f.optional("shard-size", BLOCK_SIZE, u32_field)?,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// Checks the rules that do not depend on the JSON form.
+    pub fn validate(&self) -> Result<()> {
+        check_object_name("img", &self.img)?;
+        check_bbox(self.bbox)?;
+        if !(16..=16384).contains(&self.shard_size) {
+            return Err(Error::bad_field(
+                "shard-size",
+                format!("must be between 16 and 16384, got {}", self.shard_size),
+            ));
+        }
+        crate::resample::affine::AffineTransform::new(self.transform).inverse()?;
+        Ok(())
+    }
+}
+
+impl NgMetaRequest {
+    /// Parses and validates the original's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let f = LooseFields::parse(body)?;
+        require_block_size(&f)?;
+        let request = Self {
+            dest: Location::parse("dest", &f.string("dest")?)?,
+            minz: u32_field(&f, "minz")?,
+            maxz: u32_field(&f, "maxz")?,
+            bbox: u32_list(&f, "bbox")?,
+            write_raw: f.optional("writeRaw", false, LooseFields::boolean)?,
+            resolution_nm: f.optional("resolution", DEFAULT_RESOLUTION_NM, LooseFields::number)?,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// Checks the rules that do not depend on the JSON form.
+    pub fn validate(&self) -> Result<()> {
+        check_bbox(self.bbox)?;
+        check_z_range(self.minz, self.maxz)?;
+        if !(self.resolution_nm.is_finite() && self.resolution_nm > 0.0) {
+            return Err(Error::bad_field(
+                "resolution",
+                format!(
+                    "must be a positive number of nm, got {}",
+                    self.resolution_nm
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl NgShardRequest {
+    /// Parses and validates the original's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let f = LooseFields::parse(body)?;
+        require_block_size(&f)?;
+        let quality = f.optional(
+            "jpeg-quality",
+            u64::from(DEFAULT_JPEG_QUALITY),
+            LooseFields::uint,
+        )?;
+        let request = Self {
+            dest: Location::parse("dest", &f.string("dest")?)?,
+            source: Location::parse("source", &f.string("source")?)?,
+            start: u32_list(&f, "start")?,
+            minz: u32_field(&f, "minz")?,
+            maxz: u32_field(&f, "maxz")?,
+            bbox: u32_list(&f, "bbox")?,
+            write_raw: f.optional("writeRaw", false, LooseFields::boolean)?,
+            jpeg_quality: u8::try_from(quality).map_err(|_| {
+                Error::bad_field(
+                    "jpeg-quality",
+                    format!("must be between 1 and 100, got {quality}"),
+                )
+            })?,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// Checks the rules that do not depend on the JSON form, including that the block lies
+    /// inside the volume.
+    pub fn validate(&self) -> Result<()> {
+        check_bbox(self.bbox)?;
+        check_z_range(self.minz, self.maxz)?;
+        if !(1..=100).contains(&self.jpeg_quality) {
+            return Err(Error::bad_field(
+                "jpeg-quality",
+                format!("must be between 1 and 100, got {}", self.jpeg_quality),
+            ));
+        }
+        let blocks = [
+            self.bbox[0].div_ceil(BLOCK_SIZE),
+            self.bbox[1].div_ceil(BLOCK_SIZE),
+            (self.maxz / BLOCK_SIZE) + 1,
+        ];
+        if self.start.iter().zip(blocks).any(|(&s, n)| s >= n) {
+            return Err(Error::bad_field(
+                "start",
+                format!(
+                    "block {:?} lies outside the volume, which has {:?} blocks of {BLOCK_SIZE}³",
+                    self.start, blocks
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    const ALIGNED: &str = r#"{"img": "s0003.png", "transform": "[1 0 0 1 0 0]", "bbox": "[1300, 1100]",
+        "dest": "emdata", "dest-tmp": "emdata-tmp", "slice": "3"}"#;
+
+    #[test]
+    fn aligned_slice_accepts_the_originals_shape() {
+        let r = AlignedSliceRequest::from_json(ALIGNED.as_bytes()).unwrap();
+        assert_eq!(r.bbox, [1300, 1100]);
+        assert_eq!(r.slice, 3);
+        assert_eq!(r.shard_size, 1024);
+        assert_eq!(r.transform, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn singular_transform_is_a_bad_transform_field() {
+        let body = ALIGNED.replace("[1 0 0 1 0 0]", "[1 2 2 4 0 0]");
+        let e = AlignedSliceRequest::from_json(body.as_bytes()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.message().starts_with("transform: "), "{e}");
+    }
+
+    #[test]
+    fn ng_requests_insist_on_1024_blocks() {
+        let body = r#"{"dest": "d", "minz": 0, "maxz": 5, "shard-size": 512, "bbox": "[10, 10]", "writeRaw": "True"}"#;
+        let e = NgMetaRequest::from_json(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shard-size: must be 1024 (the volume's block size), got 512"
+        );
+    }
+
+    #[test]
+    fn ng_shard_parses_and_checks_the_block_is_inside() {
+        let body = r#"{"dest": "d", "source": "t", "start": [1, 0, 0], "shard-size": 1024, "minz": 3,
+            "maxz": 40, "bbox": "[1300, 1100]", "writeRaw": "False"}"#;
+        let r = NgShardRequest::from_json(body.as_bytes()).unwrap();
+        assert_eq!(r.start, [1, 0, 0]);
+        assert!(!r.write_raw);
+        assert_eq!(r.jpeg_quality, 75);
+        let outside = body.replace("[1, 0, 0]", "[2, 0, 0]");
+        let e = NgShardRequest::from_json(outside.as_bytes()).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("start: block [2, 0, 0] lies outside"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_are_named() {
+        let e =
+            NgMetaRequest::from_json(br#"{"dest": "d", "minz": 0, "bbox": "[1, 1]"}"#).unwrap_err();
+        assert_eq!(e.to_string(), "maxz: missing");
+        let e =
+            NgMetaRequest::from_json(br#"{"dest": "d", "minz": 9, "maxz": 2, "bbox": "[1, 1]"}"#)
+                .unwrap_err();
+        assert_eq!(e.to_string(), "maxz: 2 is below minz 9");
+        let e =
+            NgMetaRequest::from_json(br#"{"dest": "d", "minz": 0, "maxz": 2, "bbox": "[0, 1]"}"#)
+                .unwrap_err();
+        assert!(e.message().starts_with("bbox: "));
+    }
+}

@@ -1,0 +1,131 @@
+//! Objects as files in a local data directory: bucket `B` is the folder `<root>/B`.
+//!
+//! The same code runs natively and in the component, where `std::fs` goes through
+//! `wasi:filesystem` and `<root>` is the directory the host preopened.
+
+use super::Storage;
+use crate::request::location::ObjectPath;
+use crate::{Error, Result};
+use std::io::{ErrorKind as IoKind, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A local data directory holding one folder per bucket.
+#[derive(Clone, Debug)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+/// Distinguishes temporary files of concurrent puts within one process.
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+impl FsStorage {
+    /// A store rooted at `root`, which must exist.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn path_of(&self, object: &ObjectPath) -> PathBuf {
+        // Bucket and name were validated by `request::location`: no `..`, nothing absolute.
+        self.root.join(&object.bucket).join(&object.name)
+    }
+
+    fn open(&self, object: &ObjectPath) -> Result<std::fs::File> {
+        std::fs::File::open(self.path_of(object)).map_err(|e| io_error(object, &e))
+    }
+}
+
+fn io_error(object: &ObjectPath, e: &std::io::Error) -> Error {
+    match e.kind() {
+        IoKind::NotFound => Error::not_found(object),
+        _ => Error::storage(object, e),
+    }
+}
+
+impl Storage for FsStorage {
+    async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
+        std::fs::read(self.path_of(object)).map_err(|e| io_error(object, &e))
+    }
+
+    async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
+        let mut file = self.open(object)?;
+        file.seek(SeekFrom::Start(range.start))
+            .map_err(|e| io_error(object, &e))?;
+        let mut bytes = Vec::new();
+        file.take(range.end.saturating_sub(range.start))
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(object, &e))?;
+        Ok(bytes)
+    }
+
+    async fn put(&self, object: &ObjectPath, bytes: &[u8], _content_type: &str) -> Result<()> {
+        let path = self.path_of(object);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| io_error(object, &e))?;
+        // Write beside the target and rename over it: readers see the old object or the new
+        // one, never a torn write, and a failed task leaves no partial file under the real name.
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let temp = dir.join(format!(
+            ".{file_name}.tmp-{}-{}",
+            std::process::id(),
+            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(e) = written {
+            // Best effort: the temporary name is hidden and unique, so a leftover is harmless.
+            let _ = std::fs::remove_file(&temp);
+            return Err(io_error(object, &e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::request::location::Location;
+
+    fn temp_root(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("emwrite-fs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn put_get_and_ranges_round_trip() {
+        let root = temp_root("roundtrip");
+        let store = FsStorage::new(&root);
+        let object = Location::parse("dest", "lab").unwrap().object("a/b/c.bin");
+        pollster::block_on(store.put(&object, b"0123456789", super::super::BINARY)).unwrap();
+        assert_eq!(
+            pollster::block_on(store.get(&object)).unwrap(),
+            b"0123456789"
+        );
+        assert_eq!(
+            pollster::block_on(store.get_range(&object, 2..5)).unwrap(),
+            b"234"
+        );
+        assert_eq!(
+            pollster::block_on(store.get_range(&object, 8..20)).unwrap(),
+            b"89"
+        );
+        assert!(root.join("lab/a/b/c.bin").is_file());
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("lab/a/b")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn missing_object_is_not_found_and_named() {
+        let store = FsStorage::new(temp_root("missing"));
+        let object = Location::parse("dest", "lab").unwrap().object("raw/s1.png");
+        let e = pollster::block_on(store.get(&object)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "raw/s1.png in bucket lab: not found");
+    }
+}

@@ -1,0 +1,37 @@
+//! Object storage as the tasks see it: whole-object puts, whole and ranged gets.
+//!
+//! Every object is written whole in one `put`, so a task that fails leaves each of its outputs
+//! either complete or absent. The trait is async because the component reaches GCS through
+//! `wasi:http`, where many requests are in flight from one single-threaded instance.
+
+pub mod fs;
+
+use crate::Result;
+use crate::request::location::ObjectPath;
+use std::ops::Range;
+
+/// Content type of PNG objects.
+pub const PNG: &str = "image/png";
+/// Content type of `info` objects.
+pub const JSON: &str = "application/json";
+/// Content type of everything else (tile packs, shards).
+pub const BINARY: &str = "application/octet-stream";
+
+/// A store of objects addressed by [`ObjectPath`].
+///
+/// Errors name the object: a missing object is [`crate::ErrorKind::NotFound`]; a store that keeps
+/// failing is [`crate::ErrorKind::Storage`].
+#[expect(
+    async_fn_in_trait,
+    reason = "futures run on one thread (wasm32 has none other), so no Send bound is wanted"
+)]
+pub trait Storage {
+    /// The whole object.
+    async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>>;
+
+    /// The bytes of `range` that the object has: shorter than asked at the object's end.
+    async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>>;
+
+    /// Writes the whole object at once, replacing any previous version.
+    async fn put(&self, object: &ObjectPath, bytes: &[u8], content_type: &str) -> Result<()>;
+}

@@ -1,0 +1,36 @@
+//! The three endpoints as tasks over a [`Storage`]: they read, call the format and resampling
+//! modules, and write. No format logic lives here.
+
+pub mod aligned_slice;
+pub mod ng_meta;
+pub mod ng_shard;
+
+use crate::Result;
+use crate::request::location::ObjectPath;
+use crate::storage::Storage;
+
+/// What a task wrote, in order: the report every endpoint returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Objects written, as `bucket/name`.
+    pub objects: Vec<String>,
+    /// Total bytes written.
+    pub bytes: u64,
+}
+
+impl Written {
+    /// Puts `bytes` at `object` and records it.
+    pub async fn put(
+        &mut self,
+        storage: &impl Storage,
+        object: &ObjectPath,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Result<()> {
+        storage.put(object, bytes, content_type).await?;
+        self.objects
+            .push(format!("{}/{}", object.bucket, object.name));
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! `ngmeta`: write the volume's `info` for the JPEG pyramid and, when asked, the raw one.
+
+use super::Written;
+use crate::Result;
+use crate::precomputed::codec::Encoding;
+use crate::precomputed::info::VolumeInfo;
+use crate::request::NgMetaRequest;
+use crate::request::location::{Location, ObjectPath};
+use crate::storage::{self, Storage};
+
+/// Object name of the `info` of the pyramid in `encoding`.
+pub fn info_object(dest: &Location, encoding: Encoding) -> ObjectPath {
+    dest.object(&format!("{}/info", volume_prefix(encoding)))
+}
+
+/// The folder of the pyramid in `encoding`, below the destination.
+pub fn volume_prefix(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Jpeg => "neuroglancer/jpeg",
+        Encoding::Raw => "neuroglancer/raw",
+    }
+}
+
+/// The encodings a request asks for: JPEG always, raw with `writeRaw`.
+pub fn encodings(write_raw: bool) -> &'static [Encoding] {
+    if write_raw {
+        &[Encoding::Jpeg, Encoding::Raw]
+    } else {
+        &[Encoding::Jpeg]
+    }
+}
+
+/// Runs one ngmeta task.
+pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Written> {
+    let mut written = Written::default();
+    for &encoding in encodings(request.write_raw) {
+        let info = VolumeInfo::new(
+            request.bbox[0].into(),
+            request.bbox[1].into(),
+            request.minz.into(),
+            request.maxz.into(),
+            request.resolution_nm,
+            encoding,
+        );
+        // Fail here, not blocks later in ngshard, when chunk ids would not fit the sharding.
+        for scale in info.scales() {
+            scale.check_shard_capacity()?;
+        }
+        let object = info_object(&request.dest, encoding);
+        written
+            .put(storage, &object, &info.to_json()?, storage::JSON)
+            .await?;
+    }
+    Ok(written)
+}

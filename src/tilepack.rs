@@ -1,0 +1,232 @@
+//! The tile pack: an aligned slice cut into PNG tiles, in one object, read back tile by tile.
+//!
+//! Byte-compatible with the original service (design.md §4). All integers are u64
+//! little-endian: `width, height, tile_size`, then `n + 1` absolute offsets (the first is
+//! `24 + 8·(n + 1)`), then the n PNG tiles back to back, row-major (y outer, x inner), edge tiles
+//! clipped to the image. Tile i's `[start, end)` sits at bytes `[24 + 8i, 24 + 8i + 16)`, so a
+//! reader needs two range reads: the offsets, then the tile.
+
+use crate::{Error, Result};
+use image::ImageEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+
+/// Bytes before the offsets table.
+pub const HEADER_BYTES: u64 = 24;
+
+/// The pack's geometry, from its first 24 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TilePackHeader {
+    /// Image width in pixels.
+    pub width: u64,
+    /// Image height in pixels.
+    pub height: u64,
+    /// Tile edge in pixels.
+    pub tile_size: u64,
+}
+
+impl TilePackHeader {
+    /// Tiles per row and per column.
+    pub fn tiles_xy(&self) -> [u64; 2] {
+        [
+            self.width.div_ceil(self.tile_size),
+            self.height.div_ceil(self.tile_size),
+        ]
+    }
+
+    /// Number of tiles.
+    pub fn tile_count(&self) -> u64 {
+        let [nx, ny] = self.tiles_xy();
+        nx * ny
+    }
+
+    /// Width and height of tile `(tx, ty)`: edge tiles are clipped.
+    pub fn tile_extent(&self, tx: u64, ty: u64) -> [u64; 2] {
+        [
+            (self.width - tx * self.tile_size).min(self.tile_size),
+            (self.height - ty * self.tile_size).min(self.tile_size),
+        ]
+    }
+
+    /// Byte range holding tile `index`'s `[start, end)` pair.
+    pub fn offsets_range(index: u64) -> std::ops::Range<u64> {
+        HEADER_BYTES + 8 * index..HEADER_BYTES + 8 * index + 16
+    }
+
+    /// Parses the first 24 bytes; `what` names the pack in errors.
+    pub fn parse(bytes: &[u8], what: &dyn std::fmt::Display) -> Result<Self> {
+        let [width, height, tile_size] = read_u64s::<3>(bytes, what)?;
+        if width == 0 || height == 0 || tile_size == 0 {
+            return Err(Error::unreadable(
+                what,
+                format!(
+                    "invalid tile pack header: width {width}, height {height}, tile size {tile_size}"
+                ),
+            ));
+        }
+        Ok(Self {
+            width,
+            height,
+            tile_size,
+        })
+    }
+}
+
+/// Reads `N` little-endian u64s from the start of `bytes`.
+pub fn read_u64s<const N: usize>(bytes: &[u8], what: &dyn std::fmt::Display) -> Result<[u64; N]> {
+    if bytes.len() < 8 * N {
+        return Err(Error::unreadable(
+            what,
+            format!(
+                "truncated tile pack: expected {} bytes, got {}",
+                8 * N,
+                bytes.len()
+            ),
+        ));
+    }
+    let mut out = [0u64; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[8 * i..8 * i + 8]);
+        *slot = u64::from_le_bytes(word);
+    }
+    Ok(out)
+}
+
+/// Encodes an 8-bit grayscale image as a PNG, fast: these are intermediate and output files of a
+/// batch job, where encode time matters more than the last percent of size.
+pub fn encode_png(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(pixels.len() / 2 + 1024);
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(pixels, width, height, image::ExtendedColorType::L8)
+        .map_err(|e| Error::internal(format!("encoding a {width}×{height} png: {e}")))?;
+    Ok(out)
+}
+
+/// Cuts `pixels` (`width × height`, row-major) into tiles of `tile_size` and packs them.
+///
+/// ```
+/// use emwrite::tilepack::{encode_tile_pack, TilePackHeader};
+/// let pack = encode_tile_pack(&[7u8; 5 * 3], 5, 3, 4).unwrap();
+/// let header = TilePackHeader::parse(&pack, &"pack").unwrap();
+/// assert_eq!(header.tile_count(), 2);
+/// ```
+pub fn encode_tile_pack(pixels: &[u8], width: u32, height: u32, tile_size: u32) -> Result<Vec<u8>> {
+    let header = TilePackHeader {
+        width: width.into(),
+        height: height.into(),
+        tile_size: tile_size.into(),
+    };
+    let [nx, ny] = header.tiles_xy();
+    let mut tiles = Vec::with_capacity((nx * ny) as usize);
+    let mut tile = Vec::new();
+    for ty in 0..ny {
+        for tx in 0..nx {
+            let [tw, th] = header.tile_extent(tx, ty);
+            tile.clear();
+            for row in 0..th {
+                let start =
+                    ((ty * header.tile_size + row) * header.width + tx * header.tile_size) as usize;
+                tile.extend_from_slice(&pixels[start..start + tw as usize]);
+            }
+            tiles.push(encode_png(&tile, tw as u32, th as u32)?);
+        }
+    }
+    let n = tiles.len() as u64;
+    let data_start = HEADER_BYTES + 8 * (n + 1);
+    let total = data_start + tiles.iter().map(|t| t.len() as u64).sum::<u64>();
+    let mut pack = Vec::with_capacity(total as usize);
+    for word in [header.width, header.height, header.tile_size] {
+        pack.extend_from_slice(&word.to_le_bytes());
+    }
+    let mut offset = data_start;
+    pack.extend_from_slice(&offset.to_le_bytes());
+    for t in &tiles {
+        offset += t.len() as u64;
+        pack.extend_from_slice(&offset.to_le_bytes());
+    }
+    for t in &tiles {
+        pack.extend_from_slice(t);
+    }
+    Ok(pack)
+}
+
+/// Decodes one tile's PNG, which must be 8-bit grayscale of `extent`.
+pub fn decode_tile(png: &[u8], extent: [u64; 2], what: &dyn std::fmt::Display) -> Result<Vec<u8>> {
+    let image = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+        .map_err(|e| Error::unreadable(what, format!("corrupt tile: {e}")))?;
+    let image::DynamicImage::ImageLuma8(gray) = image else {
+        return Err(Error::unreadable(what, "tile is not 8-bit grayscale"));
+    };
+    if [u64::from(gray.width()), u64::from(gray.height())] != extent {
+        return Err(Error::unreadable(
+            what,
+            format!(
+                "tile is {}×{}, expected {}×{}",
+                gray.width(),
+                gray.height(),
+                extent[0],
+                extent[1]
+            ),
+        ));
+    }
+    Ok(gray.into_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> Vec<u8> {
+        (0..w * h)
+            .map(|i| ((i % w) * 3 + (i / w) * 7) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn layout_matches_the_original_byte_for_byte() {
+        let pack = encode_tile_pack(&gradient(5, 3), 5, 3, 4).unwrap();
+        let words = read_u64s::<6>(&pack, &"pack").unwrap();
+        assert_eq!(words[..3], [5, 3, 4]); // width, height, tile size
+        assert_eq!(words[3], 24 + 8 * 3); // first offset: header + 3 offsets (2 tiles + 1)
+        assert_eq!(words[5], pack.len() as u64); // last offset: end of the pack
+        assert!(words[4] > words[3] && words[4] < words[5]);
+    }
+
+    #[test]
+    fn tiles_round_trip_with_clipped_edges() {
+        let (w, h, t) = (9u32, 7u32, 4u32);
+        let pixels = gradient(w, h);
+        let pack = encode_tile_pack(&pixels, w, h, t).unwrap();
+        let header = TilePackHeader::parse(&pack, &"pack").unwrap();
+        assert_eq!(header.tiles_xy(), [3, 2]);
+        for ty in 0..2 {
+            for tx in 0..3 {
+                let i = ty * 3 + tx;
+                let r = TilePackHeader::offsets_range(i);
+                let [start, end] =
+                    read_u64s::<2>(&pack[r.start as usize..r.end as usize], &"pack").unwrap();
+                let extent = header.tile_extent(tx, ty);
+                let tile =
+                    decode_tile(&pack[start as usize..end as usize], extent, &"tile").unwrap();
+                for row in 0..extent[1] {
+                    for col in 0..extent[0] {
+                        let (x, y) = (tx * 4 + col, ty * 4 + row);
+                        assert_eq!(
+                            tile[(row * extent[0] + col) as usize],
+                            pixels[(y * 9 + x) as usize]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_header_and_bad_tiles_are_errors() {
+        assert!(TilePackHeader::parse(&[0u8; 10], &"p").is_err());
+        assert!(decode_tile(b"not a png", [1, 1], &"t").is_err());
+        let png = encode_png(&[1, 2, 3, 4], 2, 2).unwrap();
+        let e = decode_tile(&png, [3, 2], &"t").unwrap_err();
+        assert_eq!(e.to_string(), "t: tile is 2×2, expected 3×2");
+    }
+}

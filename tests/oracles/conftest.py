@@ -1,0 +1,114 @@
+"""Fixtures for the oracle tests: the built emwrite binaries, scratch data dirs, a live server.
+
+The test command (scripts/test) builds `target/release/emwrite` and the `make_stack` example
+before running pytest; these tests never build anything themselves.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EMWRITE = ROOT / "target" / "release" / "emwrite"
+MAKE_STACK = ROOT / "target" / "release" / "examples" / "make_stack"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run the README's test command (scripts/test), which builds it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def emwrite() -> Path:
+    return _require(EMWRITE)
+
+
+@pytest.fixture(scope="session")
+def make_stack() -> Path:
+    return _require(MAKE_STACK)
+
+
+def run_emwrite(emwrite: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(emwrite), *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"emwrite {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+def generate_stack(make_stack: Path, data_dir: Path, **options) -> dict:
+    args = [str(make_stack), "--data-dir", str(data_dir)]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    subprocess.run(args, check=True, capture_output=True)
+    return json.loads((data_dir / "stack.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`emwrite serve` on a loopback port, stopped when the test session ends."""
+
+    def __init__(self, emwrite: Path, data_dir: Path):
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.log = open(data_dir.parent / f"serve-{self.port}.log", "w")
+        self.process = subprocess.Popen(
+            [str(emwrite), "serve", "--addr", "127.0.0.1", "--port", str(self.port), "--data-dir", str(data_dir)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"emwrite serve exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+
+    def post(self, endpoint: str, body, accept: str | None = None) -> tuple[int, str]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/{endpoint}", data=data, method="POST",
+            headers={"Content-Type": "application/json", **({"Accept": accept} if accept else {})},
+        )
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}") as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(emwrite, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("serve") / "data"
+    data_dir.mkdir()
+    s = Server(emwrite, data_dir)
+    yield s
+    s.stop()
