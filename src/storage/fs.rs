@@ -20,6 +20,19 @@ pub struct FsStorage {
 /// Distinguishes temporary files of concurrent puts within one process.
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
+/// A random token, the same for the whole process or component instance: concurrent instances
+/// share the data directory, and WASI has no process id (`std::process::id` panics there).
+fn instance_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static TOKEN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // RandomState draws its keys from the OS (wasi:random in the component).
+    *TOKEN.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    })
+}
+
 impl FsStorage {
     /// A store rooted at `root`, which must exist.
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -70,8 +83,8 @@ impl Storage for FsStorage {
             .map(|n| n.to_string_lossy())
             .unwrap_or_default();
         let temp = dir.join(format!(
-            ".{file_name}.tmp-{}-{}",
-            std::process::id(),
+            ".{file_name}.tmp-{:016x}-{}",
+            instance_token(),
             NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
         ));
         let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, &path));
