@@ -1,0 +1,334 @@
+//! `HostError`: why a command, request or task failed, and the HTTP status of each failure.
+//!
+//! Kinds follow who is at fault (`shared/style.md`, Errors): the user's setup (`Config`),
+//! wasmtime (`Engine`), the component's own bug (`Trap`), a limit the host enforces, or the task
+//! itself, whose WIT `task-error` case says whose fault it was.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::bindings::TaskError;
+
+/// A failure of the host or of one request or task it ran.
+///
+/// Displays as `<context>: <detail>`; [`HostError::detail`] alone is what an HTTP client gets,
+/// since it knows which request it sent.
+#[derive(Debug)]
+pub enum HostError {
+    /// The command line, a file it names or the host's environment is wrong.
+    Config(String),
+    /// Wasmtime could not compile, link or instantiate the component.
+    Engine {
+        /// What the host was doing.
+        context: String,
+        /// Wasmtime's error with its causes.
+        message: String,
+    },
+    /// The guest trapped: a bug in the component, whatever the request was.
+    Trap {
+        /// The request or task.
+        context: String,
+        /// The trap, as wasmtime names it.
+        trap: String,
+        /// What the guest wrote last, normally its panic message.
+        last_words: Option<String>,
+        /// Wasmtime's report with the wasm backtrace, for logs rather than clients.
+        backtrace: String,
+    },
+    /// The instance tried to grow its memory past `--memory-limit`.
+    MemoryLimit {
+        /// The request or task.
+        context: String,
+        /// The configured cap.
+        limit_bytes: u64,
+        /// The memory size the guest asked for.
+        requested_bytes: u64,
+    },
+    /// The request or task ran longer than `--time-limit`.
+    TimeLimit {
+        /// The request or task.
+        context: String,
+        /// The configured limit.
+        limit: Duration,
+    },
+    /// The component reported a typed `task-error`.
+    Task {
+        /// The request or task (slice, block, endpoint).
+        context: String,
+        /// The WIT case with its message.
+        error: TaskError,
+    },
+    /// Tasks of a pipeline phase failed (each was reported as it failed); later phases did
+    /// not run.
+    Phase {
+        /// `align`, `info` or `shard`.
+        phase: &'static str,
+        /// Tasks that failed.
+        failed: usize,
+        /// Tasks that succeeded.
+        done: usize,
+        /// Tasks in the phase.
+        total: usize,
+    },
+    /// The component answered an HTTP request with a non-2xx status.
+    Status {
+        /// The request.
+        context: String,
+        /// The status the component chose.
+        status: u16,
+        /// The response body.
+        message: String,
+    },
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.context() {
+            Some(context) => write!(f, "{context}: {}", self.detail()),
+            None => f.write_str(&self.detail()),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl HostError {
+    /// The request or task the failure belongs to, if any.
+    pub fn context(&self) -> Option<&str> {
+        match self {
+            HostError::Config(_) => None,
+            HostError::Phase { phase, .. } => Some(phase),
+            HostError::Engine { context, .. }
+            | HostError::Trap { context, .. }
+            | HostError::MemoryLimit { context, .. }
+            | HostError::TimeLimit { context, .. }
+            | HostError::Task { context, .. }
+            | HostError::Status { context, .. } => Some(context),
+        }
+    }
+
+    /// What went wrong, without the context.
+    pub fn detail(&self) -> String {
+        match self {
+            HostError::Config(message) | HostError::Engine { message, .. } => message.clone(),
+            HostError::Trap {
+                trap, last_words, ..
+            } => match last_words {
+                Some(words) => format!("component trapped: {trap} (guest: {words})"),
+                None => format!("component trapped: {trap}"),
+            },
+            HostError::MemoryLimit {
+                limit_bytes,
+                requested_bytes,
+                ..
+            } => format!(
+                "memory limit exceeded: the component asked for {} but the limit is {} \
+                 (--memory-limit)",
+                Bytes(*requested_bytes),
+                Bytes(*limit_bytes)
+            ),
+            HostError::TimeLimit { limit, .. } => {
+                format!("time limit of {} exceeded (--time-limit)", Seconds(*limit))
+            }
+            HostError::Task { error, .. } => describe_task_error(error),
+            HostError::Phase {
+                failed,
+                done,
+                total,
+                ..
+            } => format!(
+                "{failed} of {total} tasks failed ({done} done, {} not started); the pipeline \
+                 stopped",
+                total - failed - done
+            ),
+            HostError::Status {
+                status, message, ..
+            } => format!("HTTP {status}: {message}"),
+        }
+    }
+
+    /// The HTTP status of this failure; the host's one place that decides it (the component
+    /// decides for its own responses).
+    pub fn status(&self) -> u16 {
+        match self {
+            HostError::Task { error, .. } => match error {
+                TaskError::BadRequest(_) => 400,
+                TaskError::NotFound(_) => 404,
+                TaskError::UnreadableInput(_) => 422,
+                TaskError::TooLarge(_) => 413,
+                TaskError::Storage(_) => 502,
+                TaskError::Internal(_) => 500,
+            },
+            HostError::MemoryLimit { .. } => 413,
+            HostError::TimeLimit { .. } => 504,
+            HostError::Status { status, .. } => *status,
+            HostError::Config(_)
+            | HostError::Engine { .. }
+            | HostError::Trap { .. }
+            | HostError::Phase { .. } => 500,
+        }
+    }
+
+    /// A short kebab-case name of the kind, for JSON error bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostError::Config(_) => "config",
+            HostError::Engine { .. } => "engine",
+            HostError::Trap { .. } => "trap",
+            HostError::MemoryLimit { .. } => "memory-limit",
+            HostError::TimeLimit { .. } => "time-limit",
+            HostError::Task { error, .. } => task_error_kind(error),
+            HostError::Phase { .. } => "phase",
+            HostError::Status { .. } => "status",
+        }
+    }
+
+    /// Wasmtime's full report of a trap, with the wasm backtrace, for the log.
+    pub fn backtrace(&self) -> Option<&str> {
+        match self {
+            HostError::Trap { backtrace, .. } => Some(backtrace),
+            _ => None,
+        }
+    }
+
+    /// A wasmtime failure while `context`.
+    pub fn engine(context: impl Into<String>, error: &wasmtime::Error) -> Self {
+        HostError::Engine {
+            context: context.into(),
+            message: format!("{error:#}"),
+        }
+    }
+}
+
+/// The WIT case name of a task error.
+pub fn task_error_kind(error: &TaskError) -> &'static str {
+    match error {
+        TaskError::BadRequest(_) => "bad-request",
+        TaskError::NotFound(_) => "not-found",
+        TaskError::UnreadableInput(_) => "unreadable-input",
+        TaskError::TooLarge(_) => "too-large",
+        TaskError::Storage(_) => "storage",
+        TaskError::Internal(_) => "internal",
+    }
+}
+
+/// `bad request: transform: expected 6 numbers, got 5`.
+fn describe_task_error(error: &TaskError) -> String {
+    let (TaskError::BadRequest(message)
+    | TaskError::NotFound(message)
+    | TaskError::UnreadableInput(message)
+    | TaskError::TooLarge(message)
+    | TaskError::Storage(message)
+    | TaskError::Internal(message)) = error;
+    format!("{}: {message}", task_error_kind(error).replace('-', " "))
+}
+
+/// A byte count in the largest binary unit that keeps it at least 1 (`2 GiB`, `512.5 MiB`).
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 || value.fract() == 0.0 {
+            write!(f, "{value} {}", UNITS[unit])
+        } else {
+            write!(f, "{value:.1} {}", UNITS[unit])
+        }
+    }
+}
+
+/// A duration for people: milliseconds below a second (`0.4 ms`, `250 ms`), else seconds
+/// (`90 s`, `1.372 s`).
+pub struct Seconds(pub Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.as_secs_f64();
+        let millis = seconds * 1000.0;
+        if seconds >= 1.0 && seconds.fract() == 0.0 {
+            write!(f, "{seconds} s")
+        } else if seconds >= 1.0 {
+            write!(f, "{seconds:.3} s")
+        } else if millis.fract() == 0.0 {
+            write!(f, "{millis} ms")
+        } else {
+            write!(f, "{millis:.1} ms")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_errors_map_to_their_status_and_name_the_case() {
+        let cases = [
+            (
+                TaskError::BadRequest("bbox: expected 2 numbers, got 3".into()),
+                400,
+            ),
+            (
+                TaskError::NotFound("raw/s1.png in bucket lab: not found".into()),
+                404,
+            ),
+            (
+                TaskError::UnreadableInput("raw/s1.png: not a PNG".into()),
+                422,
+            ),
+            (
+                TaskError::TooLarge("bbox: 100000 x 100000 is too large".into()),
+                413,
+            ),
+            (
+                TaskError::Storage("gs://lab/x: 503 after 6 tries".into()),
+                502,
+            ),
+            (TaskError::Internal("shard index overflow".into()), 500),
+        ];
+        for (error, status) in cases {
+            let host = HostError::Task {
+                context: "slice z=3".into(),
+                error,
+            };
+            assert_eq!(host.status(), status, "{host}");
+        }
+        let host = HostError::Task {
+            context: "slice z=3 (s3.png)".into(),
+            error: TaskError::BadRequest("bbox: expected 2 numbers, got 3".into()),
+        };
+        assert_eq!(
+            host.to_string(),
+            "slice z=3 (s3.png): bad request: bbox: expected 2 numbers, got 3"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(Seconds(Duration::from_secs(90)).to_string(), "90 s");
+        assert_eq!(Seconds(Duration::from_millis(1372)).to_string(), "1.372 s");
+        assert_eq!(Seconds(Duration::from_millis(250)).to_string(), "250 ms");
+        assert_eq!(Seconds(Duration::from_micros(420)).to_string(), "0.4 ms");
+    }
+
+    #[test]
+    fn memory_limit_is_413_and_names_both_sizes() {
+        let host = HostError::MemoryLimit {
+            context: "POST /ngshard".into(),
+            limit_bytes: 2 << 30,
+            requested_bytes: (2 << 30) + (512 << 20),
+        };
+        assert_eq!(host.status(), 413);
+        assert_eq!(
+            host.to_string(),
+            "POST /ngshard: memory limit exceeded: the component asked for 2.5 GiB but the limit \
+             is 2 GiB (--memory-limit)"
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! `emwrite pipeline STACK.json`: a whole stack, from raw slices to a sharded Neuroglancer
+//! volume, through the component's typed WIT exports.
+//!
+//! Order (`shared/design.md` §1): every aligned slice (each writes its tile pack), then the
+//! volume's `info`, then every 1024³ block. Tasks of a phase are independent and run `--jobs`
+//! at a time, each in its own instance; a phase starts only when the previous one succeeded.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use crate::bindings::{EndpointsPre, Written, aligned_slice, ng_meta, ng_shard};
+use crate::engine::{Emwrite, HostState, Settings};
+use crate::error::{Bytes, HostError, Seconds};
+use crate::guest_log::LineSink;
+
+/// Edge of a block, of the tile packs' tiles and of `shard-size`: the only value the original
+/// and our sharding layout support (`shared/design.md` §4).
+const BLOCK: u32 = 1024;
+
+/// A stack file: where the volume goes and how each raw slice maps into the aligned frame.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stack {
+    /// Location holding `raw/` and receiving `align/` and `neuroglancer/`.
+    dest: String,
+    /// Location receiving the tile packs.
+    #[serde(rename = "dest-tmp")]
+    dest_tmp: String,
+    /// Width and height of the aligned frame.
+    bbox: [u32; 2],
+    /// Voxel size at scale 0, nm.
+    #[serde(default = "default_resolution")]
+    resolution: f64,
+    /// Also write the raw-encoded volume.
+    #[serde(rename = "writeRaw", alias = "write-raw", default)]
+    write_raw: bool,
+    /// JPEG quality of the volume, 1–100.
+    #[serde(
+        rename = "jpegQuality",
+        alias = "jpeg-quality",
+        default = "default_jpeg_quality"
+    )]
+    jpeg_quality: u8,
+    slices: Vec<Slice>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Slice {
+    z: u32,
+    /// Object name under `<dest>/raw/`.
+    img: String,
+    /// `[a, b, c, d, e, f]` by columns, as in the original.
+    transform: [f64; 6],
+}
+
+fn default_resolution() -> f64 {
+    8.0
+}
+
+fn default_jpeg_quality() -> u8 {
+    // tensorstore's default, which the original used.
+    75
+}
+
+/// One call into the component.
+enum Task {
+    Slice(aligned_slice::Request),
+    Meta(ng_meta::Request),
+    Block(ng_shard::Request),
+}
+
+impl Task {
+    /// Names the task in progress output, logs and errors.
+    fn label(&self) -> String {
+        match self {
+            Task::Slice(request) => format!("slice z={} ({})", request.slice, request.img),
+            Task::Meta(_) => "ngmeta".to_owned(),
+            Task::Block(request) => {
+                let (x, y, z) = request.start;
+                format!("block ({x}, {y}, {z})")
+            }
+        }
+    }
+}
+
+/// Runs the stack and prints where the volume is and its Neuroglancer source string.
+pub fn pipeline(stack_file: &Path, jobs: Option<u32>, settings: Settings) -> Result<(), HostError> {
+    let stack = read_stack(stack_file)?;
+    let jobs = jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |n| n as usize,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Guests compute on the worker that polls them: one worker per job runs them in parallel.
+        .worker_threads(jobs)
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    let data_dir = runtime.block_on(run_stack(&stack, jobs, &settings))?;
+    let volume = volume_location(&stack.dest, &data_dir);
+    println!("{volume}");
+    println!("precomputed://{}", volume_url(&volume));
+    Ok(())
+}
+
+fn read_stack(file: &Path) -> Result<Stack, HostError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| HostError::Config(format!("stack file {}: {e}", file.display())))?;
+    let stack: Stack = serde_json::from_str(&text)
+        .map_err(|e| HostError::Config(format!("stack file {}: {e}", file.display())))?;
+    let invalid =
+        |message: String| HostError::Config(format!("stack file {}: {message}", file.display()));
+    if stack.slices.is_empty() {
+        return Err(invalid("slices: empty".to_owned()));
+    }
+    if stack.bbox.contains(&0) {
+        return Err(invalid(format!("bbox: {:?} has a zero side", stack.bbox)));
+    }
+    let mut seen = BTreeSet::new();
+    for slice in &stack.slices {
+        if !seen.insert(slice.z) {
+            return Err(invalid(format!("slices: z={} appears twice", slice.z)));
+        }
+    }
+    Ok(stack)
+}
+
+async fn run_stack(stack: &Stack, jobs: usize, settings: &Settings) -> Result<PathBuf, HostError> {
+    let progress = Progress::new();
+    let emwrite = Emwrite::load(settings)?.with_log_sink(progress.line_sink());
+    let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
+        HostError::engine(
+            "the component does not export the emwrite:core endpoints",
+            &e,
+        )
+    })?;
+    // `read_stack` rejected an empty list.
+    let minz = stack.slices.iter().map(|s| s.z).min().unwrap_or(0);
+    let maxz = stack.slices.iter().map(|s| s.z).max().unwrap_or(0);
+    let [width, height] = stack.bbox;
+
+    let slices = stack
+        .slices
+        .iter()
+        .map(|slice| {
+            Task::Slice(aligned_slice::Request {
+                img: slice.img.clone(),
+                transform: slice.transform.to_vec(),
+                bbox: (width, height),
+                dest: stack.dest.clone(),
+                dest_tmp: stack.dest_tmp.clone(),
+                slice: slice.z,
+                shard_size: BLOCK,
+            })
+        })
+        .collect();
+    run_phase(&emwrite, &pre, &progress, "align", slices, jobs).await?;
+
+    let meta = Task::Meta(ng_meta::Request {
+        dest: stack.dest.clone(),
+        minz,
+        maxz,
+        shard_size: BLOCK,
+        bbox: (width, height),
+        write_raw: stack.write_raw,
+        resolution: stack.resolution,
+    });
+    run_phase(&emwrite, &pre, &progress, "info", vec![meta], 1).await?;
+
+    let mut blocks = Vec::new();
+    for bz in minz / BLOCK..=maxz / BLOCK {
+        for by in 0..height.div_ceil(BLOCK) {
+            for bx in 0..width.div_ceil(BLOCK) {
+                blocks.push(Task::Block(ng_shard::Request {
+                    dest: stack.dest.clone(),
+                    source: stack.dest_tmp.clone(),
+                    start: (bx, by, bz),
+                    shard_size: BLOCK,
+                    minz,
+                    maxz,
+                    bbox: (width, height),
+                    write_raw: stack.write_raw,
+                    jpeg_quality: stack.jpeg_quality,
+                }));
+            }
+        }
+    }
+    run_phase(&emwrite, &pre, &progress, "shard", blocks, jobs).await?;
+    progress.bar.finish_and_clear();
+    Ok(emwrite.data_dir().to_path_buf())
+}
+
+/// The progress bar on stderr, and printing around it so lines and bar do not overwrite each
+/// other. Indicatif hides the bar when stderr is not a terminal; the lines still print.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        // The template is a constant; should it ever fail to parse, the default bar is fine.
+        let style = ProgressStyle::with_template(
+            "{prefix:>5} [{elapsed_precise}] {wide_bar} {pos}/{len} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Progress { bar }
+    }
+
+    fn start_phase(&self, phase: &'static str, total: usize) {
+        self.bar.reset();
+        self.bar.set_length(total as u64);
+        self.bar.set_prefix(phase);
+    }
+
+    fn println(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// A sink for the guests' log lines that prints them above the bar.
+    fn line_sink(&self) -> LineSink {
+        let bar = self.bar.clone();
+        Arc::new(move |line: &str| bar.suspend(|| eprintln!("{line}")))
+    }
+}
+
+/// Runs `tasks` `jobs` at a time. After the first failure no new task starts (a failure is
+/// usually systematic: a wrong bucket, a bad transform), the running ones finish, and every
+/// failure is printed with the slice or block it belongs to.
+async fn run_phase(
+    emwrite: &Emwrite,
+    pre: &EndpointsPre<HostState>,
+    progress: &Progress,
+    phase: &'static str,
+    tasks: Vec<Task>,
+    jobs: usize,
+) -> Result<(), HostError> {
+    let total = tasks.len();
+    let started = Instant::now();
+    progress.start_phase(phase, total);
+    let mut pending = tasks.into_iter();
+    let mut running = JoinSet::new();
+    let (mut done, mut failed, mut objects, mut bytes) = (0_usize, 0_usize, 0_usize, 0_u64);
+    loop {
+        while failed == 0 && running.len() < jobs {
+            let Some(task) = pending.next() else { break };
+            running.spawn(run_task(emwrite.clone(), pre.clone(), task));
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let outcome = joined.unwrap_or_else(|join| {
+            Err(HostError::Engine {
+                context: phase.to_owned(),
+                message: format!("host task failed: {join}"),
+            })
+        });
+        match outcome {
+            Ok(written) => {
+                done += 1;
+                objects += written.objects.len();
+                bytes += written.bytes;
+                progress.bar.inc(1);
+            }
+            Err(error) => {
+                failed += 1;
+                if let Some(backtrace) = error.backtrace() {
+                    progress.println(backtrace);
+                }
+                progress.println(&format!("error: {error}"));
+            }
+        }
+    }
+
+    if failed > 0 {
+        progress.bar.abandon();
+        return Err(HostError::Phase {
+            phase,
+            failed,
+            done,
+            total,
+        });
+    }
+    progress.println(&format!(
+        "{phase}: {done} tasks, {objects} objects, {} in {}",
+        Bytes(bytes),
+        Seconds(started.elapsed())
+    ));
+    Ok(())
+}
+
+/// Runs one task in a fresh instance.
+async fn run_task(
+    emwrite: Emwrite,
+    pre: EndpointsPre<HostState>,
+    task: Task,
+) -> Result<Written, HostError> {
+    let label = task.label();
+    let mut store = emwrite.new_store(&label)?;
+    let called = emwrite
+        .bounded(async {
+            let endpoints = pre.instantiate_async(&mut store).await?;
+            match &task {
+                Task::Slice(request) => {
+                    endpoints
+                        .emwrite_core_aligned_slice()
+                        .call_run(&mut store, request)
+                        .await
+                }
+                Task::Meta(request) => {
+                    endpoints
+                        .emwrite_core_ng_meta()
+                        .call_run(&mut store, request)
+                        .await
+                }
+                Task::Block(request) => {
+                    endpoints
+                        .emwrite_core_ng_shard()
+                        .call_run(&mut store, request)
+                        .await
+                }
+            }
+        })
+        .await;
+    match called {
+        Ok(Ok(written)) => Ok(written),
+        Ok(Err(error)) => Err(HostError::Task {
+            context: label,
+            error,
+        }),
+        Err(error) => Err(emwrite.failure(&store, &label, error)),
+    }
+}
+
+/// Where the JPEG volume is: a local path under the data dir for a bucket name, or the URL as
+/// given for `gs://` locations.
+fn volume_location(dest: &str, data_dir: &Path) -> String {
+    if dest.starts_with("gs://") {
+        format!("{}/neuroglancer/jpeg", dest.trim_end_matches('/'))
+    } else {
+        data_dir
+            .join(dest)
+            .join("neuroglancer")
+            .join("jpeg")
+            .display()
+            .to_string()
+    }
+}
+
+/// The kvstore URL Neuroglancer expects after `precomputed://`.
+fn volume_url(volume: &str) -> String {
+    if volume.starts_with("gs://") {
+        volume.to_owned()
+    } else {
+        format!("file://{volume}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_file_reads_the_documented_shape() {
+        let stack: Stack = serde_json::from_str(
+            r#"{"dest": "lab", "dest-tmp": "lab-tmp", "bbox": [2048, 1500], "resolution": 8,
+                "writeRaw": true, "slices": [{"z": 3, "img": "s3.png",
+                "transform": [1, 0, 0, 1, 0, 0]}]}"#,
+        )
+        .expect("a valid stack file");
+        assert_eq!(stack.bbox, [2048, 1500]);
+        assert_eq!(stack.jpeg_quality, 75);
+        assert!(stack.write_raw);
+        assert_eq!(stack.slices[0].transform, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn volume_location_is_absolute_for_buckets_and_kept_for_gcs() {
+        let data = Path::new("/srv/data");
+        let local = volume_location("lab", data);
+        assert_eq!(local, "/srv/data/lab/neuroglancer/jpeg");
+        assert_eq!(volume_url(&local), "file:///srv/data/lab/neuroglancer/jpeg");
+        let gcs = volume_location("gs://lab/vol/", data);
+        assert_eq!(volume_url(&gcs), "gs://lab/vol/neuroglancer/jpeg");
+    }
+}

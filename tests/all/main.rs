@@ -1,0 +1,3 @@
+//! The project's one integration test binary (one link on 2 cores).
+
+mod serve;

@@ -1,0 +1,240 @@
+//! `emwrite serve` end to end: the real binary on a loopback port, driven over HTTP/1.1.
+//!
+//! Each test starts its own server with `--port 0` (the server prints the port it got) and a
+//! fresh data directory, and kills it on drop. The client is a few lines over `TcpStream`, so
+//! the test sees exactly the bytes a curl user would.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A running `emwrite serve`, killed (and its data directory removed) on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(extra_args: &[&str]) -> Server {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "emwrite-serve-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("data")).expect("create the data dir");
+        let log = fs::File::create(dir.join("server.log")).expect("create the server log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_emwrite"))
+            .arg("serve")
+            .args(["--addr", "127.0.0.1", "--port", "0", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start emwrite serve");
+
+        // Waiting for the port = waiting for this line; if the server dies first, stdout ends.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the server's stdout");
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+        };
+        let Some(url) = line.trim().strip_prefix("listening on http://") else {
+            panic!(
+                "server did not start (stdout {line:?}); its log:\n{}",
+                server.log()
+            );
+        };
+        server.addr = url.parse().expect("a socket address");
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, "")
+    }
+
+    fn post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, body)
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> Reply {
+        let mut stream = TcpStream::connect(self.addr).expect("connect to the server");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("send the request");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the reply");
+        Reply::parse(&raw).unwrap_or_else(|| {
+            panic!(
+                "unparsable reply to {method} {path}: {:?}\nserver log:\n{}",
+                String::from_utf8_lossy(&raw),
+                self.log()
+            )
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Status and body of one HTTP/1.1 response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Option<Reply> {
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&raw[..split]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let chunked = lines.any(|line| {
+            line.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        let payload = &raw[split + 4..];
+        let body = if chunked {
+            dechunk(payload)?
+        } else {
+            payload.to_vec()
+        };
+        Some(Reply {
+            status,
+            body: String::from_utf8(body).ok()?,
+        })
+    }
+}
+
+/// Decodes a chunked body (RFC 9112 §7.1), ignoring extensions and trailers.
+fn dechunk(mut payload: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = payload.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&payload[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        payload = &payload[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(payload.get(..size)?);
+        payload = payload.get(size + 2..)?;
+    }
+}
+
+/// A complete, valid `/ngmeta` request; tests remove or break one field.
+const NGMETA: &str = r#"{"dest": "lab", "minz": 0, "maxz": 9, "shard-size": 1024,
+    "bbox": "[100, 80]", "writeRaw": "False"}"#;
+
+#[test]
+fn healthz_answers_ok() {
+    let server = Server::start();
+    let reply = server.get("/healthz");
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+#[test]
+fn malformed_json_is_400_naming_the_problem() {
+    let server = Server::start();
+    let reply = server.post("/ngmeta", r#"{"dest": "lab", "minz": "#);
+    assert_eq!(reply.status, 400, "{reply:?}");
+    // serde_json names where the text stopped making sense.
+    assert!(
+        reply.body.contains("line 1 column"),
+        "the message should locate the problem: {reply:?}"
+    );
+}
+
+#[test]
+fn missing_field_is_400_naming_it() {
+    let server = Server::start();
+    let without_maxz = NGMETA.replace(r#""maxz": 9,"#, "");
+    let reply = server.post("/ngmeta", &without_maxz);
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(
+        reply.body.contains("maxz"),
+        "the message should name maxz: {reply:?}"
+    );
+}
+
+#[test]
+fn server_keeps_serving_after_errors() {
+    let server = Server::start();
+    for body in ["", "not json", "[]", r#"{"dest": 7}"#] {
+        let reply = server.post("/alignedslice", body);
+        assert_eq!(reply.status, 400, "{body:?}: {reply:?}");
+    }
+    assert_eq!(server.get("/nowhere").status, 404);
+    assert_eq!(server.get("/healthz").status, 200);
+    let reply = server.post("/ngmeta", NGMETA);
+    assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+    assert_eq!(reply.body, "success");
+    assert!(server.data().join("lab/neuroglancer/jpeg/info").is_file());
+}
+
+#[test]
+fn memory_limit_is_413_and_the_server_survives_it() {
+    // Far below what any Rust component needs to instantiate.
+    let server = Server::start_with(&["--memory-limit", "64KiB"]);
+    let reply = server.post("/ngmeta", NGMETA);
+    assert_eq!(reply.status, 413, "{reply:?}");
+    assert!(reply.body.contains("memory limit"), "{reply:?}");
+    assert_eq!(server.post("/ngmeta", NGMETA).status, 413);
+}
+
+#[test]
+fn aligned_slice_writes_the_aligned_image_and_tile_pack() {
+    let server = Server::start();
+    write_gray_png(&server.data().join("lab/raw/s0.png"), 40, 30);
+    let reply = server.post(
+        "/alignedslice",
+        r#"{"img": "s0.png", "transform": "[1 0 0 1 5 5]", "bbox": "[48, 36]",
+            "dest": "lab", "dest-tmp": "lab-tmp", "slice": 0}"#,
+    );
+    assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+    let aligned = image::open(server.data().join("lab/align/s0.png")).unwrap();
+    assert_eq!((aligned.width(), aligned.height()), (48, 36));
+    assert!(server.data().join("lab-tmp/0").is_file());
+}
+
+fn write_gray_png(path: &Path, width: u32, height: u32) {
+    let parent = path.parent().expect("an object path has a bucket folder");
+    fs::create_dir_all(parent).expect("create the raw folder");
+    let image = image::GrayImage::from_fn(width, height, |x, y| image::Luma([(x * 5 + y) as u8]));
+    image.save(path).expect("write the raw PNG");
+}
