@@ -7,8 +7,7 @@
 
 use std::fmt;
 
-use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ExtendedColorType, ImageFormat};
+use image::{DynamicImage, ImageFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -89,8 +88,8 @@ pub fn encode_chunk_into(
                     "jpeg chunk of extent {extent:?}: more than 65535 pixels wide or tall"
                 ))
             })?;
-            JpegEncoder::new_with_quality(out, jpeg_quality)
-                .encode(voxels, width, height, ExtendedColorType::L8)
+            jpeg_encoder::Encoder::new(out, jpeg_quality)
+                .encode(voxels, width, height, jpeg_encoder::ColorType::Luma)
                 .map_err(|e| {
                     Error::internal(format_args!("jpeg chunk of extent {extent:?}: {e}"))
                 })?;
@@ -137,7 +136,7 @@ fn decode_jpeg(bytes: &[u8], extent: [usize; 3]) -> Result<Vec<u8>> {
             format_args!("expected a grayscale image, got {:?}", image.color()),
         ));
     };
-    let expected = jpeg_dimensions(extent);
+    let expected = jpeg_dimensions(extent).map(|(w, h)| (u32::from(w), u32::from(h)));
     if expected != Some(gray.dimensions()) {
         return Err(Error::unreadable(
             "jpeg chunk",
@@ -156,10 +155,10 @@ fn voxel_count([x, y, z]: [usize; 3]) -> Option<usize> {
 }
 
 /// The JPEG image size for a chunk: x wide, y·z tall; `None` past JPEG's 65535-pixel limit.
-fn jpeg_dimensions([x, y, z]: [usize; 3]) -> Option<(u32, u32)> {
+fn jpeg_dimensions([x, y, z]: [usize; 3]) -> Option<(u16, u16)> {
     let width = u16::try_from(x).ok()?;
     let height = u16::try_from(y.checked_mul(z)?).ok()?;
-    Some((width.into(), height.into()))
+    Some((width, height))
 }
 
 #[cfg(test)]
@@ -269,8 +268,8 @@ mod tests {
     #[test]
     fn colour_jpeg_is_an_error() {
         let mut bytes = Vec::new();
-        JpegEncoder::new_with_quality(&mut bytes, 75)
-            .encode(&[128; 8 * 8 * 3], 8, 8, ExtendedColorType::Rgb8)
+        jpeg_encoder::Encoder::new(&mut bytes, 75)
+            .encode(&[128; 8 * 8 * 3], 8, 8, jpeg_encoder::ColorType::Rgb)
             .expect("encodes");
         let e = decode_chunk(Encoding::Jpeg, &bytes, [8, 8, 1]).expect_err("colour");
         assert!(e.message().contains("grayscale"), "{e}");
