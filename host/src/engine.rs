@@ -16,8 +16,10 @@ use wasmtime::{
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::credentials::Credentials;
 use crate::error::HostError;
 use crate::guest_log::{GuestLog, LineSink};
+use crate::outgoing::{HostPort, Outgoing, Policy};
 
 /// The component built by `build.rs`; empty when built with `EMWRITE_SKIP_COMPONENT_BUILD=1`.
 static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emwrite.wasm"));
@@ -30,15 +32,42 @@ pub const GUEST_DATA_DIR: &str = "/data";
 /// instance would otherwise hold a tokio worker until it finishes).
 const EPOCH_TICK: Duration = Duration::from_millis(50);
 
-/// Guest environment variables passed through from the host when set.
-/// `STORAGE_EMULATOR_HOST` points GCS locations at an emulator (`shared/design.md` §6).
-const PASSED_ENV: [&str; 1] = ["STORAGE_EMULATOR_HOST"];
+/// The host variable naming the GCS emulator; the guest gets it too (`shared/design.md` §6).
+const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
+
+/// Guest environment variables passed through from the host when set: the emulator, which the
+/// guest sends every GCS request to, and the first retry delay (tests make it short).
+const PASSED_ENV: [&str; 2] = [EMULATOR_ENV, "EMWRITE_RETRY_BASE_MS"];
+
+/// Where bare bucket names live (`shared/design.md` §3); `gs://` locations are always GCS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Folders of the data directory: bucket B is `<data-dir>/B`.
+    Local,
+    /// Google Cloud Storage buckets (or the emulator's, with `STORAGE_EMULATOR_HOST`).
+    Gcs,
+}
+
+impl StoreKind {
+    /// The value of the guest's `EMWRITE_STORE`.
+    fn guest_value(self) -> &'static str {
+        match self {
+            StoreKind::Local => "local",
+            StoreKind::Gcs => "gcs",
+        }
+    }
+}
 
 /// What every command needs to run the component.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Host directory preopened at [`GUEST_DATA_DIR`]; created if missing.
+    /// Where bare bucket names live.
+    pub store: StoreKind,
+    /// With [`StoreKind::Local`], the host directory preopened at [`GUEST_DATA_DIR`]; created
+    /// if missing. Unused with [`StoreKind::Gcs`].
     pub data_dir: PathBuf,
+    /// Hosts the component may reach besides GCS and the emulator.
+    pub allow_hosts: Vec<HostPort>,
     /// A component file to run instead of the embedded one.
     pub component: Option<PathBuf>,
     /// Cap on the linear memory of one instance.
@@ -51,7 +80,12 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Emwrite {
     pre: InstancePre<HostState>,
-    data_dir: Arc<Path>,
+    store: StoreKind,
+    /// `Some` exactly with [`StoreKind::Local`].
+    data_dir: Option<Arc<Path>>,
+    /// Values of [`PASSED_ENV`] read once at load, so that every instance sees the same.
+    passed_env: Vec<(&'static str, String)>,
+    outgoing: Outgoing,
     memory_limit_bytes: u64,
     time_limit: Option<Duration>,
     log_sink: Option<LineSink>,
@@ -65,6 +99,7 @@ pub struct HostState {
     limiter: MemoryLimiter,
     log: GuestLog,
     started: Instant,
+    outgoing: Outgoing,
 }
 
 impl WasiView for HostState {
@@ -81,8 +116,8 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            // Outgoing requests go out as the guest made them; GCS credentials are a later hook.
-            hooks: Default::default(),
+            // The allow-list and the GCS token (`outgoing.rs`).
+            hooks: &mut self.outgoing,
         }
     }
 }
@@ -127,6 +162,23 @@ impl Emwrite {
     /// Configures the engine, compiles (or loads from wasmtime's cache) the component, links
     /// WASI 0.2 and wasi:http, and pre-instantiates it.
     pub fn load(settings: &Settings) -> Result<Self, HostError> {
+        // The cheap checks of the configuration come before the seconds of compiling.
+        let passed_env: Vec<(&'static str, String)> = PASSED_ENV
+            .into_iter()
+            .filter_map(|name| std::env::var(name).ok().map(|value| (name, value)))
+            .collect();
+        let emulator = passed_env
+            .iter()
+            .find(|(name, _)| *name == EMULATOR_ENV)
+            .map(|(_, value)| value.as_str());
+        let policy = Policy::new(emulator, settings.allow_hosts.clone())?;
+        // Nothing is looked up until a request for GCS itself needs a token.
+        let outgoing = Outgoing::new(policy, Credentials::new());
+        let data_dir = match settings.store {
+            StoreKind::Local => Some(prepare_data_dir(&settings.data_dir)?.into()),
+            StoreKind::Gcs => None,
+        };
+
         let engine = new_engine()?;
         let component = load_component(&engine, settings.component.as_deref())?;
 
@@ -142,7 +194,10 @@ impl Emwrite {
         spawn_epoch_ticker(&engine);
         Ok(Emwrite {
             pre,
-            data_dir: prepare_data_dir(&settings.data_dir)?.into(),
+            store: settings.store,
+            data_dir,
+            passed_env,
+            outgoing,
             memory_limit_bytes: settings.memory_limit_bytes,
             time_limit: settings.time_limit,
             log_sink: None,
@@ -160,9 +215,14 @@ impl Emwrite {
         &self.pre
     }
 
-    /// The host data directory, absolute.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    /// The host data directory, absolute; `None` with `--store gcs`, which preopens nothing.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The hosts the component may reach, for a startup line.
+    pub fn allowed_hosts(&self) -> String {
+        self.outgoing.describe()
     }
 
     /// A fresh store for one request or task; `tag` names it in the guest's log lines.
@@ -171,19 +231,22 @@ impl Emwrite {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(log.clone())
             .stderr(log.clone())
-            .env("EMWRITE_DATA_DIR", GUEST_DATA_DIR);
-        for name in PASSED_ENV {
-            if let Ok(value) = std::env::var(name) {
-                wasi.env(name, value);
-            }
+            .env("EMWRITE_STORE", self.store.guest_value());
+        for (name, value) in &self.passed_env {
+            wasi.env(name, value);
         }
-        wasi.preopened_dir(&*self.data_dir, GUEST_DATA_DIR, FsPerms::ReadWrite)
-            .map_err(|e| {
-                HostError::Config(format!(
-                    "data dir {}: cannot open: {e:#}",
-                    self.data_dir.display()
-                ))
-            })?;
+        // With `--store gcs` the guest gets no filesystem at all: nothing it does can land on
+        // the host's disk (on Cloud Run, that disk is the instance's memory).
+        if let Some(data_dir) = &self.data_dir {
+            wasi.env("EMWRITE_DATA_DIR", GUEST_DATA_DIR);
+            wasi.preopened_dir(&**data_dir, GUEST_DATA_DIR, FsPerms::ReadWrite)
+                .map_err(|e| {
+                    HostError::Config(format!(
+                        "data dir {}: cannot open: {e:#}",
+                        data_dir.display()
+                    ))
+                })?;
+        }
 
         // A limit above the address space simply never triggers.
         let memory_limit = usize::try_from(self.memory_limit_bytes).unwrap_or(usize::MAX);
@@ -197,6 +260,7 @@ impl Emwrite {
             },
             log,
             started: Instant::now(),
+            outgoing: self.outgoing.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);

@@ -1,14 +1,17 @@
 //! The `emwrite` command line: parses arguments and dispatches to `serve`, `run` or `pipeline`.
 //!
 //! Every command runs the emwrite WASI component (embedded at build time, or `--component FILE`)
-//! in wasmtime, a fresh instance per request or task, with the local data directory preopened
-//! at `/data` in the guest.
+//! in wasmtime, a fresh instance per request or task. Bare bucket names are folders of the local
+//! data directory (preopened at `/data` in the guest) or, with `--store gcs`, GCS buckets; the
+//! component reaches GCS through the host, which adds the credentials (`outgoing.rs`).
 
 mod bindings;
+mod credentials;
 mod engine;
 mod error;
 mod guest_log;
 mod incoming;
+mod outgoing;
 mod pipeline;
 mod run;
 mod serve;
@@ -20,7 +23,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::Settings;
+use crate::engine::{Settings, StoreKind};
+use crate::outgoing::HostPort;
 use crate::run::Endpoint;
 
 /// Aligned EM slices and Neuroglancer precomputed volumes, run in a WASI component.
@@ -78,12 +82,27 @@ struct PipelineArgs {
     engine: EngineArgs,
 }
 
-/// Options shared by every command: where the component and the data are, and the limits.
+/// Options shared by every command: where the component and the data are, what it may reach,
+/// and the limits.
 #[derive(Debug, Args)]
 struct EngineArgs {
-    /// Local data directory, preopened in the guest at /data; bucket B is the folder DIR/B.
-    #[arg(long, value_name = "DIR", default_value = "./data")]
-    data_dir: PathBuf,
+    /// Where bare bucket names live: folders of --data-dir, or GCS buckets (gs://B/... is always
+    /// GCS). GCS goes to STORAGE_EMULATOR_HOST instead when that is set.
+    #[arg(long, env = "EMWRITE_STORE", value_enum, default_value_t = StoreKind::Local)]
+    store: StoreKind,
+    /// Local data directory, preopened in the guest at /data; bucket B is the folder DIR/B
+    /// [default: ./data; not used with --store gcs].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Also let the component reach HOST[:PORT] (repeatable; no port: any port). GCS over https
+    /// and the STORAGE_EMULATOR_HOST emulator are always allowed; everything else is refused.
+    #[arg(
+        long = "allow-host",
+        value_name = "HOST[:PORT]",
+        env = "EMWRITE_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    allow_hosts: Vec<HostPort>,
     /// Run this component file instead of the embedded one.
     #[arg(long, value_name = "FILE")]
     component: Option<PathBuf>,
@@ -97,8 +116,19 @@ struct EngineArgs {
 
 impl From<EngineArgs> for Settings {
     fn from(args: EngineArgs) -> Self {
+        if args.store == StoreKind::Gcs
+            && let Some(dir) = &args.data_dir
+        {
+            eprintln!(
+                "warning: --data-dir {} is not used: with --store gcs bare bucket names are GCS \
+                 buckets",
+                dir.display()
+            );
+        }
         Settings {
-            data_dir: args.data_dir,
+            store: args.store,
+            data_dir: args.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+            allow_hosts: args.allow_hosts,
             component: args.component,
             memory_limit_bytes: args.memory_limit,
             time_limit: args.time_limit,

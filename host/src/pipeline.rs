@@ -104,7 +104,7 @@ pub fn pipeline(stack_file: &Path, jobs: Option<u32>, settings: Settings) -> Res
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
     let data_dir = runtime.block_on(run_stack(&stack, jobs, &settings))?;
-    let volume = volume_location(&stack.dest, &data_dir);
+    let volume = volume_location(&stack.dest, data_dir.as_deref());
     println!("{volume}");
     println!("precomputed://{}", volume_url(&volume));
     Ok(())
@@ -132,7 +132,12 @@ fn read_stack(file: &Path) -> Result<Stack, HostError> {
     Ok(stack)
 }
 
-async fn run_stack(stack: &Stack, jobs: usize, settings: &Settings) -> Result<PathBuf, HostError> {
+/// Runs every phase; returns the data directory, or `None` when bare buckets are GCS buckets.
+async fn run_stack(
+    stack: &Stack,
+    jobs: usize,
+    settings: &Settings,
+) -> Result<Option<PathBuf>, HostError> {
     let progress = Progress::new();
     let emwrite = Emwrite::load(settings)?.with_log_sink(progress.line_sink());
     let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
@@ -194,7 +199,7 @@ async fn run_stack(stack: &Stack, jobs: usize, settings: &Settings) -> Result<Pa
     }
     run_phase(&emwrite, &pre, &progress, "shard", blocks, jobs).await?;
     progress.bar.finish_and_clear();
-    Ok(emwrite.data_dir().to_path_buf())
+    Ok(emwrite.data_dir().map(Path::to_path_buf))
 }
 
 /// The progress bar on stderr, and printing around it so lines and bar do not overwrite each
@@ -340,18 +345,20 @@ async fn run_task(
     }
 }
 
-/// Where the JPEG volume is: a local path under the data dir for a bucket name, or the URL as
-/// given for `gs://` locations.
-fn volume_location(dest: &str, data_dir: &Path) -> String {
-    if dest.starts_with("gs://") {
-        format!("{}/neuroglancer/jpeg", dest.trim_end_matches('/'))
-    } else {
-        data_dir
+/// Where the JPEG volume is: the URL as given for `gs://` locations; for a bucket name, a local
+/// path under the data dir, or `gs://bucket/...` when there is none (`--store gcs`).
+fn volume_location(dest: &str, data_dir: Option<&Path>) -> String {
+    match data_dir {
+        _ if dest.starts_with("gs://") => {
+            format!("{}/neuroglancer/jpeg", dest.trim_end_matches('/'))
+        }
+        Some(data_dir) => data_dir
             .join(dest)
             .join("neuroglancer")
             .join("jpeg")
             .display()
-            .to_string()
+            .to_string(),
+        None => format!("gs://{}/neuroglancer/jpeg", dest.trim_end_matches('/')),
     }
 }
 
@@ -384,11 +391,19 @@ mod tests {
 
     #[test]
     fn volume_location_is_absolute_for_buckets_and_kept_for_gcs() {
-        let data = Path::new("/srv/data");
+        let data = Some(Path::new("/srv/data"));
         let local = volume_location("lab", data);
         assert_eq!(local, "/srv/data/lab/neuroglancer/jpeg");
         assert_eq!(volume_url(&local), "file:///srv/data/lab/neuroglancer/jpeg");
         let gcs = volume_location("gs://lab/vol/", data);
         assert_eq!(volume_url(&gcs), "gs://lab/vol/neuroglancer/jpeg");
+    }
+
+    #[test]
+    fn bare_buckets_are_gcs_buckets_with_store_gcs() {
+        let bare = volume_location("lab", None);
+        assert_eq!(volume_url(&bare), "gs://lab/neuroglancer/jpeg");
+        let url = volume_location("gs://lab/vol", None);
+        assert_eq!(volume_url(&url), "gs://lab/vol/neuroglancer/jpeg");
     }
 }

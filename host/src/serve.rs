@@ -53,7 +53,11 @@ async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<()
     let local = listener
         .local_addr()
         .map_err(|e| HostError::Config(format!("cannot listen on {addr}: {e}")))?;
-    eprintln!("data dir {}", emwrite.data_dir().display());
+    match emwrite.data_dir() {
+        Some(dir) => eprintln!("store local: data dir {}", dir.display()),
+        None => eprintln!("store gcs: bare bucket names are GCS buckets"),
+    }
+    eprintln!("outgoing requests allowed to {}", emwrite.allowed_hosts());
     // On stdout, alone: a caller that passed --port 0 reads the port from this line.
     println!("listening on http://{local}");
 

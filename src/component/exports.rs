@@ -28,6 +28,7 @@ impl From<tasks::Written> for Written {
         Self {
             objects: w.objects,
             bytes: w.bytes,
+            retries: w.retries,
         }
     }
 }

@@ -76,7 +76,12 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
     match outcome {
         Ok(written) if wants_json => json(
             StatusCode::OK,
-            serde_json::json!({"status": "success", "objects": written.objects, "bytes": written.bytes}),
+            serde_json::json!({
+                "status": "success",
+                "objects": written.objects,
+                "bytes": written.bytes,
+                "retries": written.retries,
+            }),
         ),
         // The original answered a bare `success`; clients may test for exactly that.
         Ok(_) => text(StatusCode::OK, "success".to_owned()),

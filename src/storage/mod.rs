@@ -5,6 +5,14 @@
 //! `wasi:http`, where many requests are in flight from one single-threaded instance.
 
 pub mod fs;
+pub mod gcs;
+pub mod http_client;
+#[cfg(feature = "spin")]
+pub mod jwt;
+#[cfg(feature = "spin")]
+pub mod oauth;
+pub mod retry;
+pub mod router;
 
 use crate::Result;
 use crate::request::location::ObjectPath;
@@ -34,4 +42,10 @@ pub trait Storage {
 
     /// Writes the whole object at once, replacing any previous version.
     async fn put(&self, object: &ObjectPath, bytes: &[u8], content_type: &str) -> Result<()>;
+
+    /// Attempts this store has repeated after transient failures since it was made; tasks
+    /// report the difference over their run.
+    fn retries(&self) -> u32 {
+        0
+    }
 }

@@ -14,6 +14,7 @@ const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// Runs one alignedslice task. Writes `<dest>/align/<img>` then `<dest-tmp>/<slice>`.
 pub async fn run(storage: &impl Storage, request: &AlignedSliceRequest) -> Result<Written> {
+    let retries_before = storage.retries();
     let raw_object = request.dest.object(&format!("raw/{}", request.img));
     let encoded = storage.get(&raw_object).await?;
     let (pixels, width, height) = decode_gray(&encoded, &raw_object)?;
@@ -50,6 +51,7 @@ pub async fn run(storage: &impl Storage, request: &AlignedSliceRequest) -> Resul
     written
         .put(storage, &pack_object, &pack, storage::BINARY)
         .await?;
+    written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
 }
 

@@ -16,6 +16,8 @@ pub struct Written {
     pub objects: Vec<String>,
     /// Total bytes written.
     pub bytes: u64,
+    /// Storage requests repeated after transient failures (throttling, 5xx, resets).
+    pub retries: u32,
 }
 
 impl Written {

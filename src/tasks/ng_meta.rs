@@ -32,6 +32,7 @@ pub fn encodings(write_raw: bool) -> &'static [Encoding] {
 
 /// Runs one ngmeta task.
 pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Written> {
+    let retries_before = storage.retries();
     let mut written = Written::default();
     for &encoding in encodings(request.write_raw) {
         let info = VolumeInfo::new(
@@ -51,5 +52,6 @@ pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Writ
             .put(storage, &object, &info.to_json()?, storage::JSON)
             .await?;
     }
+    written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
 }

@@ -22,6 +22,7 @@ const BLOCK: usize = BLOCK_SIZE as usize;
 
 /// Runs one ngshard task.
 pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Written> {
+    let retries_before = storage.retries();
     let scales = read_scales(storage, request).await?;
     let [bx, by, bz] = request.start.map(u64::from);
     let encodings = encodings(request.write_raw);
@@ -46,6 +47,7 @@ pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Wri
         write_shards(storage, request, &mut written, completed).await?;
     }
     write_shards(storage, request, &mut written, pyramid.finish()?).await?;
+    written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
 }
 

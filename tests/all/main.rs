@@ -1,3 +1,4 @@
 //! The project's one integration test binary (one link on 2 cores).
 
+mod outgoing;
 mod serve;

@@ -11,8 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Host variables that change what the server does; each server starts without them unless a
+/// test sets them, so a developer's own settings cannot change a test's outcome.
+const HOST_SETTINGS: [&str; 6] = [
+    "EMWRITE_STORE",
+    "EMWRITE_ALLOW_HOSTS",
+    "EMWRITE_RETRY_BASE_MS",
+    "STORAGE_EMULATOR_HOST",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "PORT",
+];
+
 /// A running `emwrite serve`, killed (and its data directory removed) on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
@@ -24,6 +35,11 @@ impl Server {
     }
 
     fn start_with(extra_args: &[&str]) -> Server {
+        Server::start_with_env(extra_args, &[])
+    }
+
+    /// A server with `extra_args` and the host variables `env`.
+    pub(crate) fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "emwrite-serve-{}-{}",
@@ -33,7 +49,12 @@ impl Server {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("data")).expect("create the data dir");
         let log = fs::File::create(dir.join("server.log")).expect("create the server log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_emwrite"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_emwrite"));
+        for name in HOST_SETTINGS {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .envs(env.iter().copied())
             .arg("serve")
             .args(["--addr", "127.0.0.1", "--port", "0", "--data-dir"])
             .arg(dir.join("data"))
@@ -65,11 +86,11 @@ impl Server {
         server
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
@@ -77,7 +98,7 @@ impl Server {
         self.request("GET", path, "")
     }
 
-    fn post(&self, path: &str, body: &str) -> Reply {
+    pub(crate) fn post(&self, path: &str, body: &str) -> Reply {
         self.request("POST", path, body)
     }
 
@@ -113,9 +134,9 @@ impl Drop for Server {
 
 /// Status and body of one HTTP/1.1 response.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -158,7 +179,7 @@ fn dechunk(mut payload: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A complete, valid `/ngmeta` request; tests remove or break one field.
-const NGMETA: &str = r#"{"dest": "lab", "minz": 0, "maxz": 9, "shard-size": 1024,
+pub(crate) const NGMETA: &str = r#"{"dest": "lab", "minz": 0, "maxz": 9, "shard-size": 1024,
     "bbox": "[100, 80]", "writeRaw": "False"}"#;
 
 #[test]

@@ -16,6 +16,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# tensorstore reads these when it first opens a gcs kvstore, and the test modules import it
+# after this file: fix the emulator's port now and point tensorstore at it.
+EMULATOR_PORT = free_port()
+os.environ["TENSORSTORE_GCS_HTTP_URL"] = f"http://127.0.0.1:{EMULATOR_PORT}"
+os.environ["GOOGLE_AUTH_TOKEN_FOR_TESTING"] = "dummy"
 EMWRITE = ROOT / "target" / "release" / "emwrite"
 MAKE_STACK = ROOT / "target" / "release" / "examples" / "make_stack"
 
@@ -36,8 +49,8 @@ def make_stack() -> Path:
     return _require(MAKE_STACK)
 
 
-def run_emwrite(emwrite: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(emwrite), *args], capture_output=True, text=True)
+def run_emwrite(emwrite: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(emwrite), *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(
             f"emwrite {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
@@ -53,23 +66,19 @@ def generate_stack(make_stack: Path, data_dir: Path, **options) -> dict:
     return json.loads((data_dir / "stack.json").read_text())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """`emwrite serve` on a loopback port, stopped when the test session ends."""
 
-    def __init__(self, emwrite: Path, data_dir: Path):
+    def __init__(self, emwrite: Path, data_dir: Path, *extra_args: str, env: dict | None = None):
         self.port = free_port()
         self.data_dir = data_dir
         self.log = open(data_dir.parent / f"serve-{self.port}.log", "w")
         self.process = subprocess.Popen(
-            [str(emwrite), "serve", "--addr", "127.0.0.1", "--port", str(self.port), "--data-dir", str(data_dir)],
+            [str(emwrite), "serve", "--addr", "127.0.0.1", "--port", str(self.port), "--data-dir", str(data_dir),
+             *extra_args],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         while True:
             if self.process.poll() is not None:
@@ -112,3 +121,11 @@ def server(emwrite, tmp_path_factory):
     s = Server(emwrite, data_dir)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    from gcs import Emulator
+    e = Emulator(EMULATOR_PORT, tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log")
+    yield e
+    e.stop()

@@ -1,0 +1,174 @@
+//! Which store an object goes to: `gs://` locations to GCS, bare bucket names to the default.
+//!
+//! design.md §3: a bare bucket name means the host's default store, a local data directory
+//! unless the host runs with `--store gcs` (guest env `EMWRITE_STORE=gcs`). Configuration errors
+//! are kept and reported when a request first needs the store they concern, so that a bad setting
+//! fails requests with a clear message rather than trapping the instance.
+
+use super::Storage;
+use crate::request::location::{ObjectPath, Store};
+use crate::{Error, Result};
+use std::ops::Range;
+
+/// Guest environment variable choosing the default store: `local` (the default) or `gcs`.
+pub const DEFAULT_STORE_ENV: &str = "EMWRITE_STORE";
+
+/// Where bare bucket names go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultStore {
+    /// The local data directory.
+    Local,
+    /// Google Cloud Storage.
+    Gcs,
+}
+
+impl DefaultStore {
+    /// Parses the value of [`DEFAULT_STORE_ENV`]; unset or empty means local.
+    ///
+    /// ```
+    /// use emwrite::storage::router::DefaultStore;
+    /// assert_eq!(DefaultStore::parse(None).unwrap(), DefaultStore::Local);
+    /// assert_eq!(DefaultStore::parse(Some("gcs")).unwrap(), DefaultStore::Gcs);
+    /// assert!(DefaultStore::parse(Some("s3")).is_err());
+    /// ```
+    pub fn parse(value: Option<&str>) -> Result<Self> {
+        match value.map(str::trim) {
+            None | Some("" | "local") => Ok(Self::Local),
+            Some("gcs") => Ok(Self::Gcs),
+            Some(other) => Err(Error::internal(format!(
+                "{DEFAULT_STORE_ENV}: unknown store {other:?}: expected \"local\" or \"gcs\""
+            ))),
+        }
+    }
+}
+
+/// Sends each object to the local store `L` or the GCS store `G`.
+#[derive(Debug)]
+pub struct Router<L, G> {
+    local: L,
+    gcs: Result<G>,
+    default: Result<DefaultStore>,
+}
+
+enum Target<'a, L, G> {
+    Local(&'a L),
+    Gcs(&'a G),
+}
+
+impl<L: Storage, G: Storage> Router<L, G> {
+    /// A router over both stores; either configuration may have failed.
+    pub fn new(local: L, gcs: Result<G>, default: Result<DefaultStore>) -> Self {
+        Self {
+            local,
+            gcs,
+            default,
+        }
+    }
+
+    fn target(&self, object: &ObjectPath) -> Result<Target<'_, L, G>> {
+        let to_gcs = match object.store {
+            Store::Gcs => true,
+            Store::Default => self.default.clone()? == DefaultStore::Gcs,
+        };
+        if to_gcs {
+            self.gcs.as_ref().map(Target::Gcs).map_err(Clone::clone)
+        } else {
+            Ok(Target::Local(&self.local))
+        }
+    }
+}
+
+impl<L: Storage, G: Storage> Storage for Router<L, G> {
+    async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
+        match self.target(object)? {
+            Target::Local(s) => s.get(object).await,
+            Target::Gcs(s) => s.get(object).await,
+        }
+    }
+
+    async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
+        match self.target(object)? {
+            Target::Local(s) => s.get_range(object, range).await,
+            Target::Gcs(s) => s.get_range(object, range).await,
+        }
+    }
+
+    async fn put(&self, object: &ObjectPath, bytes: &[u8], content_type: &str) -> Result<()> {
+        match self.target(object)? {
+            Target::Local(s) => s.put(object, bytes, content_type).await,
+            Target::Gcs(s) => s.put(object, bytes, content_type).await,
+        }
+    }
+
+    fn retries(&self) -> u32 {
+        let gcs = self.gcs.as_ref().map_or(0, Storage::retries);
+        self.local.retries() + gcs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::request::location::Location;
+
+    /// Answers every get with its own name.
+    struct Named(&'static str);
+
+    impl Storage for Named {
+        async fn get(&self, _: &ObjectPath) -> Result<Vec<u8>> {
+            Ok(self.0.as_bytes().to_vec())
+        }
+        async fn get_range(&self, _: &ObjectPath, _: Range<u64>) -> Result<Vec<u8>> {
+            Ok(self.0.as_bytes().to_vec())
+        }
+        async fn put(&self, _: &ObjectPath, _: &[u8], _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn retries(&self) -> u32 {
+            3
+        }
+    }
+
+    fn get(router: &Router<Named, Named>, location: &str) -> Result<Vec<u8>> {
+        let object = Location::parse("dest", location).unwrap().object("info");
+        pollster::block_on(router.get(&object))
+    }
+
+    #[test]
+    fn gs_goes_to_gcs_and_bare_names_to_the_default() {
+        let router = Router::new(Named("local"), Ok(Named("gcs")), DefaultStore::parse(None));
+        assert_eq!(get(&router, "lab").unwrap(), b"local");
+        assert_eq!(get(&router, "gs://lab").unwrap(), b"gcs");
+        assert_eq!(router.retries(), 6);
+
+        let router = Router::new(Named("local"), Ok(Named("gcs")), Ok(DefaultStore::Gcs));
+        assert_eq!(get(&router, "lab").unwrap(), b"gcs");
+        assert_eq!(get(&router, "gs://lab").unwrap(), b"gcs");
+    }
+
+    #[test]
+    fn bad_settings_fail_only_the_requests_that_need_them() {
+        let router = Router::new(
+            Named("local"),
+            Ok(Named("gcs")),
+            DefaultStore::parse(Some("s3")),
+        );
+        assert_eq!(get(&router, "gs://lab").unwrap(), b"gcs");
+        let e = get(&router, "lab").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            e.to_string(),
+            "EMWRITE_STORE: unknown store \"s3\": expected \"local\" or \"gcs\""
+        );
+
+        let broken = Err(Error::internal("EMWRITE_RETRY_BASE_MS: bad"));
+        let router = Router::new(Named("local"), broken, Ok(DefaultStore::Local));
+        assert_eq!(get(&router, "lab").unwrap(), b"local");
+        assert_eq!(
+            get(&router, "gs://lab").unwrap_err().to_string(),
+            "EMWRITE_RETRY_BASE_MS: bad"
+        );
+        assert_eq!(router.retries(), 3);
+    }
+}

@@ -1,0 +1,258 @@
+//! The host's side of GCS: `--store gcs`, the emulator, the allow-list and the credentials, seen
+//! from outside the real binary.
+//!
+//! The "emulator" here is a recorder on loopback that answers every upload with 200, so these
+//! tests see the exact requests the component made through the host, headers included. Whether
+//! the objects are right is for the tests against fake-gcs-server; which requests get a token
+//! or are refused is unit-tested in `host/src/outgoing.rs`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use crate::serve::{NGMETA, Server};
+
+/// One request the recorder received.
+#[derive(Debug, Clone)]
+struct Recorded {
+    /// `POST /upload/storage/v1/b/lab/o?uploadType=media&name=... HTTP/1.1`.
+    request_line: String,
+    /// Lowercase names, values as sent.
+    headers: Vec<(String, String)>,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A stand-in for the GCS emulator: records every request, answers uploads with 200 and
+/// everything else with 404. Runs until the test process ends.
+struct Recorder {
+    url: String,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the recorder");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || answer(stream, &log));
+            }
+        });
+        Recorder { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Recorded> {
+        self.seen.lock().expect("the recorder's lock").clone()
+    }
+}
+
+/// Reads requests from one connection until it closes, recording and answering each.
+fn answer(stream: TcpStream, log: &Mutex<Vec<Recorded>>) {
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        let recorded = Recorded {
+            request_line: request_line.trim_end().to_owned(),
+            headers,
+        };
+        if read_body(&mut reader, &recorded).is_none() {
+            return;
+        }
+        let upload = recorded.request_line.starts_with("POST /upload/");
+        log.lock().expect("the recorder's lock").push(recorded);
+        let (status, body) = if upload {
+            ("200 OK", r#"{"kind": "storage#object"}"#)
+        } else {
+            (
+                "404 Not Found",
+                r#"{"error": {"code": 404, "message": "Not Found"}}"#,
+            )
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads and discards a request body framed by `Content-Length` or chunked coding.
+fn read_body(reader: &mut impl BufRead, request: &Recorded) -> Option<()> {
+    if let Some(length) = request.header("content-length") {
+        let length: u64 = length.parse().ok()?;
+        std::io::copy(&mut reader.take(length), &mut std::io::sink()).ok()?;
+    } else if request
+        .header("transfer-encoding")
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).ok()?;
+            let size = u64::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+            // The chunk and its CRLF; the last chunk has no data, then an empty trailer line.
+            std::io::copy(&mut reader.take(size + 2), &mut std::io::sink()).ok()?;
+            if size == 0 {
+                return Some(());
+            }
+        }
+    }
+    Some(())
+}
+
+/// Host variables for a run against `recorder`: short retries, and a key file that does not
+/// exist, so any look-up of credentials would fail loudly instead of finding a developer's.
+fn emulator_env(recorder: &Recorder) -> Vec<(&'static str, String)> {
+    vec![
+        ("STORAGE_EMULATOR_HOST", recorder.url.clone()),
+        ("EMWRITE_RETRY_BASE_MS", "1".to_owned()),
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "/nonexistent/emwrite-test-key.json".to_owned(),
+        ),
+    ]
+}
+
+fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[test]
+fn store_gcs_uploads_bare_buckets_to_the_emulator_without_a_token() {
+    let recorder = Recorder::start();
+    let env = emulator_env(&recorder);
+    let server = Server::start_with_env(&["--store", "gcs"], &as_refs(&env));
+
+    let reply = server.post("/ngmeta", NGMETA);
+    assert_eq!(
+        reply.status,
+        200,
+        "{reply:?}\nserver log:\n{}",
+        server.log()
+    );
+
+    let seen = recorder.seen();
+    let info = seen
+        .iter()
+        .find(|r| {
+            r.request_line.starts_with(
+                "POST /upload/storage/v1/b/lab/o?uploadType=media&name=neuroglancer%2Fjpeg%2Finfo",
+            )
+        })
+        .unwrap_or_else(|| panic!("no upload of the info object among {seen:#?}"));
+    assert_eq!(info.header("content-type"), Some("application/json"));
+    for request in &seen {
+        assert_eq!(request.header("authorization"), None, "{request:#?}");
+    }
+    // Nothing went to the local disk: the guest had no directory to write to.
+    let local = server.data().join("lab");
+    assert!(!local.exists(), "{} was written", local.display());
+    let log = server.log();
+    assert!(log.contains("store gcs"), "{log}");
+    assert!(
+        !log.contains("GCS credentials"),
+        "an emulator run must not look for credentials:\n{log}"
+    );
+}
+
+#[test]
+fn the_store_can_be_chosen_by_environment_and_allow_hosts_listed_there() {
+    let recorder = Recorder::start();
+    let mut env = emulator_env(&recorder);
+    env.push(("EMWRITE_STORE", "gcs".to_owned()));
+    env.push(("EMWRITE_ALLOW_HOSTS", "a.test,b.test:8080".to_owned()));
+    let server = Server::start_with_env(&[], &as_refs(&env));
+
+    let reply = server.post("/ngmeta", NGMETA);
+    assert_eq!(
+        reply.status,
+        200,
+        "{reply:?}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(!recorder.seen().is_empty());
+    let log = server.log();
+    let emulator = recorder.url.trim_start_matches("http://");
+    let allowed = format!(
+        "outgoing requests allowed to storage.googleapis.com:443, {emulator} \
+         (STORAGE_EMULATOR_HOST), a.test, b.test:8080"
+    );
+    assert!(log.contains(&allowed), "{allowed:?} not in the log:\n{log}");
+}
+
+#[test]
+fn gcs_without_credentials_fails_the_request_and_the_log_says_why() {
+    // No emulator: `gs://` goes to GCS itself, which needs a token, and the key file is missing.
+    let env = [
+        ("EMWRITE_RETRY_BASE_MS", "1"),
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "/nonexistent/emwrite-test-key.json",
+        ),
+    ];
+    let server = Server::start_with_env(&[], &env);
+    let request = NGMETA.replace(r#""dest": "lab""#, r#""dest": "gs://lab""#);
+    let reply = server.post("/ngmeta", &request);
+    assert!(
+        reply.status >= 500,
+        "{reply:?}\nserver log:\n{}",
+        server.log()
+    );
+    // The host's code for "set up wrong", which the component does not retry.
+    assert!(reply.body.contains("configuration-error"), "{reply:?}");
+
+    let log = server.log();
+    assert!(
+        log.contains(
+            "GCS credentials: GOOGLE_APPLICATION_CREDENTIALS=/nonexistent/emwrite-test-key.json"
+        ),
+        "the log should name the missing key file:\n{log}"
+    );
+    assert_eq!(
+        log.matches("requests to GCS fail until").count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
+fn allow_host_rejects_urls_with_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_emwrite"))
+        .args(["serve", "--port", "0", "--allow-host", "http://example.com"])
+        .output()
+        .expect("run emwrite");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("HOST:PORT"), "{stderr}");
+}
