@@ -6,7 +6,7 @@ original service's job with tensorstore: read the same tile packs, build the blo
 downsample, write the same sharded volume. Each runs as its own process; peak memory is that
 process's maximum resident set (wait4). Prints a Markdown table for the README.
 
-    .venv/bin/python benches/ngshard_block.py [--work DIR] [--jpeg-only]
+    .venv/bin/python benches/ngshard_block.py [--work DIR]
 """
 
 import argparse
