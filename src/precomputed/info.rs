@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::morton;
-use crate::precomputed::sharding::ShardingSpec;
+use crate::precomputed::sharding::{ShardingSpec, expect};
 use crate::{Error, ErrorKind, Result};
 
 /// Chunk edge of every emwrite scale, in voxels.
@@ -313,16 +313,6 @@ impl TryFrom<InfoJson> for VolumeInfo {
     type Error = Error;
 
     fn try_from(json: InfoJson) -> Result<Self> {
-        let expect = |field: &str, got: &str, want: &str| {
-            if got == want {
-                Ok(())
-            } else {
-                Err(Error::bad_field(
-                    field,
-                    format_args!("{got:?} is not supported, emwrite handles only {want:?}"),
-                ))
-            }
-        };
         expect("@type", &json.type_, VOLUME_TYPE)?;
         expect("type", &json.kind, "image")?;
         expect("data_type", &json.data_type, "uint8")?;

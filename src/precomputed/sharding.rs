@@ -164,20 +164,22 @@ fn raw() -> String {
     "raw".to_owned()
 }
 
+/// Checks an info string field that emwrite supports with one value only; `field` names it.
+pub(crate) fn expect(field: &str, got: &str, want: &str) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::bad_field(
+            field,
+            format_args!("{got:?} is not supported, emwrite handles only {want:?}"),
+        ))
+    }
+}
+
 impl TryFrom<ShardingJson> for ShardingSpec {
     type Error = Error;
 
     fn try_from(json: ShardingJson) -> Result<Self> {
-        let expect = |field: &str, got: &str, want: &str| {
-            if got == want {
-                Ok(())
-            } else {
-                Err(Error::bad_field(
-                    field,
-                    format_args!("{got:?} is not supported, emwrite handles only {want:?}"),
-                ))
-            }
-        };
         expect("sharding.@type", &json.type_, SHARDING_TYPE)?;
         expect("sharding.hash", &json.hash, "identity")?;
         expect(
