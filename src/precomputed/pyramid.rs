@@ -493,6 +493,10 @@ impl ScaleState {
             return Err(Error::internal("belongs to no pending shard").context(context()));
         };
         for (encoder, &encoding) in pending.encoders.iter_mut().zip(chunk.encodings) {
+            if encoding == Encoding::Raw && encoder.is_empty() {
+                // Every chunk still to come in this shard is at most a full chunk of raw voxels.
+                encoder.reserve_data(pending.remaining * chunk.chunk_edge.pow(3))?;
+            }
             encoder
                 .add_chunk_with(id, |out| {
                     codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)

@@ -125,6 +125,15 @@ impl ShardEncoder {
         self.chunks.len()
     }
 
+    /// Reserves room for `bytes` more chunk bytes at once. Raw shards know their size in advance;
+    /// growing a 128 MiB buffer by doubling instead would copy it and leave holes in the
+    /// component's linear memory, which never shrinks.
+    pub fn reserve_data(&mut self, bytes: usize) -> Result<()> {
+        self.data
+            .try_reserve_exact(bytes)
+            .map_err(|_| too_large(format_args!("shard {} of {bytes} data bytes", self.shard)))
+    }
+
     /// Whether no chunk has been added.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
