@@ -37,9 +37,9 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 /// smaller than one, so a chunk would mix several blocks.
 const MAX_SCALES: usize = 5;
 
-/// A complete shard file: write `bytes` to `<scale_key>/<file_name>` in the volume of
+/// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the volume of
 /// `encoding` (for example `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CompletedShard {
     /// The encoding of the shard's chunks, which picks the volume it belongs to.
     pub encoding: Encoding,
@@ -47,8 +47,17 @@ pub struct CompletedShard {
     pub scale_key: String,
     /// The shard's file name, e.g. `"000000.shard"`.
     pub file_name: String,
-    /// The whole shard file.
-    pub bytes: Vec<u8>,
+    /// The shard's chunks, assembled into the file only by [`CompletedShard::into_bytes`].
+    encoder: ShardEncoder,
+}
+
+impl CompletedShard {
+    /// The whole shard file. Assembling it copies the chunks into one buffer, so the caller
+    /// assembles and writes one shard at a time: with `writeRaw`, four 128 MiB raw shards
+    /// complete together, and holding all their files at once would double their memory.
+    pub fn into_bytes(self) -> Result<Vec<u8>> {
+        self.encoder.finish()
+    }
 }
 
 /// Turns one block of scale-0 voxels, fed in slabs, into the block's shards at every scale.
@@ -535,7 +544,7 @@ impl ScaleState {
                     encoding,
                     scale_key: self.scale.key().to_owned(),
                     file_name: spec.shard_file_name(shard),
-                    bytes: encoder.finish()?,
+                    encoder,
                 });
             }
         }
@@ -768,7 +777,8 @@ mod tests {
                 .iter()
                 .find(|s| s.key() == shard.scale_key)
                 .expect("known scale");
-            let chunks = decode_shard(scale.sharding(), &shard.bytes).expect("decodes");
+            let bytes = shard.clone().into_bytes().expect("assembles");
+            let chunks = decode_shard(scale.sharding(), &bytes).expect("decodes");
             assert!(
                 !chunks.is_empty(),
                 "empty shard {}/{}",

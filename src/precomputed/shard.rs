@@ -52,7 +52,7 @@ const MINISHARD_INDEX_ENTRY_BYTES: usize = 24;
 /// assert_eq!(chunks[&10], [1, 2, 3]);
 /// # Ok::<(), emwrite::Error>(())
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ShardEncoder {
     spec: ShardingSpec,
     shard: u64,
@@ -62,7 +62,7 @@ pub struct ShardEncoder {
     chunks: Vec<AddedChunk>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct AddedChunk {
     minishard: u64,
     chunk_id: u64,

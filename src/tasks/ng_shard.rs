@@ -182,8 +182,10 @@ async fn write_shards(
             shard.file_name
         );
         let object = request.dest.object(&name);
+        // One shard file at a time: each is assembled, written and dropped before the next.
+        let bytes = shard.into_bytes()?;
         written
-            .put(storage, &object, &shard.bytes, storage::BINARY)
+            .put(storage, &object, &bytes, storage::BINARY)
             .await?;
     }
     Ok(())
