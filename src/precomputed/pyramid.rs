@@ -37,8 +37,8 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 /// smaller than one, so a chunk would mix several blocks.
 const MAX_SCALES: usize = 5;
 
-/// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the volume of
-/// `encoding` (for example `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`).
+/// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the
+/// volume of `encoding` (for example `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`).
 #[derive(Clone, Debug)]
 pub struct CompletedShard {
     /// The encoding of the shard's chunks, which picks the volume it belongs to.
