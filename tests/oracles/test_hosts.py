@@ -29,7 +29,9 @@ from conftest import ROOT, Server, free_port, generate_stack
 from gcs import wait_for_port
 
 JCO = ROOT / ".tools" / "node_modules" / ".bin" / "jco"
-PORTABLE = ROOT / "target" / "wasm32-wasip2" / "release" / "emwrite.wasm"
+# The component the host embeds, as host/build.rs builds it: the tests check the very file the
+# native host runs, and scripts/test need not build it a second time.
+PORTABLE = ROOT / "target" / "component-build" / "wasm32-wasip2" / "release" / "emwrite.wasm"
 SPIN_TOML = ROOT / "spin.toml"
 SPIN_VARIABLES_SHIM = Path(__file__).with_name("spin_variables.js")
 ROUTES = ["/alignedslice", "/ngmeta", "/ngshard", "/healthz"]
