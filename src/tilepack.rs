@@ -1,6 +1,6 @@
 //! The tile pack: an aligned slice cut into PNG tiles, in one object, read back tile by tile.
 //!
-//! Byte-compatible with the original service (design.md §4). All integers are u64
+//! Byte-compatible with the original service (docs/design.md §4). All integers are u64
 //! little-endian: `width, height, tile_size`, then `n + 1` absolute offsets (the first is
 //! `24 + 8·(n + 1)`), then the n PNG tiles back to back, row-major (y outer, x inner), edge tiles
 //! clipped to the image. Tile i's `[start, end)` sits at bytes `[24 + 8i, 24 + 8i + 16)`, so a

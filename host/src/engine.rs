@@ -32,14 +32,14 @@ pub const GUEST_DATA_DIR: &str = "/data";
 /// instance would otherwise hold a tokio worker until it finishes).
 const EPOCH_TICK: Duration = Duration::from_millis(50);
 
-/// The host variable naming the GCS emulator; the guest gets it too (`shared/design.md` §6).
+/// The host variable naming the GCS emulator; the guest gets it too (`docs/design.md` §6).
 const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
 
 /// Guest environment variables passed through from the host when set: the emulator, which the
 /// guest sends every GCS request to, and the first retry delay (tests make it short).
 const PASSED_ENV: [&str; 2] = [EMULATOR_ENV, "EMWRITE_RETRY_BASE_MS"];
 
-/// Where bare bucket names live (`shared/design.md` §3); `gs://` locations are always GCS.
+/// Where bare bucket names live (`docs/design.md` §3); `gs://` locations are always GCS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
     /// Folders of the data directory: bucket B is `<data-dir>/B`.

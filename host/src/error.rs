@@ -1,6 +1,6 @@
 //! `HostError`: why a command, request or task failed, and the HTTP status of each failure.
 //!
-//! Kinds follow who is at fault (`shared/style.md`, Errors): the user's setup (`Config`),
+//! Kinds follow who is at fault (docs/design.md §9): the user's setup (`Config`),
 //! wasmtime (`Engine`), the component's own bug (`Trap`), a limit the host enforces, or the task
 //! itself, whose WIT `task-error` case says whose fault it was.
 

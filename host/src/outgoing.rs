@@ -1,7 +1,7 @@
 //! The policy for the component's outgoing HTTP requests: which hosts it may reach, and the GCS
 //! token, added by the host to requests for Google Cloud Storage and to nothing else.
 //!
-//! It runs as wasmtime-wasi-http's `WasiHttpHooks::send_request` hook (`shared/design.md` §2, §6),
+//! It runs as wasmtime-wasi-http's `WasiHttpHooks::send_request` hook (`docs/design.md` §2, §6),
 //! so the component holds no credentials and cannot reach hosts nobody allowed. Allowed are
 //! `storage.googleapis.com:443`, the emulator named by `STORAGE_EMULATOR_HOST` (Google's
 //! client-library convention; it gets no token), and each `--allow-host HOST[:PORT]`.

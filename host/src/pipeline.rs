@@ -1,7 +1,7 @@
 //! `emwrite pipeline STACK.json`: a whole stack, from raw slices to a sharded Neuroglancer
 //! volume, through the component's typed WIT exports.
 //!
-//! Order (`shared/design.md` §1): every aligned slice (each writes its tile pack), then the
+//! Order (`docs/design.md` §1): every aligned slice (each writes its tile pack), then the
 //! volume's `info`, then every 1024³ block. Tasks of a phase are independent and run `--jobs`
 //! at a time, each in its own instance; a phase starts only when the previous one succeeded.
 
@@ -20,7 +20,7 @@ use crate::error::{Bytes, HostError, Seconds};
 use crate::guest_log::LineSink;
 
 /// Edge of a block, of the tile packs' tiles and of `shard-size`: the only value the original
-/// and our sharding layout support (`shared/design.md` §4).
+/// and our sharding layout support (`docs/design.md` §4).
 const BLOCK: u32 = 1024;
 
 /// A stack file: where the volume goes and how each raw slice maps into the aligned frame.

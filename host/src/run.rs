@@ -2,7 +2,7 @@
 //! instance's `wasi:http/incoming-handler`.
 //!
 //! The file goes to the component unread: the core is the one parser of the original's request
-//! JSON (`shared/design.md` §2), so `run` accepts exactly what `serve` accepts.
+//! JSON (`docs/design.md` §2), so `run` accepts exactly what `serve` accepts.
 
 use std::io::Write as _;
 use std::path::Path;

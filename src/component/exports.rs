@@ -2,8 +2,8 @@
 
 use super::bindings::exports::emwrite::core::types::{TaskError, Written};
 use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
-use crate::request::location::Location;
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, check_block_size};
+use crate::storage::location::Location;
 use crate::{Error, ErrorKind, tasks};
 
 /// The component's implementation of the endpoint interfaces.

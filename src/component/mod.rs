@@ -1,6 +1,6 @@
 //! The WASI component: typed WIT exports and the original HTTP API, over the core.
 //!
-//! Storage is chosen per object (design.md §3): `gs://` locations go to GCS through
+//! Storage is chosen per object (docs/design.md §3): `gs://` locations go to GCS through
 //! `wasi:http/outgoing-handler`; bare bucket names go to the data directory the host preopened
 //! (`EMWRITE_DATA_DIR`, default `/data`, reached through `wasi:filesystem`), or to GCS when
 //! `EMWRITE_STORE=gcs`. `STORAGE_EMULATOR_HOST` points GCS at an emulator and
@@ -27,7 +27,7 @@ use wasi_http::WasiHttpClient;
 const DEFAULT_DATA_DIR: &str = "/data";
 
 /// The client under the GCS store: the Spin build adds its own tokens to GCS requests, since
-/// Spin cannot (design.md §2); elsewhere the host does.
+/// Spin cannot (docs/design.md §2); elsewhere the host does.
 #[cfg(not(feature = "spin"))]
 type GcsClient = WasiHttpClient;
 #[cfg(feature = "spin")]

@@ -5,7 +5,7 @@
 //! the `spin` feature the store, the emulator URL and the service-account key come from the
 //! component variables that spin.toml declares: `store`, `storage_emulator_url` and
 //! `gcs_service_account_key`. The `fermyon:spin/variables@2.0.0` import this needs is Spin's
-//! alone, which is why only this build has it (design.md §2, §8).
+//! alone, which is why only this build has it (docs/design.md §2, §8).
 //!
 //! With a key, GCS requests go to Google with tokens the component mints itself
 //! (`storage::oauth`); without one they go to the emulator URL with no credentials.

@@ -2,7 +2,7 @@
 //!
 //! Each request is a future on wstd's reactor, which waits on the pollables of every pending
 //! request at once (`wasi:io/poll`): the tile reads ngshard keeps in flight overlap although the
-//! instance has a single thread. The host sends the requests and adds credentials (design.md §2).
+//! instance has a single thread. The host sends the requests and adds credentials (docs/design.md §2).
 
 use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Chunk encodings: `raw` and `jpeg` chunks of uint8 voxels, edge chunks clipped.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md#raw-chunk-encoding>
-//! and `#jpeg-chunk-encoding` (design.md §5). Voxels are ordered x fastest, then y, then z. A
+//! and `#jpeg-chunk-encoding` (docs/design.md §5). Voxels are ordered x fastest, then y, then z. A
 //! chunk at the upper edge of the volume holds only the voxels inside it (readers check the exact
 //! byte or pixel count), so `extent` is the clipped extent, never the nominal chunk size.
 

@@ -1,7 +1,7 @@
 //! The `info` file: its JSON types and emwrite's 5-scale builder.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md#info-json-file-specification>
-//! (design.md §4 "ngmeta"). emwrite writes uint8, one-channel `image` volumes whose every scale
+//! (docs/design.md §4 "ngmeta"). emwrite writes uint8, one-channel `image` volumes whose every scale
 //! is sharded with [`ShardingSpec::for_emwrite_scales`] and has 64³ chunks;
 //! [`VolumeInfo::from_json`] reads those back and rejects anything it could not write.
 

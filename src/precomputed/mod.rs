@@ -1,7 +1,7 @@
 //! The Neuroglancer precomputed format, one piece per module.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md>
-//! and `sharded.md` beside it; design.md §4–5 fixes the parameters emwrite uses.
+//! and `sharded.md` beside it; docs/design.md §4–5 fixes the parameters emwrite uses.
 
 pub mod codec;
 pub mod info;

@@ -1,7 +1,7 @@
 //! Compressed Morton chunk ids: bits per axis, encode, decode.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md#compressed-morton-code>
-//! (design.md §5, "Chunk id"). A sharded volume names each chunk by the compressed Morton code of
+//! (docs/design.md §5, "Chunk id"). A sharded volume names each chunk by the compressed Morton code of
 //! its grid cell: the bits of x, y and z interleaved, least significant first, skipping an axis
 //! once its own bits run out. Skipping is what makes the code "compressed": a grid of
 //! [16, 11, 3] cells uses 4 + 4 + 2 = 10 bits, not 3 · 4 = 12.

@@ -2,7 +2,7 @@
 //! shards at every scale out, each as soon as its last chunk is encoded.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md>
-//! for chunks and `sharded.md` for shards; design.md §4 "ngshard" for the pyramid itself.
+//! for chunks and `sharded.md` for shards; docs/design.md §4 "ngshard" for the pyramid itself.
 //!
 //! Scale 0 is the block's 16³ chunks of 64³ voxels. Scale k (1–4) is the 2×2×2 mean of scale
 //! k − 1 over the same block, so it holds (1024 >> k)³ voxels of it: (16 >> k)³ chunks. With
@@ -638,7 +638,7 @@ fn is_all_zero(voxels: &[u8]) -> bool {
 /// `coarse` gets half as many slices of half the edge. `row_sums` is scratch of at least
 /// `fine_edge` entries.
 ///
-/// Means round half up, `(sum + 4) / 8`: design.md asks for round to nearest. The original's
+/// Means round half up, `(sum + 4) / 8`: docs/design.md asks for round to nearest. The original's
 /// later version truncated (`sum / 8`), which darkens each scale by half a grey level on average,
 /// compounding down the pyramid.
 fn downsample_2x2x2(fine: &[u8], fine_edge: usize, coarse: &mut [u8], row_sums: &mut [u16]) {

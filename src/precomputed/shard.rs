@@ -1,7 +1,7 @@
 //! Shard files: the encoder that writes one, and the decoder our tests and checks read it with.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/sharded.md#shard-format>
-//! (design.md §5, "Shard file"). A shard file is, in order:
+//! (docs/design.md §5, "Shard file"). A shard file is, in order:
 //!
 //! 1. the shard index: for each minishard, 16 bytes, the `[start, end)` (u64 LE) of its minishard
 //!    index counted from the end of the shard index; `start == end` means an empty minishard;

@@ -1,7 +1,7 @@
 //! The sharding spec: chunk id → shard and minishard, and shard file names.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/sharded.md>
-//! (design.md §4 "ngmeta" for emwrite's parameters, §5 "Shard and minishard"). emwrite writes and
+//! (docs/design.md §4 "ngmeta" for emwrite's parameters, §5 "Shard and minishard"). emwrite writes and
 //! reads one flavour of `neuroglancer_uint64_sharded_v1`: the `identity` hash, `gzip` minishard
 //! indices and `raw` chunk data; an info asking for anything else is rejected when parsed rather
 //! than misread later.
@@ -30,7 +30,7 @@ pub struct ShardingSpec {
     shard_bits: u32,
 }
 
-/// emwrite's `(preshift_bits, shard_bits)` for scales 0–4 (design.md §4). Scale k has blocks of
+/// emwrite's `(preshift_bits, shard_bits)` for scales 0–4 (docs/design.md §4). Scale k has blocks of
 /// (16 >> k)³ chunks, i.e. 3·(4 − k) Morton bits: preshift 9 leaves 8 shards per block at scale
 /// 0 (the block's fourth bit level), and from scale 1 on the preshift covers the whole block, so
 /// a block is one shard. No block shares a shard with another, so block tasks never collide.

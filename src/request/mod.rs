@@ -4,11 +4,10 @@
 //! [`raw::LooseFields`], the typed WIT exports build the structs directly, and both call
 //! `validate`, so one set of rules (and one set of messages) applies to every caller.
 
-pub mod location;
 pub mod raw;
 
+use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
-use location::{Location, check_object_name};
 use raw::LooseFields;
 
 /// The block edge and tile edge of the Neuroglancer volume: fixed by the sharding layout.
@@ -103,7 +102,7 @@ fn require_block_size(fields: &LooseFields) -> Result<()> {
     check_block_size(size)
 }
 
-/// The volume's layout (design.md §4) only works with 1024-voxel blocks.
+/// The volume's layout (docs/design.md §4) only works with 1024-voxel blocks.
 pub fn check_block_size(shard_size: u32) -> Result<()> {
     if shard_size != BLOCK_SIZE {
         return Err(Error::bad_field(

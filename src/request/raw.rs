@@ -2,7 +2,7 @@
 //!
 //! The original's README shows `"transform": "[1 0 0 1 0 0]"` and `"writeRaw": "True"`, and its
 //! clients send numbers both as JSON numbers and as strings. We accept every form it accepted
-//! (design.md §4) and reject anything else with a message that names the field.
+//! (docs/design.md §4) and reject anything else with a message that names the field.
 
 use crate::{Error, Result};
 use serde_json::{Map, Value};

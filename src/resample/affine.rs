@@ -1,6 +1,6 @@
 //! The alignedslice affine transform: the request's six numbers and their inverse, Pillow's order.
 //!
-//! See design.md §4 (alignedslice). The request lists the matrix by columns, `[a, b, c, d, e, f]`:
+//! See docs/design.md §4 (alignedslice). The request lists the matrix by columns, `[a, b, c, d, e, f]`:
 //! a raw pixel (x, y) lands at `x' = a·x + c·y + e`, `y' = b·x + d·y + f`. Pillow's
 //! `Image.transform(.., Image.AFFINE, data)` wants the opposite direction, the inverse map from an
 //! output pixel to the source, as `data = (A, B, C, D, E, F)` with `x_in = A·x + B·y + C` and

@@ -1,6 +1,6 @@
 //! Bicubic affine resampling of an 8-bit slice, bit for bit as Pillow's `Image.transform`.
 //!
-//! See design.md §4 (alignedslice). The original service called `Image.transform((w, h),
+//! See docs/design.md §4 (alignedslice). The original service called `Image.transform((w, h),
 //! Image.AFFINE, inverse, resample=Image.BICUBIC, fillcolor=0)` on mode "L" images; this module
 //! reproduces that call (Pillow's `libImaging/Geometry.c`: `affine_transform` +
 //! `bicubic_filter8`) exactly, and `tests/oracles/pillow_transform.py` checks it against Pillow.

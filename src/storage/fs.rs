@@ -4,7 +4,7 @@
 //! `wasi:filesystem` and `<root>` is the directory the host preopened.
 
 use super::Storage;
-use crate::request::location::ObjectPath;
+use crate::storage::location::ObjectPath;
 use crate::{Error, Result};
 use std::io::{ErrorKind as IoKind, Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -40,7 +40,7 @@ impl FsStorage {
     }
 
     fn path_of(&self, object: &ObjectPath) -> PathBuf {
-        // Bucket and name were validated by `request::location`: no `..`, nothing absolute.
+        // Bucket and name were validated by `storage::location`: no `..`, nothing absolute.
         self.root.join(&object.bucket).join(&object.name)
     }
 
@@ -101,7 +101,7 @@ impl Storage for FsStorage {
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::request::location::Location;
+    use crate::storage::location::Location;
 
     fn temp_root(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("emwrite-fs-{name}-{}", std::process::id()));

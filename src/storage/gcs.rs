@@ -1,14 +1,14 @@
 //! Objects in Google Cloud Storage through its JSON API, over an [`HttpClient`].
 //!
-//! design.md §6: media uploads, `alt=media` downloads with `Range`, 404 = absent, the object name
+//! docs/design.md §6: media uploads, `alt=media` downloads with `Range`, 404 = absent, the object name
 //! percent-encoded as one path segment, and the emulator from `STORAGE_EMULATOR_HOST`. Requests
 //! that fail in a way worth repeating are retried as [`super::retry`] says. No credentials pass
-//! through here: the host adds them to requests for the GCS host (design.md §2).
+//! through here: the host adds them to requests for the GCS host (docs/design.md §2).
 
 use super::Storage;
 use super::http_client::{HttpClient, HttpRequest, HttpResponse, Method};
 use super::retry::{RetryPolicy, is_retryable_status, jitter_unit};
-use crate::request::location::{ObjectPath, Store};
+use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, ErrorKind, Result};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::ops::Range;
@@ -314,7 +314,7 @@ fn names_missing_bucket(response: &HttpResponse) -> bool {
 mod tests {
     use super::super::http_client::TransportError;
     use super::*;
-    use crate::request::location::Location;
+    use crate::storage::location::Location;
     use std::cell::RefCell;
     use std::collections::VecDeque;
     use std::time::Duration;

@@ -4,7 +4,7 @@
 //! the header names RS256 and the key id; the claims name the account (`iss`), the scope, the
 //! token endpoint (`aud`) and a lifetime of at most an hour; the signature is RSASSA-PKCS1-v1_5
 //! over SHA-256 (RFC 7518 §3.3) of `base64url(header) . base64url(claims)`. Only the Spin build
-//! needs this: under the native host the host holds the credentials (design.md §2).
+//! needs this: under the native host the host holds the credentials (docs/design.md §2).
 //!
 //! The key is held as an `rsa` signing key (zeroized on drop) and never appears in a message or
 //! a `Debug` output: errors say which field is wrong, never what it holds.

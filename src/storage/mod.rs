@@ -9,13 +9,14 @@ pub mod gcs;
 pub mod http_client;
 #[cfg(feature = "spin")]
 pub mod jwt;
+pub mod location;
 #[cfg(feature = "spin")]
 pub mod oauth;
 pub mod retry;
 pub mod router;
 
 use crate::Result;
-use crate::request::location::ObjectPath;
+use location::ObjectPath;
 use std::ops::Range;
 
 /// Content type of PNG objects.

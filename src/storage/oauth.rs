@@ -1,7 +1,7 @@
 //! Bearer tokens on GCS requests, minted by the component itself (the Spin build's credentials).
 //!
 //! Spin cannot add headers to a guest's outgoing requests, so there the component holds a
-//! service-account key and does what the native host's send hook does elsewhere (design.md §2):
+//! service-account key and does what the native host's send hook does elsewhere (docs/design.md §2):
 //! it wraps the [`HttpClient`] under the GCS store and adds `Authorization: Bearer …` to requests
 //! for `https://storage.googleapis.com` only, never for an emulator or any other host. Tokens come
 //! from Google's JWT-bearer grant (RFC 7523; the assertion is built in [`super::jwt`]), posted

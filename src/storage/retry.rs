@@ -1,6 +1,6 @@
 //! Which storage failures are worth another attempt, and how long to wait before it.
 //!
-//! design.md §6: retry 408, 429, 5xx, timeouts and resets with truncated exponential backoff and
+//! docs/design.md §6: retry 408, 429, 5xx, timeouts and resets with truncated exponential backoff and
 //! jitter, 1 s doubling to 32 s — Google's advice for GCS
 //! (<https://cloud.google.com/storage/docs/retry-strategy>). The jitter is "full": each wait is
 //! drawn uniformly from zero to the bound, so thousands of tasks throttled by the same bucket at

@@ -1,12 +1,12 @@
 //! Which store an object goes to: `gs://` locations to GCS, bare bucket names to the default.
 //!
-//! design.md §3: a bare bucket name means the host's default store, a local data directory
+//! docs/design.md §3: a bare bucket name means the host's default store, a local data directory
 //! unless the host runs with `--store gcs` (guest env `EMWRITE_STORE=gcs`). Configuration errors
 //! are kept and reported when a request first needs the store they concern, so that a bad setting
 //! fails requests with a clear message rather than trapping the instance.
 
 use super::Storage;
-use crate::request::location::{ObjectPath, Store};
+use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, Result};
 use std::ops::Range;
 
@@ -110,7 +110,7 @@ impl<L: Storage, G: Storage> Storage for Router<L, G> {
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::request::location::Location;
+    use crate::storage::location::Location;
 
     /// Answers every get with its own name.
     struct Named(&'static str);

@@ -58,7 +58,7 @@ pub async fn run(storage: &impl Storage, request: &AlignedSliceRequest) -> Resul
 /// Decodes a PNG, TIFF or JPEG that must be 8-bit grayscale.
 fn decode_gray(
     bytes: &[u8],
-    what: &crate::request::location::ObjectPath,
+    what: &crate::storage::location::ObjectPath,
 ) -> Result<(Vec<u8>, u32, u32)> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()

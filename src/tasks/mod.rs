@@ -6,8 +6,8 @@ pub mod ng_meta;
 pub mod ng_shard;
 
 use crate::Result;
-use crate::request::location::ObjectPath;
 use crate::storage::Storage;
+use crate::storage::location::ObjectPath;
 
 /// What a task wrote, in order: the report every endpoint returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::VolumeInfo;
 use crate::request::NgMetaRequest;
-use crate::request::location::{Location, ObjectPath};
+use crate::storage::location::{Location, ObjectPath};
 use crate::storage::{self, Storage};
 
 /// Object name of the `info` of the pyramid in `encoding`.

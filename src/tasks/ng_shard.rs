@@ -1,14 +1,14 @@
 //! `ngshard`: build one 1024³ block from the tile packs and write its sharded pyramid.
 //!
 //! The block is streamed in slabs of [`BlockPyramid::SLAB_DEPTH`] slices, so a task holds one
-//! slab of voxels plus what the pyramid keeps, never the whole 1 GiB block (design.md §4).
+//! slab of voxels plus what the pyramid keeps, never the whole 1 GiB block (docs/design.md §4).
 
 use super::Written;
 use super::ng_meta::{encodings, info_object, volume_prefix};
 use crate::precomputed::info::VolumeInfo;
 use crate::precomputed::pyramid::{BlockPyramid, CompletedShard};
-use crate::request::location::ObjectPath;
 use crate::request::{BLOCK_SIZE, NgShardRequest};
+use crate::storage::location::ObjectPath;
 use crate::storage::{self, Storage};
 use crate::tilepack::{TilePackHeader, decode_tile, read_u64s};
 use crate::{Error, Result};

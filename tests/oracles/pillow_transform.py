@@ -11,7 +11,7 @@ Loads IN.png (must be mode "L"), runs exactly the original service's call
 and saves OUT.png (mode "L"). A..F are the inverse map in Pillow's order (x_in = A*x + B*y + C,
 y_in = D*x + E*y + F), as emwrite's `AffineTransform::inverse` returns them; pass each in a form
 that round-trips to the same f64 (Rust's `{}` or `{:?}` formatting does), so that Pillow sees
-the very bits our resampler saw. See design.md section 4 (alignedslice).
+the very bits our resampler saw. See docs/design.md section 4 (alignedslice).
 """
 
 import sys

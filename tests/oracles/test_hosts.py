@@ -1,6 +1,6 @@
 """The component in wasi:http hosts that are not ours, and the Spin app's shape (issue 4).
 
-design.md §7: `jco serve` (Node) and `wasmtime serve` run the portable component with nothing of
+docs/design.md §7: `jco serve` (Node) and `wasmtime serve` run the portable component with nothing of
 ours around it. Given the same requests against fake-gcs-server, each must write byte-identical
 objects, with the same content types, to what the native host (`emwrite serve --store gcs`)
 writes. The Spin CLI cannot be installed on this machine, so the Spin build is proven as far as
@@ -38,7 +38,7 @@ ROUTES = ["/alignedslice", "/ngmeta", "/ngshard", "/healthz"]
 RETRY_BASE_MS = "5"
 WASMTIME_INSTALL = "cargo install wasmtime-cli --version 48.0.8 --locked"
 
-# What the portable build may import and must export (design.md §2): WASI 0.2 only in, the
+# What the portable build may import and must export (docs/design.md §2): WASI 0.2 only in, the
 # original API and the typed endpoints out.
 WASI_02 = re.compile(r"wasi:[a-z-]+/[a-z-]+@0\.2\.\d+")
 EXPORTS = {"wasi:http/incoming-handler", "emwrite:core/types", "emwrite:core/aligned-slice",
@@ -194,7 +194,7 @@ def wasmtime_48() -> str:
         pytest.skip(f"wasmtime is not on PATH; install it to run this test: {WASMTIME_INSTALL} (about 22 minutes)")
     version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.strip()
     if not re.match(r"wasmtime 48\.", version):
-        pytest.skip(f"{path} is {version!r}, not 48.x (design.md §8 pins 48): {WASMTIME_INSTALL}")
+        pytest.skip(f"{path} is {version!r}, not 48.x (docs/design.md §8 pins 48): {WASMTIME_INSTALL}")
     return path
 
 
@@ -202,7 +202,7 @@ def test_wasmtime_serve_writes_what_the_native_host_writes(portable, emulator, s
     wasmtime = wasmtime_48()
     port = free_port()
     env_args = [arg for name, value in gcs_env(emulator).items() for arg in ("--env", f"{name}={value}")]
-    # -S cli: every Rust std component imports wasi:cli/environment and exit (design.md §8).
+    # -S cli: every Rust std component imports wasi:cli/environment and exit (docs/design.md §8).
     args = [wasmtime, "serve", "-S", "cli", *env_args, "--addr", f"127.0.0.1:{port}", str(portable)]
     server = HostServer(args, port, {}, tmp_path / "wasmtime-serve.log")
     try:
@@ -268,7 +268,7 @@ def unversioned(names: set[str]) -> set[str]:
 def test_builds_import_only_what_their_hosts_provide(jco, portable, spin_build):
     imports, exports = component_world(jco, portable)
     assert {i for i in imports if not WASI_02.fullmatch(i)} == set()
-    # It reaches GCS and the data directory through its imports (design.md §2).
+    # It reaches GCS and the data directory through its imports (docs/design.md §2).
     assert {"wasi:http/outgoing-handler", "wasi:filesystem/preopens"} <= unversioned(imports)
     assert unversioned(exports) == EXPORTS
     assert any(WASI_02.fullmatch(e) for e in exports if e.startswith("wasi:http/incoming-handler@"))

@@ -1,7 +1,7 @@
 //! Where objects live: a bucket name (as in the original) or a `gs://bucket/prefix` URL.
 //!
 //! A bare bucket name goes to the host's default store (a local data directory unless the host is
-//! configured for GCS); `gs://` always means Google Cloud Storage (design.md §3). Object names are
+//! configured for GCS); `gs://` always means Google Cloud Storage (docs/design.md §3). Object names are
 //! checked here so that no request can reach outside its bucket.
 
 use crate::{Error, Result};
@@ -40,7 +40,7 @@ impl Location {
     /// Parses the location held in request field `field`.
     ///
     /// ```
-    /// use emwrite::request::location::Location;
+    /// use emwrite::storage::location::Location;
     /// let l = Location::parse("dest", "gs://lab-em/run1").unwrap();
     /// assert_eq!(l.object("raw/s1.png").to_string(), "run1/raw/s1.png in bucket gs://lab-em");
     /// assert!(Location::parse("dest", "../etc").is_err());
