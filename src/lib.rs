@@ -13,7 +13,7 @@ pub mod storage;
 pub mod tasks;
 pub mod tilepack;
 
-#[cfg(target_family = "wasm")]
-mod component;
+#[cfg(any(target_family = "wasm", feature = "spin"))]
+pub mod component;
 
 pub use error::{Error, ErrorKind, Result};

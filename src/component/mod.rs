@@ -4,38 +4,45 @@
 //! `wasi:http/outgoing-handler`; bare bucket names go to the data directory the host preopened
 //! (`EMWRITE_DATA_DIR`, default `/data`, reached through `wasi:filesystem`), or to GCS when
 //! `EMWRITE_STORE=gcs`. `STORAGE_EMULATOR_HOST` points GCS at an emulator and
-//! `EMWRITE_RETRY_BASE_MS` shortens the retry waits (tests). The Spin build (feature `spin`)
-//! takes the store, the emulator and GCS credentials from Spin variables instead
-//! ([`spin_settings`]).
+//! `EMWRITE_RETRY_BASE_MS` shortens the retry waits (tests). Where those settings come from is
+//! the platform's business: the guest environment ([`settings`]) in the portable build, Spin
+//! variables in the Spin build ([`spin`], feature `spin`), which also mints its own GCS tokens.
+//!
+//! Natively only the Spin build's credential code compiles (for its unit tests); everything else
+//! here needs the `wasm32-wasip2` target.
 
+#[cfg(target_family = "wasm")]
 mod bindings;
+#[cfg(target_family = "wasm")]
 mod exports;
+#[cfg(target_family = "wasm")]
 mod http;
+#[cfg(all(target_family = "wasm", not(feature = "spin")))]
+mod settings;
 #[cfg(feature = "spin")]
-mod spin_settings;
+pub mod spin;
+#[cfg(target_family = "wasm")]
 mod wasi_http;
 
-use crate::storage::fs::FsStorage;
-use crate::storage::gcs::GcsStorage;
-use crate::storage::retry::{BASE_DELAY_ENV, RetryPolicy};
-use crate::storage::router::Router;
-#[cfg(feature = "spin")]
-use spin_settings as settings;
-use wasi_http::WasiHttpClient;
+#[cfg(all(target_family = "wasm", feature = "spin"))]
+use spin::settings;
+
+#[cfg(target_family = "wasm")]
+use crate::storage::{
+    fs::FsStorage,
+    gcs::GcsStorage,
+    retry::{BASE_DELAY_ENV, RetryPolicy},
+    router::Router,
+};
 
 /// Where the host mounts the data directory unless `EMWRITE_DATA_DIR` says otherwise.
+#[cfg(target_family = "wasm")]
 const DEFAULT_DATA_DIR: &str = "/data";
 
-/// The client under the GCS store: the Spin build adds its own tokens to GCS requests, since
-/// Spin cannot (docs/design.md §2); elsewhere the host does.
-#[cfg(not(feature = "spin"))]
-type GcsClient = WasiHttpClient;
-#[cfg(feature = "spin")]
-type GcsClient = crate::storage::oauth::AuthorizingClient<WasiHttpClient>;
-
-/// The store of one request or task, configured from the guest environment. A bad setting
+/// The store of one request or task, configured from the platform's settings. A bad setting
 /// surfaces as an error when a request first needs that store, never as a trap.
-fn storage() -> Router<FsStorage, GcsStorage<GcsClient>> {
+#[cfg(target_family = "wasm")]
+fn storage() -> Router<FsStorage, GcsStorage<settings::GcsClient>> {
     let env = |name: &str| std::env::var(name).ok();
     let local =
         FsStorage::new(env("EMWRITE_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
@@ -44,24 +51,4 @@ fn storage() -> Router<FsStorage, GcsStorage<GcsClient>> {
         Ok(GcsStorage::new(client, base, policy))
     });
     Router::new(local, gcs, settings::default_store())
-}
-
-/// The portable build's store settings, from the guest environment.
-#[cfg(not(feature = "spin"))]
-mod settings {
-    use super::{GcsClient, WasiHttpClient};
-    use crate::Result;
-    use crate::storage::gcs::{EMULATOR_HOST_ENV, base_url};
-    use crate::storage::router::{DEFAULT_STORE_ENV, DefaultStore};
-
-    /// The GCS API base URL (`STORAGE_EMULATOR_HOST`, else Google's) and the client to reach it.
-    pub fn gcs_endpoint() -> Result<(String, GcsClient)> {
-        let emulator = std::env::var(EMULATOR_HOST_ENV).ok();
-        Ok((base_url(emulator.as_deref()), WasiHttpClient))
-    }
-
-    /// Where bare bucket names go (`EMWRITE_STORE`).
-    pub fn default_store() -> Result<DefaultStore> {
-        DefaultStore::parse(std::env::var(DEFAULT_STORE_ENV).ok().as_deref())
-    }
 }

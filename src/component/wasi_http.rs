@@ -4,7 +4,8 @@
 //! request at once (`wasi:io/poll`): the tile reads ngshard keeps in flight overlap although the
 //! instance has a single thread. The host sends the requests and adds credentials (docs/design.md §2).
 
-use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, TransportError};
+use http::header::CONTENT_LENGTH;
 use std::time::Duration;
 use wstd::http::{Body, Client, ErrorCode, HeaderValue, Request};
 
@@ -30,54 +31,31 @@ impl HttpClient for WasiHttpClient {
     async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
         let mut client = Client::new();
         client.set_connect_timeout(CONNECT_TIMEOUT);
-        client.set_first_byte_timeout(first_byte_timeout(request.body.len()));
+        client.set_first_byte_timeout(first_byte_timeout(request.body().len()));
         client.set_between_bytes_timeout(BETWEEN_BYTES_TIMEOUT);
 
-        let method = match request.method {
-            Method::Get => wstd::http::Method::GET,
-            Method::Post => wstd::http::Method::POST,
-        };
-        let mut builder = Request::builder().method(method).uri(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
         // wstd's body must own its bytes, so each attempt copies the upload; the copy lives
         // only while that attempt is being sent.
-        let mut outgoing = builder
-            .body(Body::from(request.body.to_vec()))
-            .map_err(|e| TransportError {
-                retryable: false,
-                message: format!("cannot build the request to {}: {e}", request.url),
-            })?;
+        let mut outgoing = Request::new(Body::from(request.body().to_vec()));
+        *outgoing.method_mut() = request.method().clone();
+        *outgoing.uri_mut() = request.uri().clone();
+        *outgoing.headers_mut() = request.headers().clone();
         // Every request states its length (0 for a download), so the host frames the body with
         // Content-Length rather than chunked encoding, which GCS media uploads do not expect.
         outgoing
             .headers_mut()
-            .insert("content-length", HeaderValue::from(request.body.len()));
+            .insert(CONTENT_LENGTH, HeaderValue::from(request.body().len()));
 
-        let mut response = client
+        let response = client
             .send(outgoing)
             .await
             .map_err(|e| transport_error(&e, Phase::Send))?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                (name.as_str().to_owned(), value)
-            })
-            .collect();
-        let body = response
-            .body_mut()
+        let (head, mut body) = response.into_parts();
+        let body = body
             .bytes_contents()
             .await
             .map_err(|e| transport_error(&e, Phase::ReadBody))?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body: Vec::from(body),
-        })
+        Ok(HttpResponse::from_parts(head, Vec::from(body)))
     }
 
     async fn sleep(&self, duration: Duration) {

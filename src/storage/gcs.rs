@@ -6,10 +6,11 @@
 //! through here: the host adds them to requests for the GCS host (docs/design.md §2).
 
 use super::Storage;
-use super::http_client::{HttpClient, HttpRequest, HttpResponse, Method};
+use super::http_client::{HttpClient, HttpRequest, HttpResponse, header};
 use super::retry::{RetryPolicy, is_retryable_status, jitter_unit};
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, ErrorKind, Result};
+use http::{Method, header::CONTENT_TYPE, header::RANGE, header::USER_AGENT};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -115,7 +116,9 @@ impl<C: HttpClient> GcsStorage<C> {
         let mut attempt = 1;
         loop {
             let failure = match self.client.send(request).await {
-                Ok(response) if !is_retryable_status(response.status) => return Ok(response),
+                Ok(response) if !is_retryable_status(response.status().as_u16()) => {
+                    return Ok(response);
+                }
                 Ok(response) => describe_status(&response),
                 Err(e) if !e.retryable => {
                     return Err(Error::storage(
@@ -141,25 +144,35 @@ impl<C: HttpClient> GcsStorage<C> {
         }
     }
 
-    fn headers(&self) -> Vec<(String, String)> {
-        vec![(
-            "user-agent".to_owned(),
-            concat!("emwrite/", env!("CARGO_PKG_VERSION")).to_owned(),
-        )]
+    /// A request to `url` with emwrite's user agent; `extra` headers and `body` as given.
+    fn request<'a>(
+        object: &ObjectPath,
+        method: Method,
+        url: &str,
+        extra: &[(http::HeaderName, String)],
+        body: &'a [u8],
+    ) -> Result<HttpRequest<'a>> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(USER_AGENT, concat!("emwrite/", env!("CARGO_PKG_VERSION")));
+        for (name, value) in extra {
+            builder = builder.header(name, value);
+        }
+        // Only a malformed base URL (a bad emulator setting) or header value gets here.
+        builder
+            .body(body)
+            .map_err(|e| Error::storage(object, format!("cannot build the request to {url}: {e}")))
     }
 }
 
 impl<C: HttpClient> Storage for GcsStorage<C> {
     async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
-        let request = HttpRequest {
-            method: Method::Get,
-            url: self.download_url(object),
-            headers: self.headers(),
-            body: &[],
-        };
+        let url = self.download_url(object);
+        let request = Self::request(object, Method::GET, &url, &[], &[])?;
         let response = self.send(object, &request, Doing::Reading).await?;
-        match response.status {
-            200 => Ok(response.body),
+        match response.status().as_u16() {
+            200 => Ok(response.into_body()),
             _ => Err(status_error(object, &response, Doing::Reading)),
         }
     }
@@ -169,23 +182,18 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
         // HTTP ranges are inclusive and never empty: for an empty range ask for one byte and
         // drop it, so that a missing object is still reported as missing, as `FsStorage` does.
         let last = range.start.saturating_add(wanted.max(1) - 1);
-        let mut headers = self.headers();
-        headers.push(("range".to_owned(), format!("bytes={}-{last}", range.start)));
-        let request = HttpRequest {
-            method: Method::Get,
-            url: self.download_url(object),
-            headers,
-            body: &[],
-        };
+        let url = self.download_url(object);
+        let wanted_range = [(RANGE, format!("bytes={}-{last}", range.start))];
+        let request = Self::request(object, Method::GET, &url, &wanted_range, &[])?;
         let response = self.send(object, &request, Doing::Reading).await?;
-        let mut bytes = match response.status {
+        let mut bytes = match response.status().as_u16() {
             206 => {
                 check_content_range(object, &response, range.start)?;
-                response.body
+                response.into_body()
             }
             // A server may ignore `Range` and send the whole object.
             200 => {
-                let mut body = response.body;
+                let mut body = response.into_body();
                 let start = usize::try_from(range.start)
                     .unwrap_or(usize::MAX)
                     .min(body.len());
@@ -204,16 +212,11 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
         // Retrying an upload is safe: tasks write deterministic content at deterministic
         // names, so a repeated upload (even after an attempt that did land) leaves the same
         // object, and no generation precondition is needed.
-        let mut headers = self.headers();
-        headers.push(("content-type".to_owned(), content_type.to_owned()));
-        let request = HttpRequest {
-            method: Method::Post,
-            url: self.upload_url(object),
-            headers,
-            body: bytes,
-        };
+        let url = self.upload_url(object);
+        let typed = [(CONTENT_TYPE, content_type.to_owned())];
+        let request = Self::request(object, Method::POST, &url, &typed, bytes)?;
         let response = self.send(object, &request, Doing::Writing).await?;
-        if (200..300).contains(&response.status) {
+        if response.status().is_success() {
             Ok(())
         } else {
             Err(status_error(object, &response, Doing::Writing))
@@ -227,7 +230,7 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
 
 /// A 206 must start where we asked; anything else would put bytes in the wrong place.
 fn check_content_range(object: &ObjectPath, response: &HttpResponse, start: u64) -> Result<()> {
-    let Some(value) = response.header("content-range") else {
+    let Some(value) = header(response.headers(), "content-range") else {
         return Ok(());
     };
     // `bytes <first>-<last>/<total>` (RFC 9110 §14.4).
@@ -249,7 +252,7 @@ fn check_content_range(object: &ObjectPath, response: &HttpResponse, start: u64)
 fn status_error(object: &ObjectPath, response: &HttpResponse, doing: Doing) -> Error {
     let bucket = bucket_name(object);
     let detail = describe_status(response);
-    match response.status {
+    match response.status().as_u16() {
         // An upload cannot miss its object, only its bucket.
         404 if matches!(doing, Doing::Writing) || names_missing_bucket(response) => Error::new(
             ErrorKind::NotFound,
@@ -286,18 +289,19 @@ fn bucket_name(object: &ObjectPath) -> String {
 fn describe_status(response: &HttpResponse) -> String {
     let message = error_message(response);
     if message.is_empty() {
-        format!("HTTP {}", response.status)
+        format!("HTTP {}", response.status().as_u16())
     } else {
-        format!("HTTP {}: {message}", response.status)
+        format!("HTTP {}: {message}", response.status().as_u16())
     }
 }
 
 /// GCS's `{"error": {"message": …}}`, or the start of the body as text.
 fn error_message(response: &HttpResponse) -> String {
-    let from_json = serde_json::from_slice::<serde_json::Value>(&response.body)
+    let body = response.body();
+    let from_json = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
-    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(&response.body).into_owned());
+    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     let line = text.lines().next().unwrap_or_default().trim();
     line.chars().take(MAX_QUOTED_CHARS).collect()
 }
@@ -355,10 +359,14 @@ mod tests {
     impl HttpClient for &ScriptedClient {
         async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
             self.sent.borrow_mut().push(Sent {
-                method: request.method,
-                url: request.url.clone(),
-                headers: request.headers.clone(),
-                body: request.body.to_vec(),
+                method: request.method().clone(),
+                url: request.uri().to_string(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                    .collect(),
+                body: request.body().to_vec(),
             });
             self.answers
                 .borrow_mut()
@@ -372,11 +380,16 @@ mod tests {
     }
 
     fn answer(status: u16, body: &str) -> Result<HttpResponse, TransportError> {
-        Ok(HttpResponse {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-        })
+        Ok(partial(status, None, body))
+    }
+
+    /// A response with an optional `Content-Range`.
+    fn partial(status: u16, content_range: Option<&str>, body: &str) -> HttpResponse {
+        let mut response = http::Response::builder().status(status);
+        if let Some(value) = content_range {
+            response = response.header("Content-Range", value);
+        }
+        response.body(body.as_bytes().to_vec()).unwrap()
     }
 
     fn reset() -> Result<HttpResponse, TransportError> {
@@ -416,7 +429,7 @@ mod tests {
     fn put_posts_the_bytes_with_their_content_type() {
         let client = ScriptedClient::new(vec![answer(200, "{}")]);
         pollster::block_on(store(&client).put(&object("info"), b"{}", super::super::JSON)).unwrap();
-        assert_eq!(client.sent.borrow()[0].method, Method::Post);
+        assert_eq!(client.sent.borrow()[0].method, Method::POST);
         assert_eq!(client.sent.borrow()[0].body, b"{}");
         assert_eq!(
             client.header(0, "content-type").as_deref(),
@@ -426,13 +439,8 @@ mod tests {
 
     #[test]
     fn ranges_read_what_the_object_has() {
-        let partial = Ok(HttpResponse {
-            status: 206,
-            headers: vec![("Content-Range".into(), "bytes 2-4/10".into())],
-            body: b"234".to_vec(),
-        });
         let client = ScriptedClient::new(vec![
-            partial,
+            Ok(partial(206, Some("bytes 2-4/10"), "234")),
             // A server that ignores Range sends everything; a short object ends early.
             answer(200, "0123456789"),
             answer(200, "0123456789"),
@@ -460,11 +468,7 @@ mod tests {
 
     #[test]
     fn a_range_answered_from_elsewhere_is_an_error() {
-        let client = ScriptedClient::new(vec![Ok(HttpResponse {
-            status: 206,
-            headers: vec![("content-range".into(), "bytes 0-2/10".into())],
-            body: b"012".to_vec(),
-        })]);
+        let client = ScriptedClient::new(vec![Ok(partial(206, Some("bytes 0-2/10"), "012"))]);
         let e = pollster::block_on(store(&client).get_range(&object("p"), 2..5)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Storage);
         assert!(e.message().starts_with("p in bucket gs://lab: "), "{e}");

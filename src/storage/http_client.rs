@@ -1,4 +1,5 @@
-//! The HTTP seam under the GCS store: plain request and response values and a client trait.
+//! The HTTP seam under the GCS store: the `http` crate's request and response types and a
+//! client trait.
 //!
 //! The core never touches WASI: the component implements [`HttpClient`] over
 //! `wasi:http/outgoing-handler` (`component/wasi_http.rs`), and tests implement it with scripted
@@ -8,68 +9,12 @@
 use std::fmt;
 use std::time::Duration;
 
-/// The methods the GCS JSON API needs here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// Downloads.
-    Get,
-    /// Media uploads.
-    Post,
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        })
-    }
-}
-
-/// One request; `body` is borrowed so that a retried upload resends the caller's bytes
+/// One request. The body is borrowed so that a retried upload resends the caller's bytes
 /// without the store keeping a copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpRequest<'a> {
-    /// The method.
-    pub method: Method,
-    /// The absolute URL, already percent-encoded.
-    pub url: String,
-    /// Header names (lowercase) and values.
-    pub headers: Vec<(String, String)>,
-    /// The body; empty for downloads.
-    pub body: &'a [u8],
-}
+pub type HttpRequest<'a> = http::Request<&'a [u8]>;
 
 /// One response, its body read whole.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// Header names and values as received.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// The first value of header `name` (compared case-insensitively).
-    ///
-    /// ```
-    /// use emwrite::storage::http_client::HttpResponse;
-    /// let r = HttpResponse {
-    ///     status: 206,
-    ///     headers: vec![("Content-Range".into(), "bytes 0-9/20".into())],
-    ///     body: vec![],
-    /// };
-    /// assert_eq!(r.header("content-range"), Some("bytes 0-9/20"));
-    /// ```
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub type HttpResponse = http::Response<Vec<u8>>;
 
 /// A request that got no complete response: the connection failed, timed out or was cut.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,4 +44,19 @@ pub trait HttpClient {
 
     /// Waits `duration` without blocking other futures of the same task.
     async fn sleep(&self, duration: Duration);
+}
+
+/// The first value of header `name` as text, if it is text.
+///
+/// ```
+/// use emwrite::storage::http_client::header;
+/// let r = http::Response::builder()
+///     .status(206)
+///     .header("Content-Range", "bytes 0-9/20")
+///     .body(Vec::<u8>::new())
+///     .unwrap();
+/// assert_eq!(header(r.headers(), "content-range"), Some("bytes 0-9/20"));
+/// ```
+pub fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -7,11 +7,7 @@
 pub mod fs;
 pub mod gcs;
 pub mod http_client;
-#[cfg(feature = "spin")]
-pub mod jwt;
 pub mod location;
-#[cfg(feature = "spin")]
-pub mod oauth;
 pub mod retry;
 pub mod router;
 

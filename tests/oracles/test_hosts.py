@@ -313,7 +313,7 @@ def test_spin_toml_names_what_its_build_command_produces(manifest):
 
     # Each component variable the Spin build reads is declared and templated from the app
     # variable of the same name; the key is a secret, empty by default.
-    source = (ROOT / "src" / "component" / "spin_settings.rs").read_text()
+    source = (ROOT / "src" / "component" / "spin" / "settings.rs").read_text()
     read = set(re.findall(r'^const [A-Z_]+: &str = "([a-z_]+)";', source, re.M))
     assert read == {"store", "storage_emulator_url", "gcs_service_account_key"}
     assert component["variables"] == {name: f"{{{{ {name} }}}}" for name in read}

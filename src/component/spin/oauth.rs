@@ -10,11 +10,13 @@
 //!
 //! Neither the key nor a token appears in a message, a log line or a `Debug` output.
 
-use super::gcs::GCS_BASE_URL;
-use super::http_client::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 use super::jwt::{ServiceAccountKey, TOKEN_URL};
-use super::retry::is_retryable_status;
+use crate::storage::gcs::GCS_BASE_URL;
+use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, TransportError};
+use crate::storage::retry::is_retryable_status;
 use futures::lock::Mutex;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method};
 use serde::Deserialize;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -123,25 +125,23 @@ impl<C: HttpClient> AuthorizingClient<C> {
             .assertion(now_unix_secs)
             .map_err(|e| failed(false, e.message().to_owned()))?;
         let body = format!("grant_type={JWT_BEARER_GRANT}&assertion={assertion}");
-        let request = HttpRequest {
-            method: Method::Post,
-            url: TOKEN_URL.to_owned(),
-            headers: vec![(
-                "content-type".to_owned(),
-                "application/x-www-form-urlencoded".to_owned(),
-            )],
-            body: body.as_bytes(),
-        };
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(TOKEN_URL)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.as_bytes())
+            .map_err(|e| failed(false, format!("cannot build the token request: {e}")))?;
         let sent = Instant::now();
         let response = self
             .inner
             .send(&request)
             .await
             .map_err(|e| failed(e.retryable, e.message))?;
-        let answer: Option<TokenResponse> = serde_json::from_slice(&response.body).ok();
-        if response.status != 200 {
+        let answer: Option<TokenResponse> = serde_json::from_slice(response.body()).ok();
+        let status = response.status().as_u16();
+        if status != 200 {
             return Err(failed(
-                is_retryable_status(response.status),
+                is_retryable_status(status),
                 describe_refusal(&response, answer.as_ref()),
             ));
         }
@@ -161,22 +161,25 @@ impl<C: HttpClient> AuthorizingClient<C> {
     }
 }
 
-/// Whether `url` goes to Google Cloud Storage itself (and so may carry the token).
-fn is_gcs(url: &str) -> bool {
-    url.strip_prefix(GCS_BASE_URL)
+/// Whether `request` goes to Google Cloud Storage itself (and so may carry the token).
+fn is_gcs(request: &HttpRequest<'_>) -> bool {
+    request
+        .uri()
+        .to_string()
+        .strip_prefix(GCS_BASE_URL)
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A refused token request: the status and the endpoint's own `error` and `error_description`,
 /// which name the problem (`invalid_grant: Invalid JWT Signature.`) and hold nothing secret.
 fn describe_refusal(response: &HttpResponse, answer: Option<&TokenResponse>) -> String {
-    let status = response.status;
+    let status = response.status().as_u16();
     let error = answer.and_then(|a| a.error.as_deref());
     let description = answer.and_then(|a| a.error_description.as_deref());
     let detail = match (error, description) {
         (Some(e), Some(d)) => format!("{e}: {d}"),
         (Some(e), None) => e.to_owned(),
-        (None, _) => String::from_utf8_lossy(&response.body).into_owned(),
+        (None, _) => String::from_utf8_lossy(response.body()).into_owned(),
     };
     let detail: String = detail.trim().chars().take(MAX_QUOTED_CHARS).collect();
     if detail.is_empty() {
@@ -188,16 +191,24 @@ fn describe_refusal(response: &HttpResponse, answer: Option<&TokenResponse>) -> 
 
 impl<C: HttpClient> HttpClient for AuthorizingClient<C> {
     async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
-        let Some(key) = self.key.as_ref().filter(|_| is_gcs(&request.url)) else {
+        let Some(key) = self.key.as_ref().filter(|_| is_gcs(request)) else {
             return self.inner.send(request).await;
         };
         let token = self.access_token(key).await?;
-        let mut authorized = request.clone();
-        authorized
-            .headers
-            .push(("authorization".to_owned(), format!("Bearer {token}")));
+        let bearer =
+            HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| TransportError {
+                retryable: false,
+                message: "the token endpoint sent a token that is not a valid header value"
+                    .to_owned(),
+            })?;
+        // `http::Request` is not `Clone`; the copy shares the caller's borrowed body.
+        let mut authorized = http::Request::new(*request.body());
+        *authorized.method_mut() = request.method().clone();
+        *authorized.uri_mut() = request.uri().clone();
+        *authorized.headers_mut() = request.headers().clone();
+        authorized.headers_mut().insert(AUTHORIZATION, bearer);
         let response = self.inner.send(&authorized).await?;
-        if response.status == 401 {
+        if response.status() == http::StatusCode::UNAUTHORIZED {
             // GCS no longer takes this token (revoked, or the clock jumped): the next request
             // mints a new one.
             *self.token.lock().await = None;
@@ -261,9 +272,13 @@ mod tests {
     impl HttpClient for ScriptedClient {
         async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
             self.sent.borrow_mut().push(Sent {
-                url: request.url.clone(),
-                headers: request.headers.clone(),
-                body: request.body.to_vec(),
+                url: request.uri().to_string(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                    .collect(),
+                body: request.body().to_vec(),
             });
             self.answers
                 .borrow_mut()
@@ -275,11 +290,10 @@ mod tests {
     }
 
     fn answer(status: u16, body: &str) -> Result<HttpResponse, TransportError> {
-        Ok(HttpResponse {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-        })
+        Ok(http::Response::builder()
+            .status(status)
+            .body(body.as_bytes().to_vec())
+            .unwrap())
     }
 
     fn token(value: &str, expires_in: u64) -> Result<HttpResponse, TransportError> {
@@ -304,12 +318,12 @@ mod tests {
     }
 
     fn get(url: &str) -> HttpRequest<'static> {
-        HttpRequest {
-            method: Method::Get,
-            url: url.to_owned(),
-            headers: vec![("range".to_owned(), "bytes=0-9".to_owned())],
-            body: &[],
-        }
+        http::Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .header("range", "bytes=0-9")
+            .body(&[][..])
+            .unwrap()
     }
 
     const OBJECT: &str = "https://storage.googleapis.com/storage/v1/b/lab/o/info?alt=media";
@@ -324,7 +338,7 @@ mod tests {
         let authorizing = AuthorizingClient::new(client, Some(key()));
         for _ in 0..2 {
             let response = pollster::block_on(authorizing.send(&get(OBJECT))).unwrap();
-            assert_eq!(response.status, 200);
+            assert_eq!(response.status(), 200);
         }
         let client = &authorizing.inner;
         assert_eq!(client.urls(), [TOKEN_URL, OBJECT, OBJECT]);
@@ -390,7 +404,7 @@ mod tests {
         ]);
         let authorizing = AuthorizingClient::new(client, Some(key()));
         let first = pollster::block_on(authorizing.send(&get(OBJECT))).unwrap();
-        assert_eq!(first.status, 401);
+        assert_eq!(first.status(), 401);
         pollster::block_on(authorizing.send(&get(OBJECT))).unwrap();
         assert_eq!(
             authorizing.inner.authorization(3).as_deref(),

@@ -8,12 +8,12 @@
 //! alone, which is why only this build has it (docs/design.md §2, §8).
 //!
 //! With a key, GCS requests go to Google with tokens the component mints itself
-//! (`storage::oauth`); without one they go to the emulator URL with no credentials.
+//! ([`super::oauth`]); without one they go to the emulator URL with no credentials.
 
-use super::wasi_http::WasiHttpClient;
+use super::jwt::ServiceAccountKey;
+use super::oauth::AuthorizingClient;
+use crate::component::wasi_http::WasiHttpClient;
 use crate::storage::gcs::{GCS_BASE_URL, base_url};
-use crate::storage::jwt::ServiceAccountKey;
-use crate::storage::oauth::AuthorizingClient;
 use crate::storage::router::DefaultStore;
 use crate::{Error, Result};
 
@@ -64,8 +64,11 @@ pub fn default_store() -> Result<DefaultStore> {
     })
 }
 
+/// The client under the GCS store: the component adds its own tokens to GCS requests.
+pub type GcsClient = AuthorizingClient<WasiHttpClient>;
+
 /// The GCS API base URL and the client to reach it with.
-pub fn gcs_endpoint() -> Result<(String, AuthorizingClient<WasiHttpClient>)> {
+pub fn gcs_endpoint() -> Result<(String, GcsClient)> {
     let key = variable(KEY)?.filter(|k| !k.trim().is_empty());
     match key {
         Some(json) => {
