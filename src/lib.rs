@@ -9,6 +9,7 @@ pub mod error;
 pub mod precomputed;
 pub mod request;
 pub mod resample;
+pub mod slice_image;
 pub mod storage;
 pub mod tasks;
 pub mod tilepack;

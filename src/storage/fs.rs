@@ -44,6 +44,13 @@ impl FsStorage {
         self.root.join(&object.bucket).join(&object.name)
     }
 
+    /// Creates the folders above `path` (the file of `object`) and returns the innermost.
+    fn make_parent<'a>(&self, object: &ObjectPath, path: &'a Path) -> Result<&'a Path> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| io_error(object, &e))?;
+        Ok(dir)
+    }
+
     fn open(&self, object: &ObjectPath) -> Result<std::fs::File> {
         std::fs::File::open(self.path_of(object)).map_err(|e| io_error(object, &e))
     }
@@ -74,8 +81,7 @@ impl Storage for FsStorage {
 
     async fn put(&self, object: &ObjectPath, bytes: &[u8], _content_type: &str) -> Result<()> {
         let path = self.path_of(object);
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| io_error(object, &e))?;
+        let dir = self.make_parent(object, &path)?;
         // Write beside the target and rename over it: readers see the old object or the new
         // one, never a torn write, and a failed task leaves no partial file under the real name.
         let file_name = path
@@ -92,6 +98,20 @@ impl Storage for FsStorage {
             // Best effort: the temporary name is hidden and unique, so a leftover is harmless.
             let _ = std::fs::remove_file(&temp);
             return Err(io_error(object, &e));
+        }
+        Ok(())
+    }
+
+    /// The folders a put needs exist afterwards, and no folder stands where the file goes:
+    /// what makes a local put fail short of a full disk.
+    async fn check_writable(&self, object: &ObjectPath) -> Result<()> {
+        let path = self.path_of(object);
+        self.make_parent(object, &path)?;
+        if path.is_dir() {
+            return Err(Error::storage(
+                object,
+                "a folder stands where the object goes",
+            ));
         }
         Ok(())
     }
@@ -131,6 +151,32 @@ mod tests {
         assert!(root.join("lab/a/b/c.bin").is_file());
         let leftovers: Vec<_> = std::fs::read_dir(root.join("lab/a/b")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn check_writable_fails_where_put_would_and_writes_no_object() {
+        let root = temp_root("writable");
+        let store = FsStorage::new(&root);
+        let lab = Location::parse("dest", "lab").unwrap();
+        pollster::block_on(store.check_writable(&lab.object("a/b.png"))).unwrap();
+        assert!(root.join("lab/a").is_dir());
+        assert!(!root.join("lab/a/b.png").exists());
+
+        std::fs::write(root.join("blocked"), b"a file, not a bucket folder").unwrap();
+        let blocked = Location::parse("dest", "blocked").unwrap().object("3");
+        let e = pollster::block_on(store.check_writable(&blocked)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.message().starts_with("3 in bucket blocked: "), "{e}");
+        let put = pollster::block_on(store.put(&blocked, b"x", super::super::BINARY));
+        assert_eq!(put.unwrap_err().kind(), e.kind());
+
+        std::fs::create_dir_all(root.join("lab/dir.png")).unwrap();
+        let e = pollster::block_on(store.check_writable(&lab.object("dir.png"))).unwrap_err();
+        assert!(
+            e.message()
+                .contains("a folder stands where the object goes"),
+            "{e}"
+        );
     }
 
     #[test]

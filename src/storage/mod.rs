@@ -40,6 +40,14 @@ pub trait Storage {
     /// Writes the whole object at once, replacing any previous version.
     async fn put(&self, object: &ObjectPath, bytes: &[u8], content_type: &str) -> Result<()>;
 
+    /// Fails as a [`Storage::put`] to `object` would, where the store can tell without writing
+    /// the object: a task that writes several objects checks them all before its first put.
+    /// The default knows nothing in advance; a store may prepare what a put needs.
+    async fn check_writable(&self, object: &ObjectPath) -> Result<()> {
+        let _ = object;
+        Ok(())
+    }
+
     /// Attempts this store has repeated after transient failures since it was made; tasks
     /// report the difference over their run.
     fn retries(&self) -> u32 {

@@ -100,6 +100,13 @@ impl<L: Storage, G: Storage> Storage for Router<L, G> {
         }
     }
 
+    async fn check_writable(&self, object: &ObjectPath) -> Result<()> {
+        match self.target(object)? {
+            Target::Local(s) => s.check_writable(object).await,
+            Target::Gcs(s) => s.check_writable(object).await,
+        }
+    }
+
     fn retries(&self) -> u32 {
         let gcs = self.gcs.as_ref().map_or(0, Storage::retries);
         self.local.retries() + gcs

@@ -81,6 +81,13 @@ def test_failed_tasks_leave_nothing_half_written(server):
         server.post("alignedslice", with_(GOOD_ALIGNED, img=img))
     assert not (server.data_dir / "errs" / "align").exists()
     assert not (server.data_dir / "errs-tmp").exists()
+    # The tile pack cannot be written (its bucket is a file, not a folder), which only shows
+    # after the slice was read and resampled: alignedslice checks both destinations before it
+    # writes the aligned PNG, so it writes neither.
+    (server.data_dir / "errs-blocked").write_bytes(b"a file where the bucket folder goes")
+    status, body = server.post("alignedslice", with_(GOOD_ALIGNED, dest_tmp="errs-blocked"))
+    assert status >= 400 and "1 in bucket errs-blocked" in body, body
+    assert not (server.data_dir / "errs" / "align" / "ok.png").exists()
     # A missing tile pack fails ngshard before it writes anything.
     assert server.post("ngmeta", GOOD_META)[0] == 200
     status, body = server.post("ngshard", GOOD_SHARD)
