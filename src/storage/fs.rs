@@ -1,15 +1,19 @@
 //! Objects as files in a local data directory: bucket `B` is the folder `<root>/B`.
 //!
 //! The same code runs natively and in the component, where `std::fs` goes through
-//! `wasi:filesystem` and `<root>` is the directory the host preopened.
+//! `wasi:filesystem` and `<root>` is the directory the host preopened. A put writes a hidden
+//! temporary file beside the object and renames it over the object, so an object is whole or
+//! absent; [`sweep_stale_temp_files`] removes the temporary files of puts that were cut short
+//! (a killed process), which nothing else would.
 
 use super::Storage;
 use crate::storage::location::ObjectPath;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 use std::io::{ErrorKind as IoKind, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// A local data directory holding one folder per bucket.
 #[derive(Clone, Debug)]
@@ -19,6 +23,10 @@ pub struct FsStorage {
 
 /// Distinguishes temporary files of concurrent puts within one process.
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+/// What stands between an object's file name and a put's token in its temporary file's name:
+/// `.<file name>.tmp-<16 hex digits>-<counter>`.
+const TEMP_MARKER: &str = ".tmp-";
 
 /// A random token, the same for the whole process or component instance: concurrent instances
 /// share the data directory, and WASI has no process id (`std::process::id` panics there).
@@ -31,6 +39,101 @@ fn instance_token() -> u64 {
             .build_hasher()
             .finish()
     })
+}
+
+/// The temporary file name of the next put of the file `file_name`.
+fn temp_file_name(file_name: &str) -> String {
+    format!(
+        ".{file_name}{TEMP_MARKER}{:016x}-{}",
+        instance_token(),
+        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether `name` is a temporary file name that [`temp_file_name`] makes: nothing else in a
+/// data directory is ever swept.
+///
+/// ```
+/// use emwrite::storage::fs::is_temp_file_name;
+/// assert!(is_temp_file_name(".0.shard.tmp-00c0ffee00c0ffee-12"));
+/// assert!(!is_temp_file_name("0.shard"));
+/// assert!(!is_temp_file_name(".0.shard.tmp-c0ffee-12"));
+/// assert!(!is_temp_file_name(".notes.tmp-00c0ffee00c0ffee-x"));
+/// ```
+pub fn is_temp_file_name(name: &str) -> bool {
+    let Some((object, suffix)) = name.rsplit_once(TEMP_MARKER) else {
+        return false;
+    };
+    let Some((token, counter)) = suffix.split_once('-') else {
+        return false;
+    };
+    object.len() > 1
+        && object.starts_with('.')
+        && token.len() == 16
+        && token.bytes().all(|b| b.is_ascii_hexdigit())
+        && !counter.is_empty()
+        && counter.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What a sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Temporary files removed.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Removes the temporary files of puts below `root` last modified more than `min_age` ago.
+///
+/// A put writes its temporary file in one go and renames it at once, so one that has not
+/// changed for a while belongs to a put that was cut short (the process was killed); `min_age`
+/// keeps the sweep away from puts still in flight in other processes sharing the directory.
+/// Only names that [`is_temp_file_name`] accepts are touched, and links are not followed.
+/// Entries that vanish or cannot be read meanwhile are skipped: a sweep is best effort.
+pub fn sweep_stale_temp_files(root: &Path, min_age: Duration) -> Swept {
+    let mut swept = Swept::default();
+    let now = SystemTime::now();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            // `DirEntry::file_type` does not follow links: a link is neither a folder nor a file.
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            if file_type.is_dir() {
+                folders.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            if !file_type.is_file() || !name.to_str().is_some_and(is_temp_file_name) {
+                continue;
+            }
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            let age = metadata
+                .modified()
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .unwrap_or_default();
+            if age >= min_age && std::fs::remove_file(entry.path()).is_ok() {
+                swept.files += 1;
+                swept.bytes += metadata.len();
+            }
+        }
+    }
+    swept
+}
+
+/// What a failed operation was doing, for the error it becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Doing {
+    Reading,
+    Writing,
 }
 
 impl FsStorage {
@@ -47,35 +150,71 @@ impl FsStorage {
     /// Creates the folders above `path` (the file of `object`) and returns the innermost.
     fn make_parent<'a>(&self, object: &ObjectPath, path: &'a Path) -> Result<&'a Path> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| io_error(object, &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| self.fault(object, Doing::Writing, &e))?;
         Ok(dir)
     }
 
     fn open(&self, object: &ObjectPath) -> Result<std::fs::File> {
-        std::fs::File::open(self.path_of(object)).map_err(|e| io_error(object, &e))
+        std::fs::File::open(self.path_of(object))
+            .map_err(|e| self.fault(object, Doing::Reading, &e))
     }
-}
 
-fn io_error(object: &ObjectPath, e: &std::io::Error) -> Error {
-    match e.kind() {
-        IoKind::NotFound => Error::not_found(object),
-        _ => Error::storage(object, e),
+    /// Whether a link stands anywhere on the way from the bucket folder to `object`'s file.
+    fn passes_through_link(&self, object: &ObjectPath) -> bool {
+        let mut path = self.root.clone();
+        std::iter::once(object.bucket.as_str())
+            .chain(object.name.split('/'))
+            .any(|segment| {
+                path.push(segment);
+                std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+            })
+    }
+
+    /// The error for a failed file operation on `object`, by who is at fault (docs/design.md
+    /// §9): names that clash with what the directory holds, or lead through a link the sandbox
+    /// refuses, are the request's; a read-only directory is the deployment's; anything else is
+    /// the store failing.
+    fn fault(&self, object: &ObjectPath, doing: Doing, e: &std::io::Error) -> Error {
+        match (e.kind(), doing) {
+            (IoKind::NotFound, _) => Error::not_found(object),
+            // A file in the way of a folder on the object's path: reading, there is no such
+            // object (as an object store would say); writing, the names clash.
+            (IoKind::NotADirectory, Doing::Reading) => Error::not_found(object),
+            (IoKind::NotADirectory | IoKind::AlreadyExists, Doing::Writing) => Error::new(
+                ErrorKind::BadRequest,
+                format!("{object}: a file stands where the object's name needs a folder"),
+            ),
+            (IoKind::IsADirectory, _) => Error::new(
+                ErrorKind::BadRequest,
+                format!("{object}: is a folder, not an object"),
+            ),
+            (IoKind::PermissionDenied, _) if self.passes_through_link(object) => Error::new(
+                ErrorKind::BadRequest,
+                format!("{object}: leads through a link, which the data directory does not follow"),
+            ),
+            (IoKind::PermissionDenied, Doing::Writing) => Error::storage(
+                object,
+                "the data directory is read-only here (under Spin, files mounts are read-only \
+                 unless `spin up --allow-transient-write`)",
+            ),
+            _ => Error::storage(object, e),
+        }
     }
 }
 
 impl Storage for FsStorage {
     async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
-        std::fs::read(self.path_of(object)).map_err(|e| io_error(object, &e))
+        std::fs::read(self.path_of(object)).map_err(|e| self.fault(object, Doing::Reading, &e))
     }
 
     async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
         let mut file = self.open(object)?;
-        file.seek(SeekFrom::Start(range.start))
-            .map_err(|e| io_error(object, &e))?;
+        let fault = |e: std::io::Error| self.fault(object, Doing::Reading, &e);
+        file.seek(SeekFrom::Start(range.start)).map_err(fault)?;
         let mut bytes = Vec::new();
         file.take(range.end.saturating_sub(range.start))
             .read_to_end(&mut bytes)
-            .map_err(|e| io_error(object, &e))?;
+            .map_err(fault)?;
         Ok(bytes)
     }
 
@@ -88,16 +227,12 @@ impl Storage for FsStorage {
             .file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        let temp = dir.join(format!(
-            ".{file_name}.tmp-{:016x}-{}",
-            instance_token(),
-            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = dir.join(temp_file_name(&file_name));
         let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, &path));
         if let Err(e) = written {
-            // Best effort: the temporary name is hidden and unique, so a leftover is harmless.
+            // Best effort; a leftover (say, of a killed process) is what the sweep is for.
             let _ = std::fs::remove_file(&temp);
-            return Err(io_error(object, &e));
+            return Err(self.fault(object, Doing::Writing, &e));
         }
         Ok(())
     }
@@ -108,9 +243,9 @@ impl Storage for FsStorage {
         let path = self.path_of(object);
         self.make_parent(object, &path)?;
         if path.is_dir() {
-            return Err(Error::storage(
-                object,
-                "a folder stands where the object goes",
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                format!("{object}: is a folder, not an object"),
             ));
         }
         Ok(())
@@ -165,18 +300,86 @@ mod tests {
         std::fs::write(root.join("blocked"), b"a file, not a bucket folder").unwrap();
         let blocked = Location::parse("dest", "blocked").unwrap().object("3");
         let e = pollster::block_on(store.check_writable(&blocked)).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Storage);
-        assert!(e.message().starts_with("3 in bucket blocked: "), "{e}");
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert_eq!(
+            e.message(),
+            "3 in bucket blocked: a file stands where the object's name needs a folder"
+        );
         let put = pollster::block_on(store.put(&blocked, b"x", super::super::BINARY));
         assert_eq!(put.unwrap_err().kind(), e.kind());
 
         std::fs::create_dir_all(root.join("lab/dir.png")).unwrap();
         let e = pollster::block_on(store.check_writable(&lab.object("dir.png"))).unwrap_err();
-        assert!(
-            e.message()
-                .contains("a folder stands where the object goes"),
-            "{e}"
+        assert_eq!(
+            e.message(),
+            "dir.png in bucket lab: is a folder, not an object"
         );
+    }
+
+    #[test]
+    fn folders_and_files_in_the_way_are_named_by_who_is_at_fault() {
+        let root = temp_root("clash");
+        let store = FsStorage::new(&root);
+        let lab = Location::parse("dest", "lab").unwrap();
+        std::fs::create_dir_all(root.join("lab/raw/s1.png")).unwrap();
+        std::fs::write(root.join("lab/file"), b"x").unwrap();
+
+        let e = pollster::block_on(store.get(&lab.object("raw/s1.png"))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert_eq!(
+            e.message(),
+            "raw/s1.png in bucket lab: is a folder, not an object"
+        );
+        let e = pollster::block_on(store.get_range(&lab.object("raw/s1.png"), 0..8)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+
+        let e = pollster::block_on(store.get(&lab.object("file/7"))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = pollster::block_on(store.put(&lab.object("file/7"), b"x", super::super::BINARY))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert_eq!(
+            e.message(),
+            "file/7 in bucket lab: a file stands where the object's name needs a folder"
+        );
+        let e = pollster::block_on(store.put(&lab.object("raw/s1.png"), b"x", super::super::PNG))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest, "{e}");
+    }
+
+    #[test]
+    fn sweep_removes_only_stale_temporary_files_of_puts() {
+        let root = temp_root("sweep");
+        let shards = root.join("lab/neuroglancer/jpeg/8.0x8.0x8.0");
+        std::fs::create_dir_all(&shards).unwrap();
+        let temp = shards.join(temp_file_name("0.shard"));
+        std::fs::write(&temp, [0u8; 100]).unwrap();
+        let keep = [
+            shards.join("0.shard"),
+            shards.join(".0.shard.tmp-notours"),
+            root.join("lab/.hidden"),
+        ];
+        for file in &keep {
+            std::fs::write(file, b"kept").unwrap();
+        }
+        // A fresh temporary file may belong to a put in flight elsewhere.
+        let hour = Duration::from_secs(3600);
+        assert_eq!(sweep_stale_temp_files(&root, hour), Swept::default());
+        assert!(temp.exists());
+
+        let file = std::fs::File::options().write(true).open(&temp).unwrap();
+        file.set_modified(SystemTime::now() - 2 * hour).unwrap();
+        drop(file);
+        let swept = sweep_stale_temp_files(&root, hour);
+        assert_eq!(
+            swept,
+            Swept {
+                files: 1,
+                bytes: 100
+            }
+        );
+        assert!(!temp.exists());
+        assert!(keep.iter().all(|f| f.exists()));
     }
 
     #[test]
