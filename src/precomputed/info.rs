@@ -7,17 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{BLOCK_EDGE, CHUNK_EDGE};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::morton;
 use crate::precomputed::sharding::{ShardingSpec, expect};
 use crate::{Error, ErrorKind, Result};
-
-/// Chunk edge of every emwrite scale, in voxels.
-pub const CHUNK_EDGE: u64 = 64;
-
-/// Scale-0 sizes are rounded up to whole blocks of this many voxels per axis, the unit of one
-/// ngshard task.
-pub const BLOCK_EDGE: u64 = 1024;
 
 /// A whole `info` file.
 ///
@@ -58,7 +52,9 @@ impl VolumeInfo {
         resolution_nm: f64,
         encoding: Encoding,
     ) -> Self {
-        let round_up = |voxels: u64| voxels.div_ceil(BLOCK_EDGE).saturating_mul(BLOCK_EDGE);
+        // Whole blocks, so that every ngshard block lies inside scale 0.
+        let block = u64::from(BLOCK_EDGE);
+        let round_up = |voxels: u64| voxels.div_ceil(block).saturating_mul(block);
         let size0 = [
             round_up(width),
             round_up(height),
@@ -72,7 +68,7 @@ impl VolumeInfo {
                     key: scale_key([resolution; 3]),
                     size: size0.map(|voxels| voxels >> k),
                     resolution_nm: [resolution; 3],
-                    chunk_size: [CHUNK_EDGE; 3],
+                    chunk_size: [CHUNK_EDGE.into(); 3],
                     encoding,
                     voxel_offset: [0; 3],
                     sharding,

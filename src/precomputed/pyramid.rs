@@ -18,24 +18,21 @@
 
 use std::collections::BTreeMap;
 
+use crate::layout::{self, SCALE_COUNT};
 use crate::precomputed::codec::{self, Encoding};
-use crate::precomputed::info::{self, Scale};
+use crate::precomputed::info::Scale;
 use crate::precomputed::morton;
 use crate::precomputed::shard::ShardEncoder;
 use crate::{Error, Result};
 
 /// Chunk edge of emwrite's scales, in voxels.
-const CHUNK_EDGE: usize = info::CHUNK_EDGE as usize;
+const CHUNK_EDGE: usize = layout::CHUNK_EDGE as usize;
 
 /// Chunks per block edge at scale 0 (16); scale k has `BLOCK_CHUNKS >> k`.
-const BLOCK_CHUNKS: usize = (info::BLOCK_EDGE / info::CHUNK_EDGE) as usize;
+const BLOCK_CHUNKS: usize = layout::BLOCK_CHUNKS as usize;
 
 /// Slabs per block: one per layer of scale-0 chunks.
 const SLAB_COUNT: usize = BLOCK_CHUNKS;
-
-/// The most scales a block feeds: at scale 4 it is a single chunk, and at scale 5 it would be
-/// smaller than one, so a chunk would mix several blocks.
-const MAX_SCALES: usize = 5;
 
 /// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the
 /// volume of `encoding` (for example `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`).
@@ -148,9 +145,10 @@ impl BlockPyramid {
         jpeg_quality: u8,
         chunk_edge: usize,
     ) -> Result<Self> {
-        if scales.is_empty() || scales.len() > MAX_SCALES {
+        // A block feeds at most SCALE_COUNT scales: past them a chunk would mix several blocks.
+        if scales.is_empty() || scales.len() > SCALE_COUNT {
             return Err(Error::internal(format_args!(
-                "block pyramid: expected 1 to {MAX_SCALES} scales, got {}",
+                "block pyramid: expected 1 to {SCALE_COUNT} scales, got {}",
                 scales.len()
             )));
         }

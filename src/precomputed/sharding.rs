@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{self, SCALE_COUNT};
 use crate::{Error, Result};
 
 /// The `sharding` object of a scale: how chunk ids map to shard files.
@@ -29,12 +30,6 @@ pub struct ShardingSpec {
     minishard_bits: u32,
     shard_bits: u32,
 }
-
-/// emwrite's `(preshift_bits, shard_bits)` for scales 0–4 (docs/design.md §4). Scale k has blocks of
-/// (16 >> k)³ chunks, i.e. 3·(4 − k) Morton bits: preshift 9 leaves 8 shards per block at scale
-/// 0 (the block's fourth bit level), and from scale 1 on the preshift covers the whole block, so
-/// a block is one shard. No block shares a shard with another, so block tasks never collide.
-const EMWRITE_BITS: [(u32, u32); 5] = [(9, 24), (9, 21), (6, 21), (3, 21), (0, 21)];
 
 /// The most minishard bits accepted: the shard index alone is 16 · 2^bits bytes.
 const MAX_MINISHARD_BITS: u32 = 32;
@@ -70,8 +65,8 @@ impl ShardingSpec {
         })
     }
 
-    /// emwrite's specs for scales 0–4: preshift 9, 9, 6, 3, 0; shard bits 24, 21, 21, 21, 21;
-    /// no minishard bits.
+    /// emwrite's specs for scales 0–4 ([`layout::SHARDING_BITS`]): preshift 9, 9, 6, 3, 0; shard
+    /// bits 24, 21, 21, 21, 21; no minishard bits.
     ///
     /// ```
     /// use emwrite::precomputed::sharding::ShardingSpec;
@@ -79,8 +74,8 @@ impl ShardingSpec {
     /// assert_eq!((s0.preshift_bits(), s0.shard_bits()), (9, 24));
     /// assert_eq!((s4.preshift_bits(), s4.shard_bits()), (0, 21));
     /// ```
-    pub fn for_emwrite_scales() -> [Self; 5] {
-        EMWRITE_BITS.map(|(preshift_bits, shard_bits)| Self {
+    pub fn for_emwrite_scales() -> [Self; SCALE_COUNT] {
+        layout::SHARDING_BITS.map(|(preshift_bits, shard_bits)| Self {
             preshift_bits,
             minishard_bits: 0,
             shard_bits,
