@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{self, SCALE_COUNT};
+use crate::precomputed::morton;
 use crate::{Error, Result};
 
 /// The `sharding` object of a scale: how chunk ids map to shard files.
@@ -127,6 +128,54 @@ impl ShardingSpec {
         let digits = self.shard_bits.div_ceil(4) as usize;
         format!("{shard:0digits$x}.shard")
     }
+
+    /// Checks that every shard holding a chunk of a block lies inside the block, so that the task
+    /// writing the block owns whole shards. The block is `cells` cells per axis from
+    /// `first_cell`, in a chunk grid of `grid` cells.
+    ///
+    /// A shard is the set of ids sharing the bits above the low `preshift + minishard` bits. In a
+    /// compressed Morton id those low bits are the low bits of each axis's cell index
+    /// ([`morton::low_bits_per_axis`]), so a shard is an aligned box of 2^low cells per axis
+    /// (clipped to the grid); it must not reach past the block on any axis.
+    ///
+    /// ```
+    /// use emwrite::precomputed::sharding::ShardingSpec;
+    /// // 3 preshift bits: shards of 2×2×2 cells.
+    /// let spec = ShardingSpec::new(3, 0, 21)?;
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [2, 4, 6], 2).is_ok());
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [1, 4, 6], 2).is_err());
+    /// # Ok::<(), emwrite::Error>(())
+    /// ```
+    pub fn check_block_owns_its_shards(
+        &self,
+        grid: [u64; 3],
+        first_cell: [u64; 3],
+        cells: u64,
+    ) -> Result<()> {
+        if (0..3).any(|axis| first_cell[axis] >= grid[axis]) {
+            // The block holds no chunk of this grid.
+            return Ok(());
+        }
+        let low_bits = morton::low_bits_per_axis(
+            morton::bits_per_axis(grid),
+            self.preshift_bits + self.minishard_bits,
+        );
+        for (axis, name) in ["x", "y", "z"].into_iter().enumerate() {
+            let start = first_cell[axis];
+            let span = 1u64.checked_shl(low_bits[axis]).unwrap_or(u64::MAX);
+            let shard_start = start - start % span;
+            let shard_end = shard_start.saturating_add(span).min(grid[axis]);
+            let block_end = start.saturating_add(cells);
+            if shard_start < start || shard_end > block_end {
+                return Err(Error::internal(format_args!(
+                    "a shard spans cells [{shard_start}, {shard_end}) along {name}, beyond the \
+                     block's [{start}, {block_end}), so block tasks would overwrite each other's \
+                     shards"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn low_bits_mask(bits: u32) -> u64 {
@@ -207,7 +256,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::precomputed::morton;
 
     #[test]
     fn shard_names_are_zero_padded_lowercase_hex() {

@@ -5,8 +5,9 @@
 
 use super::Written;
 use crate::layout::{self, BLOCK_EDGE, encodings, info_object};
+use crate::precomputed::block_shards::CompletedShard;
 use crate::precomputed::info::VolumeInfo;
-use crate::precomputed::pyramid::{BlockPyramid, CompletedShard};
+use crate::precomputed::pyramid::BlockPyramid;
 use crate::request::NgShardRequest;
 use crate::storage::{self, Storage};
 use crate::tilepack::read_tile;
