@@ -6,7 +6,7 @@
 use super::Written;
 use crate::layout::{self, BLOCK_EDGE, encodings, info_object};
 use crate::precomputed::block_shards::CompletedShard;
-use crate::precomputed::info::VolumeInfo;
+use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::pyramid::BlockPyramid;
 use crate::request::NgShardRequest;
 use crate::storage::{self, Storage};
@@ -49,18 +49,7 @@ pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Wri
 }
 
 /// The volume's scales, from the `info` ngmeta wrote, checked against the request.
-async fn read_scales(
-    storage: &impl Storage,
-    request: &NgShardRequest,
-) -> Result<Vec<crate::precomputed::info::Scale>> {
-    let expected = VolumeInfo::new(
-        request.bbox[0].into(),
-        request.bbox[1].into(),
-        request.minz.into(),
-        request.maxz.into(),
-        crate::request::DEFAULT_RESOLUTION_NM,
-        crate::precomputed::codec::Encoding::Jpeg,
-    );
+async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result<Vec<Scale>> {
     let mut scales = None;
     for &encoding in encodings(request.write_raw) {
         let object = info_object(&request.dest, encoding);
@@ -69,18 +58,7 @@ async fn read_scales(
             .await
             .map_err(|e| e.context("reading the volume's info (run ngmeta first)"))?;
         let info = VolumeInfo::from_json(&bytes).map_err(|e| e.context(&object))?;
-        let size = info.scales().first().map(|s| s.size());
-        if size != expected.scales().first().map(|s| s.size()) {
-            return Err(Error::bad_field(
-                "bbox",
-                format!(
-                    "the volume's info {object} has size {size:?} at scale 0, but bbox {:?} and maxz {} give {:?}",
-                    request.bbox,
-                    request.maxz,
-                    expected.scales().first().map(|s| s.size())
-                ),
-            ));
-        }
+        info.check_matches_stack(&object, request.bbox, request.maxz)?;
         scales.get_or_insert_with(|| info.scales().to_vec());
     }
     scales.ok_or_else(|| Error::internal("no encoding requested"))
