@@ -268,8 +268,64 @@ mod tests {
             .collect()
     }
 
+    /// The pack of the 3×2 image [10 20 30 / 40 50 60] in tiles of 2: tile 0 is 2×2, tile 1 the
+    /// clipped 1×2 column. Header and offsets are the original's layout; the PNGs are the png
+    /// crate's Fast encoder output (a stored deflate block, no filtering), written out so that any
+    /// change to the bytes we write shows up here.
+    #[rustfmt::skip]
+    const THREE_BY_TWO_PACK: [u8; 194] = [
+        // header: u64 LE width, height, tile size
+        3, 0, 0, 0, 0, 0, 0, 0,                      // width = 3
+        2, 0, 0, 0, 0, 0, 0, 0,                      // height = 2
+        2, 0, 0, 0, 0, 0, 0, 0,                      // tile size = 2
+        // n + 1 = 3 absolute offsets
+        48, 0, 0, 0, 0, 0, 0, 0,                     // tile 0 starts after 24 + 3·8 bytes
+        122, 0, 0, 0, 0, 0, 0, 0,                    // tile 1 = 48 + 74
+        194, 0, 0, 0, 0, 0, 0, 0,                    // end of the pack = 122 + 72
+        // tile 0: a 74-byte PNG, 2×2
+        137, 80, 78, 71, 13, 10, 26, 10,             // PNG signature
+        0, 0, 0, 13, 73, 72, 68, 82,                 // IHDR, 13 bytes
+        0, 0, 0, 2, 0, 0, 0, 2, 8, 0, 0, 0, 0,       // 2 × 2, 8-bit grey, no interlace
+        87, 221, 82, 248,                            // CRC
+        0, 0, 0, 17, 73, 68, 65, 84,                 // IDAT, 17 bytes
+        120, 1,                                      // zlib header
+        1, 6, 0, 249, 255,                           // final stored block, 6 bytes
+        0, 10, 20,                                   // row 0: filter none, pixels
+        0, 40, 50,                                   // row 1
+        1, 10, 0, 121,                               // Adler-32
+        30, 109, 235, 7,                             // CRC
+        0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130, // IEND
+        // tile 1: a 72-byte PNG, 1×2
+        137, 80, 78, 71, 13, 10, 26, 10,             // PNG signature
+        0, 0, 0, 13, 73, 72, 68, 82,                 // IHDR, 13 bytes
+        0, 0, 0, 1, 0, 0, 0, 2, 8, 0, 0, 0, 0,       // 1 × 2, 8-bit grey, no interlace
+        188, 234, 233, 251,                          // CRC
+        0, 0, 0, 15, 73, 68, 65, 84,                 // IDAT, 15 bytes
+        120, 1,                                      // zlib header
+        1, 4, 0, 251, 255,                           // final stored block, 4 bytes
+        0, 30,                                       // row 0
+        0, 60,                                       // row 1
+        0, 154, 0, 91,                               // Adler-32
+        74, 74, 92, 100,                             // CRC
+        0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130, // IEND
+    ];
+
     #[test]
     fn layout_matches_the_original_byte_for_byte() {
+        let pack = encode_tile_pack(&[10, 20, 30, 40, 50, 60], 3, 2, 2).unwrap();
+        assert_eq!(pack[..48], THREE_BY_TWO_PACK[..48], "header and offsets");
+        // The tiles decode to the image's pixels, whatever the PNG encoder's choices.
+        assert_eq!(
+            decode_tile(&pack[48..122], [2, 2], &"tile 0").unwrap(),
+            [10, 20, 40, 50]
+        );
+        assert_eq!(
+            decode_tile(&pack[122..], [1, 2], &"tile 1").unwrap(),
+            [30, 60]
+        );
+        assert_eq!(pack, THREE_BY_TWO_PACK);
+
+        // The same rules on a pack whose PNGs are not written out.
         let pack = encode_tile_pack(&gradient(5, 3), 5, 3, 4).unwrap();
         let words = read_u64s::<6>(&pack, &"pack").unwrap();
         assert_eq!(words[..3], [5, 3, 4]); // width, height, tile size
