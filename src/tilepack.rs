@@ -218,7 +218,9 @@ pub async fn read_tile(
             format!("tile pack is {header:?}, but the request expects {expected:?}"),
         ));
     }
-    let [start, end] = read_u64s::<2>(&prefix[offsets.start as usize..], pack)?;
+    // A pack cut short inside its offsets table has fewer bytes than asked for.
+    let pair = prefix.get(offsets.start as usize..).unwrap_or_default();
+    let [start, end] = read_u64s::<2>(pair, pack)?;
     if start > end || end - start > MAX_TILE_BYTES {
         return Err(Error::unreadable(
             pack,
@@ -459,6 +461,14 @@ mod tests {
                 "{name}: want {message:?} in {e}"
             );
         }
+        // A pack cut short inside its offsets table.
+        let (storage, pack, header) = stored_pack(|pack| pack.truncate(30));
+        let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err("short");
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert_eq!(
+            e.message(),
+            "3 in bucket tmp: truncated tile pack: expected 16 bytes, got 0"
+        );
         // A corrupt tile is named by its index and pack.
         let (storage, pack, header) = stored_pack(|pack| {
             let at = pack.len() - 20;
