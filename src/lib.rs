@@ -6,6 +6,7 @@
 //! `wasi:http/incoming-handler`. See `../README.md` and `wit/` for the outside view.
 
 pub mod error;
+pub mod layout;
 pub mod precomputed;
 pub mod request;
 pub mod resample;

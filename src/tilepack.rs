@@ -4,14 +4,22 @@
 //! little-endian: `width, height, tile_size`, then `n + 1` absolute offsets (the first is
 //! `24 + 8·(n + 1)`), then the n PNG tiles back to back, row-major (y outer, x inner), edge tiles
 //! clipped to the image. Tile i's `[start, end)` sits at bytes `[24 + 8i, 24 + 8i + 16)`, so a
-//! reader needs two range reads: the offsets, then the tile.
+//! reader needs two range reads: the offsets, then the tile ([`read_tile`]).
 
+use crate::storage::Storage;
+use crate::storage::location::ObjectPath;
 use crate::{Error, Result};
 use image::ImageEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 
 /// Bytes before the offsets table.
 pub const HEADER_BYTES: u64 = 24;
+
+/// The largest tile [`read_tile`] fetches, in bytes. The offsets come from the pack itself, so a
+/// corrupt pair could otherwise make a reader request (and allocate) gigabytes. The packs blocks
+/// read have 1024² tiles: 1 MiB of pixels, and barely more as PNG even when incompressible, so
+/// 64 MiB rejects only nonsense.
+pub const MAX_TILE_BYTES: u64 = 64 << 20;
 
 /// The pack's geometry, from its first 24 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +53,11 @@ impl TilePackHeader {
             (self.width - tx * self.tile_size).min(self.tile_size),
             (self.height - ty * self.tile_size).min(self.tile_size),
         ]
+    }
+
+    /// Index of tile `(tx, ty)` in the pack: row-major, `ty · tiles per row + tx`.
+    pub fn tile_index(&self, [tx, ty]: [u64; 2]) -> u64 {
+        ty * self.tiles_xy()[0] + tx
     }
 
     /// Byte range holding tile `index`'s `[start, end)` pair.
@@ -172,9 +185,84 @@ pub fn decode_tile(png: &[u8], extent: [u64; 2], what: &dyn std::fmt::Display) -
     Ok(gray.into_raw())
 }
 
+/// One decoded tile: 8-bit grayscale pixels, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tile {
+    /// `width × height` pixels.
+    pub pixels: Vec<u8>,
+    /// Width in pixels (clipped at the image's right edge).
+    pub width: usize,
+    /// Height in pixels (clipped at the image's bottom edge).
+    pub height: usize,
+}
+
+/// Reads tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry `expected`.
+///
+/// Two range reads: the header and the offsets up to this tile's, then the tile. Every error is
+/// [`crate::ErrorKind::UnreadableInput`] naming the pack (and the tile where it is at fault),
+/// except a missing pack or a failing store, which keep the storage's error.
+pub async fn read_tile(
+    storage: &impl Storage,
+    pack: &ObjectPath,
+    expected: &TilePackHeader,
+    [tx, ty]: [u64; 2],
+) -> Result<Tile> {
+    let index = expected.tile_index([tx, ty]);
+    // One read for the header and the offsets up to this tile's end, one for the tile.
+    let offsets = TilePackHeader::offsets_range(index);
+    let prefix = storage.get_range(pack, 0..offsets.end).await?;
+    let header = TilePackHeader::parse(&prefix, pack)?;
+    if header != *expected {
+        return Err(Error::unreadable(
+            pack,
+            format!("tile pack is {header:?}, but the request expects {expected:?}"),
+        ));
+    }
+    // A pack cut short inside its offsets table has fewer bytes than asked for.
+    let pair = prefix.get(offsets.start as usize..).unwrap_or_default();
+    let [start, end] = read_u64s::<2>(pair, pack)?;
+    if start > end || end - start > MAX_TILE_BYTES {
+        return Err(Error::unreadable(
+            pack,
+            format!("invalid offsets [{start}, {end}) for tile {index}"),
+        ));
+    }
+    let png = storage.get_range(pack, start..end).await?;
+    if png.len() as u64 != end - start {
+        return Err(Error::unreadable(pack, format!("truncated tile {index}")));
+    }
+    let [width, height] = header.tile_extent(tx, ty);
+    let pixels = decode_tile(&png, [width, height], &TileName { pack, index })?;
+    Ok(Tile {
+        pixels,
+        width: width as usize,
+        height: height as usize,
+    })
+}
+
+/// Names a tile in errors: `tile 3 of 17 in bucket lab-tmp`.
+struct TileName<'a> {
+    pack: &'a ObjectPath,
+    index: u64,
+}
+
+impl std::fmt::Display for TileName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tile {} of {}", self.index, self.pack)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::ops::Range;
+
+    use pollster::block_on;
+
     use super::*;
+    use crate::ErrorKind;
+    use crate::storage::location::Location;
 
     fn gradient(w: u32, h: u32) -> Vec<u8> {
         (0..w * h)
@@ -182,8 +270,64 @@ mod tests {
             .collect()
     }
 
+    /// The pack of the 3×2 image [10 20 30 / 40 50 60] in tiles of 2: tile 0 is 2×2, tile 1 the
+    /// clipped 1×2 column. Header and offsets are the original's layout; the PNGs are the png
+    /// crate's Fast encoder output (a stored deflate block, no filtering), written out so that any
+    /// change to the bytes we write shows up here.
+    #[rustfmt::skip]
+    const THREE_BY_TWO_PACK: [u8; 194] = [
+        // header: u64 LE width, height, tile size
+        3, 0, 0, 0, 0, 0, 0, 0,                      // width = 3
+        2, 0, 0, 0, 0, 0, 0, 0,                      // height = 2
+        2, 0, 0, 0, 0, 0, 0, 0,                      // tile size = 2
+        // n + 1 = 3 absolute offsets
+        48, 0, 0, 0, 0, 0, 0, 0,                     // tile 0 starts after 24 + 3·8 bytes
+        122, 0, 0, 0, 0, 0, 0, 0,                    // tile 1 = 48 + 74
+        194, 0, 0, 0, 0, 0, 0, 0,                    // end of the pack = 122 + 72
+        // tile 0: a 74-byte PNG, 2×2
+        137, 80, 78, 71, 13, 10, 26, 10,             // PNG signature
+        0, 0, 0, 13, 73, 72, 68, 82,                 // IHDR, 13 bytes
+        0, 0, 0, 2, 0, 0, 0, 2, 8, 0, 0, 0, 0,       // 2 × 2, 8-bit grey, no interlace
+        87, 221, 82, 248,                            // CRC
+        0, 0, 0, 17, 73, 68, 65, 84,                 // IDAT, 17 bytes
+        120, 1,                                      // zlib header
+        1, 6, 0, 249, 255,                           // final stored block, 6 bytes
+        0, 10, 20,                                   // row 0: filter none, pixels
+        0, 40, 50,                                   // row 1
+        1, 10, 0, 121,                               // Adler-32
+        30, 109, 235, 7,                             // CRC
+        0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130, // IEND
+        // tile 1: a 72-byte PNG, 1×2
+        137, 80, 78, 71, 13, 10, 26, 10,             // PNG signature
+        0, 0, 0, 13, 73, 72, 68, 82,                 // IHDR, 13 bytes
+        0, 0, 0, 1, 0, 0, 0, 2, 8, 0, 0, 0, 0,       // 1 × 2, 8-bit grey, no interlace
+        188, 234, 233, 251,                          // CRC
+        0, 0, 0, 15, 73, 68, 65, 84,                 // IDAT, 15 bytes
+        120, 1,                                      // zlib header
+        1, 4, 0, 251, 255,                           // final stored block, 4 bytes
+        0, 30,                                       // row 0
+        0, 60,                                       // row 1
+        0, 154, 0, 91,                               // Adler-32
+        74, 74, 92, 100,                             // CRC
+        0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130, // IEND
+    ];
+
     #[test]
     fn layout_matches_the_original_byte_for_byte() {
+        let pack = encode_tile_pack(&[10, 20, 30, 40, 50, 60], 3, 2, 2).unwrap();
+        assert_eq!(pack[..48], THREE_BY_TWO_PACK[..48], "header and offsets");
+        // The tiles decode to the image's pixels, whatever the PNG encoder's choices.
+        assert_eq!(
+            decode_tile(&pack[48..122], [2, 2], &"tile 0").unwrap(),
+            [10, 20, 40, 50]
+        );
+        assert_eq!(
+            decode_tile(&pack[122..], [1, 2], &"tile 1").unwrap(),
+            [30, 60]
+        );
+        assert_eq!(pack, THREE_BY_TWO_PACK);
+
+        // The same rules on a pack whose PNGs are not written out.
         let pack = encode_tile_pack(&gradient(5, 3), 5, 3, 4).unwrap();
         let words = read_u64s::<6>(&pack, &"pack").unwrap();
         assert_eq!(words[..3], [5, 3, 4]); // width, height, tile size
@@ -219,6 +363,124 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Objects by name, in memory: enough of a store for [`read_tile`].
+    #[derive(Default)]
+    struct MemoryStorage(RefCell<HashMap<String, Vec<u8>>>);
+
+    impl Storage for MemoryStorage {
+        async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
+            self.0
+                .borrow()
+                .get(&object.name)
+                .cloned()
+                .ok_or_else(|| Error::not_found(object))
+        }
+
+        async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
+            let bytes = self.get(object).await?;
+            let end = (range.end as usize).min(bytes.len());
+            let start = (range.start as usize).min(end);
+            Ok(bytes[start..end].to_vec())
+        }
+
+        async fn put(&self, object: &ObjectPath, bytes: &[u8], _: &str) -> Result<()> {
+            self.0
+                .borrow_mut()
+                .insert(object.name.clone(), bytes.to_vec());
+            Ok(())
+        }
+    }
+
+    /// A 9×7 pack of 4² tiles stored as `tmp/3`, and its expected header.
+    fn stored_pack(edit: impl FnOnce(&mut Vec<u8>)) -> (MemoryStorage, ObjectPath, TilePackHeader) {
+        let mut pack = encode_tile_pack(&gradient(9, 7), 9, 7, 4).unwrap();
+        edit(&mut pack);
+        let storage = MemoryStorage::default();
+        let object = Location::parse("source", "tmp").unwrap().object("3");
+        block_on(storage.put(&object, &pack, "")).unwrap();
+        let header = TilePackHeader {
+            width: 9,
+            height: 7,
+            tile_size: 4,
+        };
+        (storage, object, header)
+    }
+
+    /// Sets tile `index`'s `[start, end)` in a pack.
+    fn set_offsets(pack: &mut [u8], index: u64, start: u64, end: u64) {
+        let at = TilePackHeader::offsets_range(index).start as usize;
+        pack[at..at + 8].copy_from_slice(&start.to_le_bytes());
+        pack[at + 8..at + 16].copy_from_slice(&end.to_le_bytes());
+    }
+
+    #[test]
+    fn read_tile_reads_a_clipped_edge_tile() {
+        let (storage, pack, header) = stored_pack(|_| {});
+        let tile = block_on(read_tile(&storage, &pack, &header, [2, 1])).unwrap();
+        assert_eq!([tile.width, tile.height], [1, 3]);
+        // Column x = 8 of rows y = 4..7 of the gradient.
+        let want: Vec<u8> = (4..7).map(|y| (8 * 3 + y * 7) as u8).collect();
+        assert_eq!(tile.pixels, want);
+    }
+
+    #[test]
+    fn read_tile_errors_name_the_pack_and_tile() {
+        /// What the case breaks, how, and the start of the error message.
+        type Case = (&'static str, fn(&mut Vec<u8>), &'static str);
+        let cases: [Case; 4] = [
+            (
+                "header mismatch",
+                |pack| pack[16..24].copy_from_slice(&8u64.to_le_bytes()),
+                "3 in bucket tmp: tile pack is TilePackHeader { width: 9, height: 7, tile_size: 8 }, \
+                 but the request expects",
+            ),
+            (
+                "start after end",
+                |pack| set_offsets(pack, 5, 900, 800),
+                "3 in bucket tmp: invalid offsets [900, 800) for tile 5",
+            ),
+            (
+                "tile too large",
+                |pack| set_offsets(pack, 5, 80, 80 + MAX_TILE_BYTES + 1),
+                "3 in bucket tmp: invalid offsets [80, 67108945) for tile 5",
+            ),
+            (
+                "truncated tile",
+                |pack| pack.truncate(pack.len() - 1),
+                "3 in bucket tmp: truncated tile 5",
+            ),
+        ];
+        for (name, edit, message) in cases {
+            let (storage, pack, header) = stored_pack(edit);
+            let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err(name);
+            assert_eq!(e.kind(), ErrorKind::UnreadableInput, "{name}");
+            assert!(
+                e.message().starts_with(message),
+                "{name}: want {message:?} in {e}"
+            );
+        }
+        // A pack cut short inside its offsets table.
+        let (storage, pack, header) = stored_pack(|pack| pack.truncate(30));
+        let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err("short");
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert_eq!(
+            e.message(),
+            "3 in bucket tmp: truncated tile pack: expected 16 bytes, got 0"
+        );
+        // A corrupt tile is named by its index and pack.
+        let (storage, pack, header) = stored_pack(|pack| {
+            let at = pack.len() - 20;
+            pack[at..].fill(0);
+        });
+        let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err("corrupt");
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert!(
+            e.message()
+                .starts_with("tile 5 of 3 in bucket tmp: corrupt tile"),
+            "{e}"
+        );
     }
 
     #[test]

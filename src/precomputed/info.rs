@@ -7,17 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{BLOCK_EDGE, CHUNK_EDGE};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::morton;
 use crate::precomputed::sharding::{ShardingSpec, expect};
 use crate::{Error, ErrorKind, Result};
-
-/// Chunk edge of every emwrite scale, in voxels.
-pub const CHUNK_EDGE: u64 = 64;
-
-/// Scale-0 sizes are rounded up to whole blocks of this many voxels per axis, the unit of one
-/// ngshard task.
-pub const BLOCK_EDGE: u64 = 1024;
 
 /// A whole `info` file.
 ///
@@ -58,12 +52,7 @@ impl VolumeInfo {
         resolution_nm: f64,
         encoding: Encoding,
     ) -> Self {
-        let round_up = |voxels: u64| voxels.div_ceil(BLOCK_EDGE).saturating_mul(BLOCK_EDGE);
-        let size0 = [
-            round_up(width),
-            round_up(height),
-            round_up(maxz.saturating_add(1)),
-        ];
+        let size0 = scale0_size(width, height, maxz);
         let scales = (0u32..)
             .zip(ShardingSpec::for_emwrite_scales())
             .map(|(k, sharding)| {
@@ -72,7 +61,7 @@ impl VolumeInfo {
                     key: scale_key([resolution; 3]),
                     size: size0.map(|voxels| voxels >> k),
                     resolution_nm: [resolution; 3],
-                    chunk_size: [CHUNK_EDGE; 3],
+                    chunk_size: [CHUNK_EDGE.into(); 3],
                     encoding,
                     voxel_offset: [0; 3],
                     sharding,
@@ -84,6 +73,38 @@ impl VolumeInfo {
             realsize: Some([width, height, maxz.saturating_sub(minz).saturating_add(1)]),
             realoffset: Some([0, 0, minz]),
         }
+    }
+
+    /// Checks that this info, read from `what`, describes the volume of a stack of `bbox` =
+    /// `[width, height]` slices up to `maxz`, as [`VolumeInfo::new`] makes it: the same size at
+    /// scale 0. A mismatch is a bad `bbox` field: the request disagrees with the ngmeta run.
+    ///
+    /// ```
+    /// use emwrite::precomputed::codec::Encoding;
+    /// use emwrite::precomputed::info::VolumeInfo;
+    /// let info = VolumeInfo::new(1500, 700, 3, 1030, 8.0, Encoding::Jpeg);
+    /// assert!(info.check_matches_stack("info", [1500, 700], 1030).is_ok());
+    /// let e = info.check_matches_stack("info", [3000, 700], 1030).unwrap_err();
+    /// assert!(e.message().starts_with("bbox: the volume's info info has size"));
+    /// ```
+    pub fn check_matches_stack(
+        &self,
+        what: impl std::fmt::Display,
+        bbox: [u32; 2],
+        maxz: u32,
+    ) -> Result<()> {
+        let size = self.scales.first().map(|s| s.size());
+        let expected = Some(scale0_size(bbox[0].into(), bbox[1].into(), maxz.into()));
+        if size != expected {
+            return Err(Error::bad_field(
+                "bbox",
+                format!(
+                    "the volume's info {what} has size {size:?} at scale 0, but bbox {bbox:?} and \
+                     maxz {maxz} give {expected:?}"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The scales, finest first.
@@ -275,6 +296,19 @@ impl Scale {
         }
         Ok(())
     }
+}
+
+/// Scale 0's size for a stack of `width` × `height` slices up to `maxz`: x in [0, W), y in
+/// [0, H) and z in [0, maxz], each rounded up to whole blocks so that every ngshard block lies
+/// inside it.
+fn scale0_size(width: u64, height: u64, maxz: u64) -> [u64; 3] {
+    let block = u64::from(BLOCK_EDGE);
+    let round_up = |voxels: u64| voxels.div_ceil(block).saturating_mul(block);
+    [
+        round_up(width),
+        round_up(height),
+        round_up(maxz.saturating_add(1)),
+    ]
 }
 
 /// A scale key from its resolution: each axis formatted with Rust's shortest round-trip float
@@ -600,6 +634,23 @@ mod tests {
                 "{name}: want {message:?} in {e}"
             );
         }
+    }
+
+    #[test]
+    fn info_of_another_stack_is_a_bad_bbox() {
+        let info = VolumeInfo::new(1500, 700, 3, 1030, 8.0, Encoding::Raw);
+        // Same blocks, other numbers: minz and exact sizes do not matter, whole blocks do.
+        info.check_matches_stack("info", [2048, 1024], 2047)
+            .expect("same scale-0 size");
+        let e = info
+            .check_matches_stack("lab/info", [1500, 700], 2048)
+            .expect_err("one block deeper");
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert_eq!(
+            e.to_string(),
+            "bbox: the volume's info lab/info has size Some([2048, 1024, 2048]) at scale 0, but \
+             bbox [1500, 700] and maxz 2048 give Some([2048, 1024, 3072])"
+        );
     }
 
     #[test]

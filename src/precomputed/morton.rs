@@ -69,6 +69,32 @@ pub fn decode(id: u64, bits: [u32; 3]) -> [u64; 3] {
     cell
 }
 
+/// How many of the low `count` bits of a compressed Morton id come from each axis, for `bits`
+/// from [`bits_per_axis`].
+///
+/// Ids that agree above their low `count` bits are the cells of an aligned box of
+/// `2^low[axis]` cells per axis: that is how a shard (the ids sharing the bits above the
+/// preshift and minishard bits) looks in the grid.
+///
+/// ```
+/// use emwrite::precomputed::morton::low_bits_per_axis;
+/// // Bits from 0 up: x0 y0 z0 x1 y1 z1 …, so 4 low bits are x0 y0 z0 x1.
+/// assert_eq!(low_bits_per_axis([3, 3, 3], 4), [2, 1, 1]);
+/// ```
+pub fn low_bits_per_axis(bits: [u32; 3], count: u32) -> [u32; 3] {
+    let mut low = [0; 3];
+    let mut taken = 0;
+    for level in 0..max_bits(bits) {
+        for axis in 0..3 {
+            if level < bits[axis] && taken < count {
+                low[axis] += 1;
+                taken += 1;
+            }
+        }
+    }
+    low
+}
+
 fn max_bits(bits: [u32; 3]) -> u32 {
     bits[0].max(bits[1]).max(bits[2])
 }
@@ -146,6 +172,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn low_bits_follow_the_morton_interleave() {
+        assert_eq!(low_bits_per_axis([4, 4, 4], 9), [3, 3, 3]);
+        assert_eq!(low_bits_per_axis([4, 4, 4], 10), [4, 3, 3]);
+        assert_eq!(low_bits_per_axis([2, 0, 3], 4), [2, 0, 2]); // x0 z0 x1 z1
+        assert_eq!(low_bits_per_axis([1, 1, 1], 9), [1, 1, 1]);
     }
 
     #[test]

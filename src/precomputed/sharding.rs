@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{self, SCALE_COUNT};
+use crate::precomputed::morton;
 use crate::{Error, Result};
 
 /// The `sharding` object of a scale: how chunk ids map to shard files.
@@ -29,12 +31,6 @@ pub struct ShardingSpec {
     minishard_bits: u32,
     shard_bits: u32,
 }
-
-/// emwrite's `(preshift_bits, shard_bits)` for scales 0–4 (docs/design.md §4). Scale k has blocks of
-/// (16 >> k)³ chunks, i.e. 3·(4 − k) Morton bits: preshift 9 leaves 8 shards per block at scale
-/// 0 (the block's fourth bit level), and from scale 1 on the preshift covers the whole block, so
-/// a block is one shard. No block shares a shard with another, so block tasks never collide.
-const EMWRITE_BITS: [(u32, u32); 5] = [(9, 24), (9, 21), (6, 21), (3, 21), (0, 21)];
 
 /// The most minishard bits accepted: the shard index alone is 16 · 2^bits bytes.
 const MAX_MINISHARD_BITS: u32 = 32;
@@ -70,8 +66,8 @@ impl ShardingSpec {
         })
     }
 
-    /// emwrite's specs for scales 0–4: preshift 9, 9, 6, 3, 0; shard bits 24, 21, 21, 21, 21;
-    /// no minishard bits.
+    /// emwrite's specs for scales 0–4 ([`layout::SHARDING_BITS`]): preshift 9, 9, 6, 3, 0; shard
+    /// bits 24, 21, 21, 21, 21; no minishard bits.
     ///
     /// ```
     /// use emwrite::precomputed::sharding::ShardingSpec;
@@ -79,8 +75,8 @@ impl ShardingSpec {
     /// assert_eq!((s0.preshift_bits(), s0.shard_bits()), (9, 24));
     /// assert_eq!((s4.preshift_bits(), s4.shard_bits()), (0, 21));
     /// ```
-    pub fn for_emwrite_scales() -> [Self; 5] {
-        EMWRITE_BITS.map(|(preshift_bits, shard_bits)| Self {
+    pub fn for_emwrite_scales() -> [Self; SCALE_COUNT] {
+        layout::SHARDING_BITS.map(|(preshift_bits, shard_bits)| Self {
             preshift_bits,
             minishard_bits: 0,
             shard_bits,
@@ -131,6 +127,54 @@ impl ShardingSpec {
     pub fn shard_file_name(&self, shard: u64) -> String {
         let digits = self.shard_bits.div_ceil(4) as usize;
         format!("{shard:0digits$x}.shard")
+    }
+
+    /// Checks that every shard holding a chunk of a block lies inside the block, so that the task
+    /// writing the block owns whole shards. The block is `cells` cells per axis from
+    /// `first_cell`, in a chunk grid of `grid` cells.
+    ///
+    /// A shard is the set of ids sharing the bits above the low `preshift + minishard` bits. In a
+    /// compressed Morton id those low bits are the low bits of each axis's cell index
+    /// ([`morton::low_bits_per_axis`]), so a shard is an aligned box of 2^low cells per axis
+    /// (clipped to the grid); it must not reach past the block on any axis.
+    ///
+    /// ```
+    /// use emwrite::precomputed::sharding::ShardingSpec;
+    /// // 3 preshift bits: shards of 2×2×2 cells.
+    /// let spec = ShardingSpec::new(3, 0, 21)?;
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [2, 4, 6], 2).is_ok());
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [1, 4, 6], 2).is_err());
+    /// # Ok::<(), emwrite::Error>(())
+    /// ```
+    pub fn check_block_owns_its_shards(
+        &self,
+        grid: [u64; 3],
+        first_cell: [u64; 3],
+        cells: u64,
+    ) -> Result<()> {
+        if (0..3).any(|axis| first_cell[axis] >= grid[axis]) {
+            // The block holds no chunk of this grid.
+            return Ok(());
+        }
+        let low_bits = morton::low_bits_per_axis(
+            morton::bits_per_axis(grid),
+            self.preshift_bits + self.minishard_bits,
+        );
+        for (axis, name) in ["x", "y", "z"].into_iter().enumerate() {
+            let start = first_cell[axis];
+            let span = 1u64.checked_shl(low_bits[axis]).unwrap_or(u64::MAX);
+            let shard_start = start - start % span;
+            let shard_end = shard_start.saturating_add(span).min(grid[axis]);
+            let block_end = start.saturating_add(cells);
+            if shard_start < start || shard_end > block_end {
+                return Err(Error::internal(format_args!(
+                    "a shard spans cells [{shard_start}, {shard_end}) along {name}, beyond the \
+                     block's [{start}, {block_end}), so block tasks would overwrite each other's \
+                     shards"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -212,7 +256,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::precomputed::morton;
 
     #[test]
     fn shard_names_are_zero_padded_lowercase_hex() {

@@ -6,12 +6,10 @@
 
 pub mod raw;
 
+use crate::layout::BLOCK_EDGE as BLOCK_SIZE;
 use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
 use raw::LooseFields;
-
-/// The block edge and tile edge of the Neuroglancer volume: fixed by the sharding layout.
-pub const BLOCK_SIZE: u32 = 1024;
 
 /// Largest aligned frame edge we accept; the aligned image is held in memory whole.
 pub const MAX_FRAME_EDGE: u32 = 1 << 17;

@@ -2,33 +2,10 @@
 
 use super::Written;
 use crate::Result;
-use crate::precomputed::codec::Encoding;
+use crate::layout::{encodings, info_object};
 use crate::precomputed::info::VolumeInfo;
 use crate::request::NgMetaRequest;
-use crate::storage::location::{Location, ObjectPath};
 use crate::storage::{self, Storage};
-
-/// Object name of the `info` of the pyramid in `encoding`.
-pub fn info_object(dest: &Location, encoding: Encoding) -> ObjectPath {
-    dest.object(&format!("{}/info", volume_prefix(encoding)))
-}
-
-/// The folder of the pyramid in `encoding`, below the destination.
-pub fn volume_prefix(encoding: Encoding) -> &'static str {
-    match encoding {
-        Encoding::Jpeg => "neuroglancer/jpeg",
-        Encoding::Raw => "neuroglancer/raw",
-    }
-}
-
-/// The encodings a request asks for: JPEG always, raw with `writeRaw`.
-pub fn encodings(write_raw: bool) -> &'static [Encoding] {
-    if write_raw {
-        &[Encoding::Jpeg, Encoding::Raw]
-    } else {
-        &[Encoding::Jpeg]
-    }
-}
 
 /// Runs one ngmeta task.
 pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Written> {

@@ -1,0 +1,93 @@
+//! Times the streaming block pyramid on one full 1024³ block of synthetic voxels.
+//!
+//! `cargo bench --bench pyramid` prints megavoxels per second for [`BlockPyramid`] turning a
+//! dense block into its sharded pyramid (every scale, each shard assembled with `into_bytes` as
+//! ngshard does) in JPEG, plus the bytes written and a CRC-32 of them;
+//! `cargo bench --bench pyramid -- raw` also times JPEG plus raw (`writeRaw`). Tile reading and
+//! storage are left out: this is the compute of one ngshard task. `benches/ngshard_block.py`
+//! times the whole task against tensorstore.
+//!
+//! One block takes seconds, so each configuration runs once, without warm-up: the first slabs
+//! warm the allocator and caches as in a real task, whose instance also runs one block.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use emwrite::layout::BLOCK_EDGE;
+use emwrite::precomputed::block_shards::CompletedShard;
+use emwrite::precomputed::codec::Encoding;
+use emwrite::precomputed::info::VolumeInfo;
+use emwrite::precomputed::pyramid::BlockPyramid;
+use emwrite::request::DEFAULT_RESOLUTION_NM;
+
+/// Voxels in a block.
+const BLOCK_VOXELS: u64 = (BLOCK_EDGE as u64).pow(3);
+
+/// One synthetic slab, x fastest: smooth structure plus texture, so JPEG has work like EM data
+/// gives it, and no chunk is all zero. Every slab of the block is this one, shifted in value.
+fn synthetic_slab() -> Vec<u8> {
+    let edge = BLOCK_EDGE as usize;
+    let mut slab = Vec::with_capacity(BlockPyramid::SLAB_BYTES);
+    for z in 0..BlockPyramid::SLAB_DEPTH {
+        for y in 0..edge {
+            for x in 0..edge {
+                slab.push(((x / 3 + 2 * y / 5 + z + 13 * ((x ^ y) & 7)) % 200 + 30) as u8);
+            }
+        }
+    }
+    slab
+}
+
+/// Runs the pyramid over a block whose every slab is `slab`; returns the time, the bytes of
+/// all shard files and their CRC-32.
+fn run(info: &VolumeInfo, encodings: &[Encoding], slab: &[u8]) -> (Duration, u64, u32) {
+    let start = Instant::now();
+    let mut pyramid =
+        BlockPyramid::new(info.scales(), [0, 0, 0], encodings, 75).expect("valid pyramid");
+    let mut bytes = 0u64;
+    let mut crc = flate2::Crc::new();
+    let mut write = |shards: Vec<CompletedShard>| {
+        for shard in shards {
+            let file = shard.into_bytes().expect("assembles");
+            bytes += file.len() as u64;
+            crc.update(black_box(&file));
+        }
+    };
+    for _ in 0..BlockPyramid::SLAB_COUNT {
+        write(pyramid.push_slab(black_box(slab)).expect("slab"));
+    }
+    write(pyramid.finish().expect("16 slabs"));
+    (start.elapsed(), bytes, crc.sum())
+}
+
+/// Throughput of one block that took `time`.
+fn megavoxels_per_second(time: Duration) -> f64 {
+    BLOCK_VOXELS as f64 / 1e6 / time.as_secs_f64()
+}
+
+fn main() {
+    let edge = u64::from(BLOCK_EDGE);
+    let info = VolumeInfo::new(
+        edge,
+        edge,
+        0,
+        edge - 1,
+        DEFAULT_RESOLUTION_NM,
+        Encoding::Jpeg,
+    );
+    let slab = synthetic_slab();
+    println!("block {BLOCK_EDGE}³ of synthetic voxels, jpeg quality 75");
+    let mut configurations = vec![("jpeg", &[Encoding::Jpeg][..])];
+    if std::env::args().any(|arg| arg == "raw") {
+        configurations.push(("jpeg+raw", &[Encoding::Jpeg, Encoding::Raw][..]));
+    }
+    for (name, encodings) in configurations {
+        let (time, bytes, crc) = run(&info, encodings, &slab);
+        println!(
+            "{name:9} {:6.2} s {:6.1} Mvox/s   {:7.1} MiB of shards, crc32 {crc:08x}",
+            time.as_secs_f64(),
+            megavoxels_per_second(time),
+            bytes as f64 / f64::from(1 << 20),
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! A block's shards at one scale: each shard's encoded chunks, collected until its last one.
+//!
+//! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/sharded.md>
+//! (docs/design.md §4 "ngshard": write a shard as soon as its last chunk is encoded). The
+//! pyramid encodes a block's chunks layer by layer; a shard is complete once every chunk of the
+//! block it holds has been encoded or found all zero, and is then handed out as a
+//! [`CompletedShard`] with one [`ShardEncoder`] per encoding.
+
+use std::collections::BTreeMap;
+
+use crate::precomputed::codec::{self, Encoding};
+use crate::precomputed::info::Scale;
+use crate::precomputed::shard::ShardEncoder;
+use crate::{Error, Result};
+
+/// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the
+/// volume of `encoding` (for example `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`; see
+/// [`crate::layout::shard_object`]).
+#[derive(Clone, Debug)]
+pub struct CompletedShard {
+    /// The encoding of the shard's chunks, which picks the volume it belongs to.
+    pub encoding: Encoding,
+    /// The key (directory) of the shard's scale, e.g. `"8.0x8.0x8.0"`.
+    pub scale_key: String,
+    /// The shard's file name, e.g. `"000000.shard"`.
+    pub file_name: String,
+    /// The shard's chunks, assembled into the file only by [`CompletedShard::into_bytes`].
+    encoder: ShardEncoder,
+}
+
+impl CompletedShard {
+    /// The whole shard file. Assembling it copies the chunks into one buffer, so the caller
+    /// assembles and writes one shard at a time: with `writeRaw`, four 128 MiB raw shards
+    /// complete together, and holding all their files at once would double their memory.
+    pub fn into_bytes(self) -> Result<Vec<u8>> {
+        self.encoder.finish()
+    }
+}
+
+/// What every chunk is encoded with.
+pub(crate) struct ChunkEncoding<'a> {
+    /// Chunk edge in voxels: a full chunk is `chunk_edge³` voxels.
+    pub chunk_edge: usize,
+    /// The encodings each chunk is written in, one shard file each.
+    pub encodings: &'a [Encoding],
+    /// JPEG quality, 1–100.
+    pub jpeg_quality: u8,
+}
+
+/// The shards of one scale that a block touches, each until its last chunk is done.
+#[derive(Debug)]
+pub(crate) struct BlockShards {
+    scale: Scale,
+    /// Shards with chunks still to come, by shard number.
+    pending: BTreeMap<u64, PendingShard>,
+}
+
+/// A shard that is not complete yet.
+#[derive(Debug)]
+struct PendingShard {
+    /// Chunks of this block in the shard not yet encoded (or found all zero).
+    remaining: usize,
+    /// One encoder per encoding, in the order of [`ChunkEncoding::encodings`].
+    encoders: Vec<ShardEncoder>,
+}
+
+impl BlockShards {
+    /// Every shard of `scale` holding one of `chunk_ids` (the block's chunks at this scale, each
+    /// once), pending, with one encoder per encoding.
+    pub(crate) fn new(
+        scale: &Scale,
+        chunk_ids: impl IntoIterator<Item = u64>,
+        encoding_count: usize,
+    ) -> Self {
+        let spec = *scale.sharding();
+        let mut pending = BTreeMap::new();
+        for id in chunk_ids {
+            let (shard, _) = spec.shard_and_minishard(id);
+            pending
+                .entry(shard)
+                .or_insert_with(|| PendingShard {
+                    remaining: 0,
+                    encoders: (0..encoding_count)
+                        .map(|_| ShardEncoder::new(spec, shard))
+                        .collect(),
+                })
+                .remaining += 1;
+        }
+        Self {
+            scale: scale.clone(),
+            pending,
+        }
+    }
+
+    /// Shards still waiting for chunks.
+    pub(crate) fn incomplete(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Encodes chunk `id` of `extent` voxels in every encoding and adds it to its shard.
+    pub(crate) fn add_chunk(
+        &mut self,
+        id: u64,
+        voxels: &[u8],
+        extent: [usize; 3],
+        chunk: &ChunkEncoding<'_>,
+    ) -> Result<()> {
+        let context = || format!("scale {} chunk {id}", self.scale.key());
+        let (shard, _) = self.scale.sharding().shard_and_minishard(id);
+        let Some(pending) = self.pending.get_mut(&shard) else {
+            return Err(Error::internal("belongs to no pending shard").context(context()));
+        };
+        for (encoder, &encoding) in pending.encoders.iter_mut().zip(chunk.encodings) {
+            if encoding == Encoding::Raw && encoder.is_empty() {
+                // Every chunk still to come in this shard is at most a full chunk of raw voxels.
+                encoder.reserve_data(pending.remaining * chunk.chunk_edge.pow(3))?;
+            }
+            encoder
+                .add_chunk_with(id, |out| {
+                    codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)
+                })
+                .map_err(|e| e.context(context()))?;
+        }
+        Ok(())
+    }
+
+    /// Counts chunk `id` as done; if that completes its shard, moves the shard to `completed`
+    /// (one file per encoding, none if every chunk was zero).
+    pub(crate) fn chunk_done(
+        &mut self,
+        id: u64,
+        encodings: &[Encoding],
+        completed: &mut Vec<CompletedShard>,
+    ) -> Result<()> {
+        let spec = *self.scale.sharding();
+        let (shard, _) = spec.shard_and_minishard(id);
+        let Some(pending) = self.pending.get_mut(&shard) else {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {} chunk {id}: shard {shard} is already complete",
+                self.scale.key()
+            )));
+        };
+        pending.remaining -= 1;
+        if pending.remaining > 0 {
+            return Ok(());
+        }
+        if let Some(pending) = self.pending.remove(&shard) {
+            for (encoder, &encoding) in pending.encoders.into_iter().zip(encodings) {
+                if encoder.is_empty() {
+                    continue;
+                }
+                completed.push(CompletedShard {
+                    encoding,
+                    scale_key: self.scale.key().to_owned(),
+                    file_name: spec.shard_file_name(shard),
+                    encoder,
+                });
+            }
+        }
+        Ok(())
+    }
+}
