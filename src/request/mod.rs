@@ -6,7 +6,7 @@
 
 pub mod raw;
 
-use crate::layout::BLOCK_EDGE as BLOCK_SIZE;
+use crate::layout::{BLOCK_EDGE, block_grid};
 use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
 use raw::LooseFields;
@@ -66,7 +66,7 @@ pub struct NgShardRequest {
     pub dest: Location,
     /// Holds the tile packs.
     pub source: Location,
-    /// Block position in units of [`BLOCK_SIZE`], x y z.
+    /// Block position in units of [`BLOCK_EDGE`], x y z.
     pub start: [u32; 3],
     /// First slice.
     pub minz: u32,
@@ -96,16 +96,16 @@ fn u32_list<const N: usize>(fields: &LooseFields, field: &str) -> Result<[u32; N
 }
 
 fn require_block_size(fields: &LooseFields) -> Result<()> {
-    let size = fields.optional("shard-size", BLOCK_SIZE, u32_field)?;
+    let size = fields.optional("shard-size", BLOCK_EDGE, u32_field)?;
     check_block_size(size)
 }
 
 /// The volume's layout (docs/design.md §4) only works with 1024-voxel blocks.
 pub fn check_block_size(shard_size: u32) -> Result<()> {
-    if shard_size != BLOCK_SIZE {
+    if shard_size != BLOCK_EDGE {
         return Err(Error::bad_field(
             "shard-size",
-            format!("must be {BLOCK_SIZE} (the volume's block size), got {shard_size}"),
+            format!("must be {BLOCK_EDGE} (the volume's block size), got {shard_size}"),
         ));
     }
     Ok(())
@@ -159,7 +159,7 @@ impl AlignedSliceRequest {
             dest: Location::parse("dest", &f.string("dest")?)?,
             dest_tmp: Location::parse("dest-tmp", &f.string("dest-tmp")?)?,
             slice: u32_field(&f, "slice")?,
-            shard_size: f.optional("shard-size", BLOCK_SIZE, u32_field)?,
+            shard_size: f.optional("shard-size", BLOCK_EDGE, u32_field)?,
         };
         request.validate()?;
         Ok(request)
@@ -254,16 +254,12 @@ impl NgShardRequest {
                 format!("must be between 1 and 100, got {}", self.jpeg_quality),
             ));
         }
-        let blocks = [
-            self.bbox[0].div_ceil(BLOCK_SIZE),
-            self.bbox[1].div_ceil(BLOCK_SIZE),
-            (self.maxz / BLOCK_SIZE) + 1,
-        ];
+        let blocks = block_grid(self.bbox, self.maxz);
         if self.start.iter().zip(blocks).any(|(&s, n)| s >= n) {
             return Err(Error::bad_field(
                 "start",
                 format!(
-                    "block {:?} lies outside the volume, which has {:?} blocks of {BLOCK_SIZE}³",
+                    "block {:?} lies outside the volume, which has {:?} blocks of {BLOCK_EDGE}³",
                     self.start, blocks
                 ),
             ));

@@ -1,6 +1,7 @@
 //! `alignedslice`: resample one raw slice into the aligned frame, write its PNG and tile pack.
 
 use super::Written;
+use crate::layout::tile_pack_object;
 use crate::request::AlignedSliceRequest;
 use crate::resample::affine::AffineTransform;
 use crate::resample::bicubic::resample_affine;
@@ -16,7 +17,7 @@ pub async fn run(storage: &impl Storage, request: &AlignedSliceRequest) -> Resul
     let retries_before = storage.retries();
     let raw_object = request.dest.object(&format!("raw/{}", request.img));
     let aligned_object = request.dest.object(&format!("align/{}", request.img));
-    let pack_object = request.dest_tmp.object(&request.slice.to_string());
+    let pack_object = tile_pack_object(&request.dest_tmp, request.slice.into());
     let encoded = storage.get(&raw_object).await?;
     let raw = decode_gray(&encoded, &raw_object)?;
     drop(encoded);
