@@ -6,9 +6,10 @@
 //! absent; [`sweep_stale_temp_files`] removes the temporary files of puts that were cut short
 //! (a killed process), which nothing else would.
 
-use super::Storage;
+use super::{ObjectWriter, Storage, StreamingStorage};
 use crate::storage::location::ObjectPath;
 use crate::{Error, ErrorKind, Result};
+use std::io::Write;
 use std::io::{ErrorKind as IoKind, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -252,6 +253,80 @@ impl Storage for FsStorage {
     }
 }
 
+impl StreamingStorage for FsStorage {
+    type Writer<'a> = FsWriter;
+
+    async fn start_put(&self, object: &ObjectPath, _content_type: &str) -> Result<FsWriter> {
+        let path = self.path_of(object);
+        let dir = self.make_parent(object, &path)?;
+        if path.is_dir() {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                format!("{object}: is a folder, not an object"),
+            ));
+        }
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let temp = dir.join(temp_file_name(&file_name));
+        let file =
+            std::fs::File::create(&temp).map_err(|e| self.fault(object, Doing::Writing, &e))?;
+        Ok(FsWriter {
+            store: self.clone(),
+            object: object.clone(),
+            file: std::io::BufWriter::new(file),
+            temp,
+            path,
+            bytes: 0,
+            finished: false,
+        })
+    }
+}
+
+/// An object of the local store being written: appended to its temporary file, renamed over
+/// the object by [`ObjectWriter::finish`], removed if dropped unfinished.
+#[derive(Debug)]
+pub struct FsWriter {
+    store: FsStorage,
+    object: ObjectPath,
+    file: std::io::BufWriter<std::fs::File>,
+    temp: PathBuf,
+    path: PathBuf,
+    bytes: u64,
+    finished: bool,
+}
+
+impl FsWriter {
+    fn fault(&self, e: &std::io::Error) -> Error {
+        self.store.fault(&self.object, Doing::Writing, e)
+    }
+}
+
+impl ObjectWriter for FsWriter {
+    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).map_err(|e| self.fault(&e))?;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        self.file.flush().map_err(|e| self.fault(&e))?;
+        std::fs::rename(&self.temp, &self.path).map_err(|e| self.fault(&e))?;
+        self.finished = true;
+        Ok(self.bytes)
+    }
+}
+
+impl Drop for FsWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort, as in `put`: a leftover is what the sweep is for.
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +455,33 @@ mod tests {
         );
         assert!(!temp.exists());
         assert!(keep.iter().all(|f| f.exists()));
+    }
+
+    #[test]
+    fn streamed_objects_appear_only_when_finished() {
+        use pollster::block_on;
+        let root = temp_root("stream");
+        let store = FsStorage::new(&root);
+        let object = Location::parse("dest", "lab")
+            .unwrap()
+            .object("raw/0.shard");
+        let mut writer = block_on(store.start_put(&object, super::super::BINARY)).unwrap();
+        block_on(writer.append(b"0123")).unwrap();
+        block_on(writer.append(b"4567")).unwrap();
+        assert!(
+            !root.join("lab/raw/0.shard").exists(),
+            "not visible before finish"
+        );
+        assert_eq!(block_on(writer.finish()).unwrap(), 8);
+        assert_eq!(block_on(store.get(&object)).unwrap(), b"01234567");
+
+        // A writer dropped unfinished leaves the previous version and no temporary file.
+        let mut writer = block_on(store.start_put(&object, super::super::BINARY)).unwrap();
+        block_on(writer.append(b"partial")).unwrap();
+        drop(writer);
+        assert_eq!(block_on(store.get(&object)).unwrap(), b"01234567");
+        let files: Vec<_> = std::fs::read_dir(root.join("lab/raw")).unwrap().collect();
+        assert_eq!(files.len(), 1, "no temporary files remain");
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! that fail in a way worth repeating are retried as [`super::retry`] says. No credentials pass
 //! through here: the host adds them to requests for the GCS host (docs/design.md §2).
 
-use super::Storage;
 use super::http_client::{HttpClient, HttpRequest, HttpResponse, header};
 use super::retry::{RetryPolicy, is_retryable_status, jitter_unit};
+use super::{ObjectWriter, Storage, StreamingStorage};
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, ErrorKind, Result};
-use http::{Method, header::CONTENT_TYPE, header::RANGE, header::USER_AGENT};
+use http::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, USER_AGENT};
+use http::{HeaderName, Method};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -97,9 +98,9 @@ impl<C: HttpClient> GcsStorage<C> {
         )
     }
 
-    fn upload_url(&self, object: &ObjectPath) -> String {
+    fn upload_url(&self, object: &ObjectPath, upload_type: &str) -> String {
         format!(
-            "{}/upload/storage/v1/b/{}/o?uploadType=media&name={}",
+            "{}/upload/storage/v1/b/{}/o?uploadType={upload_type}&name={}",
             self.base_url,
             utf8_percent_encode(&object.bucket, NAME_ESCAPES),
             utf8_percent_encode(&object.name, NAME_ESCAPES)
@@ -149,7 +150,7 @@ impl<C: HttpClient> GcsStorage<C> {
         object: &ObjectPath,
         method: Method,
         url: &str,
-        extra: &[(http::HeaderName, String)],
+        extra: &[(HeaderName, String)],
         body: &'a [u8],
     ) -> Result<HttpRequest<'a>> {
         let mut builder = http::Request::builder()
@@ -212,7 +213,7 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
         // Retrying an upload is safe: tasks write deterministic content at deterministic
         // names, so a repeated upload (even after an attempt that did land) leaves the same
         // object, and no generation precondition is needed.
-        let url = self.upload_url(object);
+        let url = self.upload_url(object, "media");
         let typed = [(CONTENT_TYPE, content_type.to_owned())];
         let request = Self::request(object, Method::POST, &url, &typed, bytes)?;
         let response = self.send(object, &request, Doing::Writing).await?;
@@ -225,6 +226,137 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
 
     fn retries(&self) -> u32 {
         self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// The part size of resumable uploads: GCS takes parts in multiples of 256 KiB, and larger
+/// parts mean fewer round trips; 8 MiB is what Google's client libraries send by default.
+const UPLOAD_PART_BYTES: usize = 8 << 20;
+
+/// The header naming the content type of a resumable upload's object.
+const UPLOAD_CONTENT_TYPE: HeaderName = HeaderName::from_static("x-upload-content-type");
+
+impl<C: HttpClient> StreamingStorage for GcsStorage<C> {
+    type Writer<'a>
+        = GcsWriter<'a, C>
+    where
+        C: 'a;
+
+    /// Opens a resumable upload session (docs/design.md §6): the object exists only once the
+    /// last part arrives, so an abandoned session leaves nothing (GCS drops it after a week).
+    async fn start_put(&self, object: &ObjectPath, content_type: &str) -> Result<GcsWriter<'_, C>> {
+        let url = self.upload_url(object, "resumable");
+        let typed = [(UPLOAD_CONTENT_TYPE, content_type.to_owned())];
+        let request = Self::request(object, Method::POST, &url, &typed, &[])?;
+        let response = self.send(object, &request, Doing::Writing).await?;
+        if !response.status().is_success() {
+            return Err(status_error(object, &response, Doing::Writing));
+        }
+        let session = header(response.headers(), LOCATION.as_str())
+            .ok_or_else(|| {
+                Error::storage(object, "the resumable upload answer has no Location header")
+            })?
+            .to_owned();
+        Ok(GcsWriter {
+            store: self,
+            object: object.clone(),
+            session,
+            buffer: Vec::new(),
+            persisted: 0,
+        })
+    }
+}
+
+/// An object being uploaded to GCS in parts of [`UPLOAD_PART_BYTES`] through a resumable
+/// upload session.
+#[derive(Debug)]
+pub struct GcsWriter<'a, C> {
+    store: &'a GcsStorage<C>,
+    object: ObjectPath,
+    /// The session URI GCS answered with.
+    session: String,
+    /// Bytes appended but not yet persisted by GCS.
+    buffer: Vec<u8>,
+    /// Bytes GCS has persisted, all before `buffer`.
+    persisted: u64,
+}
+
+impl<C: HttpClient> GcsWriter<'_, C> {
+    /// Sends the first `len` buffered bytes; with `total`, as the object's last part.
+    async fn send_part(&mut self, len: usize, total: Option<u64>) -> Result<()> {
+        let first = self.persisted;
+        let range = match (len, total) {
+            (0, Some(total)) => format!("bytes */{total}"),
+            (_, Some(total)) => format!("bytes {first}-{}/{total}", first + len as u64 - 1),
+            (_, None) => format!("bytes {first}-{}/*", first + len as u64 - 1),
+        };
+        let object = &self.object;
+        let request = GcsStorage::<C>::request(
+            object,
+            Method::PUT,
+            &self.session,
+            &[(CONTENT_RANGE, range)],
+            &self.buffer[..len],
+        )?;
+        let response = self.store.send(object, &request, Doing::Writing).await?;
+        match (response.status().as_u16(), total) {
+            (200 | 201, Some(_)) => {
+                self.persisted += len as u64;
+                self.buffer.clear();
+                Ok(())
+            }
+            // "Resume incomplete": `Range: bytes=0-N` says how much GCS kept of what it got,
+            // which may be less than was sent; the rest goes again with the next part.
+            (308, None) => {
+                let kept = header(response.headers(), RANGE.as_str())
+                    .and_then(|r| r.strip_prefix("bytes=0-"))
+                    .and_then(|last| last.trim().parse::<u64>().ok())
+                    .map_or(0, |last| last + 1);
+                let taken = kept
+                    .checked_sub(first)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n > 0 && n <= len)
+                    .ok_or_else(|| {
+                        Error::storage(
+                            object,
+                            format!(
+                                "the upload session kept bytes up to {kept} after part \
+                                 {first}..{}",
+                                first + len as u64
+                            ),
+                        )
+                    })?;
+                self.buffer.drain(..taken);
+                self.persisted = kept;
+                Ok(())
+            }
+            // The session expired (GCS keeps one a week) or was lost: the parts already sent
+            // are gone with it, so only running the task again can write the object.
+            (404 | 410, _) => Err(Error::storage(
+                object,
+                format!(
+                    "the upload session ended before the object was whole ({})",
+                    describe_status(&response)
+                ),
+            )),
+            _ => Err(status_error(object, &response, Doing::Writing)),
+        }
+    }
+}
+
+impl<C: HttpClient> ObjectWriter for GcsWriter<'_, C> {
+    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        while self.buffer.len() >= UPLOAD_PART_BYTES {
+            self.send_part(UPLOAD_PART_BYTES, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        let total = self.persisted + self.buffer.len() as u64;
+        self.send_part(self.buffer.len(), Some(total)).await?;
+        Ok(total)
     }
 }
 
@@ -602,6 +734,117 @@ mod tests {
         let written = pollster::block_on(crate::tasks::ng_meta::run(&gcs, &request)).unwrap();
         assert_eq!(written.objects.len(), 2);
         assert_eq!(written.retries, 2);
+    }
+
+    /// An answer with one header.
+    fn answer_with(status: u16, name: &str, value: &str) -> Result<HttpResponse, TransportError> {
+        Ok(http::Response::builder()
+            .status(status)
+            .header(name, value)
+            .body(Vec::new())
+            .unwrap())
+    }
+
+    #[test]
+    fn streamed_uploads_go_in_parts_through_one_resumable_session() {
+        let session =
+            "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=resumable&upload_id=s1";
+        let part = UPLOAD_PART_BYTES as u64;
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", session),
+            // GCS keeps only half of the first part; the rest goes again with the next.
+            answer_with(308, "range", &format!("bytes=0-{}", part / 2 - 1)),
+            reset(),
+            answer_with(308, "range", &format!("bytes=0-{}", part * 3 / 2 - 1)),
+            answer(200, "{}"),
+        ]);
+        let gcs = store(&client);
+        let o = object("raw/0.shard");
+        let data: Vec<u8> = (0..part * 2 + 10).map(|i| (i % 251) as u8).collect();
+        let mut writer = pollster::block_on(gcs.start_put(&o, super::super::BINARY)).unwrap();
+        for piece in data.chunks(3 << 20) {
+            pollster::block_on(writer.append(piece)).unwrap();
+        }
+        assert_eq!(
+            pollster::block_on(writer.finish()).unwrap(),
+            data.len() as u64
+        );
+
+        let sent = client.sent.borrow();
+        assert_eq!(
+            sent[0].url,
+            "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=resumable&name=raw%2F0.shard"
+        );
+        assert_eq!(
+            client.header(0, "x-upload-content-type").as_deref(),
+            Some("application/octet-stream")
+        );
+        let ranges: Vec<_> = (1..sent.len())
+            .map(|i| client.header(i, "content-range").unwrap())
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                format!("bytes 0-{}/*", part - 1),
+                format!("bytes {}-{}/*", part / 2, part * 3 / 2 - 1),
+                format!("bytes {}-{}/*", part / 2, part * 3 / 2 - 1),
+                format!("bytes {}-{}/{}", part * 3 / 2, data.len() - 1, data.len()),
+            ]
+        );
+        assert!(
+            sent[1..]
+                .iter()
+                .all(|r| r.method == Method::PUT && r.url == session)
+        );
+        let mut uploaded = sent[1].body[..(part / 2) as usize].to_vec();
+        uploaded.extend_from_slice(&sent[3].body);
+        uploaded.extend_from_slice(&sent[4].body);
+        assert_eq!(uploaded, data, "every byte once, in order");
+        assert_eq!(gcs.retries(), 1);
+    }
+
+    #[test]
+    fn small_and_empty_streamed_objects_take_one_last_part() {
+        let session = "http://127.0.0.1:9/session";
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", session),
+            answer(200, "{}"),
+            answer_with(200, "location", session),
+            answer(201, "{}"),
+        ]);
+        let gcs = store(&client);
+        let mut writer =
+            pollster::block_on(gcs.start_put(&object("a"), super::super::BINARY)).unwrap();
+        pollster::block_on(writer.append(b"0123456789")).unwrap();
+        assert_eq!(pollster::block_on(writer.finish()).unwrap(), 10);
+        let writer = pollster::block_on(gcs.start_put(&object("b"), super::super::BINARY)).unwrap();
+        assert_eq!(pollster::block_on(writer.finish()).unwrap(), 0);
+        assert_eq!(
+            client.header(1, "content-range").as_deref(),
+            Some("bytes 0-9/10")
+        );
+        assert_eq!(
+            client.header(3, "content-range").as_deref(),
+            Some("bytes */0")
+        );
+    }
+
+    #[test]
+    fn a_session_that_loses_the_upload_is_an_error_naming_the_object() {
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", "http://127.0.0.1:9/session"),
+            answer(404, r#"{"error":{"message":"No such upload"}}"#),
+        ]);
+        let gcs = store(&client);
+        let mut writer =
+            pollster::block_on(gcs.start_put(&object("big"), super::super::BINARY)).unwrap();
+        let e = pollster::block_on(writer.append(&vec![0; UPLOAD_PART_BYTES])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(
+            e.message(),
+            "big in bucket gs://lab: the upload session ended before the object was whole \
+             (HTTP 404: No such upload)"
+        );
     }
 
     #[test]

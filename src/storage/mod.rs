@@ -54,3 +54,35 @@ pub trait Storage {
         0
     }
 }
+
+/// A store that can also write an object in parts, for objects too large to hold whole.
+///
+/// The object appears under its name only when [`ObjectWriter::finish`] succeeds: a writer that
+/// fails or is dropped unfinished leaves the object as it was (absent, or its previous version),
+/// as a failed [`Storage::put`] does.
+#[expect(
+    async_fn_in_trait,
+    reason = "futures run on one thread (wasm32 has none other), so no Send bound is wanted"
+)]
+pub trait StreamingStorage: Storage {
+    /// The writer of one object.
+    type Writer<'a>: ObjectWriter
+    where
+        Self: 'a;
+
+    /// Starts writing `object`; nothing is visible under its name until the writer finishes.
+    async fn start_put(&self, object: &ObjectPath, content_type: &str) -> Result<Self::Writer<'_>>;
+}
+
+/// An object being written, part after part.
+#[expect(
+    async_fn_in_trait,
+    reason = "futures run on one thread (wasm32 has none other), so no Send bound is wanted"
+)]
+pub trait ObjectWriter {
+    /// Appends `bytes` to the object.
+    async fn append(&mut self, bytes: &[u8]) -> Result<()>;
+
+    /// Makes the object visible, whole, under its name; returns its size in bytes.
+    async fn finish(self) -> Result<u64>;
+}

@@ -5,7 +5,7 @@
 //! are kept and reported when a request first needs the store they concern, so that a bad setting
 //! fails requests with a clear message rather than trapping the instance.
 
-use super::Storage;
+use super::{ObjectWriter, Storage, StreamingStorage};
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, Result};
 use std::ops::Range;
@@ -110,6 +110,45 @@ impl<L: Storage, G: Storage> Storage for Router<L, G> {
     fn retries(&self) -> u32 {
         let gcs = self.gcs.as_ref().map_or(0, Storage::retries);
         self.local.retries() + gcs
+    }
+}
+
+impl<L: StreamingStorage, G: StreamingStorage> StreamingStorage for Router<L, G> {
+    type Writer<'a>
+        = RoutedWriter<L::Writer<'a>, G::Writer<'a>>
+    where
+        Self: 'a;
+
+    async fn start_put(&self, object: &ObjectPath, content_type: &str) -> Result<Self::Writer<'_>> {
+        Ok(match self.target(object)? {
+            Target::Local(s) => RoutedWriter::Local(s.start_put(object, content_type).await?),
+            Target::Gcs(s) => RoutedWriter::Gcs(s.start_put(object, content_type).await?),
+        })
+    }
+}
+
+/// The writer of whichever store an object went to.
+#[derive(Debug)]
+pub enum RoutedWriter<L, G> {
+    /// Writing to the local store.
+    Local(L),
+    /// Writing to GCS.
+    Gcs(G),
+}
+
+impl<L: ObjectWriter, G: ObjectWriter> ObjectWriter for RoutedWriter<L, G> {
+    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            RoutedWriter::Local(w) => w.append(bytes).await,
+            RoutedWriter::Gcs(w) => w.append(bytes).await,
+        }
+    }
+
+    async fn finish(self) -> Result<u64> {
+        match self {
+            RoutedWriter::Local(w) => w.finish().await,
+            RoutedWriter::Gcs(w) => w.finish().await,
+        }
     }
 }
 
