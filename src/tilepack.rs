@@ -115,6 +115,24 @@ pub fn encode_png(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Encodes one tile of a pack as a PNG that decodes as fast as a PNG can: stored (uncompressed)
+/// deflate blocks and no filter, so decoding is a copy plus the checksums. The packs are temporary
+/// and EM tiles barely compress (about 78% of raw with [`encode_png`]'s settings on EM-like data),
+/// while inflating and unfiltering made the tile decode most of a tile read in wasm (≈10 ms per
+/// 1024² tile, against ≈1 ms stored; `benches/codec.rs`). Any PNG reader, the original's
+/// included, still reads them.
+fn encode_tile_png(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(pixels.len() + pixels.len() / 1024 + 1024);
+    PngEncoder::new_with_quality(
+        &mut out,
+        CompressionType::Uncompressed,
+        FilterType::NoFilter,
+    )
+    .write_image(pixels, width, height, image::ExtendedColorType::L8)
+    .map_err(|e| Error::internal(format!("encoding a {width}×{height} tile png: {e}")))?;
+    Ok(out)
+}
+
 /// Cuts `pixels` (`width × height`, row-major) into tiles of `tile_size` and packs them.
 ///
 /// ```
@@ -141,7 +159,7 @@ pub fn encode_tile_pack(pixels: &[u8], width: u32, height: u32, tile_size: u32) 
                     ((ty * header.tile_size + row) * header.width + tx * header.tile_size) as usize;
                 tile.extend_from_slice(&pixels[start..start + tw as usize]);
             }
-            tiles.push(encode_png(&tile, tw as u32, th as u32)?);
+            tiles.push(encode_tile_png(&tile, tw as u32, th as u32)?);
         }
     }
     let n = tiles.len() as u64;
