@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod layout;
+pub mod png_rows;
 pub mod precomputed;
 pub mod request;
 pub mod resample;

@@ -2,9 +2,21 @@
 //!
 //! The original service read slices with Pillow and required 8-bit grayscale (docs/design.md §4
 //! "alignedslice"); colour and 16-bit images are an error naming the object, not a conversion.
+//!
+//! [`SliceRows`] reads a slice band of rows by band, top to bottom: a plain 8-bit grey PNG
+//! (not interlaced, no transparency) is fetched in range reads and decoded row by row, keeping
+//! only the rows asked for; anything else (TIFF, JPEG, other PNGs, and every error) goes
+//! through [`decode_gray`] whole, as before, so results and messages stay the same.
 
+use crate::resample::bicubic::SourceRows;
+use crate::storage::Storage;
 use crate::storage::location::ObjectPath;
 use crate::{Error, ErrorKind, Result};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{BufRead, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::rc::Rc;
 
 /// Largest raw slice we decode, in bytes of pixels (the component's memory is capped at 2 GiB
 /// by default and holds the raw and the aligned image at once).
@@ -61,6 +73,329 @@ pub fn decode_gray(bytes: &[u8], what: &ObjectPath) -> Result<GrayImage> {
     })
 }
 
+/// Encoded bytes fetched per range read while decoding progressively: few requests, little
+/// memory.
+pub const FETCH_BYTES: u64 = 8 << 20;
+
+/// The PNG signature, by which a PNG is recognised.
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// A raw slice read band by band, top to bottom (see the module docs).
+pub struct SliceRows {
+    width: usize,
+    height: usize,
+    rows: Rows,
+}
+
+enum Rows {
+    /// Every pixel, decoded at once.
+    Whole(Vec<u8>),
+    /// A PNG decoded as far as the bands asked for so far.
+    Progressive(Box<ProgressivePng>),
+}
+
+impl SliceRows {
+    /// Opens the slice `object`: reads its first bytes, and its header if it is a PNG; decodes
+    /// it whole unless it is a PNG that can be decoded row by row.
+    pub async fn open(storage: &impl Storage, object: &ObjectPath) -> Result<Self> {
+        Self::open_fetching(storage, object, FETCH_BYTES).await
+    }
+
+    /// [`Self::open`], reading `fetch_bytes` at a time.
+    async fn open_fetching(
+        storage: &impl Storage,
+        object: &ObjectPath,
+        fetch_bytes: u64,
+    ) -> Result<Self> {
+        let mut wanted = fetch_bytes;
+        loop {
+            let head = storage.get_range(object, 0..wanted).await?;
+            let complete = (head.len() as u64) < wanted;
+            if !head.starts_with(PNG_SIGNATURE) {
+                return Self::decode_whole(storage, object, head, complete).await;
+            }
+            let fetched = head.len() as u64;
+            let input = QueuedInput::default();
+            // The decoder takes the bytes; a PNG it cannot stream is read again, whole.
+            input.push(head);
+            match png::Decoder::new(input.clone()).read_info() {
+                Ok(reader) if streamable(&reader) => {
+                    let info = reader.info();
+                    let (width, height) = (info.width as usize, info.height as usize);
+                    let png = ProgressivePng {
+                        object: object.clone(),
+                        input,
+                        reader,
+                        fetched,
+                        fetch_bytes,
+                        complete,
+                        width,
+                        window: Vec::new(),
+                        first_row: 0,
+                        next_row: 0,
+                    };
+                    return Ok(Self {
+                        width,
+                        height,
+                        rows: Rows::Progressive(Box::new(png)),
+                    });
+                }
+                // Header chunks longer than what was read: read more.
+                Err(png::DecodingError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof && !complete =>
+                {
+                    wanted = wanted.saturating_mul(2);
+                }
+                // Colour, 16-bit, interlaced or broken: the whole-image path says why, as
+                // before, or decodes what it can.
+                _ => return Self::decode_whole(storage, object, Vec::new(), false).await,
+            }
+        }
+    }
+
+    /// Decodes the slice whole, from `head` if it holds all of it.
+    async fn decode_whole(
+        storage: &impl Storage,
+        object: &ObjectPath,
+        head: Vec<u8>,
+        complete: bool,
+    ) -> Result<Self> {
+        let encoded = if complete {
+            head
+        } else {
+            drop(head);
+            storage.get(object).await?
+        };
+        let image = decode_gray(&encoded, object)?;
+        Ok(Self {
+            width: image.width as usize,
+            height: image.height as usize,
+            rows: Rows::Whole(image.pixels),
+        })
+    }
+
+    /// Columns.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Rows.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Whether rows are decoded as bands ask for them, rather than held whole.
+    pub fn is_progressive(&self) -> bool {
+        matches!(self.rows, Rows::Progressive(_))
+    }
+
+    /// The same slice decoded whole (within [`MAX_DECODED_BYTES`]): for bands that do not move
+    /// down the image, which a progressive PNG cannot serve.
+    pub async fn into_whole(self, storage: &impl Storage, object: &ObjectPath) -> Result<Self> {
+        match self.rows {
+            Rows::Whole(_) => Ok(self),
+            Rows::Progressive(png) => {
+                drop(png);
+                Self::decode_whole(storage, object, Vec::new(), false).await
+            }
+        }
+    }
+
+    /// The band of image rows `rows` (clamped to the image). A progressive slice serves bands
+    /// top to bottom: a band may not start above the previous one, whose rows above its own
+    /// start it forgets.
+    pub async fn band(
+        &mut self,
+        storage: &impl Storage,
+        rows: Range<usize>,
+    ) -> Result<SourceRows<'_>> {
+        let (width, height) = (self.width, self.height);
+        let rows = rows.start.min(height)..rows.end.min(height);
+        let (pixels, first_row) = match &mut self.rows {
+            Rows::Whole(pixels) => (
+                pixels
+                    .get(rows.start * width..rows.end * width)
+                    .unwrap_or_default(),
+                rows.start,
+            ),
+            Rows::Progressive(png) => {
+                png.advance(storage, rows.clone()).await?;
+                (png.window.as_slice(), png.first_row)
+            }
+        };
+        Ok(SourceRows {
+            pixels,
+            first_row,
+            width,
+            height,
+        })
+    }
+}
+
+/// Whether `reader`'s image decodes row by row to exactly what [`decode_gray`] gives: 8-bit
+/// grey, not interlaced (rows come in passes), no transparency (`image` would make it grey and
+/// alpha), a single image.
+fn streamable<R: BufRead + Seek>(reader: &png::Reader<R>) -> bool {
+    let info = reader.info();
+    info.color_type == png::ColorType::Grayscale
+        && info.bit_depth == png::BitDepth::Eight
+        && !info.interlaced
+        && info.trns.is_none()
+        && info.animation_control.is_none()
+        && reader.output_color_type() == (png::ColorType::Grayscale, png::BitDepth::Eight)
+}
+
+/// A PNG being decoded row by row, its encoded bytes fetched as the decoder needs them.
+struct ProgressivePng {
+    object: ObjectPath,
+    input: QueuedInput,
+    reader: png::Reader<QueuedInput>,
+    /// Encoded bytes fetched so far.
+    fetched: u64,
+    /// Encoded bytes fetched at a time.
+    fetch_bytes: u64,
+    /// Whether the object has no more bytes.
+    complete: bool,
+    width: usize,
+    /// Decoded rows `first_row .. next_row`.
+    window: Vec<u8>,
+    first_row: usize,
+    next_row: usize,
+}
+
+impl ProgressivePng {
+    /// Makes the window hold `rows.start .. max(rows.end, next_row)`.
+    async fn advance(&mut self, storage: &impl Storage, rows: Range<usize>) -> Result<()> {
+        if rows.start < self.first_row {
+            return Err(Error::internal(format!(
+                "{}: source rows {rows:?} asked for after rows from {} on",
+                self.object, self.first_row
+            )));
+        }
+        let w = self.width;
+        if rows.start >= self.next_row {
+            // Rows no band needs: decode them through a one-row window.
+            self.window.clear();
+            while self.next_row < rows.start {
+                self.window.resize(w, 0);
+                self.decode_row(storage, 0).await?;
+            }
+            self.window.clear();
+            self.first_row = self.next_row;
+        } else {
+            self.window.drain(..(rows.start - self.first_row) * w);
+            self.first_row = rows.start;
+        }
+        while self.next_row < rows.end {
+            let at = self.window.len();
+            self.window.resize(at + w, 0);
+            self.decode_row(storage, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the next row into `window[at .. at + width]`, fetching bytes as needed.
+    async fn decode_row(&mut self, storage: &impl Storage, at: usize) -> Result<()> {
+        loop {
+            let row = &mut self.window[at..at + self.width];
+            match self.reader.read_row(row) {
+                Ok(Some(_)) => {
+                    self.next_row += 1;
+                    return Ok(());
+                }
+                Ok(None) => {
+                    return Err(Error::unreadable(
+                        &self.object,
+                        format!("cannot decode image: no row {}", self.next_row),
+                    ));
+                }
+                // png resumes where it stopped once more bytes arrive.
+                Err(png::DecodingError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof && !self.complete =>
+                {
+                    self.fetch(storage).await?;
+                }
+                Err(e) => {
+                    return Err(Error::unreadable(
+                        &self.object,
+                        format!("cannot decode image: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Reads the next bytes of the object for the decoder.
+    async fn fetch(&mut self, storage: &impl Storage) -> Result<()> {
+        let range = self.fetched..self.fetched + self.fetch_bytes;
+        let bytes = storage.get_range(&self.object, range).await?;
+        self.complete = (bytes.len() as u64) < self.fetch_bytes;
+        self.fetched += bytes.len() as u64;
+        self.input.push(bytes);
+        Ok(())
+    }
+}
+
+/// The decoder's input: byte runs queued by the caller, read in order. Running dry is
+/// `UnexpectedEof` to png, which it resumes from once more bytes are queued. The queue is
+/// shared because `png::Reader` owns its input and gives no access back to it.
+#[derive(Clone, Default)]
+struct QueuedInput {
+    queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
+    /// The run being read, and how far.
+    current: Vec<u8>,
+    position: usize,
+    /// Bytes consumed in all.
+    consumed: u64,
+}
+
+impl QueuedInput {
+    fn push(&self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.queue.borrow_mut().push_back(bytes);
+        }
+    }
+}
+
+impl Read for QueuedInput {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.fill_buf()?.read(out)?;
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for QueuedInput {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.position == self.current.len()
+            && let Some(next) = self.queue.borrow_mut().pop_front()
+        {
+            self.current = next;
+            self.position = 0;
+        }
+        Ok(&self.current[self.position..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.current.len() - self.position);
+        self.position += n;
+        self.consumed += n as u64;
+    }
+}
+
+/// png asks for `Seek` but only reads forward; the position is all it can have.
+impl Seek for QueuedInput {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        match to {
+            SeekFrom::Current(0) => Ok(self.consumed),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the slice is read forward only",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +423,152 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// One object in memory, counting the range reads.
+    struct OneObject {
+        bytes: Vec<u8>,
+        reads: std::cell::Cell<u32>,
+    }
+
+    impl OneObject {
+        fn new(bytes: Vec<u8>) -> Self {
+            Self {
+                bytes,
+                reads: std::cell::Cell::new(0),
+            }
+        }
+    }
+
+    impl Storage for OneObject {
+        async fn get(&self, _: &ObjectPath) -> Result<Vec<u8>> {
+            self.reads.set(self.reads.get() + 1);
+            Ok(self.bytes.clone())
+        }
+
+        async fn get_range(&self, _: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
+            self.reads.set(self.reads.get() + 1);
+            let end = (range.end as usize).min(self.bytes.len());
+            let start = (range.start as usize).min(end);
+            Ok(self.bytes[start..end].to_vec())
+        }
+
+        async fn put(&self, _: &ObjectPath, _: &[u8], _: &str) -> Result<()> {
+            unreachable!("slices are only read")
+        }
+    }
+
+    fn noise(w: usize, h: usize) -> Vec<u8> {
+        (0..w * h)
+            .map(|i| ((i * 2_654_435_761) >> 7) as u8 ^ (i / w) as u8)
+            .collect()
+    }
+
+    /// Reads `bands` of the slice `bytes` and checks each against the whole decode.
+    fn read_bands(bytes: Vec<u8>, fetch: u64, bands: &[Range<usize>]) -> (bool, u32) {
+        let whole = decode_gray(&bytes, &what()).unwrap();
+        let w = whole.width as usize;
+        let store = OneObject::new(bytes);
+        let mut slice =
+            pollster::block_on(SliceRows::open_fetching(&store, &what(), fetch)).unwrap();
+        assert_eq!((slice.width(), slice.height()), (w, whole.height as usize));
+        let progressive = slice.is_progressive();
+        for rows in bands {
+            let band = pollster::block_on(slice.band(&store, rows.clone())).unwrap();
+            let held = band.rows();
+            let h = whole.height as usize;
+            let rows = rows.start.min(h)..rows.end.min(h);
+            assert!(
+                held.start <= rows.start && rows.end <= held.end,
+                "{held:?} ⊉ {rows:?}"
+            );
+            assert_eq!(
+                band.pixels,
+                &whole.pixels[held.start * w..held.end * w],
+                "band {rows:?}"
+            );
+        }
+        (progressive, store.reads.get())
+    }
+
+    #[test]
+    fn a_grey_png_is_decoded_progressively_band_by_band() {
+        let (w, h) = (97, 300);
+        let png = crate::tilepack::encode_png(&noise(w, h), w as u32, h as u32).unwrap();
+        let len = png.len() as u64;
+        let bands = [0..10, 5..50, 50..50, 120..130, 125..200, 290..300];
+        let (progressive, reads) = read_bands(png, 1000, &bands);
+        assert!(progressive);
+        assert!(u64::from(reads) >= len / 1000, "read in parts: {reads}");
+        // Bands past the end are clamped; a band may extend a previous one.
+        let png = crate::tilepack::encode_png(&noise(w, h), w as u32, h as u32).unwrap();
+        read_bands(png, 1 << 20, &[0..400, 299..500]);
+    }
+
+    #[test]
+    fn other_images_are_decoded_whole_with_the_same_results() {
+        let pixels = noise(40, 30);
+        let gray = image::GrayImage::from_raw(40, 30, pixels).unwrap();
+        for format in [image::ImageFormat::Tiff, image::ImageFormat::Png] {
+            let mut bytes = Vec::new();
+            let mut encoder = std::io::Cursor::new(&mut bytes);
+            if format == image::ImageFormat::Png {
+                // 4-bit grey: `image` widens it to 8 bits, so it decodes whole.
+                let mut png = png::Encoder::new(&mut encoder, 40, 30);
+                png.set_color(png::ColorType::Grayscale);
+                png.set_depth(png::BitDepth::Four);
+                let mut writer = png.write_header().unwrap();
+                let packed: Vec<u8> = gray
+                    .as_raw()
+                    .chunks(2)
+                    .map(|p| (p[0] & 0xf0) | (p[1] >> 4))
+                    .collect();
+                writer.write_image_data(&packed).unwrap();
+                writer.finish().unwrap();
+            } else {
+                gray.write_to(&mut encoder, format).unwrap();
+            }
+            let (progressive, _) = read_bands(bytes, 100, &[0..30, 40..50]);
+            assert!(!progressive, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_band_above_the_last_one_is_refused() {
+        let png = crate::tilepack::encode_png(&noise(20, 20), 20, 20).unwrap();
+        let store = OneObject::new(png);
+        let mut slice = pollster::block_on(SliceRows::open(&store, &what())).unwrap();
+        pollster::block_on(slice.band(&store, 5..10)).unwrap();
+        let e = pollster::block_on(slice.band(&store, 4..10)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        let mut slice = pollster::block_on(slice.into_whole(&store, &what())).unwrap();
+        assert!(!slice.is_progressive());
+        pollster::block_on(slice.band(&store, 0..10)).unwrap();
+    }
+
+    #[test]
+    fn colour_and_broken_pngs_fail_as_before() {
+        let mut png = Vec::new();
+        image::DynamicImage::new_rgb8(3, 2)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let store = OneObject::new(png);
+        let e = pollster::block_on(SliceRows::open(&store, &what()))
+            .err()
+            .unwrap();
+        assert!(
+            e.message().starts_with(
+                "raw/s1.png in bucket lab: expected an 8-bit grayscale image, got Rgb8"
+            ),
+            "{e}"
+        );
+
+        let png = crate::tilepack::encode_png(&noise(64, 64), 64, 64).unwrap();
+        let store = OneObject::new(png[..png.len() / 2].to_vec());
+        let mut slice = pollster::block_on(SliceRows::open_fetching(&store, &what(), 100)).unwrap();
+        let e = pollster::block_on(slice.band(&store, 0..64)).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert!(e.message().contains("cannot decode image"), "{e}");
     }
 
     #[test]

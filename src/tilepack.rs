@@ -142,43 +142,110 @@ fn encode_tile_png(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
 /// assert_eq!(header.tile_count(), 2);
 /// ```
 pub fn encode_tile_pack(pixels: &[u8], width: u32, height: u32, tile_size: u32) -> Result<Vec<u8>> {
-    let header = TilePackHeader {
-        width: width.into(),
-        height: height.into(),
-        tile_size: tile_size.into(),
-    };
-    let [nx, ny] = header.tiles_xy();
-    let mut tiles = Vec::with_capacity((nx * ny) as usize);
-    let mut tile = Vec::new();
-    for ty in 0..ny {
+    let mut builder = TilePackBuilder::new(width, height, tile_size);
+    let mut tiles = Vec::new();
+    for tile_row in pixels.chunks(builder.tile_row_bytes()) {
+        tiles.extend_from_slice(&builder.encode_tile_row(tile_row)?);
+    }
+    let mut pack = builder.prefix()?;
+    pack.extend_from_slice(&tiles);
+    Ok(pack)
+}
+
+/// Builds a tile pack one row of tiles at a time, for images not held whole: the tiles go out
+/// as each row of them is encoded, and the header and offsets, which precede them in the pack
+/// but depend on their sizes, come last ([`Self::prefix`], [`Self::prefix_len`] bytes).
+#[derive(Clone, Debug)]
+pub struct TilePackBuilder {
+    header: TilePackHeader,
+    /// The absolute offsets so far: the first tile's start, then each encoded tile's end.
+    offsets: Vec<u64>,
+    /// The next row of tiles to encode.
+    next_tile_row: u64,
+}
+
+impl TilePackBuilder {
+    /// A builder of the pack of a `width × height` image (both ≥ 1) in tiles of `tile_size`
+    /// (≥ 1).
+    pub fn new(width: u32, height: u32, tile_size: u32) -> Self {
+        let header = TilePackHeader {
+            width: width.into(),
+            height: height.into(),
+            tile_size: tile_size.into(),
+        };
+        let data_start = HEADER_BYTES + 8 * (header.tile_count() + 1);
+        Self {
+            header,
+            offsets: vec![data_start],
+            next_tile_row: 0,
+        }
+    }
+
+    /// Bytes before the first tile: the header and the `n + 1` offsets.
+    pub fn prefix_len(&self) -> u64 {
+        HEADER_BYTES + 8 * (self.header.tile_count() + 1)
+    }
+
+    /// Bytes of image pixels in one full row of tiles: `tile_size` image rows.
+    pub fn tile_row_bytes(&self) -> usize {
+        (self.header.tile_size * self.header.width) as usize
+    }
+
+    /// Encodes the next row of tiles from `pixels`, its image rows (`tile_size` rows of `width`,
+    /// fewer in the last row of tiles), and returns their PNGs back to back, left to right.
+    pub fn encode_tile_row(&mut self, pixels: &[u8]) -> Result<Vec<u8>> {
+        let header = self.header;
+        let ty = self.next_tile_row;
+        let [nx, ny] = header.tiles_xy();
+        let rows = if ty < ny {
+            header.tile_extent(0, ty)[1]
+        } else {
+            0
+        };
+        if rows == 0 || pixels.len() as u64 != rows * header.width {
+            return Err(Error::internal(format!(
+                "tile row {ty} of {ny}: expected {} bytes of pixels, got {}",
+                rows * header.width,
+                pixels.len()
+            )));
+        }
+        let mut tiles = Vec::new();
+        let mut tile = Vec::new();
         for tx in 0..nx {
             let [tw, th] = header.tile_extent(tx, ty);
             tile.clear();
             for row in 0..th {
-                let start =
-                    ((ty * header.tile_size + row) * header.width + tx * header.tile_size) as usize;
+                let start = (row * header.width + tx * header.tile_size) as usize;
                 tile.extend_from_slice(&pixels[start..start + tw as usize]);
             }
-            tiles.push(encode_tile_png(&tile, tw as u32, th as u32)?);
+            let png = encode_tile_png(&tile, tw as u32, th as u32)?;
+            let end = self.offsets.last().copied().unwrap_or_default() + png.len() as u64;
+            self.offsets.push(end);
+            tiles.extend_from_slice(&png);
         }
+        self.next_tile_row += 1;
+        Ok(tiles)
     }
-    let n = tiles.len() as u64;
-    let data_start = HEADER_BYTES + 8 * (n + 1);
-    let total = data_start + tiles.iter().map(|t| t.len() as u64).sum::<u64>();
-    let mut pack = Vec::with_capacity(total as usize);
-    for word in [header.width, header.height, header.tile_size] {
-        pack.extend_from_slice(&word.to_le_bytes());
+
+    /// The header and offsets, once every row of tiles is encoded: [`Self::prefix_len`] bytes.
+    pub fn prefix(&self) -> Result<Vec<u8>> {
+        let header = self.header;
+        if self.offsets.len() as u64 != header.tile_count() + 1 {
+            return Err(Error::internal(format!(
+                "tile pack prefix asked for after {} of {} tiles",
+                self.offsets.len() - 1,
+                header.tile_count()
+            )));
+        }
+        let mut prefix = Vec::with_capacity(self.prefix_len() as usize);
+        for word in [header.width, header.height, header.tile_size]
+            .into_iter()
+            .chain(self.offsets.iter().copied())
+        {
+            prefix.extend_from_slice(&word.to_le_bytes());
+        }
+        Ok(prefix)
     }
-    let mut offset = data_start;
-    pack.extend_from_slice(&offset.to_le_bytes());
-    for t in &tiles {
-        offset += t.len() as u64;
-        pack.extend_from_slice(&offset.to_le_bytes());
-    }
-    for t in &tiles {
-        pack.extend_from_slice(t);
-    }
-    Ok(pack)
 }
 
 /// Decodes one tile's PNG, which must be 8-bit grayscale of `extent`.
@@ -352,6 +419,21 @@ mod tests {
         assert_eq!(words[3], 24 + 8 * 3); // first offset: header + 3 offsets (2 tiles + 1)
         assert_eq!(words[5], pack.len() as u64); // last offset: end of the pack
         assert!(words[4] > words[3] && words[4] < words[5]);
+    }
+
+    #[test]
+    fn the_builder_refuses_rows_out_of_turn() {
+        let mut builder = TilePackBuilder::new(5, 3, 2);
+        assert_eq!(builder.prefix_len(), 24 + 8 * 7);
+        assert!(builder.prefix().is_err(), "no tiles yet");
+        assert!(builder.encode_tile_row(&[0; 9]).is_err(), "wrong length");
+        builder.encode_tile_row(&[0; 10]).unwrap();
+        builder.encode_tile_row(&[0; 5]).unwrap();
+        assert!(
+            builder.encode_tile_row(&[0; 5]).is_err(),
+            "past the last row"
+        );
+        assert_eq!(builder.prefix().unwrap().len() as u64, builder.prefix_len());
     }
 
     #[test]

@@ -11,11 +11,16 @@ use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
 use raw::LooseFields;
 
-/// Largest aligned frame edge we accept; the aligned image is held in memory whole.
+/// Largest aligned frame edge we accept. alignedslice holds a strip of about 1024 rows of the
+/// frame and its tiles (`tasks::aligned_slice`), so the edge bounds its memory: 128 MiB of strip
+/// at 2^17.
 pub const MAX_FRAME_EDGE: u32 = 1 << 17;
 
-/// Largest number of pixels in an aligned frame (1 GiB of 8-bit voxels).
-pub const MAX_FRAME_PIXELS: u64 = 1 << 30;
+/// Largest number of pixels in an aligned frame: 4 Gi 8-bit voxels, three hemibrain-sized
+/// slices (34,432 × 39,552). Memory no longer follows the frame's area (see
+/// [`MAX_FRAME_EDGE`]); this bounds the time of one alignedslice task (minutes) and the size
+/// of its objects.
+pub const MAX_FRAME_PIXELS: u64 = 1 << 32;
 
 /// tensorstore's default JPEG quality, which the original service used.
 pub const DEFAULT_JPEG_QUALITY: u8 = 75;
@@ -283,6 +288,17 @@ mod tests {
         assert_eq!(r.slice, 3);
         assert_eq!(r.shard_size, 1024);
         assert_eq!(r.transform, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_hemibrain_sized_frame_is_accepted_and_larger_ones_are_too_large() {
+        let body = ALIGNED.replace("[1300, 1100]", "[34432, 39552]");
+        assert!(AlignedSliceRequest::from_json(body.as_bytes()).is_ok());
+        for bbox in ["[100000, 100000]", "[131073, 8]"] {
+            let body = ALIGNED.replace("[1300, 1100]", bbox);
+            let e = AlignedSliceRequest::from_json(body.as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TooLarge, "{bbox}");
+        }
     }
 
     #[test]

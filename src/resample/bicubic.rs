@@ -25,6 +25,8 @@
 //! SSE2). Every lane performs Pillow's operations in Pillow's order, so results are the same
 //! bits; `cargo bench --bench resample` measures the gain.
 
+use std::ops::Range;
+
 /// Resamples `src` (8-bit grey, `src_w × src_h`, row-major) through Pillow's inverse affine map
 /// into a new `out_w × out_h` image, exactly as Pillow's bicubic `Image.transform` with
 /// `fillcolor=0` does.
@@ -64,9 +66,186 @@ pub fn resample_affine(
     if out_w == 0 {
         return out;
     }
-    let image = Source::new(src, src_w, src_h);
+    resample_rows(
+        &Source::new(src, 0, src_w, src_h),
+        inverse,
+        out_w,
+        0,
+        &mut out,
+    );
+    out
+}
+
+/// A band of consecutive whole rows of a source image: what [`resample_affine_rows`] samples
+/// from when the image is not held whole.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceRows<'a> {
+    /// Rows `first_row ..` of the image, `width` bytes each; a partial last row is ignored.
+    pub pixels: &'a [u8],
+    /// The image row that `pixels` starts with.
+    pub first_row: usize,
+    /// The whole image's width.
+    pub width: usize,
+    /// The whole image's height: Pillow's bounds test and edge clamping use it, not the band's.
+    pub height: usize,
+}
+
+impl SourceRows<'_> {
+    /// The image rows the band holds.
+    pub fn rows(&self) -> Range<usize> {
+        let held = self.pixels.len().checked_div(self.width).unwrap_or(0);
+        self.first_row..self.first_row.saturating_add(held)
+    }
+}
+
+/// Why [`resample_affine_rows`] sampled nothing: the caller broke its contract.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StripMismatch {
+    /// The output buffer does not hold the strip's rows.
+    #[error("the strip buffer holds {got} bytes, not {expected}")]
+    OutputLength {
+        /// `out_rows.len() · out_w`.
+        expected: usize,
+        /// `out.len()`.
+        got: usize,
+    },
+    /// The band misses source rows the strip samples ([`source_rows_needed`]).
+    #[error("the strip needs source rows {needed:?}, the band holds {held:?}")]
+    MissingRows {
+        /// What the strip needs.
+        needed: Range<usize>,
+        /// What the band holds, within the image.
+        held: Range<usize>,
+    },
+}
+
+/// The source rows that output rows `out_rows` (of an `out_w`-wide output) may read through
+/// `inverse` from a `src_w × src_h` image: what a band passed to [`resample_affine_rows`] must
+/// hold. Empty when no pixel of the strip falls inside the source.
+///
+/// The map is affine, so the sample row `v` is extreme at the strip's four corner pixels; the
+/// 4×4 kernel reaches one row above and two below `⌊v − ½⌋`, clamped to the image. One more row
+/// each way, plus a bound on the rounding of `v` (three roundings of terms no larger than the
+/// corners' `|D·x|`, `|E·y|`, `|F|`), covers pixels between the corners whose computed `v`
+/// rounds past the corners' own.
+///
+/// ```
+/// use emwrite::resample::bicubic::source_rows_needed;
+/// // Identity on a 100-row image: output rows 10..20 read rows 7..23 (kernel, then the slack).
+/// let identity = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+/// assert_eq!(source_rows_needed(&identity, 50, 100, 50, 10..20), 7..23);
+/// // A strip mapping wholly below the source reads nothing.
+/// assert!(source_rows_needed(&identity, 50, 5, 50, 10..20).is_empty());
+/// ```
+pub fn source_rows_needed(
+    inverse: &[f64; 6],
+    src_w: usize,
+    src_h: usize,
+    out_w: usize,
+    out_rows: Range<usize>,
+) -> Range<usize> {
+    if src_w == 0 || src_h == 0 || out_w == 0 || out_rows.is_empty() {
+        return 0..0;
+    }
+    let [_, _, _, d, e, f] = *inverse;
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for x in [0.5, out_w as f64 - 0.5] {
+        for y in [out_rows.start as f64 + 0.5, out_rows.end as f64 - 0.5] {
+            // Pillow's operation order, as in `resample_rows`.
+            let v = d * x + e * y + f;
+            low = low.min(v);
+            high = high.max(v);
+        }
+    }
+    let rounding =
+        4.0 * f64::EPSILON * (d.abs() * out_w as f64 + e.abs() * out_rows.end as f64 + f.abs());
+    let slack = 1.0 + rounding;
+    if !(low.is_finite() && high.is_finite() && slack.is_finite()) {
+        return 0..src_h;
+    }
+    let h = src_h as f64;
+    // Only pixels with v in [0, h) are sampled.
+    let (low, high) = ((low - slack).max(0.0), (high + slack).min(h));
+    if low >= h || high < 0.0 {
+        return 0..0;
+    }
+    // Both in [−1.5, h]: the casts are exact floors once shifted by 2.
+    let first = ((low - 0.5).floor() as isize - 1).max(0) as usize;
+    let last = ((high - 0.5).floor() as isize + 2).min(src_h as isize - 1) as usize;
+    first..last + 1
+}
+
+/// Samples output rows `out_rows` of an `out_w`-wide output into `out` (`out_rows.len() ·
+/// out_w` bytes, overwritten), reading only the band `source` of the image: the same bytes as
+/// those rows of [`resample_affine`] on the whole image, provided the band holds
+/// [`source_rows_needed`] for the strip. Fails, writing nothing, when it does not, or when `out`
+/// has the wrong length.
+///
+/// ```
+/// use emwrite::resample::bicubic::{resample_affine, resample_affine_rows, source_rows_needed, SourceRows};
+///
+/// let src: Vec<u8> = (0..=255).collect(); // 16 × 16
+/// let rotate = [0.9, -0.2, 3.0, 0.2, 0.9, -1.0];
+/// let whole = resample_affine(&src, 16, 16, &rotate, 20, 20);
+/// let needed = source_rows_needed(&rotate, 16, 16, 20, 5..10);
+/// let band = SourceRows {
+///     pixels: &src[needed.start * 16..needed.end * 16],
+///     first_row: needed.start,
+///     width: 16,
+///     height: 16,
+/// };
+/// let mut strip = vec![0; 5 * 20];
+/// resample_affine_rows(band, &rotate, 20, 5..10, &mut strip).unwrap();
+/// assert_eq!(strip, whole[5 * 20..10 * 20]);
+/// ```
+pub fn resample_affine_rows(
+    source: SourceRows<'_>,
+    inverse: &[f64; 6],
+    out_w: usize,
+    out_rows: Range<usize>,
+    out: &mut [u8],
+) -> Result<(), StripMismatch> {
+    let expected = out_rows.len().saturating_mul(out_w);
+    if out.len() != expected {
+        return Err(StripMismatch::OutputLength {
+            expected,
+            got: out.len(),
+        });
+    }
+    let (w, h) = (source.width, source.height);
+    let held = source.rows();
+    let held = held.start.min(h)..held.end.min(h);
+    let needed = source_rows_needed(inverse, w, h, out_w, out_rows.clone());
+    let covered = held.start <= needed.start && needed.end <= held.end;
+    if !needed.is_empty() && !covered {
+        return Err(StripMismatch::MissingRows { needed, held });
+    }
+    out.fill(0);
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let pixels = &source.pixels[..held.len() * w];
+    resample_rows(
+        &Source::new(pixels, held.start, w, h),
+        inverse,
+        out_w,
+        out_rows.start,
+        out,
+    );
+    Ok(())
+}
+
+/// The loop of [`resample_affine`] over whole output rows: `out` holds rows `first_row..` of an
+/// `out_w`-wide output (which must not be 0), zeroed, and receives every sampled pixel.
+fn resample_rows(
+    source: &Source<'_>,
+    inverse: &[f64; 6],
+    out_w: usize,
+    first_row: usize,
+    out: &mut [u8],
+) {
     let [a0, a1, a2, a3, a4, a5] = *inverse;
-    for (y, row) in out.chunks_exact_mut(out_w).enumerate() {
+    for (y, row) in (first_row..).zip(out.chunks_exact_mut(out_w)) {
         let yin = y as f64 + 0.5;
         // Pillow forms `a0 * xin + a1 * yin + a2` per pixel, i.e. `(a0·xin + a1·yin) + a2`.
         // Hoisting the product `a1·yin` keeps every bit; stepping u by `a0` per pixel would not
@@ -87,10 +266,10 @@ pub fn resample_affine(
                 v[i] = a3 * xin[i] + e_yin + a5;
                 xin[i] += LANES as f64;
             }
-            if !image.sample_interior_block(&u, &v, block) {
+            if !source.sample_interior_block(&u, &v, block) {
                 for ((px, u), v) in block.iter_mut().zip(u).zip(v) {
-                    if image.contains(u, v) {
-                        *px = image.sample(u - 0.5, v - 0.5);
+                    if source.contains(u, v) {
+                        *px = source.sample(u - 0.5, v - 0.5);
                     }
                 }
             }
@@ -98,12 +277,11 @@ pub fn resample_affine(
         for (px, xin) in blocks.into_remainder().iter_mut().zip(xin) {
             let u = a0 * xin + b_yin + a2;
             let v = a3 * xin + e_yin + a5;
-            if image.contains(u, v) {
-                *px = image.sample(u - 0.5, v - 0.5);
+            if source.contains(u, v) {
+                *px = source.sample(u - 0.5, v - 0.5);
             }
         }
     }
-    out
 }
 
 /// Output pixels computed side by side by [`Source::sample_interior_block`], one per lane:
@@ -253,8 +431,14 @@ fn source_pixels(src: &[u8], w: usize, h: usize) -> Option<&[u8]> {
 
 /// A non-empty source image whose `w · h` pixels are all present, for the fast path.
 struct Source<'a> {
+    /// Whole rows `first_row ..` of the image: all of it, or a band.
     pixels: &'a [u8],
     w: usize,
+    /// `first_row · w`: the image offset of `pixels[0]`.
+    offset: usize,
+    /// The first and last image row that `pixels` holds, for clamping.
+    first_held: isize,
+    last_held: isize,
     /// `w − 2` and `h − 2`: a sample position (u − ½, v − ½) in `[1, w − 2) × [1, h − 2)` has its
     /// whole 4×4 neighbourhood inside the image. Empty when w or h < 4, and also (so that
     /// positions fit in i32) for images wider or taller than 2^30.
@@ -263,19 +447,24 @@ struct Source<'a> {
     /// `w` and `h` as Pillow compares them with the sample position.
     w_f64: f64,
     h_f64: f64,
-    /// The largest column and row index (`w − 1`, `h − 1`), for clamping.
+    /// The largest column and row index of the image (`w − 1`, `h − 1`), for clamping.
     x_max: isize,
     y_max: isize,
 }
 
 impl<'a> Source<'a> {
-    /// `pixels` holds exactly `w · h ≥ 1` bytes (as [`source_pixels`] returns).
-    fn new(pixels: &'a [u8], w: usize, h: usize) -> Self {
+    /// `pixels` holds whole rows `first_row ..` of a `w × h` image, at least one (the whole
+    /// image as [`source_pixels`] returns it, or a band within it).
+    fn new(pixels: &'a [u8], first_row: usize, w: usize, h: usize) -> Self {
         let interior_end = |n: usize| if n <= 1 << 30 { n as f64 - 2.0 } else { 0.0 };
-        // Both fit in isize: w·h ≤ pixels.len() ≤ isize::MAX.
+        // All fit in isize: w · rows ≤ pixels.len() ≤ isize::MAX, and the band lies in the image.
+        let held = pixels.len() / w.max(1);
         Self {
             pixels,
             w,
+            offset: first_row * w,
+            first_held: first_row as isize,
+            last_held: (first_row + held) as isize - 1,
             x_interior_end: interior_end(w),
             y_interior_end: interior_end(h),
             w_f64: w as f64,
@@ -333,7 +522,12 @@ impl<'a> Source<'a> {
         // an interior neighbourhood always lies inside `pixels`.
         let mut rows = [[0.0; LANES]; 4];
         if run {
-            let first = (y0[0] as usize - 1) * self.w + (x0[0] as usize - 1);
+            // A band that misses the top row sends the block to `sample`, which clamps.
+            let Some(first) =
+                ((y0[0] as usize - 1) * self.w + (x0[0] as usize - 1)).checked_sub(self.offset)
+            else {
+                return false;
+            };
             for (r, row) in rows.iter_mut().enumerate() {
                 let Some(run_pixels) = self
                     .pixels
@@ -355,7 +549,12 @@ impl<'a> Source<'a> {
         } else {
             let mut first = [0; LANES];
             for i in 0..LANES {
-                first[i] = (y0[i] as usize - 1) * self.w + (x0[i] as usize - 1);
+                let Some(start) =
+                    ((y0[i] as usize - 1) * self.w + (x0[i] as usize - 1)).checked_sub(self.offset)
+                else {
+                    return false;
+                };
+                first[i] = start;
             }
             for (r, row) in rows.iter_mut().enumerate() {
                 let mut samples = [[0.0; LANES]; 4];
@@ -397,8 +596,14 @@ impl<'a> Source<'a> {
         }
         let mut rows = [0.0; 4];
         for (row, y) in rows.iter_mut().zip(y0 - 1..) {
-            let start = y.clamp(0, self.y_max) as usize * self.w;
-            // In bounds: the row and columns are clamped to the image, which `pixels` holds whole.
+            // Clamped to the image as Pillow does, then to the band, which holds every row the
+            // strip needs (`resample_affine_rows` checks): the second clamp changes nothing then,
+            // and keeps a band that breaks the contract from indexing out of bounds.
+            let held = y
+                .clamp(0, self.y_max)
+                .clamp(self.first_held, self.last_held);
+            let start = (held - self.first_held) as usize * self.w;
+            // In bounds: the row is clamped to the band and the columns to the image's width.
             let line = &self.pixels[start..start + self.w];
             *row = cubic(xs.map(|x| f64::from(line[x])), dx);
         }
@@ -621,6 +826,134 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Resamples `inv` strip by strip, each strip of `strip` rows from a band of exactly the
+    /// source rows it needs, and asserts the result equals the whole-image resampling.
+    fn strips_equal_whole(
+        src: &[u8],
+        (w, h): (usize, usize),
+        inv: &[f64; 6],
+        (ow, oh): (usize, usize),
+        strip: usize,
+    ) {
+        let whole = resample_affine(src, w, h, inv, ow, oh);
+        let mut out = Vec::new();
+        for y0 in (0..oh).step_by(strip) {
+            let rows = y0..(y0 + strip).min(oh);
+            let needed = source_rows_needed(inv, w, h, ow, rows.clone());
+            let band = SourceRows {
+                pixels: &src[needed.start * w..needed.end * w],
+                first_row: needed.start,
+                width: w,
+                height: h,
+            };
+            let mut part = vec![1; rows.len() * ow];
+            resample_affine_rows(band, inv, ow, rows, &mut part).unwrap();
+            out.extend_from_slice(&part);
+        }
+        if let Some(i) = (0..whole.len()).find(|&i| whole[i] != out[i]) {
+            panic!(
+                "strips of {strip} {} != whole {} at ({}, {}) for {w}×{h} → {ow}×{oh}, inverse {inv:?}",
+                out[i],
+                whole[i],
+                i % ow,
+                i / ow
+            );
+        }
+    }
+
+    #[test]
+    fn strips_from_bands_equal_the_whole_image() {
+        let mut rng = Rng(7);
+        for case in 0..600 {
+            let (w, h) = match case % 6 {
+                0 => (1 + rng.below(3), 1 + rng.below(3)),
+                1 => (1 + rng.below(40), 1 + rng.below(200)),
+                _ => (1 + rng.below(90), 1 + rng.below(90)),
+            };
+            let src = rng.bytes(w * h);
+            let degrees = match case % 4 {
+                0 => rng.range(-3.0, 3.0),
+                1 => rng.range(-180.0, 180.0),
+                2 => [0.0, 90.0, -90.0, 180.0][rng.below(4)],
+                _ => rng.range(-20.0, 20.0),
+            };
+            let scale = if case % 5 == 0 {
+                1.0
+            } else {
+                rng.range(0.2, 4.0)
+            };
+            let shear = if case % 3 == 0 {
+                rng.range(-0.8, 0.8)
+            } else {
+                0.0
+            };
+            let t = (
+                rng.range(-1.5, 1.5) * w as f64,
+                rng.range(-1.5, 1.5) * h as f64,
+            );
+            let mut cols = forward(degrees, scale, shear, w, h, t);
+            if case % 7 == 0 {
+                // A flip: mirror x or y.
+                let k = 2 * rng.below(2);
+                cols[k] = -cols[k];
+                cols[k + 1] = -cols[k + 1];
+                cols[4 + k / 2] += if k == 0 { w as f64 } else { h as f64 };
+            }
+            let inv = AffineTransform::new(cols).inverse().unwrap();
+            let (ow, oh) = (1 + rng.below(2 * w + 8), 1 + rng.below(2 * h + 8));
+            let strip = 1 + rng.below(oh.min(40));
+            strips_equal_whole(&src, (w, h), &inv, (ow, oh), strip);
+        }
+    }
+
+    #[test]
+    fn strips_equal_the_whole_image_for_extreme_coefficients() {
+        let mut rng = Rng(8);
+        let (w, h) = (23, 31);
+        let src = rng.bytes(w * h);
+        let identity = AffineTransform::identity().inverse().unwrap();
+        for bad in [1e308, -1e308, 1e15, -1e15, 1e-300, f64::MIN_POSITIVE] {
+            for i in 0..6 {
+                let mut inv = identity;
+                inv[i] = bad;
+                for strip in [1, 3, 7, 40] {
+                    strips_equal_whole(&src, (w, h), &inv, (w + 2, h + 2), strip);
+                }
+            }
+        }
+        // A large offset cancelled by a large coefficient: v is computed with rounding error.
+        let inv = [1.0, 0.0, 0.0, 1e9, 1.0, -1e9 * 10.5];
+        strips_equal_whole(&src, (w, h), &inv, (w, h), 5);
+    }
+
+    #[test]
+    fn a_band_missing_needed_rows_or_a_short_buffer_is_refused() {
+        let src = Rng(9).bytes(20 * 20);
+        let identity = AffineTransform::identity().inverse().unwrap();
+        let band = |first: usize, last: usize| SourceRows {
+            pixels: &src[first * 20..last * 20],
+            first_row: first,
+            width: 20,
+            height: 20,
+        };
+        let mut out = vec![7; 5 * 20];
+        let e = resample_affine_rows(band(9, 20), &identity, 20, 5..10, &mut out).unwrap_err();
+        assert_eq!(
+            e,
+            StripMismatch::MissingRows {
+                needed: 2..13,
+                held: 9..20
+            }
+        );
+        assert_eq!(out, [7; 100], "nothing written");
+        let e = resample_affine_rows(band(0, 20), &identity, 20, 5..10, &mut out[1..]).unwrap_err();
+        assert_eq!(e.to_string(), "the strip buffer holds 99 bytes, not 100");
+        // A strip that maps wholly outside the source needs no rows at all.
+        let below = [1.0, 0.0, 0.0, 0.0, 1.0, 100.0];
+        resample_affine_rows(band(0, 0), &below, 20, 5..10, &mut out).unwrap();
+        assert_eq!(out, [0; 100]);
     }
 
     #[test]

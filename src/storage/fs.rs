@@ -6,7 +6,10 @@
 //! absent; [`sweep_stale_temp_files`] removes the temporary files of puts that were cut short
 //! (a killed process), which nothing else would.
 
-use super::{ObjectWriter, Storage, StreamingStorage};
+use super::{
+    FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
+    prefix_length_error,
+};
 use crate::storage::location::ObjectPath;
 use crate::{Error, ErrorKind, Result};
 use std::io::Write;
@@ -255,6 +258,25 @@ impl Storage for FsStorage {
 
 impl StreamingStorage for FsStorage {
     type Writer<'a> = FsWriter;
+    type PrefixedWriter<'a> = FsPrefixedWriter;
+
+    /// Leaves `prefix_len` bytes at the start of the temporary file and appends after them;
+    /// finishing writes the prefix there and renames the file, as [`Self::start_put`] does.
+    async fn start_put_with_prefix(
+        &self,
+        object: &ObjectPath,
+        content_type: &str,
+        prefix_len: u64,
+    ) -> Result<FsPrefixedWriter> {
+        let mut writer = self.start_put(object, content_type).await?;
+        // Seeking past the end leaves a hole that the prefix fills; `BufWriter` has nothing
+        // buffered yet.
+        writer
+            .file
+            .seek(SeekFrom::Start(prefix_len))
+            .map_err(|e| writer.fault(&e))?;
+        Ok(FsPrefixedWriter { writer, prefix_len })
+    }
 
     async fn start_put(&self, object: &ObjectPath, _content_type: &str) -> Result<FsWriter> {
         let path = self.path_of(object);
@@ -315,6 +337,43 @@ impl ObjectWriter for FsWriter {
         std::fs::rename(&self.temp, &self.path).map_err(|e| self.fault(&e))?;
         self.finished = true;
         Ok(self.bytes)
+    }
+}
+
+/// An object of the local store being written after a prefix that [`finish_with_prefix`]
+/// fills in: an [`FsWriter`] whose file starts with a hole of `prefix_len` bytes.
+///
+/// [`finish_with_prefix`]: PrefixedObjectWriter::finish_with_prefix
+#[derive(Debug)]
+pub struct FsPrefixedWriter {
+    writer: FsWriter,
+    prefix_len: u64,
+}
+
+impl PrefixedObjectWriter for FsPrefixedWriter {
+    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer.append(bytes).await
+    }
+
+    async fn finish_with_prefix(mut self, prefix: &[u8]) -> Result<FinishedObject> {
+        if prefix.len() as u64 != self.prefix_len {
+            return Err(prefix_length_error(
+                &self.writer.object,
+                self.prefix_len,
+                prefix.len(),
+            ));
+        }
+        let file = &mut self.writer.file;
+        // `BufWriter::seek` writes out what it buffered first.
+        let written = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(prefix));
+        written.map_err(|e| self.writer.fault(&e))?;
+        let appended = self.writer.finish().await?;
+        Ok(FinishedObject {
+            bytes: self.prefix_len + appended,
+            notes: Vec::new(),
+        })
     }
 }
 
@@ -481,6 +540,40 @@ mod tests {
         drop(writer);
         assert_eq!(block_on(store.get(&object)).unwrap(), b"01234567");
         let files: Vec<_> = std::fs::read_dir(root.join("lab/raw")).unwrap().collect();
+        assert_eq!(files.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn prefixed_objects_get_their_prefix_first_and_appear_only_when_finished() {
+        use pollster::block_on;
+        let root = temp_root("prefixed");
+        let store = FsStorage::new(&root);
+        let object = Location::parse("dest", "lab-tmp").unwrap().object("7");
+        let mut writer =
+            block_on(store.start_put_with_prefix(&object, super::super::BINARY, 4)).unwrap();
+        block_on(writer.append(b"tiles")).unwrap();
+        block_on(writer.append(b"!")).unwrap();
+        assert!(
+            !root.join("lab-tmp/7").exists(),
+            "not visible before finish"
+        );
+        let finished = block_on(writer.finish_with_prefix(b"HEAD")).unwrap();
+        assert_eq!(finished.bytes, 10);
+        assert!(finished.notes.is_empty());
+        assert_eq!(block_on(store.get(&object)).unwrap(), b"HEADtiles!");
+
+        // A prefix of another length is refused and leaves the previous version.
+        let mut writer =
+            block_on(store.start_put_with_prefix(&object, super::super::BINARY, 4)).unwrap();
+        block_on(writer.append(b"other")).unwrap();
+        let e = block_on(writer.finish_with_prefix(b"LONGER")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            e.message(),
+            "7 in bucket lab-tmp: the prefix is 6 bytes, but the put announced 4"
+        );
+        assert_eq!(block_on(store.get(&object)).unwrap(), b"HEADtiles!");
+        let files: Vec<_> = std::fs::read_dir(root.join("lab-tmp")).unwrap().collect();
         assert_eq!(files.len(), 1, "no temporary files remain");
     }
 

@@ -4,10 +4,19 @@
 //! percent-encoded as one path segment, and the emulator from `STORAGE_EMULATOR_HOST`. Requests
 //! that fail in a way worth repeating are retried as [`super::retry`] says. No credentials pass
 //! through here: the host adds them to requests for the GCS host (docs/design.md §2).
+//!
+//! An object written with a prefix that comes last ([`StreamingStorage::start_put_with_prefix`])
+//! is uploaded as two hidden temporary objects beside it, `<dir>/.<name>.part-<16 hex>-body`
+//! (streamed) and `…-prefix`, which one `compose` request concatenates into the object before
+//! both are deleted. GCS cannot write into the start of an object it already holds, and compose
+//! copies nothing through the client.
 
 use super::http_client::{HttpClient, HttpRequest, HttpResponse, header};
 use super::retry::{RetryPolicy, is_retryable_status, jitter_unit};
-use super::{ObjectWriter, Storage, StreamingStorage};
+use super::{
+    BINARY, FinishedObject, JSON, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
+    prefix_length_error,
+};
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, ErrorKind, Result};
 use http::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, USER_AGENT};
@@ -89,13 +98,57 @@ impl<C: HttpClient> GcsStorage<C> {
         }
     }
 
-    fn download_url(&self, object: &ObjectPath) -> String {
+    /// The object's metadata URL, which deletes take and the others extend.
+    fn object_url(&self, object: &ObjectPath) -> String {
         format!(
-            "{}/storage/v1/b/{}/o/{}?alt=media",
+            "{}/storage/v1/b/{}/o/{}",
             self.base_url,
             utf8_percent_encode(&object.bucket, NAME_ESCAPES),
             utf8_percent_encode(&object.name, NAME_ESCAPES)
         )
+    }
+
+    fn download_url(&self, object: &ObjectPath) -> String {
+        format!("{}?alt=media", self.object_url(object))
+    }
+
+    /// Makes `object` the concatenation of `sources` (in its bucket), typed `content_type`.
+    async fn compose(
+        &self,
+        object: &ObjectPath,
+        sources: &[&ObjectPath],
+        content_type: &str,
+    ) -> Result<()> {
+        let url = format!("{}/compose", self.object_url(object));
+        let names: Vec<_> = sources
+            .iter()
+            .map(|source| serde_json::json!({ "name": source.name }))
+            .collect();
+        let body = serde_json::json!({
+            "sourceObjects": names,
+            "destination": { "contentType": content_type },
+        })
+        .to_string();
+        let typed = [(CONTENT_TYPE, JSON.to_owned())];
+        let request = Self::request(object, Method::POST, &url, &typed, body.as_bytes())?;
+        let response = self.send(object, &request, Doing::Writing).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(object, &response, Doing::Writing))
+        }
+    }
+
+    /// Deletes `object`; one already gone (say, by an attempt whose answer was lost) is fine.
+    async fn delete(&self, object: &ObjectPath) -> Result<()> {
+        let url = self.object_url(object);
+        let request = Self::request(object, Method::DELETE, &url, &[], &[])?;
+        let response = self.send(object, &request, Doing::Writing).await?;
+        if response.status().is_success() || response.status().as_u16() == 404 {
+            Ok(())
+        } else {
+            Err(status_error(object, &response, Doing::Writing))
+        }
     }
 
     fn upload_url(&self, object: &ObjectPath, upload_type: &str) -> String {
@@ -241,6 +294,31 @@ impl<C: HttpClient> StreamingStorage for GcsStorage<C> {
         = GcsWriter<'a, C>
     where
         C: 'a;
+    type PrefixedWriter<'a>
+        = GcsPrefixedWriter<'a, C>
+    where
+        C: 'a;
+
+    /// Streams the appended bytes to a hidden temporary object beside `object` (see the module
+    /// docs); finishing uploads the prefix and composes the two.
+    async fn start_put_with_prefix(
+        &self,
+        object: &ObjectPath,
+        content_type: &str,
+        prefix_len: u64,
+    ) -> Result<GcsPrefixedWriter<'_, C>> {
+        let token = part_token();
+        let body_object = hidden_part(object, &token, "body");
+        let body = self.start_put(&body_object, BINARY).await?;
+        Ok(GcsPrefixedWriter {
+            body,
+            object: object.clone(),
+            prefix_object: hidden_part(object, &token, "prefix"),
+            body_object,
+            content_type: content_type.to_owned(),
+            prefix_len,
+        })
+    }
 
     /// Opens a resumable upload session (docs/design.md §6): the object exists only once the
     /// last part arrives, so an abandoned session leaves nothing (GCS drops it after a week).
@@ -357,6 +435,80 @@ impl<C: HttpClient> ObjectWriter for GcsWriter<'_, C> {
         let total = self.persisted + self.buffer.len() as u64;
         self.send_part(self.buffer.len(), Some(total)).await?;
         Ok(total)
+    }
+}
+
+/// A fresh random token for the temporary objects of one prefixed put.
+fn part_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Each `RandomState` has its own keys, drawn from the OS (wasi:random in the component).
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{random:016x}")
+}
+
+/// The hidden temporary object `<dir>/.<name>.part-<token>-<kind>` beside `object`.
+fn hidden_part(object: &ObjectPath, token: &str, kind: &str) -> ObjectPath {
+    let (dir, name) = match object.name.rsplit_once('/') {
+        Some((dir, name)) => (format!("{dir}/"), name),
+        None => (String::new(), object.name.as_str()),
+    };
+    ObjectPath {
+        name: format!("{dir}.{name}.part-{token}-{kind}"),
+        ..object.clone()
+    }
+}
+
+/// An object being uploaded to GCS after a prefix that comes last: the appended bytes stream to
+/// a hidden temporary object; [`PrefixedObjectWriter::finish_with_prefix`] uploads the prefix
+/// as another and composes the two into the object. Dropped unfinished, it abandons the upload
+/// session and leaves nothing.
+#[derive(Debug)]
+pub struct GcsPrefixedWriter<'a, C> {
+    body: GcsWriter<'a, C>,
+    object: ObjectPath,
+    body_object: ObjectPath,
+    prefix_object: ObjectPath,
+    content_type: String,
+    prefix_len: u64,
+}
+
+impl<C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'_, C> {
+    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.body.append(bytes).await
+    }
+
+    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject> {
+        if prefix.len() as u64 != self.prefix_len {
+            return Err(prefix_length_error(
+                &self.object,
+                self.prefix_len,
+                prefix.len(),
+            ));
+        }
+        let store = self.body.store;
+        let appended = self.body.finish().await?;
+        let parts = [&self.prefix_object, &self.body_object];
+        let mut composed = store.put(&self.prefix_object, prefix, BINARY).await;
+        if composed.is_ok() {
+            composed = store
+                .compose(&self.object, &parts, &self.content_type)
+                .await;
+        }
+        // Whether or not the object is whole, the temporaries have served; one that cannot be
+        // deleted is worth a note, not a failed task.
+        let mut notes = Vec::new();
+        for part in parts {
+            if let Err(e) = store.delete(part).await {
+                notes.push(format!("temporary object left behind: {e}"));
+            }
+        }
+        composed?;
+        Ok(FinishedObject {
+            bytes: self.prefix_len + appended,
+            notes,
+        })
     }
 }
 
@@ -845,6 +997,136 @@ mod tests {
             "big in bucket gs://lab: the upload session ended before the object was whole \
              (HTTP 404: No such upload)"
         );
+    }
+
+    /// The hidden part name of a prefixed put of `tmp/7`, checked, with its token replaced.
+    fn part_name(url: &str, prefix: &str, kind: &str) -> String {
+        let rest = url.strip_prefix(prefix).unwrap();
+        let (token, tail) = rest.strip_prefix("tmp%2F.7.part-").unwrap().split_at(16);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{url}");
+        assert!(tail.starts_with(&format!("-{kind}")), "{url}");
+        format!("tmp%2F.7.part-T{tail}")
+    }
+
+    #[test]
+    fn prefixed_objects_are_composed_from_two_temporaries_then_deleted() {
+        let session = "http://127.0.0.1:9/session";
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", session),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(204, ""),
+            // A delete whose first answer was lost finds nothing: fine.
+            answer(404, "No such object"),
+        ]);
+        let gcs = store(&client);
+        let o = object("tmp/7");
+        let mut writer =
+            pollster::block_on(gcs.start_put_with_prefix(&o, super::super::BINARY, 3)).unwrap();
+        pollster::block_on(writer.append(b"tiles")).unwrap();
+        let finished = pollster::block_on(writer.finish_with_prefix(b"off")).unwrap();
+        assert_eq!(finished.bytes, 8);
+        assert!(finished.notes.is_empty(), "{:?}", finished.notes);
+
+        let sent = client.sent.borrow();
+        let methods: Vec<_> = sent.iter().map(|r| r.method.clone()).collect();
+        assert_eq!(
+            methods,
+            [
+                Method::POST,
+                Method::PUT,
+                Method::POST,
+                Method::POST,
+                Method::DELETE,
+                Method::DELETE
+            ]
+        );
+        let upload = "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=";
+        assert_eq!(
+            part_name(&sent[0].url, &format!("{upload}resumable&name="), "body"),
+            "tmp%2F.7.part-T-body"
+        );
+        assert_eq!(sent[1].body, b"tiles");
+        assert_eq!(
+            part_name(&sent[2].url, &format!("{upload}media&name="), "prefix"),
+            "tmp%2F.7.part-T-prefix"
+        );
+        assert_eq!(sent[2].body, b"off");
+        assert_eq!(
+            sent[3].url,
+            "http://127.0.0.1:9/storage/v1/b/lab/o/tmp%2F7/compose"
+        );
+        let compose: serde_json::Value = serde_json::from_slice(&sent[3].body).unwrap();
+        let names: Vec<_> = compose["sourceObjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert!(names[0].starts_with("tmp/.7.part-") && names[0].ends_with("-prefix"));
+        assert_eq!(
+            names[1],
+            names[0].replace("-prefix", "-body"),
+            "prefix first"
+        );
+        assert_eq!(
+            compose["destination"]["contentType"],
+            "application/octet-stream"
+        );
+        let object_url = "http://127.0.0.1:9/storage/v1/b/lab/o/";
+        assert_eq!(
+            part_name(&sent[4].url, object_url, "prefix"),
+            "tmp%2F.7.part-T-prefix"
+        );
+        assert_eq!(
+            part_name(&sent[5].url, object_url, "body"),
+            "tmp%2F.7.part-T-body"
+        );
+    }
+
+    #[test]
+    fn a_failed_delete_is_a_note_and_a_failed_compose_an_error() {
+        let session = "http://127.0.0.1:9/session";
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", session),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(403, r#"{"error":{"message":"no storage.objects.delete"}}"#),
+            answer(204, ""),
+            // Second put: compose fails; both temporaries are still deleted.
+            answer_with(200, "location", session),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(400, r#"{"error":{"message":"bad compose"}}"#),
+            answer(204, ""),
+            answer(204, ""),
+        ]);
+        let gcs = store(&client);
+        let o = object("tmp/7");
+        let writer =
+            pollster::block_on(gcs.start_put_with_prefix(&o, super::super::BINARY, 2)).unwrap();
+        let finished = pollster::block_on(writer.finish_with_prefix(b"ab")).unwrap();
+        assert_eq!(finished.bytes, 2);
+        assert_eq!(finished.notes.len(), 1);
+        assert!(
+            finished.notes[0].starts_with("temporary object left behind: tmp/.7.part-"),
+            "{:?}",
+            finished.notes
+        );
+        assert!(finished.notes[0].contains("no storage.objects.delete"));
+
+        let writer =
+            pollster::block_on(gcs.start_put_with_prefix(&o, super::super::BINARY, 2)).unwrap();
+        let e = pollster::block_on(writer.finish_with_prefix(b"ab")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert_eq!(
+            e.message(),
+            "tmp/7 in bucket gs://lab: writing failed with HTTP 400: bad compose"
+        );
+        assert_eq!(client.sent.borrow().len(), 12, "both temporaries deleted");
     }
 
     #[test]

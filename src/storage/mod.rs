@@ -1,7 +1,8 @@
 //! Object storage as the tasks see it: whole-object puts, whole and ranged gets.
 //!
-//! Every object is written whole in one `put`, so a task that fails leaves each of its outputs
-//! either complete or absent. The trait is async because the component reaches GCS through
+//! Every object is written whole in one `put`, or in parts through a writer that makes it
+//! visible only when finished, so a task that fails leaves each of its outputs either complete
+//! or absent. The trait is async because the component reaches GCS through
 //! `wasi:http`, where many requests are in flight from one single-threaded instance.
 
 pub mod fs;
@@ -70,8 +71,24 @@ pub trait StreamingStorage: Storage {
     where
         Self: 'a;
 
+    /// The writer of one object whose first bytes come last.
+    type PrefixedWriter<'a>: PrefixedObjectWriter
+    where
+        Self: 'a;
+
     /// Starts writing `object`; nothing is visible under its name until the writer finishes.
     async fn start_put(&self, object: &ObjectPath, content_type: &str) -> Result<Self::Writer<'_>>;
+
+    /// Starts writing `object` as `prefix || appended bytes`, where the prefix, exactly
+    /// `prefix_len` bytes, is known only once everything else is written (a table of offsets
+    /// before the data it indexes). Nothing is visible under the name until
+    /// [`PrefixedObjectWriter::finish_with_prefix`] succeeds.
+    async fn start_put_with_prefix(
+        &self,
+        object: &ObjectPath,
+        content_type: &str,
+        prefix_len: u64,
+    ) -> Result<Self::PrefixedWriter<'_>>;
 }
 
 /// An object being written, part after part.
@@ -85,4 +102,35 @@ pub trait ObjectWriter {
 
     /// Makes the object visible, whole, under its name; returns its size in bytes.
     async fn finish(self) -> Result<u64>;
+}
+
+/// An object being written part after part, its first `prefix_len` bytes last.
+#[expect(
+    async_fn_in_trait,
+    reason = "futures run on one thread (wasm32 has none other), so no Send bound is wanted"
+)]
+pub trait PrefixedObjectWriter {
+    /// Appends `bytes` to the object, after the prefix and what was appended before.
+    async fn append(&mut self, bytes: &[u8]) -> Result<()>;
+
+    /// Writes `prefix` (exactly the length announced when the put started) before the appended
+    /// bytes and makes the object visible, whole, under its name.
+    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject>;
+}
+
+/// What finishing a prefixed object did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinishedObject {
+    /// The object's size in bytes, prefix included.
+    pub bytes: u64,
+    /// Housekeeping that failed after the object was already whole (a temporary object left
+    /// behind), for the task report: not an error.
+    pub notes: Vec<String>,
+}
+
+/// The error for a prefix of the wrong length, a caller's bug.
+fn prefix_length_error(object: &ObjectPath, expected: u64, got: usize) -> crate::Error {
+    crate::Error::internal(format!(
+        "{object}: the prefix is {got} bytes, but the put announced {expected}"
+    ))
 }

@@ -5,7 +5,7 @@
 //! are kept and reported when a request first needs the store they concern, so that a bad setting
 //! fails requests with a clear message rather than trapping the instance.
 
-use super::{ObjectWriter, Storage, StreamingStorage};
+use super::{FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, Result};
 use std::ops::Range;
@@ -118,11 +118,33 @@ impl<L: StreamingStorage, G: StreamingStorage> StreamingStorage for Router<L, G>
         = RoutedWriter<L::Writer<'a>, G::Writer<'a>>
     where
         Self: 'a;
+    type PrefixedWriter<'a>
+        = RoutedWriter<L::PrefixedWriter<'a>, G::PrefixedWriter<'a>>
+    where
+        Self: 'a;
 
     async fn start_put(&self, object: &ObjectPath, content_type: &str) -> Result<Self::Writer<'_>> {
         Ok(match self.target(object)? {
             Target::Local(s) => RoutedWriter::Local(s.start_put(object, content_type).await?),
             Target::Gcs(s) => RoutedWriter::Gcs(s.start_put(object, content_type).await?),
+        })
+    }
+
+    async fn start_put_with_prefix(
+        &self,
+        object: &ObjectPath,
+        content_type: &str,
+        prefix_len: u64,
+    ) -> Result<Self::PrefixedWriter<'_>> {
+        Ok(match self.target(object)? {
+            Target::Local(s) => RoutedWriter::Local(
+                s.start_put_with_prefix(object, content_type, prefix_len)
+                    .await?,
+            ),
+            Target::Gcs(s) => RoutedWriter::Gcs(
+                s.start_put_with_prefix(object, content_type, prefix_len)
+                    .await?,
+            ),
         })
     }
 }
@@ -148,6 +170,22 @@ impl<L: ObjectWriter, G: ObjectWriter> ObjectWriter for RoutedWriter<L, G> {
         match self {
             RoutedWriter::Local(w) => w.finish().await,
             RoutedWriter::Gcs(w) => w.finish().await,
+        }
+    }
+}
+
+impl<L: PrefixedObjectWriter, G: PrefixedObjectWriter> PrefixedObjectWriter for RoutedWriter<L, G> {
+    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            RoutedWriter::Local(w) => w.append(bytes).await,
+            RoutedWriter::Gcs(w) => w.append(bytes).await,
+        }
+    }
+
+    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject> {
+        match self {
+            RoutedWriter::Local(w) => w.finish_with_prefix(prefix).await,
+            RoutedWriter::Gcs(w) => w.finish_with_prefix(prefix).await,
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct Written {
     pub bytes: u64,
     /// Storage requests repeated after transient failures (throttling, 5xx, resets).
     pub retries: u32,
+    /// What the task chose or could not tidy that a caller may want to know, e.g. that it
+    /// decoded a slice whole, or left a temporary object behind. Empty normally.
+    pub notes: Vec<String>,
 }
 
 impl Written {
@@ -30,9 +33,14 @@ impl Written {
         content_type: &str,
     ) -> Result<()> {
         storage.put(object, bytes, content_type).await?;
+        self.record(object, bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Records `object`, of `bytes` bytes, as written (by a streaming put).
+    pub fn record(&mut self, object: &ObjectPath, bytes: u64) {
         self.objects
             .push(format!("{}/{}", object.bucket, object.name));
-        self.bytes += bytes.len() as u64;
-        Ok(())
+        self.bytes += bytes;
     }
 }
