@@ -5,11 +5,13 @@ pub mod aligned_slice;
 pub mod ng_meta;
 pub mod ng_shard;
 
+use std::time::{Duration, Instant};
+
 use crate::Result;
 use crate::storage::Storage;
 use crate::storage::location::ObjectPath;
 
-/// What a task wrote, in order: the report every endpoint returns.
+/// What a task wrote, in order, and where its time went: the report every endpoint returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Written {
     /// Objects written, as `bucket/name`.
@@ -18,6 +20,26 @@ pub struct Written {
     pub bytes: u64,
     /// Storage requests repeated after transient failures (throttling, 5xx, resets).
     pub retries: u32,
+    /// Where the task's time went.
+    pub stages: StageTimings,
+}
+
+/// Where a task's time went, stage by stage: what to look at first when a task is slow. A stage
+/// a task does not have stays zero. Stages overlap in time (ngshard reads the next slab's tiles
+/// while it computes), so they need not add up to the task's wall time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageTimings {
+    /// Waiting for input: the wall time the task had nothing to compute because reads were not
+    /// done (reads hidden behind compute do not count).
+    pub fetch: Duration,
+    /// Decoding input images (ngshard: the tiles' PNGs).
+    pub decode: Duration,
+    /// Making the coarser scales (ngshard: the 2×2×2 means).
+    pub downsample: Duration,
+    /// Encoding output: chunks into JPEG or raw, and assembling shard files.
+    pub encode: Duration,
+    /// Writing objects: the puts, from start to acknowledgement.
+    pub write: Duration,
 }
 
 impl Written {
@@ -29,7 +51,9 @@ impl Written {
         bytes: &[u8],
         content_type: &str,
     ) -> Result<()> {
+        let started = Instant::now();
         storage.put(object, bytes, content_type).await?;
+        self.stages.write += started.elapsed();
         self.objects
             .push(format!("{}/{}", object.bucket, object.name));
         self.bytes += bytes.len() as u64;
