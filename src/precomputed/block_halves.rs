@@ -60,11 +60,11 @@ pub struct PartialShardFile {
 impl HalfHandoff {
     /// The hand-off as bytes, to carry it from the half's task to the merge's.
     ///
-    /// After [`MAGIC`], in order: the half (one byte, 0 lower, 1 upper); the block (3 × u64);
-    /// the encodings (a count, then each name); the JPEG quality (one byte); the partial shards
-    /// (a count, then each shard's encoding, scale key, file name and bytes); the coarsest
-    /// voxels (one byte, 1 if present, then the bytes). Counts are u64 and every name or byte
-    /// string is a u64 length and the bytes; integers are little-endian.
+    /// After the line `emwrite block half v1`, in order: the half (one byte, 0 lower, 1 upper);
+    /// the block (3 × u64); the encodings (a count, then each name); the JPEG quality (one
+    /// byte); the partial shards (a count, then each shard's encoding, scale key, file name and
+    /// bytes); the coarsest voxels (one byte, 1 if present, then the bytes). Counts are u64 and
+    /// every name or byte string is a u64 length and the bytes; integers are little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let payload: usize = self.shards.iter().map(|s| s.bytes.len()).sum::<usize>()
             + self.coarsest.as_ref().map_or(0, Vec::len);
