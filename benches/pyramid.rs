@@ -3,7 +3,9 @@
 //! `cargo bench --bench pyramid` prints megavoxels per second for [`BlockPyramid`] turning a
 //! dense block into its sharded pyramid (every scale, each shard assembled with `into_bytes` as
 //! ngshard does) in JPEG, plus the bytes written and a CRC-32 of them;
-//! `cargo bench --bench pyramid -- raw` also times JPEG plus raw (`writeRaw`). Tile reading and
+//! `cargo bench --bench pyramid -- raw` also times JPEG plus raw (`writeRaw`). Each
+//! configuration also runs as two halves and a merge, one after the other (the time two cores
+//! would take is the slower half plus the merge), and checks that their CRC matches. Tile reading and
 //! storage are left out: this is the compute of one ngshard task. `benches/ngshard_block.py`
 //! times the whole task against tensorstore.
 //!
@@ -13,7 +15,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use emwrite::layout::BLOCK_EDGE;
+use emwrite::layout::{BLOCK_EDGE, BlockHalf};
+use emwrite::precomputed::block_halves::{HalfHandoff, merge_halves};
 use emwrite::precomputed::block_shards::CompletedShard;
 use emwrite::precomputed::codec::Encoding;
 use emwrite::precomputed::info::VolumeInfo;
@@ -44,20 +47,58 @@ fn run(info: &VolumeInfo, encodings: &[Encoding], slab: &[u8]) -> (Duration, u64
     let start = Instant::now();
     let mut pyramid =
         BlockPyramid::new(info.scales(), [0, 0, 0], encodings, 75).expect("valid pyramid");
-    let mut bytes = 0u64;
-    let mut crc = flate2::Crc::new();
-    let mut write = |shards: Vec<CompletedShard>| {
+    let mut output = Output::default();
+    for _ in 0..BlockPyramid::SLAB_COUNT {
+        output.write(pyramid.push_slab(black_box(slab)).expect("slab"));
+    }
+    output.write(pyramid.finish().expect("16 slabs"));
+    (start.elapsed(), output.bytes, output.crc.sum())
+}
+
+/// The shard files of every completed shard: their bytes in total and a CRC-32 over them in
+/// order.
+#[derive(Default)]
+struct Output {
+    bytes: u64,
+    crc: flate2::Crc,
+}
+
+impl Output {
+    fn write(&mut self, shards: Vec<CompletedShard>) {
         for shard in shards {
             let file = shard.into_bytes().expect("assembles");
-            bytes += file.len() as u64;
-            crc.update(black_box(&file));
+            self.bytes += file.len() as u64;
+            self.crc.update(black_box(&file));
         }
-    };
-    for _ in 0..BlockPyramid::SLAB_COUNT {
-        write(pyramid.push_slab(black_box(slab)).expect("slab"));
     }
-    write(pyramid.finish().expect("16 slabs"));
-    (start.elapsed(), bytes, crc.sum())
+}
+
+/// Runs the block as two halves and a merge, one after the other; returns the time of each
+/// half and of the merge (hand-offs passed as bytes, as between instances), the bytes of all
+/// shard files and their CRC-32, which must be the whole block's.
+fn run_halves(info: &VolumeInfo, encodings: &[Encoding], slab: &[u8]) -> ([Duration; 3], u64, u32) {
+    let mut output = Output::default();
+    let mut times = Vec::new();
+    let handoffs = BlockHalf::BOTH.map(|half| {
+        let start = Instant::now();
+        let mut pyramid = BlockPyramid::for_half(info.scales(), [0, 0, 0], half, encodings, 75)
+            .expect("valid pyramid");
+        for _ in 0..BlockPyramid::SLAB_COUNT / 2 {
+            output.write(pyramid.push_slab(black_box(slab)).expect("slab"));
+        }
+        let handoff = pyramid.finish_half().expect("8 slabs").to_bytes();
+        times.push(start.elapsed());
+        handoff
+    });
+    let start = Instant::now();
+    let [lower, upper] =
+        handoffs.map(|bytes| HalfHandoff::from_bytes(&bytes, "hand-off").expect("reads back"));
+    let merged =
+        merge_halves(info.scales(), [0, 0, 0], encodings, 75, [&lower, &upper]).expect("merges");
+    output.write(merged);
+    times.push(start.elapsed());
+    let times = times.try_into().expect("two halves and a merge");
+    (times, output.bytes, output.crc.sum())
 }
 
 /// Throughput of one block that took `time`.
@@ -88,6 +129,22 @@ fn main() {
             time.as_secs_f64(),
             megavoxels_per_second(time),
             bytes as f64 / f64::from(1 << 20),
+        );
+        let ([lower, upper, merge], half_bytes, half_crc) = run_halves(&info, encodings, &slab);
+        let two_cores = lower.max(upper) + merge;
+        println!(
+            "  halves: lower {:.2} s, upper {:.2} s, merge {:.2} s; on two cores {:.2} s \
+             {:6.1} Mvox/s, crc32 {half_crc:08x}",
+            lower.as_secs_f64(),
+            upper.as_secs_f64(),
+            merge.as_secs_f64(),
+            two_cores.as_secs_f64(),
+            megavoxels_per_second(two_cores),
+        );
+        assert_eq!(
+            (half_bytes, half_crc),
+            (bytes, crc),
+            "halves differ from the whole block"
         );
     }
 }

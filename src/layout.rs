@@ -9,7 +9,7 @@
 //! scales halves it, down to a single chunk; the sharding ([`SHARDING_BITS`]) gives every block
 //! shards of its own at every scale, so block tasks never write the same object.
 
-use std::ops::RangeInclusive;
+use std::ops::{Range, RangeInclusive};
 
 use crate::precomputed::codec::Encoding;
 use crate::storage::location::{Location, ObjectPath};
@@ -36,6 +36,59 @@ pub const SCALE_COUNT: usize = BLOCK_CHUNKS.ilog2() as usize + 1;
 /// covers the whole block, so a block is one shard. No block shares a shard with another, so block
 /// tasks never collide.
 pub const SHARDING_BITS: [(u32, u32); SCALE_COUNT] = [(9, 24), (9, 21), (6, 21), (3, 21), (0, 21)];
+
+/// One half of a block, cut along z so that two component instances (two cores) can build one
+/// block: the lower half holds the block's z ∈ [0, 512), the upper half z ∈ [512, 1024).
+///
+/// The cut follows the sharding ([`SHARDING_BITS`]): at scale 0 each half owns 4 whole shards,
+/// and at scales 1–3 each half owns whole chunk layers of the block's one shard, so a half
+/// encodes every chunk of those scales on its own. Only scale 4, where the block is one chunk,
+/// straddles the cut: each half holds 64 × 64 × 32 of its voxels. A merge step writes the shards
+/// of scales 1–4 from both halves' chunks ([`crate::precomputed::block_halves`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockHalf {
+    /// z ∈ [0, 512) of the block: the first 8 slabs.
+    Lower,
+    /// z ∈ [512, 1024) of the block: the last 8 slabs.
+    Upper,
+}
+
+impl BlockHalf {
+    /// Both halves, lower first.
+    pub const BOTH: [Self; 2] = [Self::Lower, Self::Upper];
+
+    /// The other half of the block.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Lower => Self::Upper,
+            Self::Upper => Self::Lower,
+        }
+    }
+
+    /// This half's share of `count` layers (slabs, or a scale's chunk layers) of a block; `count`
+    /// must be even: a scale whose block is one chunk deep does not split (see [`BlockHalf`]).
+    ///
+    /// ```
+    /// use emwrite::layout::BlockHalf;
+    /// assert_eq!(BlockHalf::Lower.layers(16), 0..8);
+    /// assert_eq!(BlockHalf::Upper.layers(2), 1..2);
+    /// ```
+    pub fn layers(self, count: u64) -> Range<u64> {
+        let half = count / 2;
+        match self {
+            Self::Lower => 0..half,
+            Self::Upper => half..count,
+        }
+    }
+
+    /// The name of the half in messages and in the hand-off: `lower` or `upper`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lower => "lower",
+            Self::Upper => "upper",
+        }
+    }
+}
 
 /// The encodings a request asks for: JPEG always, raw with `writeRaw`.
 pub fn encodings(write_raw: bool) -> &'static [Encoding] {

@@ -281,17 +281,39 @@ pub struct Tile {
     pub height: usize,
 }
 
-/// Reads tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry `expected`.
+/// Reads tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry `expected`:
+/// [`fetch_tile`], then [`FetchedTile::decode`].
 ///
-/// Two range reads: the header and the offsets up to this tile's, then the tile. Every error is
-/// [`crate::ErrorKind::UnreadableInput`] naming the pack (and the tile where it is at fault),
-/// except a missing pack or a failing store, which keep the storage's error.
+/// Every error is [`crate::ErrorKind::UnreadableInput`] naming the pack (and the tile where it is
+/// at fault), except a missing pack or a failing store, which keep the storage's error.
 pub async fn read_tile(
     storage: &impl Storage,
     pack: &ObjectPath,
     expected: &TilePackHeader,
-    [tx, ty]: [u64; 2],
+    tile: [u64; 2],
 ) -> Result<Tile> {
+    fetch_tile(storage, pack, expected, tile).await?.decode()
+}
+
+/// A tile's PNG as read from its pack, not yet decoded: a caller that overlaps reads with
+/// compute fetches the next tiles while it decodes these.
+#[derive(Clone, Debug)]
+pub struct FetchedTile {
+    pack: ObjectPath,
+    index: u64,
+    extent: [u64; 2],
+    png: Vec<u8>,
+}
+
+/// Fetches the PNG of tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry
+/// `expected`. Two range reads: the header and the offsets up to this tile's, then the tile.
+/// Errors as [`read_tile`]'s.
+pub async fn fetch_tile(
+    storage: &impl Storage,
+    pack: &ObjectPath,
+    expected: &TilePackHeader,
+    [tx, ty]: [u64; 2],
+) -> Result<FetchedTile> {
     let index = expected.tile_index([tx, ty]);
     // One read for the header and the offsets up to this tile's end, one for the tile.
     let offsets = TilePackHeader::offsets_range(index);
@@ -316,13 +338,29 @@ pub async fn read_tile(
     if png.len() as u64 != end - start {
         return Err(Error::unreadable(pack, format!("truncated tile {index}")));
     }
-    let [width, height] = header.tile_extent(tx, ty);
-    let pixels = decode_tile(&png, [width, height], &TileName { pack, index })?;
-    Ok(Tile {
-        pixels,
-        width: width as usize,
-        height: height as usize,
+    Ok(FetchedTile {
+        pack: pack.clone(),
+        index,
+        extent: header.tile_extent(tx, ty),
+        png,
     })
+}
+
+impl FetchedTile {
+    /// Decodes the tile's PNG, which must be 8-bit grayscale of the tile's extent.
+    pub fn decode(&self) -> Result<Tile> {
+        let name = TileName {
+            pack: &self.pack,
+            index: self.index,
+        };
+        let pixels = decode_tile(&self.png, self.extent, &name)?;
+        let [width, height] = self.extent;
+        Ok(Tile {
+            pixels,
+            width: width as usize,
+            height: height as usize,
+        })
+    }
 }
 
 /// Names a tile in errors: `tile 3 of 17 in bucket lab-tmp`.

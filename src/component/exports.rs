@@ -1,7 +1,10 @@
 //! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`.
 
-use super::bindings::exports::emwrite::core::types::{TaskError, Written};
+use std::time::Duration;
+
+use super::bindings::exports::emwrite::core::types::{StageTimings, TaskError, Written};
 use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
+use crate::layout::BlockHalf;
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, check_block_size};
 use crate::storage::location::Location;
 use crate::{Error, ErrorKind, tasks};
@@ -29,8 +32,49 @@ impl From<tasks::Written> for Written {
             objects: w.objects,
             bytes: w.bytes,
             retries: w.retries,
+            stages: w.stages.into(),
         }
     }
+}
+
+impl From<tasks::StageTimings> for StageTimings {
+    fn from(t: tasks::StageTimings) -> Self {
+        // A task runs for far less than the 584 000 years that overflow u64 microseconds.
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Self {
+            fetch_us: us(t.fetch),
+            decode_us: us(t.decode),
+            downsample_us: us(t.downsample),
+            encode_us: us(t.encode),
+            write_us: us(t.write),
+        }
+    }
+}
+
+impl From<ng_shard::BlockHalf> for BlockHalf {
+    fn from(half: ng_shard::BlockHalf) -> Self {
+        match half {
+            ng_shard::BlockHalf::Lower => Self::Lower,
+            ng_shard::BlockHalf::Upper => Self::Upper,
+        }
+    }
+}
+
+/// The core request of a typed ngshard request, validated.
+fn ng_shard_request(req: ng_shard::Request) -> Result<NgShardRequest, Error> {
+    check_block_size(req.shard_size)?;
+    let request = NgShardRequest {
+        dest: Location::parse("dest", &req.dest)?,
+        source: Location::parse("source", &req.source)?,
+        start: [req.start.0, req.start.1, req.start.2],
+        minz: req.minz,
+        maxz: req.maxz,
+        bbox: [req.bbox.0, req.bbox.1],
+        write_raw: req.write_raw,
+        jpeg_quality: req.jpeg_quality,
+    };
+    request.validate()?;
+    Ok(request)
 }
 
 fn transform(values: &[f64]) -> Result<[f64; 6], Error> {
@@ -79,19 +123,34 @@ impl ng_meta::Guest for Component {
 
 impl ng_shard::Guest for Component {
     fn run(req: ng_shard::Request) -> Result<Written, TaskError> {
-        check_block_size(req.shard_size)?;
-        let request = NgShardRequest {
-            dest: Location::parse("dest", &req.dest)?,
-            source: Location::parse("source", &req.source)?,
-            start: [req.start.0, req.start.1, req.start.2],
-            minz: req.minz,
-            maxz: req.maxz,
-            bbox: [req.bbox.0, req.bbox.1],
-            write_raw: req.write_raw,
-            jpeg_quality: req.jpeg_quality,
-        };
-        request.validate()?;
+        let request = ng_shard_request(req)?;
         let written = wstd::runtime::block_on(tasks::ng_shard::run(&super::storage(), &request))?;
+        Ok(written.into())
+    }
+
+    fn run_half(
+        req: ng_shard::Request,
+        half: ng_shard::BlockHalf,
+    ) -> Result<ng_shard::HalfWritten, TaskError> {
+        let request = ng_shard_request(req)?;
+        let storage = super::storage();
+        let task = tasks::ng_shard::run_half(&storage, &request, half.into());
+        let half = wstd::runtime::block_on(task)?;
+        Ok(ng_shard::HalfWritten {
+            written: half.written.into(),
+            handoff: half.handoff,
+        })
+    }
+
+    fn merge_halves(
+        req: ng_shard::Request,
+        lower: Vec<u8>,
+        upper: Vec<u8>,
+    ) -> Result<Written, TaskError> {
+        let request = ng_shard_request(req)?;
+        let storage = super::storage();
+        let task = tasks::ng_shard::merge_halves(&storage, &request, &lower, &upper);
+        let written = wstd::runtime::block_on(task)?;
         Ok(written.into())
     }
 }

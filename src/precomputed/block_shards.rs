@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::precomputed::codec::{self, Encoding};
 use crate::precomputed::info::Scale;
-use crate::precomputed::shard::ShardEncoder;
+use crate::precomputed::shard::{ShardEncoder, decode_shard};
 use crate::{Error, Result};
 
 /// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the
@@ -24,6 +24,10 @@ pub struct CompletedShard {
     pub scale_key: String,
     /// The shard's file name, e.g. `"000000.shard"`.
     pub file_name: String,
+    /// Whether the shard also holds chunks of the block's other half, which another task
+    /// encodes: then it holds only this half's chunks and is handed to the merge, not written
+    /// ([`crate::layout::BlockHalf`]). Always false when a task builds the whole block.
+    pub partial: bool,
     /// The shard's chunks, assembled into the file only by [`CompletedShard::into_bytes`].
     encoder: ShardEncoder,
 }
@@ -34,6 +38,54 @@ impl CompletedShard {
     /// complete together, and holding all their files at once would double their memory.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         self.encoder.finish()
+    }
+
+    /// The whole shard `file_name` of `scale` in `encoding`, from the files of its parts (each a
+    /// shard file holding some of its chunks, as [`CompletedShard::into_bytes`] of a partial
+    /// shard makes them): the same file the chunks would have made had one task encoded them
+    /// all, since a shard file depends only on its set of chunks.
+    ///
+    /// Fails if a part is not a shard file of that name, or if two parts hold the same chunk.
+    pub(crate) fn from_parts<'a>(
+        scale: &Scale,
+        encoding: Encoding,
+        file_name: &str,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self> {
+        let spec = *scale.sharding();
+        let context = || format!("{} shard {}/{file_name}", encoding.as_str(), scale.key());
+        let mut merged: Option<(u64, ShardEncoder)> = None;
+        for part in parts {
+            let chunks = decode_shard(&spec, part).map_err(|e| e.context(context()))?;
+            for (id, bytes) in chunks {
+                let (_, encoder) = merged.get_or_insert_with(|| {
+                    // Every later chunk is checked against this one's shard by `add_chunk`.
+                    let (shard, _) = spec.shard_and_minishard(id);
+                    (shard, ShardEncoder::new(spec, shard))
+                });
+                encoder
+                    .add_chunk(id, &bytes)
+                    .map_err(|e| e.context(context()))?;
+            }
+        }
+        let Some((shard, encoder)) = merged else {
+            return Err(Error::internal("no chunk in any part").context(context()));
+        };
+        if spec.shard_file_name(shard) != file_name {
+            return Err(Error::internal(format_args!(
+                "the parts hold chunks of shard {}",
+                spec.shard_file_name(shard)
+            ))
+            .context(context()));
+        }
+        let shard = CompletedShard {
+            encoding,
+            scale_key: scale.key().to_owned(),
+            file_name: file_name.to_owned(),
+            partial: false,
+            encoder,
+        };
+        Ok(shard)
     }
 }
 
@@ -60,16 +112,21 @@ pub(crate) struct BlockShards {
 struct PendingShard {
     /// Chunks of this block in the shard not yet encoded (or found all zero).
     remaining: usize,
+    /// Whether the shard also holds chunks another task encodes ([`CompletedShard::partial`]).
+    partial: bool,
     /// One encoder per encoding, in the order of [`ChunkEncoding::encodings`].
     encoders: Vec<ShardEncoder>,
 }
 
 impl BlockShards {
-    /// Every shard of `scale` holding one of `chunk_ids` (the block's chunks at this scale, each
-    /// once), pending, with one encoder per encoding.
+    /// Every shard of `scale` holding one of `chunk_ids` (the chunks of the block, or of the
+    /// block's half, that this task encodes at this scale, each once), pending, with one encoder
+    /// per encoding. A shard that also holds one of `others_ids` (the chunks of the other half,
+    /// which another task encodes) completes as [`CompletedShard::partial`].
     pub(crate) fn new(
         scale: &Scale,
         chunk_ids: impl IntoIterator<Item = u64>,
+        others_ids: impl IntoIterator<Item = u64>,
         encoding_count: usize,
     ) -> Self {
         let spec = *scale.sharding();
@@ -80,11 +137,18 @@ impl BlockShards {
                 .entry(shard)
                 .or_insert_with(|| PendingShard {
                     remaining: 0,
+                    partial: false,
                     encoders: (0..encoding_count)
                         .map(|_| ShardEncoder::new(spec, shard))
                         .collect(),
                 })
                 .remaining += 1;
+        }
+        for id in others_ids {
+            let (shard, _) = spec.shard_and_minishard(id);
+            if let Some(shared) = pending.get_mut(&shard) {
+                shared.partial = true;
+            }
         }
         Self {
             scale: scale.clone(),
@@ -153,6 +217,7 @@ impl BlockShards {
                     encoding,
                     scale_key: self.scale.key().to_owned(),
                     file_name: spec.shard_file_name(shard),
+                    partial: pending.partial,
                     encoder,
                 });
             }

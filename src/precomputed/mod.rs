@@ -3,6 +3,7 @@
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md>
 //! and `sharded.md` beside it; docs/design.md §4–5 fixes the parameters emwrite uses.
 
+pub mod block_halves;
 pub mod block_shards;
 pub mod codec;
 pub mod downsample;

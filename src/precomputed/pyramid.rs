@@ -16,10 +16,17 @@
 //! which folds into half a slab of scale 2, and so on: scale k encodes a chunk layer every 2^k
 //! slabs. The means themselves are [`crate::precomputed::downsample`]'s, and the shards' chunks
 //! are collected by [`crate::precomputed::block_shards`].
+//!
+//! Two tasks can share a block, one half each ([`BlockPyramid::for_half`], see
+//! [`BlockHalf`]): a half is the same pyramid fed 8 slabs, which writes its whole scale-0
+//! shards, holds back its chunks of the shards the halves share and hands them, with its half of
+//! the coarsest scale's voxels, to the merge ([`crate::precomputed::block_halves`]).
 
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
-use crate::layout::{self, SCALE_COUNT};
+use crate::layout::{self, BlockHalf, SCALE_COUNT};
+use crate::precomputed::block_halves::{HalfHandoff, PartialShardFile};
 use crate::precomputed::block_shards::{BlockShards, ChunkEncoding, CompletedShard};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::downsample::downsample_2x2x2;
@@ -75,6 +82,9 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 /// ```
 #[derive(Debug)]
 pub struct BlockPyramid {
+    block: [u64; 3],
+    /// The half of the block this pyramid builds, `None` for the whole block.
+    half: Option<BlockHalf>,
     chunk_edge: usize,
     encodings: Vec<Encoding>,
     jpeg_quality: u8,
@@ -86,6 +96,21 @@ pub struct BlockPyramid {
     /// Scratch: one chunk's voxels, reused between chunks.
     chunk_voxels: Vec<u8>,
     slabs_pushed: usize,
+    /// Slabs this pyramid takes: the block's 16, or a half's 8.
+    slab_count: usize,
+    /// A half's complete [`CompletedShard::partial`] shards, held for the hand-off.
+    held: Vec<CompletedShard>,
+    timings: PyramidTimings,
+}
+
+/// Where a pyramid's time went, summed over the slabs pushed so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyramidTimings {
+    /// Folding each scale into the next coarser one (the 2×2×2 means).
+    pub downsample: Duration,
+    /// Cutting chunks out of the slabs, skipping all-zero ones, and encoding the rest into
+    /// their shards' buffers.
+    pub encode: Duration,
 }
 
 impl BlockPyramid {
@@ -111,14 +136,37 @@ impl BlockPyramid {
         encodings: &[Encoding],
         jpeg_quality: u8,
     ) -> Result<Self> {
-        Self::with_chunk_edge(scales, block, encodings, jpeg_quality, CHUNK_EDGE)
+        Self::with_chunk_edge(scales, block, None, encodings, jpeg_quality, CHUNK_EDGE)
     }
 
-    /// [`BlockPyramid::new`] for chunks of `chunk_edge`³ voxels, blocks of 16 chunks per edge and
-    /// slabs one chunk deep: the same pyramid at any size, so tests can run small blocks.
-    fn with_chunk_edge(
+    /// A pyramid for `half` of the block at `block`, otherwise as [`BlockPyramid::new`]: it
+    /// takes the half's 8 slabs (slab `i` of the half is slab `i` or `8 + i` of the block), its
+    /// pushes return only shards the half owns whole (scale 0), and
+    /// [`BlockPyramid::finish_half`] returns what the merge needs from it.
+    pub fn for_half(
         scales: &[Scale],
         block: [u64; 3],
+        half: BlockHalf,
+        encodings: &[Encoding],
+        jpeg_quality: u8,
+    ) -> Result<Self> {
+        Self::with_chunk_edge(
+            scales,
+            block,
+            Some(half),
+            encodings,
+            jpeg_quality,
+            CHUNK_EDGE,
+        )
+    }
+
+    /// [`BlockPyramid::new`] or [`BlockPyramid::for_half`] for chunks of `chunk_edge`³ voxels,
+    /// blocks of 16 chunks per edge and slabs one chunk deep: the same pyramid at any size, so
+    /// tests can run small blocks.
+    pub(crate) fn with_chunk_edge(
+        scales: &[Scale],
+        block: [u64; 3],
+        half: Option<BlockHalf>,
         encodings: &[Encoding],
         jpeg_quality: u8,
         chunk_edge: usize,
@@ -146,13 +194,19 @@ impl BlockPyramid {
         }
         let scales = (0..)
             .zip(scales)
-            .map(|(k, scale)| ScaleState::new(scale, k, block, chunk_edge, encodings.len()))
+            .map(|(k, scale)| {
+                let (layers, others) = scale_layers(k, half);
+                let geometry = BlockGeometry { block, chunk_edge };
+                ScaleState::new(scale, k, geometry, layers, others, encodings.len())
+            })
             .collect::<Result<Vec<_>>>()?;
         let block_edge = BLOCK_CHUNKS * chunk_edge;
         let levels = (1..scales.len())
             .map(|k| Level::new(block_edge >> k, chunk_edge))
             .collect();
         Ok(Self {
+            block,
+            half,
             chunk_edge,
             encodings: encodings.to_vec(),
             jpeg_quality,
@@ -161,13 +215,26 @@ impl BlockPyramid {
             row_sums: vec![0; block_edge],
             chunk_voxels: Vec::with_capacity(chunk_edge.pow(3)),
             slabs_pushed: 0,
+            slab_count: if half.is_some() {
+                SLAB_COUNT / 2
+            } else {
+                SLAB_COUNT
+            },
+            held: Vec::new(),
+            timings: PyramidTimings::default(),
         })
+    }
+
+    /// Where the pyramid's time went so far.
+    pub fn timings(&self) -> PyramidTimings {
+        self.timings
     }
 
     /// Feeds the next slab of scale-0 voxels and returns the shards it completed.
     ///
     /// Slab `i` (0..16, in order) holds 1024 × 1024 × 64 voxels, x fastest, then y, then z,
-    /// covering x ∈ [1024·bx, +1024), y ∈ [1024·by, +1024) and z ∈ [1024·bz + 64·i, +64).
+    /// covering x ∈ [1024·bx, +1024), y ∈ [1024·by, +1024) and z ∈ [1024·bz + 64·i, +64). A
+    /// half's pyramid takes the half's slabs: 0..8, or 8..16.
     pub fn push_slab(&mut self, slab: &[u8]) -> Result<Vec<CompletedShard>> {
         let expected = (BLOCK_CHUNKS * self.chunk_edge).pow(2) * self.chunk_edge;
         if slab.len() != expected {
@@ -192,10 +259,69 @@ impl BlockPyramid {
     /// each shard as soon as it is complete. Still call it: it is what turns a short block (a
     /// failed read upstream) into an error rather than missing shards.
     pub fn finish(self) -> Result<Vec<CompletedShard>> {
-        if self.slabs_pushed != SLAB_COUNT {
+        if let Some(half) = self.half {
             return Err(Error::internal(format_args!(
-                "block pyramid: finished after {} of {SLAB_COUNT} slabs",
-                self.slabs_pushed
+                "block pyramid: finish on the {} half's pyramid, which ends with finish_half",
+                half.as_str()
+            )));
+        }
+        self.check_complete()?;
+        Ok(Vec::new())
+    }
+
+    /// Checks that the half's 8 slabs were pushed, and returns what the merge needs: the files
+    /// of the half's partial shards (its chunks of the shards both halves hold: scales 1–3) and
+    /// its half of the coarsest scale's voxels.
+    ///
+    /// Assembling the files takes time; [`BlockPyramid::timings`] does not count it.
+    pub fn finish_half(self) -> Result<HalfHandoff> {
+        let Some(half) = self.half else {
+            return Err(Error::internal(
+                "block pyramid: finish_half on a whole block's pyramid",
+            ));
+        };
+        self.check_complete()?;
+        // The one scale whose block is a single chunk straddles the halves; its level holds the
+        // half's first half-slab. Every other level was consumed in whole chunk layers.
+        let straddling = self.levels.iter().position(|level| level.slices != 0);
+        let coarsest = match straddling {
+            Some(i) if i + 1 == self.levels.len() => self.levels[i].half_contents(),
+            Some(i) => {
+                return Err(Error::internal(format_args!(
+                    "block pyramid: scale {} has a partial slab at the end of a half",
+                    i + 1
+                )));
+            }
+            None => None,
+        };
+        let shards = self
+            .held
+            .into_iter()
+            .map(|shard| {
+                Ok(PartialShardFile {
+                    encoding: shard.encoding,
+                    scale_key: shard.scale_key.clone(),
+                    file_name: shard.file_name.clone(),
+                    bytes: shard.into_bytes()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HalfHandoff {
+            half,
+            block: self.block,
+            encodings: self.encodings,
+            jpeg_quality: self.jpeg_quality,
+            shards,
+            coarsest: coarsest.map(<[u8]>::to_vec),
+        })
+    }
+
+    /// Fails unless every slab was pushed and every shard this pyramid encodes is complete.
+    fn check_complete(&self) -> Result<()> {
+        if self.slabs_pushed != self.slab_count {
+            return Err(Error::internal(format_args!(
+                "block pyramid: finished after {} of {} slabs",
+                self.slabs_pushed, self.slab_count
             )));
         }
         if let Some(scale) = self
@@ -209,14 +335,15 @@ impl BlockPyramid {
                 scale.shards.incomplete()
             )));
         }
-        Ok(Vec::new())
+        Ok(())
     }
 
     /// Feeds the next slab, `None` meaning all zero.
     fn push(&mut self, slab: Option<&[u8]>) -> Result<Vec<CompletedShard>> {
-        if self.slabs_pushed == SLAB_COUNT {
+        if self.slabs_pushed == self.slab_count {
             return Err(Error::internal(format_args!(
-                "block pyramid: a slab after the last ({SLAB_COUNT}) one"
+                "block pyramid: a slab after the last ({}) one",
+                self.slab_count
             )));
         }
         self.slabs_pushed += 1;
@@ -226,7 +353,9 @@ impl BlockPyramid {
             jpeg_quality: self.jpeg_quality,
         };
         let mut completed = Vec::new();
+        let started = Instant::now();
         self.scales[0].encode_layer(slab, &chunk, &mut self.chunk_voxels, &mut completed)?;
+        self.timings.encode += started.elapsed();
 
         // Fold the slab into scale 1; when scale 1's slab is full, encode it and fold it into
         // scale 2, and so on.
@@ -237,7 +366,9 @@ impl BlockPyramid {
                 _ => finer[k - 2].contents(),
             };
             let level = &mut coarser[0];
+            let started = Instant::now();
             level.fold_in(source, &mut self.row_sums);
+            self.timings.downsample += started.elapsed();
             if k >= 2 {
                 // The finer level was consumed by the fold; start refilling it.
                 finer[k - 2].clear();
@@ -246,18 +377,100 @@ impl BlockPyramid {
                 break;
             }
             let contents = level.contents();
+            let started = Instant::now();
             self.scales[k].encode_layer(
                 contents,
                 &chunk,
                 &mut self.chunk_voxels,
                 &mut completed,
             )?;
+            self.timings.encode += started.elapsed();
             if k + 1 == self.scales.len() {
                 level.clear();
             }
         }
-        Ok(completed)
+        // A half's share of a shard both halves hold waits for the hand-off.
+        let (partial, whole) = completed.into_iter().partition(|shard| shard.partial);
+        self.held.extend::<Vec<_>>(partial);
+        Ok(whole)
     }
+}
+
+/// The chunk layers of scale `k` a pyramid encodes, and those another task encodes, relative
+/// to the block: all of them for the whole block; for a half, its half of them if the block is at
+/// least two chunks deep at that scale, otherwise none (the merge encodes that scale).
+fn scale_layers(k: usize, half: Option<BlockHalf>) -> (Range<u64>, Range<u64>) {
+    let layers = (BLOCK_CHUNKS >> k) as u64;
+    match half {
+        None => (0..layers, 0..0),
+        Some(_) if layers < 2 => (0..0, 0..0),
+        Some(half) => (half.layers(layers), half.other().layers(layers)),
+    }
+}
+
+/// The scale's one chunk layer of the block at `block` from the voxels of both halves of its
+/// partial slab (each `None` if all zero), encoded into the scale's shards: the merge's share
+/// of a block built in halves, for the scale whose block is a single chunk.
+pub(crate) fn encode_straddling_scale(
+    scale: &Scale,
+    k: usize,
+    block: [u64; 3],
+    halves: [Option<&[u8]>; 2],
+    encodings: &[Encoding],
+    jpeg_quality: u8,
+    chunk_edge: usize,
+) -> Result<Vec<CompletedShard>> {
+    let layers = (BLOCK_CHUNKS >> k) as u64;
+    if layers != 1 {
+        return Err(Error::internal(format_args!(
+            "block pyramid: scale {} splits into whole chunk layers, it does not straddle",
+            scale.key()
+        )));
+    }
+    let geometry = BlockGeometry { block, chunk_edge };
+    let mut state = ScaleState::new(scale, k, geometry, 0..1, 0..0, encodings.len())?;
+    let edge = (BLOCK_CHUNKS * chunk_edge) >> k;
+    let half_len = edge * edge * chunk_edge / 2;
+    for voxels in halves.iter().flatten() {
+        if voxels.len() != half_len {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {}: half a slab of {} bytes, expected {half_len}",
+                scale.key(),
+                voxels.len()
+            )));
+        }
+    }
+    let slab = match halves {
+        [None, None] => None,
+        [lower, upper] => {
+            let zeros = vec![0; half_len];
+            Some([lower.unwrap_or(&zeros), upper.unwrap_or(&zeros)].concat())
+        }
+    };
+    let chunk = ChunkEncoding {
+        chunk_edge,
+        encodings,
+        jpeg_quality,
+    };
+    let mut completed = Vec::new();
+    let mut scratch = Vec::with_capacity(chunk_edge.pow(3));
+    state.encode_layer(slab.as_deref(), &chunk, &mut scratch, &mut completed)?;
+    if state.shards.incomplete() > 0 {
+        return Err(Error::internal(format_args!(
+            "block pyramid: scale {} incomplete after its one layer",
+            scale.key()
+        )));
+    }
+    Ok(completed)
+}
+
+/// Where a block is, and its chunk edge.
+#[derive(Clone, Copy, Debug)]
+struct BlockGeometry {
+    /// `[bx, by, bz]`, in blocks.
+    block: [u64; 3],
+    /// Chunk edge in voxels.
+    chunk_edge: usize,
 }
 
 /// A coarser scale's slab, filled half a slab at a time.
@@ -289,6 +502,13 @@ impl Level {
     /// The slab, `None` if it is known to be all zero.
     fn contents(&self) -> Option<&[u8]> {
         self.nonzero.then_some(self.voxels.as_slice())
+    }
+
+    /// The first half of the slab, `None` if it is known to be all zero: what a half of the
+    /// block folds into a level whose chunk layer straddles the halves.
+    fn half_contents(&self) -> Option<&[u8]> {
+        let half = self.edge * self.edge * self.depth / 2;
+        self.contents().map(|voxels| &voxels[..half])
     }
 
     fn is_full(&self) -> bool {
@@ -328,21 +548,27 @@ struct ScaleState {
     block_cells: u64,
     /// The block's first grid cell.
     block_cell: [u64; 3],
-    /// Chunk layers encoded so far.
-    layers_done: u64,
+    /// The block's chunk layers this scale encodes, relative to the block.
+    layers: Range<u64>,
+    /// The next chunk layer to encode, relative to the block.
+    next_layer: u64,
     /// The block's shards at this scale, until each is complete.
     shards: BlockShards,
 }
 
 impl ScaleState {
-    /// Scale `k`'s state for the block at `block`, with every shard the block touches pending.
+    /// Scale `k`'s state for the block of `geometry`, encoding the chunk `layers` (relative to
+    /// the block) while another task encodes the layers `others`, with every shard those layers
+    /// touch pending.
     fn new(
         scale: &Scale,
         k: usize,
-        block: [u64; 3],
-        chunk_edge: usize,
+        geometry: BlockGeometry,
+        layers: Range<u64>,
+        others: Range<u64>,
         encoding_count: usize,
     ) -> Result<Self> {
+        let BlockGeometry { block, chunk_edge } = geometry;
         let key = scale.key();
         let chunk = chunk_edge as u64;
         if scale.chunk_size() != [chunk; 3] {
@@ -377,22 +603,32 @@ impl ScaleState {
 
         let cells_in_block = |axis: usize| cells_in_block(grid, block_cell, block_cells, axis);
         let [xs, ys, zs] = [0, 1, 2].map(cells_in_block);
-        let mut chunk_ids = Vec::new();
-        for z in zs {
-            for y in ys.clone() {
-                for x in xs.clone() {
-                    chunk_ids.push(scale.chunk_id([x, y, z]));
+        let chunk_ids = |layers: &Range<u64>| {
+            let mut ids = Vec::new();
+            let z_cells = block_cell[2] + layers.start..block_cell[2] + layers.end;
+            for z in z_cells.filter(|z| zs.contains(z)) {
+                for y in ys.clone() {
+                    for x in xs.clone() {
+                        ids.push(scale.chunk_id([x, y, z]));
+                    }
                 }
             }
-        }
+            ids
+        };
         Ok(Self {
-            shards: BlockShards::new(scale, chunk_ids, encoding_count),
+            shards: BlockShards::new(
+                scale,
+                chunk_ids(&layers),
+                chunk_ids(&others),
+                encoding_count,
+            ),
             scale: scale.clone(),
             grid,
             block_edge: (BLOCK_CHUNKS * chunk_edge) >> k,
             block_cells,
             block_cell,
-            layers_done: 0,
+            next_layer: layers.start,
+            layers,
         })
     }
 
@@ -410,8 +646,16 @@ impl ScaleState {
         voxels: &mut Vec<u8>,
         completed: &mut Vec<CompletedShard>,
     ) -> Result<()> {
-        let z = self.block_cell[2].saturating_add(self.layers_done);
-        self.layers_done += 1;
+        if !self.layers.contains(&self.next_layer) {
+            return Err(Error::internal(format_args!(
+                "block pyramid: scale {}: chunk layer {} is not among this task's {:?}",
+                self.scale.key(),
+                self.next_layer,
+                self.layers
+            )));
+        }
+        let z = self.block_cell[2].saturating_add(self.next_layer);
+        self.next_layer += 1;
         if z >= self.grid[2] {
             return Ok(());
         }
@@ -544,8 +788,9 @@ mod tests {
         zero_slabs: &[usize],
         chunk_edge: usize,
     ) -> Vec<(usize, CompletedShard)> {
-        let mut pyramid = BlockPyramid::with_chunk_edge(scales, block, encodings, 75, chunk_edge)
-            .expect("valid pyramid");
+        let mut pyramid =
+            BlockPyramid::with_chunk_edge(scales, block, None, encodings, 75, chunk_edge)
+                .expect("valid pyramid");
         let slab_len = voxels.len() / SLAB_COUNT;
         let mut shards = Vec::new();
         for (i, slab) in voxels.chunks_exact(slab_len).enumerate() {
@@ -895,6 +1140,7 @@ mod tests {
         let e = BlockPyramid::with_chunk_edge(
             std::slice::from_ref(&scale),
             [0, 0, 0],
+            None,
             &[Encoding::Raw],
             75,
             C,
@@ -915,7 +1161,7 @@ mod tests {
             sharding,
         )
         .expect("valid scale");
-        BlockPyramid::with_chunk_edge(&[small], [0, 0, 0], &[Encoding::Raw], 75, C)
+        BlockPyramid::with_chunk_edge(&[small], [0, 0, 0], None, &[Encoding::Raw], 75, C)
             .expect("one block");
     }
 
@@ -923,7 +1169,7 @@ mod tests {
     fn misuse_is_an_error_not_a_panic() {
         let scales = scales_for([256; 3], C as u64);
         let new = |scales: &[Scale], encodings: &[Encoding], quality| {
-            BlockPyramid::with_chunk_edge(scales, [0, 0, 0], encodings, quality, C)
+            BlockPyramid::with_chunk_edge(scales, [0, 0, 0], None, encodings, quality, C)
         };
         let cases = [
             (

@@ -5,11 +5,13 @@ pub mod aligned_slice;
 pub mod ng_meta;
 pub mod ng_shard;
 
+use std::time::{Duration, Instant};
+
 use crate::Result;
 use crate::storage::Storage;
 use crate::storage::location::ObjectPath;
 
-/// What a task wrote, in order: the report every endpoint returns.
+/// What a task wrote, in order, and where its time went: the report every endpoint returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Written {
     /// Objects written, as `bucket/name`.
@@ -21,6 +23,26 @@ pub struct Written {
     /// What the task chose or could not tidy that a caller may want to know, e.g. that it
     /// decoded a slice whole, or left a temporary object behind. Empty normally.
     pub notes: Vec<String>,
+    /// Where the task's time went.
+    pub stages: StageTimings,
+}
+
+/// Where a task's time went, stage by stage: what to look at first when a task is slow. A stage
+/// a task does not have stays zero. Stages overlap in time (ngshard reads the next slab's tiles
+/// while it computes), so they need not add up to the task's wall time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageTimings {
+    /// Waiting for input: the wall time the task had nothing to compute because reads were not
+    /// done (reads hidden behind compute do not count).
+    pub fetch: Duration,
+    /// Decoding input images (ngshard: the tiles' PNGs).
+    pub decode: Duration,
+    /// Making the coarser scales (ngshard: the 2×2×2 means).
+    pub downsample: Duration,
+    /// Encoding output: chunks into JPEG or raw, and assembling shard files.
+    pub encode: Duration,
+    /// Writing objects: the puts, from start to acknowledgement.
+    pub write: Duration,
 }
 
 impl Written {
@@ -32,7 +54,9 @@ impl Written {
         bytes: &[u8],
         content_type: &str,
     ) -> Result<()> {
+        let started = Instant::now();
         storage.put(object, bytes, content_type).await?;
+        self.stages.write += started.elapsed();
         self.record(object, bytes.len() as u64);
         Ok(())
     }

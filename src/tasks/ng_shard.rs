@@ -2,48 +2,121 @@
 //!
 //! The block is streamed in slabs of [`BlockPyramid::SLAB_DEPTH`] slices, so a task holds one
 //! slab of voxels plus what the pyramid keeps, never the whole 1 GiB block (docs/design.md §4).
+//! The next slab's tiles are read while the current slab is computed.
+//!
+//! One task builds a block ([`run`]), or two tasks share it, one half each ([`run_half`]), and a
+//! third step writes the shards both halves hold chunks of ([`merge_halves`]): two component
+//! instances on two cores build a block in about half the time. Both ways write the same bytes.
+
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use super::Written;
-use crate::layout::{self, BLOCK_EDGE, encodings, info_object};
+use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
+use crate::precomputed::block_halves::{self, HalfHandoff};
 use crate::precomputed::block_shards::CompletedShard;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::pyramid::BlockPyramid;
 use crate::request::NgShardRequest;
 use crate::storage::{self, Storage};
-use crate::tilepack::read_tile;
+use crate::tilepack::{FetchedTile, fetch_tile};
 use crate::{Error, Result};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
-/// Tile packs read at once: enough to hide storage latency, few enough to bound memory
-/// (each decoded tile is at most 1 MiB).
+/// Tile packs read at once: enough to hide storage latency, few enough to bound the requests
+/// one task keeps open. A slab's fetched (still compressed) tiles are held until the slab is
+/// computed, so at most two slabs of tiles are in memory: the one being decoded and the next.
 const TILES_IN_FLIGHT: usize = 8;
 
 const BLOCK: usize = BLOCK_EDGE as usize;
 
-/// Runs one ngshard task.
+/// What one half of a block wrote, and what it hands to the merge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HalfWritten {
+    /// The half's own shards (scale 0) and where its time went.
+    pub written: Written,
+    /// The hand-off for [`merge_halves`] ([`HalfHandoff::to_bytes`]): the caller keeps it until
+    /// both halves are done. Typically a few MiB; up to about 75 MiB for a dense block with
+    /// `writeRaw`.
+    pub handoff: Vec<u8>,
+}
+
+/// Runs one ngshard task: the whole block.
 pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Written> {
     let retries_before = storage.retries();
     let scales = read_scales(storage, request).await?;
-    let [bx, by, bz] = request.start.map(u64::from);
+    let block = request.start.map(u64::from);
     let encodings = encodings(request.write_raw);
-    let mut pyramid = BlockPyramid::new(&scales, [bx, by, bz], encodings, request.jpeg_quality)?;
-
-    let depth = BlockPyramid::SLAB_DEPTH;
-    let mut slab = vec![0u8; BLOCK * BLOCK * depth];
+    let mut pyramid = BlockPyramid::new(&scales, block, encodings, request.jpeg_quality)?;
     let mut written = Written::default();
-    let [_, _, block_z0] = layout::block_origin(request.start);
-    for slab_index in 0..BLOCK / depth {
-        let z0 = block_z0 + (slab_index * depth) as u64;
-        let zs = layout::existing_slices(z0, depth as u64, request.minz, request.maxz);
-        let completed = if zs.is_empty() {
-            pyramid.push_zero_slab()?
-        } else {
-            fill_slab(storage, request, &mut slab, z0, zs).await?;
-            pyramid.push_slab(&slab)?
-        };
-        write_shards(storage, request, &mut written, completed).await?;
-    }
+    push_slabs(
+        storage,
+        request,
+        &mut pyramid,
+        0..BlockPyramid::SLAB_COUNT,
+        &mut written,
+    )
+    .await?;
+    add_pyramid_timings(&mut written, &pyramid);
     write_shards(storage, request, &mut written, pyramid.finish()?).await?;
+    written.retries = storage.retries().saturating_sub(retries_before);
+    Ok(written)
+}
+
+/// Runs `half` of an ngshard task: writes the half's scale-0 shards and returns the hand-off
+/// that [`merge_halves`] needs from it. The two halves may run at once, in separate instances.
+pub async fn run_half(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+    half: BlockHalf,
+) -> Result<HalfWritten> {
+    let retries_before = storage.retries();
+    let scales = read_scales(storage, request).await?;
+    let block = request.start.map(u64::from);
+    let encodings = encodings(request.write_raw);
+    let mut pyramid =
+        BlockPyramid::for_half(&scales, block, half, encodings, request.jpeg_quality)?;
+    let slabs = half.layers(BlockPyramid::SLAB_COUNT as u64);
+    let slabs = slabs.start as usize..slabs.end as usize;
+    let mut written = Written::default();
+    push_slabs(storage, request, &mut pyramid, slabs, &mut written).await?;
+    add_pyramid_timings(&mut written, &pyramid);
+    let started = Instant::now();
+    let handoff = pyramid.finish_half()?.to_bytes();
+    written.stages.encode += started.elapsed();
+    written.retries = storage.retries().saturating_sub(retries_before);
+    Ok(HalfWritten { written, handoff })
+}
+
+/// Writes the block's shards that both halves hold chunks of (scales 1–4), from the halves'
+/// hand-offs ([`HalfWritten::handoff`]): after both [`run_half`] calls succeeded, the block's
+/// objects are those [`run`] writes, byte for byte. The hand-offs must come from halves run
+/// with the same request (else a 400 naming `lower` or `upper`).
+pub async fn merge_halves(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+    lower: &[u8],
+    upper: &[u8],
+) -> Result<Written> {
+    let retries_before = storage.retries();
+    let scales = read_scales(storage, request).await?;
+    let mut written = Written::default();
+    let started = Instant::now();
+    let lower = HalfHandoff::from_bytes(lower, BlockHalf::Lower.as_str())?;
+    let upper = HalfHandoff::from_bytes(upper, BlockHalf::Upper.as_str())?;
+    let shards = block_halves::merge_halves(
+        &scales,
+        request.start.map(u64::from),
+        encodings(request.write_raw),
+        request.jpeg_quality,
+        [&lower, &upper],
+    )?;
+    drop((lower, upper));
+    written.stages.encode += started.elapsed();
+    write_shards(storage, request, &mut written, shards).await?;
     written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
 }
@@ -64,36 +137,146 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
     scales.ok_or_else(|| Error::internal("no encoding requested"))
 }
 
-/// Reads slices `zs` of the block's column from their tile packs into `slab` (whose first slice
-/// is `z0`), zeroing the slab first so that missing slices and edge tiles stay 0.
-async fn fill_slab(
+/// Pushes the block's slabs `slabs` (of 0..16) into `pyramid` and writes the shards they
+/// complete.
+///
+/// Reads overlap compute: slab i + 1's tile reads start before slab i is decoded and pushed.
+/// The task runs on one thread (a wasm instance has no other), so the reads progress only
+/// while the task is polled: the first poll sends the first requests, and decoding yields after
+/// each tile so that responses are taken in and the next requests sent; the host performs the
+/// I/O itself meanwhile.
+async fn push_slabs(
     storage: &impl Storage,
     request: &NgShardRequest,
-    slab: &mut [u8],
-    z0: u64,
-    zs: std::ops::RangeInclusive<u64>,
+    pyramid: &mut BlockPyramid,
+    slabs: Range<usize>,
+    written: &mut Written,
 ) -> Result<()> {
-    slab.fill(0);
+    let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
+    let started = Instant::now();
+    let mut tiles = fetch_slab(storage, request, slabs.start).await?;
+    written.stages.fetch += started.elapsed();
+    for index in slabs.clone() {
+        let next = async {
+            match index + 1 {
+                next if slabs.contains(&next) => fetch_slab(storage, request, next).await,
+                _ => Ok(SlabTiles::default()),
+            }
+        };
+        let compute = async {
+            let completed = match tiles.z0 {
+                None => pyramid.push_zero_slab()?,
+                Some(z0) => {
+                    decode_into(&mut slab, z0, &tiles.tiles, written).await?;
+                    pyramid.push_slab(&slab)?
+                }
+            };
+            write_shards(storage, request, written, completed).await?;
+            Ok(Instant::now())
+        };
+        // The fetch goes first: its requests are sent before the compute starts.
+        let (next_tiles, computed) = futures::future::try_join(next, compute).await?;
+        written.stages.fetch += computed.elapsed();
+        tiles = next_tiles;
+    }
+    Ok(())
+}
+
+/// A slab's fetched tiles.
+#[derive(Default)]
+struct SlabTiles {
+    /// The slab's first slice; `None` if none of its slices exists (the slab is all zero).
+    z0: Option<u64>,
+    /// The existing slices' tiles, with their z, in any order.
+    tiles: Vec<(u64, FetchedTile)>,
+}
+
+/// Fetches the tiles of block slab `index` from their tile packs (slices outside
+/// `[minz, maxz]` have none).
+async fn fetch_slab(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+    index: usize,
+) -> Result<SlabTiles> {
+    let depth = BlockPyramid::SLAB_DEPTH as u64;
+    let [_, _, block_z0] = layout::block_origin(request.start);
+    let z0 = block_z0 + index as u64 * depth;
+    let zs = layout::existing_slices(z0, depth, request.minz, request.maxz);
+    if zs.is_empty() {
+        return Ok(SlabTiles::default());
+    }
     let expected = layout::tile_pack_header(request.bbox);
     let [bx, by, _] = request.start.map(u64::from);
-    let mut tiles = futures::stream::iter(zs)
-        .map(|z| async move {
-            let pack = layout::tile_pack_object(&request.source, z);
-            read_tile(storage, &pack, &expected, [bx, by])
-                .await
-                .map(|t| (z, t))
+    let tiles = futures::stream::iter(zs)
+        .map(|z| {
+            let expected = &expected;
+            async move {
+                let pack = layout::tile_pack_object(&request.source, z);
+                fetch_tile(storage, &pack, expected, [bx, by])
+                    .await
+                    .map(|tile| (z, tile))
+            }
         })
-        .buffer_unordered(TILES_IN_FLIGHT);
-    while let Some(tile) = tiles.next().await {
-        let (z, tile) = tile?;
+        .buffer_unordered(TILES_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(SlabTiles {
+        z0: Some(z0),
+        tiles,
+    })
+}
+
+/// Decodes `tiles` into `slab` (whose first slice is `z0`), zeroing the slab first so that
+/// missing slices and edge tiles stay 0; yields after each tile so that reads in flight
+/// progress.
+async fn decode_into(
+    slab: &mut [u8],
+    z0: u64,
+    tiles: &[(u64, FetchedTile)],
+    written: &mut Written,
+) -> Result<()> {
+    slab.fill(0);
+    for (z, fetched) in tiles {
+        let started = Instant::now();
+        let tile = fetched.decode()?;
         let tw = tile.width;
         let slice = &mut slab[(z - z0) as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
         for row in 0..tile.height {
             slice[row * BLOCK..row * BLOCK + tw]
                 .copy_from_slice(&tile.pixels[row * tw..(row + 1) * tw]);
         }
+        written.stages.decode += started.elapsed();
+        yield_now().await;
     }
     Ok(())
+}
+
+/// Lets the executor run once before continuing: other futures of the task (reads in flight)
+/// are polled, and with wstd the host's pending I/O is checked.
+fn yield_now() -> impl Future<Output = ()> {
+    /// Pending once, having asked to be polled again.
+    struct YieldNow {
+        yielded: bool,
+    }
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.yielded {
+                return Poll::Ready(());
+            }
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    YieldNow { yielded: false }
+}
+
+/// Adds the pyramid's downsample and encode times to the report.
+fn add_pyramid_timings(written: &mut Written, pyramid: &BlockPyramid) {
+    let timings = pyramid.timings();
+    written.stages.downsample += timings.downsample;
+    written.stages.encode += timings.encode;
 }
 
 async fn write_shards(
@@ -110,10 +293,196 @@ async fn write_shards(
             &shard.file_name,
         );
         // One shard file at a time: each is assembled, written and dropped before the next.
+        let started = Instant::now();
         let bytes = shard.into_bytes()?;
+        written.stages.encode += started.elapsed();
         written
             .put(storage, &object, &bytes, storage::BINARY)
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use pollster::block_on;
+
+    use super::*;
+    use crate::request::NgMetaRequest;
+    use crate::storage::location::{Location, ObjectPath};
+    use crate::tasks::ng_meta;
+    use crate::tilepack::encode_tile_pack;
+
+    /// Objects by `bucket/name`, in memory.
+    #[derive(Default)]
+    struct MemoryStorage(RefCell<BTreeMap<String, Vec<u8>>>);
+
+    impl Storage for MemoryStorage {
+        async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
+            let key = format!("{}/{}", object.bucket, object.name);
+            self.0
+                .borrow()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| Error::not_found(object))
+        }
+
+        async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
+            let bytes = self.get(object).await?;
+            let end = (range.end as usize).min(bytes.len());
+            Ok(bytes
+                .get(range.start as usize..end)
+                .unwrap_or_default()
+                .to_vec())
+        }
+
+        async fn put(&self, object: &ObjectPath, bytes: &[u8], _: &str) -> Result<()> {
+            let key = format!("{}/{}", object.bucket, object.name);
+            self.0.borrow_mut().insert(key, bytes.to_vec());
+            Ok(())
+        }
+    }
+
+    impl MemoryStorage {
+        /// The objects in `bucket`, by name.
+        fn bucket(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+            let prefix = format!("{bucket}/");
+            self.0
+                .borrow()
+                .iter()
+                .filter_map(|(key, bytes)| {
+                    let name = key.strip_prefix(&prefix)?;
+                    Some((name.to_owned(), bytes.clone()))
+                })
+                .collect()
+        }
+    }
+
+    const BBOX: [u32; 2] = [1100, 1024];
+    const MINZ: u32 = 506;
+    const MAXZ: u32 = 517;
+
+    /// Tile packs of slices MINZ..=MAXZ in bucket `tiles`: a textured box in x ∈ [100, 300),
+    /// y ∈ [200, 400) that crosses the block's halves (z = 512), zero elsewhere.
+    fn storage_with_stack() -> MemoryStorage {
+        let storage = MemoryStorage::default();
+        let [w, h] = BBOX.map(|edge| edge as usize);
+        for z in MINZ..=MAXZ {
+            let mut pixels = vec![0u8; w * h];
+            for y in 200..400 {
+                for x in 100..300 {
+                    pixels[y * w + x] = (x * 7 + y * 3 + z as usize * 5) as u8 | 1;
+                }
+            }
+            let pack = encode_tile_pack(&pixels, BBOX[0], BBOX[1], BLOCK_EDGE).expect("pack");
+            let object = layout::tile_pack_object(&location("tiles"), z.into());
+            block_on(storage.put(&object, &pack, storage::BINARY)).expect("put");
+        }
+        storage
+    }
+
+    fn location(bucket: &str) -> Location {
+        Location::parse("dest", bucket).expect("valid location")
+    }
+
+    fn request(dest: &str, write_raw: bool) -> NgShardRequest {
+        NgShardRequest {
+            dest: location(dest),
+            source: location("tiles"),
+            start: [0, 0, 0],
+            minz: MINZ,
+            maxz: MAXZ,
+            bbox: BBOX,
+            write_raw,
+            jpeg_quality: 75,
+        }
+    }
+
+    /// Writes the volume's info to `request.dest`, as ngmeta would.
+    fn write_info(storage: &MemoryStorage, request: &NgShardRequest) {
+        let meta = NgMetaRequest {
+            dest: request.dest.clone(),
+            minz: request.minz,
+            maxz: request.maxz,
+            bbox: request.bbox,
+            write_raw: request.write_raw,
+            resolution_nm: 8.0,
+        };
+        block_on(ng_meta::run(storage, &meta)).expect("ngmeta");
+    }
+
+    /// The halves and the merge write every object `run` writes, byte for byte and in the same
+    /// order, on a real 1024³ block whose data crosses the halves. JPEG and raw at once: a debug
+    /// build takes seconds per 64 MiB slab, and JPEG alone is the same path with one encoding
+    /// fewer (`block_halves`' tests run both on small blocks).
+    #[test]
+    fn halves_and_merge_write_what_one_task_writes() {
+        let storage = storage_with_stack();
+        let whole = request("whole", true);
+        let split = request("split", true);
+        write_info(&storage, &whole);
+        write_info(&storage, &split);
+
+        let written = block_on(run(&storage, &whole)).expect("whole block");
+        assert!(written.stages.decode > std::time::Duration::ZERO);
+        assert!(written.stages.encode > std::time::Duration::ZERO);
+
+        let [lower, upper] =
+            BlockHalf::BOTH.map(|half| block_on(run_half(&storage, &split, half)).expect("half"));
+        let merged = block_on(merge_halves(
+            &storage,
+            &split,
+            &lower.handoff,
+            &upper.handoff,
+        ))
+        .expect("merge");
+
+        let want = storage.bucket("whole");
+        let got = storage.bucket("split");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "object names"
+        );
+        for (name, bytes) in &want {
+            assert!(got[name] == *bytes, "{name} differs");
+        }
+        let split_objects: Vec<String> = [lower.written, upper.written, merged]
+            .into_iter()
+            .flat_map(|w| w.objects)
+            .map(|object| object.replacen("split/", "whole/", 1))
+            .collect();
+        assert_eq!(split_objects, written.objects);
+        // Scale 0: one shard per half (the box is in the block's lower x and y quarter);
+        // scales 1–4: one each; per encoding.
+        assert_eq!(written.objects.len(), 2 * 6, "{:?}", written.objects);
+    }
+
+    #[test]
+    fn merge_names_a_bad_handoff() {
+        // No slice in the lower half: a hand-off without computing a slab.
+        let storage = MemoryStorage::default();
+        let split = NgShardRequest {
+            minz: 600,
+            maxz: 600,
+            ..request("split", false)
+        };
+        write_info(&storage, &split);
+        let lower = block_on(run_half(&storage, &split, BlockHalf::Lower)).expect("half");
+        let e = block_on(merge_halves(
+            &storage,
+            &split,
+            &lower.handoff,
+            &lower.handoff,
+        ))
+        .expect_err("lower twice");
+        assert_eq!(e.kind(), crate::ErrorKind::BadRequest);
+        assert_eq!(e.message(), "upper: the hand-off is the lower half's");
+        let e =
+            block_on(merge_halves(&storage, &split, &lower.handoff, b"junk")).expect_err("junk");
+        assert!(e.message().starts_with("upper: "), "{e}");
+    }
 }
