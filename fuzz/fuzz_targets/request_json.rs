@@ -24,7 +24,10 @@ fn check<T>(parsed: emwrite::Result<T>, validate: impl FnOnce(&T) -> emwrite::Re
 }
 
 fuzz_target!(|body: &[u8]| {
-    check(AlignedSliceRequest::from_json(body), AlignedSliceRequest::validate);
+    check(
+        AlignedSliceRequest::from_json(body),
+        AlignedSliceRequest::validate,
+    );
     check(NgMetaRequest::from_json(body), NgMetaRequest::validate);
     check(NgShardRequest::from_json(body), NgShardRequest::validate);
 });

@@ -69,15 +69,22 @@ fn round_trip(spec: &ShardingSpec, bytes: &[u8]) {
     let mut want = BTreeMap::new();
     for (id, chunk) in added {
         if spec.shard_and_minishard(id).0 != shard {
-            let e = encoder.add_chunk(id, &chunk).expect_err("a chunk of another shard");
+            let e = encoder
+                .add_chunk(id, &chunk)
+                .expect_err("a chunk of another shard");
             assert_eq!(e.kind(), ErrorKind::Internal);
         } else if !want.contains_key(&id) {
-            encoder.add_chunk(id, &chunk).expect("a chunk of this shard");
+            encoder
+                .add_chunk(id, &chunk)
+                .expect("a chunk of this shard");
             want.insert(id, chunk);
         }
     }
     let file = encoder.finish().expect("distinct ids of one shard encode");
-    assert_eq!(decode_shard(spec, &file).expect("what we wrote decodes"), want);
+    assert_eq!(
+        decode_shard(spec, &file).expect("what we wrote decodes"),
+        want
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
