@@ -7,6 +7,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::io::Write;
 
 use emwrite::ErrorKind;
@@ -73,11 +74,12 @@ fn round_trip(spec: &ShardingSpec, bytes: &[u8]) {
                 .add_chunk(id, &chunk)
                 .expect_err("a chunk of another shard");
             assert_eq!(e.kind(), ErrorKind::Internal);
-        } else if !want.contains_key(&id) {
+        } else if let Entry::Vacant(slot) = want.entry(id) {
+            // A repeated id would be the encoder's error, not a round trip.
             encoder
                 .add_chunk(id, &chunk)
                 .expect("a chunk of this shard");
-            want.insert(id, chunk);
+            slot.insert(chunk);
         }
     }
     let file = encoder.finish().expect("distinct ids of one shard encode");
