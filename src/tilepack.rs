@@ -9,8 +9,8 @@
 use crate::storage::Storage;
 use crate::storage::location::ObjectPath;
 use crate::{Error, Result};
-use image::ImageEncoder;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::codecs::png::{CompressionType, FilterType, PngDecoder, PngEncoder};
+use image::{ImageDecoder, ImageEncoder};
 
 /// Bytes before the offsets table.
 pub const HEADER_BYTES: u64 = 24;
@@ -249,25 +249,29 @@ impl TilePackBuilder {
 }
 
 /// Decodes one tile's PNG, which must be 8-bit grayscale of `extent`.
+///
+/// The PNG header is checked before any pixel is decoded: the pack is untrusted, and a corrupt
+/// tile claiming a larger size would otherwise have the decoder allocate it whole (up to the
+/// image crate's default 512 MiB) before the size could be compared.
 pub fn decode_tile(png: &[u8], extent: [u64; 2], what: &dyn std::fmt::Display) -> Result<Vec<u8>> {
-    let image = image::load_from_memory_with_format(png, image::ImageFormat::Png)
-        .map_err(|e| Error::unreadable(what, format!("corrupt tile: {e}")))?;
-    let image::DynamicImage::ImageLuma8(gray) = image else {
+    let corrupt = |e: image::ImageError| Error::unreadable(what, format!("corrupt tile: {e}"));
+    let decoder = PngDecoder::new(std::io::Cursor::new(png)).map_err(corrupt)?;
+    if decoder.color_type() != image::ColorType::L8 {
         return Err(Error::unreadable(what, "tile is not 8-bit grayscale"));
-    };
-    if [u64::from(gray.width()), u64::from(gray.height())] != extent {
+    }
+    let (width, height) = decoder.dimensions();
+    if [u64::from(width), u64::from(height)] != extent {
         return Err(Error::unreadable(
             what,
             format!(
-                "tile is {}×{}, expected {}×{}",
-                gray.width(),
-                gray.height(),
-                extent[0],
-                extent[1]
+                "tile is {width}×{height}, expected {}×{}",
+                extent[0], extent[1]
             ),
         ));
     }
-    Ok(gray.into_raw())
+    let image = image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    // L8, checked above: no conversion happens.
+    Ok(image.into_luma8().into_raw())
 }
 
 /// One decoded tile: 8-bit grayscale pixels, row-major.
@@ -619,6 +623,30 @@ mod tests {
                 .starts_with("tile 5 of 3 in bucket tmp: corrupt tile"),
             "{e}"
         );
+    }
+
+    /// A PNG of `width × height` gray pixels whose data is that of a 1×1 image: a corrupt tile
+    /// whose header claims any size, with a valid CRC so that the claim is believed.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut png = encode_png(&[0], 1, 1).unwrap();
+        // IHDR's data starts after the signature (8), its length (4) and type (4) bytes.
+        png[16..20].copy_from_slice(&width.to_be_bytes());
+        png[20..24].copy_from_slice(&height.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn tile_size_is_checked_before_its_pixels_are_allocated() {
+        // 16384² is 256 MiB, under the image crate's default limit: decoding first would
+        // allocate it all and only then fail on the missing pixels (found by the tile_pack
+        // fuzz target).
+        let e = decode_tile(&png_claiming(16384, 16384), [4, 4], &"t").unwrap_err();
+        assert_eq!(e.to_string(), "t: tile is 16384×16384, expected 4×4");
+        let e = decode_tile(&png_claiming(1, 1 << 21), [1, 3], &"t").unwrap_err();
+        assert_eq!(e.to_string(), "t: tile is 1×2097152, expected 1×3");
     }
 
     #[test]
