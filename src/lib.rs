@@ -5,7 +5,9 @@
 //! built for `wasm32-wasip2`, the component that exports one WIT interface per endpoint plus
 //! `wasi:http/incoming-handler`. See `../README.md` and `wit/` for the outside view.
 
+pub mod endpoint;
 pub mod error;
+pub mod guest_env;
 pub mod precomputed;
 pub mod request;
 pub mod resample;
@@ -16,4 +18,4 @@ pub mod tilepack;
 #[cfg(target_family = "wasm")]
 mod component;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorBody, ErrorKind, Result};

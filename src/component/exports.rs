@@ -1,4 +1,5 @@
-//! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`.
+//! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`, whose
+//! cases are named as [`ErrorKind::name`] names the kinds.
 
 use super::bindings::exports::emwrite::core::types::{TaskError, Written};
 use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
