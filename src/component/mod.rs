@@ -15,16 +15,14 @@ mod http;
 mod spin_settings;
 mod wasi_http;
 
+use crate::guest_env::{DATA_DIR_ENV, DEFAULT_DATA_DIR, RETRY_BASE_DELAY_ENV};
 use crate::storage::fs::FsStorage;
 use crate::storage::gcs::GcsStorage;
-use crate::storage::retry::{BASE_DELAY_ENV, RetryPolicy};
+use crate::storage::retry::RetryPolicy;
 use crate::storage::router::Router;
 #[cfg(feature = "spin")]
 use spin_settings as settings;
 use wasi_http::WasiHttpClient;
-
-/// Where the host mounts the data directory unless `EMWRITE_DATA_DIR` says otherwise.
-const DEFAULT_DATA_DIR: &str = "/data";
 
 /// The client under the GCS store: the Spin build adds its own tokens to GCS requests, since
 /// Spin cannot (docs/design.md §2); elsewhere the host does.
@@ -37,12 +35,12 @@ type GcsClient = crate::storage::oauth::AuthorizingClient<WasiHttpClient>;
 /// surfaces as an error when a request first needs that store, never as a trap.
 fn storage() -> Router<FsStorage, GcsStorage<GcsClient>> {
     let env = |name: &str| std::env::var(name).ok();
-    let local =
-        FsStorage::new(env("EMWRITE_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
-    let gcs = RetryPolicy::with_base_delay_ms(env(BASE_DELAY_ENV).as_deref()).and_then(|policy| {
-        let (base, client) = settings::gcs_endpoint()?;
-        Ok(GcsStorage::new(client, base, policy))
-    });
+    let local = FsStorage::new(env(DATA_DIR_ENV).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
+    let gcs =
+        RetryPolicy::with_base_delay_ms(env(RETRY_BASE_DELAY_ENV).as_deref()).and_then(|policy| {
+            let (base, client) = settings::gcs_endpoint()?;
+            Ok(GcsStorage::new(client, base, policy))
+        });
     Router::new(local, gcs, settings::default_store())
 }
 
@@ -51,8 +49,9 @@ fn storage() -> Router<FsStorage, GcsStorage<GcsClient>> {
 mod settings {
     use super::{GcsClient, WasiHttpClient};
     use crate::Result;
-    use crate::storage::gcs::{EMULATOR_HOST_ENV, base_url};
-    use crate::storage::router::{DEFAULT_STORE_ENV, DefaultStore};
+    use crate::guest_env::{DEFAULT_STORE_ENV, EMULATOR_HOST_ENV};
+    use crate::storage::gcs::base_url;
+    use crate::storage::router::DefaultStore;
 
     /// The GCS API base URL (`STORAGE_EMULATOR_HOST`, else Google's) and the client to reach it.
     pub fn gcs_endpoint() -> Result<(String, GcsClient)> {
