@@ -1,8 +1,10 @@
 //! The core's one error type, grouped by who is at fault (as image-png groups its decoding errors).
 //!
-//! The core knows nothing about HTTP: `component/http.rs` maps [`ErrorKind`] to a status code in
-//! one place, and the WIT `task-error` mirrors these kinds case for case.
+//! Each [`ErrorKind`] has one HTTP status and one kebab-case name, both defined here and used by
+//! every edge: the component's HTTP handler, its WIT `task-error` (whose cases carry the same
+//! names) and the native host, which answers with the same [`ErrorBody`].
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Who caused a failure; each kind maps to exactly one HTTP status at the edge.
@@ -20,6 +22,51 @@ pub enum ErrorKind {
     Storage,
     /// A bug in emwrite itself (HTTP 500).
     Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the WIT `task-error` cases.
+    pub const ALL: [Self; 6] = [
+        Self::BadRequest,
+        Self::NotFound,
+        Self::UnreadableInput,
+        Self::TooLarge,
+        Self::Storage,
+        Self::Internal,
+    ];
+
+    /// The HTTP status of an answer that failed with this kind (docs/design.md §4: 4xx for the
+    /// request's fault, 5xx for ours or storage's).
+    ///
+    /// ```
+    /// assert_eq!(emwrite::ErrorKind::UnreadableInput.status(), 422);
+    /// ```
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::NotFound => 404,
+            Self::UnreadableInput => 422,
+            Self::TooLarge => 413,
+            Self::Storage => 502,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The kind's kebab-case name: the WIT `task-error` case and the `error` of an [`ErrorBody`].
+    ///
+    /// ```
+    /// assert_eq!(emwrite::ErrorKind::BadRequest.name(), "bad-request");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad-request",
+            Self::NotFound => "not-found",
+            Self::UnreadableInput => "unreadable-input",
+            Self::TooLarge => "too-large",
+            Self::Storage => "storage",
+            Self::Internal => "internal",
+        }
+    }
 }
 
 /// An error with its kind and a lowercase message that names the field or object at fault.
@@ -99,6 +146,42 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The JSON body of an error answer, for clients that send `Accept: application/json`:
+/// `{"error": "bad-request", "message": "maxz: missing"}`.
+///
+/// The component and the native host both answer with it; `error` is an [`ErrorKind::name`] or,
+/// from the host, the name of a failure of its own (`memory-limit`, `trap`, …).
+///
+/// ```
+/// let e = emwrite::Error::bad_field("maxz", "missing");
+/// let body = emwrite::ErrorBody::from(&e).to_json();
+/// assert_eq!(body, r#"{"error":"bad-request","message":"maxz: missing"}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Who is at fault, as a kebab-case name.
+    pub error: String,
+    /// What went wrong, naming the field or object.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// The body as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising two strings into a String cannot fail.
+        serde_json::to_string(self).expect("two strings always serialise")
+    }
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(e: &Error) -> Self {
+        Self {
+            error: e.kind().name().to_owned(),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +194,31 @@ mod tests {
             e.to_string(),
             "alignedslice: raw/s0001.png in bucket lab: not found"
         );
+    }
+
+    #[test]
+    fn each_kind_has_its_own_status_and_name() {
+        let statuses: Vec<u16> = ErrorKind::ALL.iter().map(|k| k.status()).collect();
+        assert_eq!(statuses, [400, 404, 422, 413, 502, 500]);
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "bad-request",
+                "not-found",
+                "unreadable-input",
+                "too-large",
+                "storage",
+                "internal"
+            ]
+        );
+    }
+
+    #[test]
+    fn error_body_round_trips() {
+        let body = ErrorBody::from(&Error::not_found("info in bucket lab"));
+        let parsed: ErrorBody = serde_json::from_str(&body.to_json()).unwrap();
+        assert_eq!(parsed, body);
+        assert_eq!(parsed.error, "not-found");
     }
 }

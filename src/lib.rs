@@ -5,7 +5,9 @@
 //! built for `wasm32-wasip2`, the component that exports one WIT interface per endpoint plus
 //! `wasi:http/incoming-handler`. See `../README.md` and `wit/` for the outside view.
 
+pub mod endpoint;
 pub mod error;
+pub mod guest_env;
 pub mod layout;
 pub mod png_rows;
 pub mod precomputed;
@@ -19,4 +21,4 @@ pub mod tilepack;
 #[cfg(any(target_family = "wasm", feature = "spin"))]
 pub mod component;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorBody, ErrorKind, Result};

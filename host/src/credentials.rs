@@ -10,14 +10,12 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use emwrite::storage::gcs::GCS_OAUTH_SCOPE;
 use gcp_auth::TokenProvider;
 use hyper::header::HeaderValue;
 use tokio::sync::OnceCell;
 
-use crate::error::Seconds;
-
-/// The OAuth scope of every token: read and write objects, nothing else.
-pub const GCS_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
+use crate::units::show_duration;
 
 /// Longest wait for the lookup plus a token, so that an unanswering metadata server or token
 /// endpoint fails the request instead of hanging it.
@@ -75,7 +73,7 @@ impl Credentials {
                     reason: format!(
                         "no token after {}: the metadata server or token endpoint does not \
                          answer",
-                        Seconds(TOKEN_TIMEOUT)
+                        show_duration(TOKEN_TIMEOUT)
                     ),
                     none_found: false,
                 })
@@ -115,7 +113,7 @@ impl Credentials {
             })
             .await?;
         provider
-            .token(&[GCS_SCOPE])
+            .token(&[GCS_OAUTH_SCOPE])
             .await
             .map_err(|e| CredentialsError {
                 reason: format!("getting a token: {}", describe(&e)),
@@ -131,7 +129,7 @@ impl Credentials {
             // Holds only a copy of a message; a poisoned one is as good as any.
             .unwrap_or_else(PoisonError::into_inner);
         if last.as_deref() != Some(message.as_str()) {
-            eprintln!("{message}; requests to GCS fail until this is fixed");
+            tracing::error!("{message}; requests to GCS fail until this is fixed");
             *last = Some(message);
         }
     }

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use emwrite::guest_env::{
+    DATA_DIR_ENV, DEFAULT_DATA_DIR, DEFAULT_STORE_ENV, EMULATOR_HOST_ENV, RETRY_BASE_DELAY_ENV,
+};
+use emwrite::storage::router::DefaultStore;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder,
@@ -18,56 +22,32 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::credentials::Credentials;
 use crate::error::HostError;
-use crate::guest_log::{GuestLog, LineSink};
-use crate::outgoing::{HostPort, Outgoing, Policy};
+use crate::guest_log::GuestLog;
+use crate::outgoing::{AllowedHost, Outgoing, Policy};
 
 /// The component built by `build.rs`; empty when built with `EMWRITE_SKIP_COMPONENT_BUILD=1`.
 static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emwrite.wasm"));
-
-/// Where the guest sees the data directory; the component finds it through `EMWRITE_DATA_DIR`.
-pub const GUEST_DATA_DIR: &str = "/data";
 
 /// How often the epoch advances: the resolution of `--time-limit`, and how long a guest computes
 /// before it yields its executor thread to other requests (wasm32 has no threads, so a busy
 /// instance would otherwise hold a tokio worker until it finishes).
 const EPOCH_TICK: Duration = Duration::from_millis(50);
 
-/// The host variable naming the GCS emulator; the guest gets it too (`docs/design.md` §6).
-const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
-
 /// Guest environment variables passed through from the host when set: the emulator, which the
-/// guest sends every GCS request to, and the first retry delay (tests make it short).
-const PASSED_ENV: [&str; 2] = [EMULATOR_ENV, "EMWRITE_RETRY_BASE_MS"];
-
-/// Where bare bucket names live (`docs/design.md` §3); `gs://` locations are always GCS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StoreKind {
-    /// Folders of the data directory: bucket B is `<data-dir>/B`.
-    Local,
-    /// Google Cloud Storage buckets (or the emulator's, with `STORAGE_EMULATOR_HOST`).
-    Gcs,
-}
-
-impl StoreKind {
-    /// The value of the guest's `EMWRITE_STORE`.
-    fn guest_value(self) -> &'static str {
-        match self {
-            StoreKind::Local => "local",
-            StoreKind::Gcs => "gcs",
-        }
-    }
-}
+/// guest sends every GCS request to (`docs/design.md` §6), and the first retry delay (tests make
+/// it short).
+const PASSED_ENV: [&str; 2] = [EMULATOR_HOST_ENV, RETRY_BASE_DELAY_ENV];
 
 /// What every command needs to run the component.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where bare bucket names live.
-    pub store: StoreKind,
-    /// With [`StoreKind::Local`], the host directory preopened at [`GUEST_DATA_DIR`]; created
-    /// if missing. Unused with [`StoreKind::Gcs`].
+    /// Where bare bucket names live (`docs/design.md` §3); `gs://` locations are always GCS.
+    pub store: DefaultStore,
+    /// With [`DefaultStore::Local`], the host directory preopened at [`DEFAULT_DATA_DIR`];
+    /// created if missing. Unused with [`DefaultStore::Gcs`].
     pub data_dir: PathBuf,
     /// Hosts the component may reach besides GCS and the emulator.
-    pub allow_hosts: Vec<HostPort>,
+    pub allow_hosts: Vec<AllowedHost>,
     /// A component file to run instead of the embedded one.
     pub component: Option<PathBuf>,
     /// Cap on the linear memory of one instance.
@@ -80,15 +60,14 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Emwrite {
     pre: InstancePre<HostState>,
-    store: StoreKind,
-    /// `Some` exactly with [`StoreKind::Local`].
+    store: DefaultStore,
+    /// `Some` exactly with [`DefaultStore::Local`].
     data_dir: Option<Arc<Path>>,
     /// Values of [`PASSED_ENV`] read once at load, so that every instance sees the same.
     passed_env: Vec<(&'static str, String)>,
     outgoing: Outgoing,
     memory_limit_bytes: u64,
     time_limit: Option<Duration>,
-    log_sink: Option<LineSink>,
 }
 
 /// Per-store state: WASI contexts, the resource table, limits and the guest's log.
@@ -169,14 +148,14 @@ impl Emwrite {
             .collect();
         let emulator = passed_env
             .iter()
-            .find(|(name, _)| *name == EMULATOR_ENV)
+            .find(|(name, _)| *name == EMULATOR_HOST_ENV)
             .map(|(_, value)| value.as_str());
         let policy = Policy::new(emulator, settings.allow_hosts.clone())?;
         // Nothing is looked up until a request for GCS itself needs a token.
         let outgoing = Outgoing::new(policy, Credentials::new());
         let data_dir = match settings.store {
-            StoreKind::Local => Some(prepare_data_dir(&settings.data_dir)?.into()),
-            StoreKind::Gcs => None,
+            DefaultStore::Local => Some(prepare_data_dir(&settings.data_dir)?.into()),
+            DefaultStore::Gcs => None,
         };
 
         let engine = new_engine()?;
@@ -200,14 +179,7 @@ impl Emwrite {
             outgoing,
             memory_limit_bytes: settings.memory_limit_bytes,
             time_limit: settings.time_limit,
-            log_sink: None,
         })
-    }
-
-    /// Sends the guests' log lines to `sink` rather than straight to stderr.
-    pub fn with_log_sink(mut self, sink: LineSink) -> Self {
-        self.log_sink = Some(sink);
-        self
     }
 
     /// The pre-instantiated component, for typed wrappers (`ProxyPre`, `EndpointsPre`).
@@ -227,19 +199,19 @@ impl Emwrite {
 
     /// A fresh store for one request or task; `tag` names it in the guest's log lines.
     pub fn new_store(&self, tag: &str) -> Result<Store<HostState>, HostError> {
-        let log = GuestLog::new(tag, self.log_sink.clone());
+        let log = GuestLog::new(tag);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(log.clone())
             .stderr(log.clone())
-            .env("EMWRITE_STORE", self.store.guest_value());
+            .env(DEFAULT_STORE_ENV, self.store.name());
         for (name, value) in &self.passed_env {
             wasi.env(name, value);
         }
         // With `--store gcs` the guest gets no filesystem at all: nothing it does can land on
         // the host's disk (on Cloud Run, that disk is the instance's memory).
         if let Some(data_dir) = &self.data_dir {
-            wasi.env("EMWRITE_DATA_DIR", GUEST_DATA_DIR);
-            wasi.preopened_dir(&**data_dir, GUEST_DATA_DIR, FsPerms::ReadWrite)
+            wasi.env(DATA_DIR_ENV, DEFAULT_DATA_DIR);
+            wasi.preopened_dir(&**data_dir, DEFAULT_DATA_DIR, FsPerms::ReadWrite)
                 .map_err(|e| {
                     HostError::Config(format!(
                         "data dir {}: cannot open: {e:#}",
@@ -348,7 +320,7 @@ fn new_engine() -> Result<Engine, HostError> {
         Ok(cache) => {
             config.cache(Some(cache));
         }
-        Err(error) => eprintln!("warning: compilation cache disabled: {error:#}"),
+        Err(error) => tracing::warn!("compilation cache disabled: {error:#}"),
     }
     Engine::new(&config).map_err(|e| HostError::engine("configuring wasmtime", &e))
 }
@@ -389,5 +361,5 @@ fn spawn_epoch_ticker(engine: &Engine) {
         .map(drop)
         // Without the ticker the epoch stays below every deadline: guests run to completion
         // without yielding and without a time limit, which is degraded but still correct.
-        .unwrap_or_else(|e| eprintln!("warning: no time limit or yielding: epoch ticker: {e}"));
+        .unwrap_or_else(|e| tracing::warn!("no time limit or yielding: epoch ticker: {e}"));
 }

@@ -2,12 +2,16 @@
 //!
 //! Kinds follow who is at fault (docs/design.md §9): the user's setup (`Config`),
 //! wasmtime (`Engine`), the component's own bug (`Trap`), a limit the host enforces, or the task
-//! itself, whose WIT `task-error` case says whose fault it was.
+//! itself, whose WIT `task-error` case says whose fault it was: that case becomes the core's
+//! [`ErrorKind`] here, once, and the core says its status and name.
 
 use std::fmt;
 use std::time::Duration;
 
+use emwrite::{ErrorBody, ErrorKind};
+
 use crate::bindings::TaskError;
+use crate::units::{show_bytes, show_duration};
 
 /// A failure of the host or of one request or task it ran.
 ///
@@ -51,12 +55,12 @@ pub enum HostError {
         /// The configured limit.
         limit: Duration,
     },
-    /// The component reported a typed `task-error`.
+    /// The component reported a typed `task-error`, or the request could not reach it.
     Task {
         /// The request or task (slice, block, endpoint).
         context: String,
-        /// The WIT case with its message.
-        error: TaskError,
+        /// Its kind and message.
+        error: emwrite::Error,
     },
     /// Tasks of a pipeline phase failed (each was reported as it failed); later phases did
     /// not run.
@@ -124,13 +128,19 @@ impl HostError {
             } => format!(
                 "memory limit exceeded: the component asked for {} but the limit is {} \
                  (--memory-limit)",
-                Bytes(*requested_bytes),
-                Bytes(*limit_bytes)
+                show_bytes(*requested_bytes),
+                show_bytes(*limit_bytes)
             ),
             HostError::TimeLimit { limit, .. } => {
-                format!("time limit of {} exceeded (--time-limit)", Seconds(*limit))
+                format!(
+                    "time limit of {} exceeded (--time-limit)",
+                    show_duration(*limit)
+                )
             }
-            HostError::Task { error, .. } => describe_task_error(error),
+            // `bad request: transform: expected 6 numbers, got 5`.
+            HostError::Task { error, .. } => {
+                format!("{}: {error}", error.kind().name().replace('-', " "))
+            }
             HostError::Phase {
                 failed,
                 done,
@@ -151,14 +161,7 @@ impl HostError {
     /// decides for its own responses).
     pub fn status(&self) -> u16 {
         match self {
-            HostError::Task { error, .. } => match error {
-                TaskError::BadRequest(_) => 400,
-                TaskError::NotFound(_) => 404,
-                TaskError::UnreadableInput(_) => 422,
-                TaskError::TooLarge(_) => 413,
-                TaskError::Storage(_) => 502,
-                TaskError::Internal(_) => 500,
-            },
+            HostError::Task { error, .. } => error.kind().status(),
             HostError::MemoryLimit { .. } => 413,
             HostError::TimeLimit { .. } => 504,
             HostError::Status { status, .. } => *status,
@@ -177,9 +180,17 @@ impl HostError {
             HostError::Trap { .. } => "trap",
             HostError::MemoryLimit { .. } => "memory-limit",
             HostError::TimeLimit { .. } => "time-limit",
-            HostError::Task { error, .. } => task_error_kind(error),
+            HostError::Task { error, .. } => error.kind().name(),
             HostError::Phase { .. } => "phase",
             HostError::Status { .. } => "status",
+        }
+    }
+
+    /// The JSON body of an error answer (`Accept: application/json`), as the component's.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.kind().to_owned(),
+            message: self.detail(),
         }
     }
 
@@ -200,66 +211,19 @@ impl HostError {
     }
 }
 
-/// The WIT case name of a task error.
-pub fn task_error_kind(error: &TaskError) -> &'static str {
-    match error {
-        TaskError::BadRequest(_) => "bad-request",
-        TaskError::NotFound(_) => "not-found",
-        TaskError::UnreadableInput(_) => "unreadable-input",
-        TaskError::TooLarge(_) => "too-large",
-        TaskError::Storage(_) => "storage",
-        TaskError::Internal(_) => "internal",
-    }
-}
-
-/// `bad request: transform: expected 6 numbers, got 5`.
-fn describe_task_error(error: &TaskError) -> String {
-    let (TaskError::BadRequest(message)
-    | TaskError::NotFound(message)
-    | TaskError::UnreadableInput(message)
-    | TaskError::TooLarge(message)
-    | TaskError::Storage(message)
-    | TaskError::Internal(message)) = error;
-    format!("{}: {message}", task_error_kind(error).replace('-', " "))
-}
-
-/// A byte count in the largest binary unit that keeps it at least 1 (`2 GiB`, `512.5 MiB`).
-pub struct Bytes(pub u64);
-
-impl fmt::Display for Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-        let mut value = self.0 as f64;
-        let mut unit = 0;
-        while value >= 1024.0 && unit + 1 < UNITS.len() {
-            value /= 1024.0;
-            unit += 1;
-        }
-        if unit == 0 || value.fract() == 0.0 {
-            write!(f, "{value} {}", UNITS[unit])
-        } else {
-            write!(f, "{value:.1} {}", UNITS[unit])
-        }
-    }
-}
-
-/// A duration for people: milliseconds below a second (`0.4 ms`, `250 ms`), else seconds
-/// (`90 s`, `1.372 s`).
-pub struct Seconds(pub Duration);
-
-impl fmt::Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let seconds = self.0.as_secs_f64();
-        let millis = seconds * 1000.0;
-        if seconds >= 1.0 && seconds.fract() == 0.0 {
-            write!(f, "{seconds} s")
-        } else if seconds >= 1.0 {
-            write!(f, "{seconds:.3} s")
-        } else if millis.fract() == 0.0 {
-            write!(f, "{millis} ms")
-        } else {
-            write!(f, "{millis:.1} ms")
-        }
+/// The one mapping from the component's WIT `task-error` to the core error it was made from
+/// (`component/exports.rs` makes the opposite one).
+impl From<TaskError> for emwrite::Error {
+    fn from(error: TaskError) -> Self {
+        let (kind, message) = match error {
+            TaskError::BadRequest(message) => (ErrorKind::BadRequest, message),
+            TaskError::NotFound(message) => (ErrorKind::NotFound, message),
+            TaskError::UnreadableInput(message) => (ErrorKind::UnreadableInput, message),
+            TaskError::TooLarge(message) => (ErrorKind::TooLarge, message),
+            TaskError::Storage(message) => (ErrorKind::Storage, message),
+            TaskError::Internal(message) => (ErrorKind::Internal, message),
+        };
+        emwrite::Error::new(kind, message)
     }
 }
 
@@ -295,26 +259,18 @@ mod tests {
         for (error, status) in cases {
             let host = HostError::Task {
                 context: "slice z=3".into(),
-                error,
+                error: error.into(),
             };
             assert_eq!(host.status(), status, "{host}");
         }
         let host = HostError::Task {
             context: "slice z=3 (s3.png)".into(),
-            error: TaskError::BadRequest("bbox: expected 2 numbers, got 3".into()),
+            error: TaskError::BadRequest("bbox: expected 2 numbers, got 3".into()).into(),
         };
         assert_eq!(
             host.to_string(),
             "slice z=3 (s3.png): bad request: bbox: expected 2 numbers, got 3"
         );
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(Seconds(Duration::from_secs(90)).to_string(), "90 s");
-        assert_eq!(Seconds(Duration::from_millis(1372)).to_string(), "1.372 s");
-        assert_eq!(Seconds(Duration::from_millis(250)).to_string(), "250 ms");
-        assert_eq!(Seconds(Duration::from_micros(420)).to_string(), "0.4 ms");
     }
 
     #[test]
@@ -328,7 +284,9 @@ mod tests {
         assert_eq!(
             host.to_string(),
             "POST /ngshard: memory limit exceeded: the component asked for 2.5 GiB but the limit \
-             is 2 GiB (--memory-limit)"
+             is 2.0 GiB (--memory-limit)"
         );
+        let body = host.body();
+        assert_eq!((body.error.as_str(), host.status()), ("memory-limit", 413));
     }
 }

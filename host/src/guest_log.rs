@@ -1,11 +1,10 @@
-//! Guest stdout and stderr: forwarded to the host's stderr line by line with a tag naming the
+//! Guest stdout and stderr: forwarded to the host's log line by line with a tag naming the
 //! request or task, with the last lines kept so that a trap can be explained.
 //!
 //! A Rust guest that panics prints `panicked at …` to stderr and then executes `unreachable`;
 //! wasmtime only sees the trap, so the panic message has to come from here.
 
 use std::collections::VecDeque;
-use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -22,9 +21,6 @@ const TAIL_LINES: usize = 16;
 /// of this size rather than buffered without bound.
 const MAX_LINE_BYTES: usize = 8 * 1024;
 
-/// Where finished log lines go instead of straight to stderr, e.g. around a progress bar.
-pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
-
 /// One guest's output stream (stdout and stderr share it); cheap to clone.
 #[derive(Clone)]
 pub struct GuestLog {
@@ -33,18 +29,16 @@ pub struct GuestLog {
 
 struct State {
     tag: String,
-    sink: Option<LineSink>,
     partial: Vec<u8>,
     tail: VecDeque<String>,
 }
 
 impl GuestLog {
-    /// A log whose lines go to `sink`, or else to the host's stderr, as `[tag] line`.
-    pub fn new(tag: impl Into<String>, sink: Option<LineSink>) -> Self {
+    /// A log whose lines go to the host's log as `[tag] line`.
+    pub fn new(tag: impl Into<String>) -> Self {
         GuestLog {
             state: Arc::new(Mutex::new(State {
                 tag: tag.into(),
-                sink,
                 partial: Vec::new(),
                 tail: VecDeque::with_capacity(TAIL_LINES),
             })),
@@ -105,15 +99,7 @@ impl State {
         let line = String::from_utf8_lossy(&self.partial).into_owned();
         self.partial.clear();
         if !line.trim().is_empty() {
-            let tagged = format!("[{}] {line}", self.tag);
-            match &self.sink {
-                Some(sink) => sink(&tagged),
-                // Writing to our own stderr can only fail if it is closed; the guest must not
-                // fail because nobody reads its log.
-                None => {
-                    let _ = writeln!(std::io::stderr().lock(), "{tagged}");
-                }
-            }
+            tracing::info!("[{}] {line}", self.tag);
         }
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
@@ -186,34 +172,54 @@ impl AsyncWrite for GuestLog {
 mod tests {
     use super::*;
 
-    /// A log whose forwarded lines are collected instead of printed.
-    fn collecting_log() -> (GuestLog, Arc<Mutex<Vec<String>>>) {
+    /// Runs `write` with a log tagged `test`, and returns the lines it forwarded.
+    fn forwarded(write: impl FnOnce(&GuestLog)) -> Vec<String> {
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink: LineSink = {
-            let lines = lines.clone();
-            Arc::new(move |line: &str| lines.lock().expect("test lock").push(line.to_owned()))
-        };
-        (GuestLog::new("test", Some(sink)), lines)
+        let writer = Collect(lines.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_level(false)
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || write(&GuestLog::new("test")));
+        let text = String::from_utf8(lines.lock().expect("test lock").clone()).expect("UTF-8");
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[derive(Clone)]
+    struct Collect(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Collect {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("test lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
     fn last_words_are_the_panic_message() {
-        let (log, forwarded) = collecting_log();
-        log.write_bytes(b"reading raw/s1.png\n");
-        log.write_bytes(b"thread '<unnamed>' panicked at src/tilepack.rs:10:5:\nindex out of ");
-        log.write_bytes(b"bounds\nnote: run with `RUST_BACKTRACE=1` environment variable\n");
-        assert_eq!(
-            log.last_words().as_deref(),
-            Some("thread '<unnamed>' panicked at src/tilepack.rs:10:5: index out of bounds")
-        );
-        let forwarded = forwarded.lock().expect("test lock");
-        assert_eq!(forwarded[0], "[test] reading raw/s1.png");
+        let forwarded = forwarded(|log| {
+            log.write_bytes(b"reading raw/s1.png\n");
+            log.write_bytes(b"thread '<unnamed>' panicked at src/tilepack.rs:10:5:\nindex out of ");
+            log.write_bytes(b"bounds\nnote: run with `RUST_BACKTRACE=1` environment variable\n");
+            assert_eq!(
+                log.last_words().as_deref(),
+                Some("thread '<unnamed>' panicked at src/tilepack.rs:10:5: index out of bounds")
+            );
+        });
+        assert_eq!(forwarded[0].trim(), "[test] reading raw/s1.png");
         assert_eq!(forwarded.len(), 4);
     }
 
     #[test]
     fn last_words_without_a_panic_are_the_last_line() {
-        let (log, _) = collecting_log();
+        let log = GuestLog::new("test");
         assert_eq!(log.last_words(), None);
         log.write_bytes(b"first\nsecond without newline");
         assert_eq!(log.last_words().as_deref(), Some("second without newline"));
@@ -221,8 +227,7 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut_rather_than_buffered() {
-        let (log, forwarded) = collecting_log();
-        log.write_bytes(&vec![b'x'; MAX_LINE_BYTES * 2 + 10]);
-        assert_eq!(forwarded.lock().expect("test lock").len(), 2);
+        let forwarded = forwarded(|log| log.write_bytes(&vec![b'x'; MAX_LINE_BYTES * 2 + 10]));
+        assert_eq!(forwarded.len(), 2);
     }
 }

@@ -15,7 +15,6 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::bindings::TaskError;
 use crate::engine::{Emwrite, HostState};
 use crate::error::HostError;
 
@@ -58,7 +57,7 @@ where
         .new_incoming_request(Scheme::Http, request)
         .map_err(|e| HostError::Task {
             context: tag.clone(),
-            error: TaskError::BadRequest(format!("request: {e:#}")),
+            error: emwrite::Error::bad_field("request", format!("{e:#}")),
         })?;
     let response_out = store
         .data_mut()

@@ -11,10 +11,12 @@ mod engine;
 mod error;
 mod guest_log;
 mod incoming;
+mod log;
 mod outgoing;
 mod pipeline;
 mod run;
 mod serve;
+mod units;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -22,10 +24,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use emwrite::endpoint::Endpoint;
+use emwrite::guest_env::DEFAULT_STORE_ENV;
+use emwrite::storage::router::DefaultStore;
 
-use crate::engine::{Settings, StoreKind};
-use crate::outgoing::HostPort;
-use crate::run::Endpoint;
+use crate::engine::Settings;
+use crate::outgoing::AllowedHost;
+use crate::units::{parse_byte_size, parse_duration};
 
 /// Aligned EM slices and Neuroglancer precomputed volumes, run in a WASI component.
 #[derive(Debug, Parser)]
@@ -88,8 +93,8 @@ struct PipelineArgs {
 struct EngineArgs {
     /// Where bare bucket names live: folders of --data-dir, or GCS buckets (gs://B/... is always
     /// GCS). GCS goes to STORAGE_EMULATOR_HOST instead when that is set.
-    #[arg(long, env = "EMWRITE_STORE", value_enum, default_value_t = StoreKind::Local)]
-    store: StoreKind,
+    #[arg(long, env = DEFAULT_STORE_ENV, value_enum, default_value_t = DefaultStore::Local)]
+    store: DefaultStore,
     /// Local data directory, preopened in the guest at /data; bucket B is the folder DIR/B
     /// [default: ./data; not used with --store gcs].
     #[arg(long, value_name = "DIR")]
@@ -102,7 +107,7 @@ struct EngineArgs {
         env = "EMWRITE_ALLOW_HOSTS",
         value_delimiter = ','
     )]
-    allow_hosts: Vec<HostPort>,
+    allow_hosts: Vec<AllowedHost>,
     /// Run this component file instead of the embedded one.
     #[arg(long, value_name = "FILE")]
     component: Option<PathBuf>,
@@ -116,12 +121,11 @@ struct EngineArgs {
 
 impl From<EngineArgs> for Settings {
     fn from(args: EngineArgs) -> Self {
-        if args.store == StoreKind::Gcs
+        if args.store == DefaultStore::Gcs
             && let Some(dir) = &args.data_dir
         {
-            eprintln!(
-                "warning: --data-dir {} is not used: with --store gcs bare bucket names are GCS \
-                 buckets",
+            tracing::warn!(
+                "--data-dir {} is not used: with --store gcs bare bucket names are GCS buckets",
                 dir.display()
             );
         }
@@ -138,6 +142,7 @@ impl From<EngineArgs> for Settings {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args.addr, args.port, args.engine.into()),
         Command::Run(args) => run::run(args.endpoint, &args.file, args.engine.into()),
@@ -147,94 +152,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             if let Some(backtrace) = error.backtrace() {
-                eprintln!("{backtrace}");
+                tracing::error!("{backtrace}");
             }
-            eprintln!("error: {error}");
+            tracing::error!("{error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Parses a byte count with an optional binary (KiB, MiB, GiB, TiB) or decimal (kB, MB, GB)
-/// unit; a bare number is bytes.
-fn parse_byte_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number of bytes like 2GiB or 512MiB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        "tib" | "t" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)"
-            ));
-        }
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?}: too large"))
-}
-
-/// Parses a duration: a number with `ms`, `s`, `m` or `h` (a bare number is seconds).
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a duration like 90s, 10m or 1h"))?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" | "min" => number * 60.0,
-        "h" => number * 3600.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn byte_sizes_accept_binary_and_decimal_units() {
-        assert_eq!(parse_byte_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_byte_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_byte_size("512 mib"), Ok(512 << 20));
-        assert_eq!(parse_byte_size("1000"), Ok(1000));
-        assert_eq!(parse_byte_size("3GB"), Ok(3_000_000_000));
-        assert!(parse_byte_size("2 parsecs").is_err());
-        assert!(parse_byte_size("GiB").is_err());
-        assert!(parse_byte_size("99999999999TiB").is_err());
-    }
-
-    #[test]
-    fn durations_accept_common_units() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 fortnights").is_err());
     }
 }

@@ -2,15 +2,21 @@
 //! token, added by the host to requests for Google Cloud Storage and to nothing else.
 //!
 //! It runs as wasmtime-wasi-http's `WasiHttpHooks::send_request` hook (`docs/design.md` §2, §6),
-//! so the component holds no credentials and cannot reach hosts nobody allowed. Allowed are
-//! `storage.googleapis.com:443`, the emulator named by `STORAGE_EMULATOR_HOST` (Google's
-//! client-library convention; it gets no token), and each `--allow-host HOST[:PORT]`.
+//! so the component holds no credentials and cannot reach hosts nobody allowed. Allowed are GCS
+//! itself ([`GCS_BASE_URL`], over https on its port only), the emulator named by
+//! `STORAGE_EMULATOR_HOST` (Google's client-library convention; it gets no token), and each
+//! `--allow-host HOST[:PORT]`. What the guest hears when the hook does not send a request is
+//! [`HostRefusal`]'s protocol.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use emwrite::guest_env::EMULATOR_HOST_ENV;
+use emwrite::storage::gcs::{GCS_BASE_URL, emulator_base_url};
+use emwrite::storage::retry::HostRefusal;
+use http::uri::Authority;
 use http_body_util::BodyExt;
 use hyper::header::AUTHORIZATION;
 use hyper::{Request, Response, Uri};
@@ -19,38 +25,30 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, default
 use crate::credentials::Credentials;
 use crate::error::HostError;
 
-/// The GCS JSON API's host: the only one that gets a token, and only over https on port 443.
-pub const GCS_HOST: &str = "storage.googleapis.com";
-
-/// The GCS port: a token never goes anywhere but to `https://storage.googleapis.com:443`.
-const GCS_PORT: u16 = 443;
-
-/// A host name or IP address with an optional port, as `--allow-host` takes it.
+/// A host name or IP address with an optional port, as `--allow-host` takes it: an [`Authority`]
+/// with no user info whose port, if any, is 1–65535.
 ///
 /// Without a port, every port of the host is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPort {
+pub struct AllowedHost {
     /// Lowercase; an IPv6 address keeps its brackets, as [`Uri::host`] returns it.
-    host: String,
-    port: Option<u16>,
+    authority: Authority,
 }
 
-impl HostPort {
+impl AllowedHost {
     fn matches(&self, host: &str, port: u16) -> bool {
-        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|own| own == port)
+        self.authority.host().eq_ignore_ascii_case(host)
+            && self.authority.port_u16().is_none_or(|own| own == port)
     }
 }
 
-impl fmt::Display for HostPort {
+impl fmt::Display for AllowedHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.port {
-            Some(port) => write!(f, "{}:{port}", self.host),
-            None => f.write_str(&self.host),
-        }
+        f.write_str(self.authority.as_str())
     }
 }
 
-impl FromStr for HostPort {
+impl FromStr for AllowedHost {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -59,49 +57,53 @@ impl FromStr for HostPort {
         if text.contains("://") {
             return Err(invalid("a URL, not a host"));
         }
-        if text.is_empty()
-            || text
-                .chars()
-                .any(|c| c.is_whitespace() || matches!(c, '/' | '@' | '?' | '#'))
-        {
-            return Err(invalid("not a host name"));
+        let authority: Authority = text
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|e| invalid(&format!("not a host name: {e}")))?;
+        // `user@host` would make the authority the connection uses differ from the host judged
+        // here; the http crate accepts it, as URLs may carry it.
+        if authority.as_str().contains('@') {
+            return Err(invalid("user info is not part of a host"));
         }
-        // `[::1]:8080`: the brackets keep an IPv6 address's colons apart from the port's.
-        let (host, port) = if text.starts_with('[') {
-            let close = text.find(']').ok_or_else(|| invalid("unclosed '['"))?;
-            let (host, rest) = text.split_at(close + 1);
-            match rest {
-                "" => (host, None),
-                _ => match rest.strip_prefix(':') {
-                    Some(port) => (host, Some(port)),
-                    None => return Err(invalid("text after ']'")),
-                },
-            }
-        } else {
-            match text.split_once(':') {
-                Some((_, port)) if port.contains(':') => {
-                    return Err(invalid("an IPv6 address needs brackets, e.g. [::1]:8080"));
-                }
-                Some((host, port)) => (host, Some(port)),
-                None => (text, None),
-            }
-        };
+        let host = authority.host();
         if host.is_empty() || host == "[]" {
             return Err(invalid("no host"));
         }
-        let port = port
-            .map(|port| {
-                port.parse::<u16>()
-                    .ok()
-                    .filter(|&port| port != 0)
-                    .ok_or_else(|| invalid("the port must be a number from 1 to 65535"))
-            })
-            .transpose()?;
-        Ok(HostPort {
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        // The http crate reads a port it cannot parse (`:http`, `:99999`) or text after an IPv6
+        // address's `]` as no port at all; here that would allow every port.
+        let port = authority.port_u16().filter(|&port| port != 0);
+        let expected = match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        if authority.as_str() != expected {
+            return Err(invalid(
+                "the port must be a number from 1 to 65535 (an IPv6 address needs brackets, \
+                 e.g. [::1]:8080)",
+            ));
+        }
+        Ok(AllowedHost { authority })
     }
+}
+
+/// The host and port a base URL (GCS's, the emulator's) sends requests to, the port made explicit,
+/// and whether it is https.
+fn base_url_host(url: &str) -> Result<(bool, AllowedHost), String> {
+    let uri: Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => true,
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => false,
+        _ => return Err(format!("{url:?}: only http:// and https:// are supported")),
+    };
+    let authority = uri.authority().ok_or_else(|| format!("{url:?}: no host"))?;
+    let port = authority.port_u16().unwrap_or(default_port(https));
+    let host = format!("{}:{port}", authority.host()).parse()?;
+    Ok((https, host))
+}
+
+fn default_port(https: bool) -> u16 {
+    if https { 443 } else { 80 }
 }
 
 /// What happens to one outgoing request.
@@ -118,25 +120,34 @@ pub enum Verdict {
 /// Which hosts the component may reach; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// GCS's host and port, from [`GCS_BASE_URL`]: reached over https only.
+    gcs: AllowedHost,
     /// `STORAGE_EMULATOR_HOST` with its port made explicit.
-    emulator: Option<HostPort>,
-    allowed: Vec<HostPort>,
+    emulator: Option<AllowedHost>,
+    allowed: Vec<AllowedHost>,
 }
 
 impl Policy {
-    /// A policy allowing GCS, the emulator at `emulator` (the value of `STORAGE_EMULATOR_HOST`:
-    /// `host:port` or `http[s]://host:port`; empty means none, as in the guest) and the
-    /// `allowed` hosts.
-    pub fn new(emulator: Option<&str>, allowed: Vec<HostPort>) -> Result<Self, HostError> {
-        let emulator = emulator
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-            .map(|value| {
-                parse_emulator(value)
-                    .map_err(|why| HostError::Config(format!("STORAGE_EMULATOR_HOST: {why}")))
+    /// A policy allowing GCS, the emulator at `emulator` (the value of `STORAGE_EMULATOR_HOST`,
+    /// read as the guest reads it: [`emulator_base_url`]) and the `allowed` hosts.
+    pub fn new(emulator: Option<&str>, allowed: Vec<AllowedHost>) -> Result<Self, HostError> {
+        let emulator = emulator_base_url(emulator)
+            .map(|url| {
+                base_url_host(&url)
+                    .map(|(_, host)| host)
+                    .map_err(|why| HostError::Config(format!("{EMULATOR_HOST_ENV}: {why}")))
             })
             .transpose()?;
-        Ok(Policy { emulator, allowed })
+        let gcs = match base_url_host(GCS_BASE_URL) {
+            Ok((true, gcs)) => gcs,
+            // A constant of the core; its tests (and this module's) pin it to https.
+            other => unreachable!("GCS_BASE_URL is an https URL, got {other:?}"),
+        };
+        Ok(Policy {
+            gcs,
+            emulator,
+            allowed,
+        })
     }
 
     /// Decides about a request for `uri`.
@@ -155,7 +166,7 @@ impl Policy {
             _ => return Verdict::Refused,
         };
         let host = authority.host();
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = authority.port_u16().unwrap_or(default_port(https));
         // The emulator comes first: whatever it is called, it never gets a token.
         if self
             .emulator
@@ -163,7 +174,7 @@ impl Policy {
             .is_some_and(|emulator| emulator.matches(host, port))
         {
             Verdict::Plain
-        } else if https && port == GCS_PORT && host.eq_ignore_ascii_case(GCS_HOST) {
+        } else if https && self.gcs.matches(host, port) {
             Verdict::Gcs
         } else if self
             .allowed
@@ -178,42 +189,25 @@ impl Policy {
 
     /// The allowed hosts, for messages: `storage.googleapis.com:443, 127.0.0.1:4443 (emulator)`.
     fn describe(&self) -> String {
-        let mut hosts = vec![format!("{GCS_HOST}:{GCS_PORT}")];
+        let mut hosts = vec![self.gcs.to_string()];
         hosts.extend(
             self.emulator
                 .iter()
-                .map(|emulator| format!("{emulator} (STORAGE_EMULATOR_HOST)")),
+                .map(|emulator| format!("{emulator} ({EMULATOR_HOST_ENV})")),
         );
         hosts.extend(self.allowed.iter().map(ToString::to_string));
         hosts.join(", ")
     }
 }
 
-/// Parses `STORAGE_EMULATOR_HOST`: `host:port`, or a URL `http[s]://host[:port][/]` whose
-/// port defaults to the scheme's (a bare `host:port` is plain http, as in Google's clients).
-fn parse_emulator(value: &str) -> Result<HostPort, String> {
-    let value = value.trim();
-    let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(value, "https://") {
-        (true, rest)
-    } else if let Some(rest) = strip_prefix_ignore_case(value, "http://") {
-        (false, rest)
-    } else if value.contains("://") {
-        return Err(format!(
-            "{value:?}: only http:// and https:// are supported"
-        ));
-    } else {
-        (false, value)
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let mut host: HostPort = authority.parse()?;
-    host.port.get_or_insert(if https { 443 } else { 80 });
-    Ok(host)
-}
-
-fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
+/// The wasi:http error that tells the guest about `refusal`, as [`HostRefusal`] defines it; `why`
+/// goes with the retryable kind, the only one that carries a message.
+fn refusal_error(refusal: HostRefusal, why: &str) -> Error {
+    match refusal {
+        HostRefusal::Denied => Error::HttpRequestDenied,
+        HostRefusal::Misconfigured => Error::ConfigurationError,
+        HostRefusal::Unavailable => Error::InternalError(Some(why.to_owned())),
+    }
 }
 
 /// The `send_request` hook: applies the [`Policy`], adds the token for GCS and sends with
@@ -256,7 +250,7 @@ impl Shared {
             Verdict::Plain => {}
             Verdict::Refused => {
                 self.log_refused(request.uri());
-                return Err(Error::HttpRequestDenied);
+                return Err(refusal_error(HostRefusal::Denied, "not an allowed host"));
             }
             Verdict::Gcs => match self.credentials.authorization().await {
                 // `insert` replaces any `Authorization` the guest set: GCS sees only ours.
@@ -264,14 +258,18 @@ impl Shared {
                     request.headers_mut().insert(AUTHORIZATION, value);
                 }
                 // The reason is in the host's log (`Credentials` wrote it); the guest learns
-                // only whether trying again may help. Missing credentials are a setup problem:
-                // `configuration-error`, which the component does not retry. A token request
-                // that failed is `internal-error`, which it retries.
-                Err(error) if error.none_found() => return Err(Error::ConfigurationError),
-                Err(_) => {
-                    return Err(Error::InternalError(Some(
-                        "the host could not get a GCS token; its log says why".to_owned(),
-                    )));
+                // only whether trying again may help. Missing credentials are a setup problem
+                // that no retry cures; a token request that failed may work next time.
+                Err(error) => {
+                    let refusal = if error.none_found() {
+                        HostRefusal::Misconfigured
+                    } else {
+                        HostRefusal::Unavailable
+                    };
+                    return Err(refusal_error(
+                        refusal,
+                        "the host could not get a GCS token; its log says why",
+                    ));
                 }
             },
         }
@@ -288,7 +286,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(format!("{scheme}://{authority}"));
         if first {
-            eprintln!(
+            tracing::warn!(
                 "refused outgoing requests to {scheme}://{authority}: not an allowed host \
                  (allowed: {}; --allow-host HOST[:PORT] adds one)",
                 self.policy.describe()
@@ -417,7 +415,7 @@ mod tests {
 
     #[test]
     fn allow_host_parses_hosts_and_ports() {
-        let parsed = |text: &str| text.parse::<HostPort>().map(|h| h.to_string());
+        let parsed = |text: &str| text.parse::<AllowedHost>().map(|h| h.to_string());
         assert_eq!(parsed("Example.COM"), Ok("example.com".to_owned()));
         assert_eq!(
             parsed("example.com:8080"),
@@ -439,6 +437,8 @@ mod tests {
             "u@example.com",
             "example.com/path",
             ":80",
+            "example.com:",
+            "[]",
         ] {
             let error = parsed(bad).expect_err(bad);
             assert!(error.contains("HOST:PORT"), "{bad:?}: {error}");
@@ -462,7 +462,7 @@ mod tests {
     impl TokenProvider for FakeProvider {
         async fn token(&self, scopes: &[&str]) -> Result<Arc<Token>, gcp_auth::Error> {
             self.calls.fetch_add(1, Ordering::Relaxed);
-            assert_eq!(scopes, [crate::credentials::GCS_SCOPE]);
+            assert_eq!(scopes, [emwrite::storage::gcs::GCS_OAUTH_SCOPE]);
             if self.fail {
                 return Err(gcp_auth::Error::Str("metadata server said no"));
             }
@@ -541,6 +541,24 @@ mod tests {
             panic!("expected an internal error, got {error:?}");
         };
         assert!(message.contains("GCS token"), "{message}");
+    }
+
+    #[test]
+    fn refusals_use_the_error_codes_the_guest_reads() {
+        for refusal in [
+            HostRefusal::Denied,
+            HostRefusal::Misconfigured,
+            HostRefusal::Unavailable,
+        ] {
+            let error = refusal_error(refusal, "why");
+            let code = match &error {
+                Error::HttpRequestDenied => "HTTP-request-denied",
+                Error::ConfigurationError => "configuration-error",
+                Error::InternalError(Some(why)) if why == "why" => "internal-error",
+                other => panic!("{refusal:?} became {other:?}"),
+            };
+            assert_eq!(code, refusal.error_code());
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,8 +15,9 @@ use tokio::task::JoinSet;
 
 use crate::bindings::{EndpointsPre, Written, aligned_slice, ng_meta, ng_shard};
 use crate::engine::{Emwrite, HostState, Settings};
-use crate::error::{Bytes, HostError, Seconds};
-use crate::guest_log::LineSink;
+use crate::error::HostError;
+use crate::log::AboveBar;
+use crate::units::{show_bytes, show_duration};
 
 /// Edge of a block, of the tile packs' tiles and of `shard-size`: the only value the original
 /// and our sharding layout support (`docs/design.md` §4).
@@ -139,7 +139,7 @@ async fn run_stack(
     settings: &Settings,
 ) -> Result<Option<PathBuf>, HostError> {
     let progress = Progress::new();
-    let emwrite = Emwrite::load(settings)?.with_log_sink(progress.line_sink());
+    let emwrite = Emwrite::load(settings)?;
     let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
         HostError::engine(
             "the component does not export the emwrite:core endpoints",
@@ -202,10 +202,12 @@ async fn run_stack(
     Ok(emwrite.data_dir().map(Path::to_path_buf))
 }
 
-/// The progress bar on stderr, and printing around it so lines and bar do not overwrite each
-/// other. Indicatif hides the bar when stderr is not a terminal; the lines still print.
+/// The progress bar on stderr, with the log printed above it (`log.rs`). Indicatif hides the bar
+/// when stderr is not a terminal; the log still prints.
 struct Progress {
     bar: ProgressBar,
+    /// Held for its drop: the log goes above the bar while the bar lives.
+    _log_above: AboveBar,
 }
 
 impl Progress {
@@ -217,23 +219,14 @@ impl Progress {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        Progress { bar }
+        let _log_above = AboveBar::new(&bar);
+        Progress { bar, _log_above }
     }
 
     fn start_phase(&self, phase: &'static str, total: usize) {
         self.bar.reset();
         self.bar.set_length(total as u64);
         self.bar.set_prefix(phase);
-    }
-
-    fn println(&self, line: &str) {
-        self.bar.suspend(|| eprintln!("{line}"));
-    }
-
-    /// A sink for the guests' log lines that prints them above the bar.
-    fn line_sink(&self) -> LineSink {
-        let bar = self.bar.clone();
-        Arc::new(move |line: &str| bar.suspend(|| eprintln!("{line}")))
     }
 }
 
@@ -278,9 +271,9 @@ async fn run_phase(
             Err(error) => {
                 failed += 1;
                 if let Some(backtrace) = error.backtrace() {
-                    progress.println(backtrace);
+                    tracing::error!("{backtrace}");
                 }
-                progress.println(&format!("error: {error}"));
+                tracing::error!("{error}");
             }
         }
     }
@@ -294,11 +287,11 @@ async fn run_phase(
             total,
         });
     }
-    progress.println(&format!(
+    tracing::info!(
         "{phase}: {done} tasks, {objects} objects, {} in {}",
-        Bytes(bytes),
-        Seconds(started.elapsed())
-    ));
+        show_bytes(bytes),
+        show_duration(started.elapsed())
+    );
     Ok(())
 }
 
@@ -339,7 +332,7 @@ async fn run_task(
         Ok(Ok(written)) => Ok(written),
         Ok(Err(error)) => Err(HostError::Task {
             context: label,
-            error,
+            error: error.into(),
         }),
         Err(error) => Err(emwrite.failure(&store, &label, error)),
     }

@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use bytes::Bytes;
+use emwrite::endpoint::Endpoint;
 use http_body_util::{BodyExt, Full};
 use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request};
@@ -15,30 +16,6 @@ use hyper::{Method, Request};
 use crate::engine::{Emwrite, Settings};
 use crate::error::HostError;
 use crate::incoming::{self, Started};
-
-/// An endpoint of the original API.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Endpoint {
-    /// `POST /alignedslice`: resample one raw slice and write its tile pack.
-    #[value(name = "alignedslice", alias = "aligned-slice")]
-    AlignedSlice,
-    /// `POST /ngmeta`: write the volume's `info`.
-    #[value(name = "ngmeta", alias = "ng-meta")]
-    NgMeta,
-    /// `POST /ngshard`: write one 1024³ block's shards.
-    #[value(name = "ngshard", alias = "ng-shard")]
-    NgShard,
-}
-
-impl Endpoint {
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::AlignedSlice => "/alignedslice",
-            Endpoint::NgMeta => "/ngmeta",
-            Endpoint::NgShard => "/ngshard",
-        }
-    }
-}
 
 /// Runs the request in `file` and prints the response body; a non-2xx status is an error
 /// carrying the body.
@@ -66,10 +43,10 @@ pub fn run(endpoint: Endpoint, file: &Path, settings: Settings) -> Result<(), Ho
 async fn post(endpoint: Endpoint, body: Vec<u8>, settings: &Settings) -> Result<Bytes, HostError> {
     let emwrite = Emwrite::load(settings)?;
     let proxy = incoming::proxy_pre(&emwrite)?;
-    let tag = format!("POST {}", endpoint.path());
+    let tag = format!("POST {}", endpoint.route());
     let request = Request::builder()
         .method(Method::POST)
-        .uri(format!("http://localhost{}", endpoint.path()))
+        .uri(format!("http://localhost{}", endpoint.route()))
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| HostError::Config(format!("{tag}: {e}")))?;

@@ -23,8 +23,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::engine::{Emwrite, HostState, Settings};
-use crate::error::{HostError, Seconds};
+use crate::error::HostError;
 use crate::incoming::{self, Started};
+use crate::units::show_duration;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -54,10 +55,10 @@ async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<()
         .local_addr()
         .map_err(|e| HostError::Config(format!("cannot listen on {addr}: {e}")))?;
     match emwrite.data_dir() {
-        Some(dir) => eprintln!("store local: data dir {}", dir.display()),
-        None => eprintln!("store gcs: bare bucket names are GCS buckets"),
+        Some(dir) => tracing::info!("store local: data dir {}", dir.display()),
+        None => tracing::info!("store gcs: bare bucket names are GCS buckets"),
     }
-    eprintln!("outgoing requests allowed to {}", emwrite.allowed_hosts());
+    tracing::info!("outgoing requests allowed to {}", emwrite.allowed_hosts());
     // On stdout, alone: a caller that passed --port 0 reads the port from this line.
     println!("listening on http://{local}");
 
@@ -73,13 +74,13 @@ async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<()
             accepted = listener.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
-                    eprintln!("accept failed: {error}");
+                    tracing::warn!("accept failed: {error}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
             () = &mut shutdown => {
-                eprintln!("shutting down");
+                tracing::info!("shutting down");
                 return Ok(());
             }
         };
@@ -93,7 +94,7 @@ async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(error) = connection.await {
-                eprintln!("connection from {peer}: {error}");
+                tracing::warn!("connection from {peer}: {error}");
             }
         });
     }
@@ -150,12 +151,15 @@ impl Server {
 /// A trap is a bug in the component: its wasm backtrace belongs in the server log.
 fn log_backtrace(line: &str, error: &HostError) {
     if let Some(backtrace) = error.backtrace() {
-        eprintln!("[{line}] {backtrace}");
+        tracing::error!("[{line}] {backtrace}");
     }
 }
 
 fn log_request(line: &str, status: u16, started: Instant, outcome: &str) {
-    eprintln!("{line} {status} {}{outcome}", Seconds(started.elapsed()));
+    tracing::info!(
+        "{line} {status} {}{outcome}",
+        show_duration(started.elapsed())
+    );
 }
 
 /// Whether the client asked for JSON (`Accept: application/json`), as the component honours.
@@ -167,16 +171,12 @@ fn accepts_json(headers: &HeaderMap) -> bool {
         .any(|value| value.contains("application/json"))
 }
 
-/// The host's own error response: plain text like the original's, or JSON when asked for.
+/// The host's own error response: plain text like the original's, or JSON when asked for, in
+/// the component's shape.
 fn error_response(error: &HostError, json: bool) -> Response<HyperOutgoingBody> {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (content_type, body) = if json {
-        let body = serde_json::json!({
-            "status": status.as_u16(),
-            "error": error.kind(),
-            "message": error.detail(),
-        });
-        ("application/json", body.to_string())
+        ("application/json", error.body().to_json())
     } else {
         ("text/plain; charset=utf-8", format!("{}\n", error.detail()))
     };

@@ -1,4 +1,5 @@
-//! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`.
+//! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`, whose
+//! cases are named as [`ErrorKind::name`] names the kinds.
 
 use std::time::Duration;
 
@@ -54,8 +55,8 @@ impl From<tasks::StageTimings> for StageTimings {
 impl From<ng_shard::BlockHalf> for BlockHalf {
     fn from(half: ng_shard::BlockHalf) -> Self {
         match half {
-            ng_shard::BlockHalf::Lower => Self::Lower,
-            ng_shard::BlockHalf::Upper => Self::Upper,
+            ng_shard::BlockHalf::LowZ => Self::Lower,
+            ng_shard::BlockHalf::HighZ => Self::Upper,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The original HTTP API over `wasi:http/incoming-handler`: route, parse, run, answer.
 //!
-//! This is the one place where an [`ErrorKind`] becomes an HTTP status.
+//! Routes come from [`Endpoint`]; a failure answers with its [`ErrorKind::status`] and, for JSON
+//! clients, an [`ErrorBody`].
 
+use crate::endpoint::Endpoint;
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use crate::tasks::{self, Written};
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorBody, ErrorKind};
 use wstd::http::{Body, Method, Request, Response, StatusCode};
 
 /// Request bodies are a few hundred bytes of JSON; anything far larger is a mistake.
@@ -21,28 +23,14 @@ mod entry {
     }
 }
 
-/// The HTTP status for each kind of failure.
+/// The HTTP status of a failure of `kind`.
 fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::UnreadableInput => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::Storage => StatusCode::BAD_GATEWAY,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    // Every `ErrorKind::status` is a valid status code (ErrorKind's tests list them).
+    StatusCode::from_u16(kind.status()).expect("ErrorKind::status is a valid status code")
 }
 
-fn kind_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::BadRequest => "bad-request",
-        ErrorKind::NotFound => "not-found",
-        ErrorKind::UnreadableInput => "unreadable-input",
-        ErrorKind::TooLarge => "too-large",
-        ErrorKind::Storage => "storage",
-        ErrorKind::Internal => "internal",
-    }
-}
+/// The health check's route, which is ours rather than the original API's.
+const HEALTH_ROUTE: &str = "/healthz";
 
 async fn handle(mut request: Request<Body>) -> Response<Body> {
     let wants_json = request
@@ -52,24 +40,22 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
         .is_some_and(|v| v.contains("application/json"));
     let path = request.uri().path().trim_end_matches('/').to_owned();
     let method = request.method().clone();
-    let outcome = match (path.as_str(), &method) {
-        ("/healthz", &Method::GET) => return text(StatusCode::OK, "ok\n".to_owned()),
-        ("/alignedslice" | "/ngmeta" | "/ngshard", &Method::POST) => {
-            match read_body(&mut request).await {
-                Ok(body) => run_endpoint(&path, &body).await,
-                Err(e) => Err(e),
-            }
-        }
-        ("/alignedslice" | "/ngmeta" | "/ngshard" | "/healthz", _) => {
+    let outcome = match (Endpoint::from_route(&path), path.as_str(), &method) {
+        (None, HEALTH_ROUTE, &Method::GET) => return text(StatusCode::OK, "ok\n".to_owned()),
+        (Some(endpoint), _, &Method::POST) => match read_body(&mut request).await {
+            Ok(body) => run_endpoint(endpoint, &body).await,
+            Err(e) => Err(e),
+        },
+        (Some(_), _, _) | (None, HEALTH_ROUTE, _) => {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{path}: method {method} not allowed\n"),
             );
         }
-        _ => {
+        (None, _, _) => {
             return text(
                 StatusCode::NOT_FOUND,
-                format!("no endpoint {path}: use /alignedslice, /ngmeta or /ngshard\n"),
+                format!("no endpoint {path}: use {}\n", Endpoint::list_routes()),
             );
         }
     };
@@ -81,7 +67,8 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
                 "objects": written.objects,
                 "bytes": written.bytes,
                 "retries": written.retries,
-            }),
+            })
+            .to_string(),
         ),
         // The original answered a bare `success`; clients may test for exactly that.
         Ok(_) => text(StatusCode::OK, "success".to_owned()),
@@ -89,10 +76,7 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
             let status = status_of(e.kind());
             eprintln!("{path}: {status}: {e}");
             if wants_json {
-                json(
-                    status,
-                    serde_json::json!({"error": kind_name(e.kind()), "message": e.message()}),
-                )
+                json(status, ErrorBody::from(&e).to_json())
             } else {
                 text(status, format!("{e}\n"))
             }
@@ -124,14 +108,16 @@ async fn read_body(request: &mut Request<Body>) -> Result<Vec<u8>, Error> {
     Ok(bytes.to_vec())
 }
 
-async fn run_endpoint(path: &str, body: &[u8]) -> Result<Written, Error> {
+async fn run_endpoint(endpoint: Endpoint, body: &[u8]) -> Result<Written, Error> {
     let storage = super::storage();
-    match path {
-        "/alignedslice" => {
+    match endpoint {
+        Endpoint::AlignedSlice => {
             tasks::aligned_slice::run(&storage, &AlignedSliceRequest::from_json(body)?).await
         }
-        "/ngmeta" => tasks::ng_meta::run(&storage, &NgMetaRequest::from_json(body)?).await,
-        _ => tasks::ng_shard::run(&storage, &NgShardRequest::from_json(body)?).await,
+        Endpoint::NgMeta => tasks::ng_meta::run(&storage, &NgMetaRequest::from_json(body)?).await,
+        Endpoint::NgShard => {
+            tasks::ng_shard::run(&storage, &NgShardRequest::from_json(body)?).await
+        }
     }
 }
 
@@ -147,8 +133,8 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     response
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         "content-type",

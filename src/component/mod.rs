@@ -28,27 +28,20 @@ mod wasi_http;
 use spin::settings;
 
 #[cfg(target_family = "wasm")]
-use crate::storage::{
-    fs::FsStorage,
-    gcs::GcsStorage,
-    retry::{BASE_DELAY_ENV, RetryPolicy},
-    router::Router,
-};
-
-/// Where the host mounts the data directory unless `EMWRITE_DATA_DIR` says otherwise.
+use crate::guest_env::{DATA_DIR_ENV, DEFAULT_DATA_DIR, RETRY_BASE_DELAY_ENV};
 #[cfg(target_family = "wasm")]
-const DEFAULT_DATA_DIR: &str = "/data";
+use crate::storage::{fs::FsStorage, gcs::GcsStorage, retry::RetryPolicy, router::Router};
 
 /// The store of one request or task, configured from the platform's settings. A bad setting
 /// surfaces as an error when a request first needs that store, never as a trap.
 #[cfg(target_family = "wasm")]
 fn storage() -> Router<FsStorage, GcsStorage<settings::GcsClient>> {
     let env = |name: &str| std::env::var(name).ok();
-    let local =
-        FsStorage::new(env("EMWRITE_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
-    let gcs = RetryPolicy::with_base_delay_ms(env(BASE_DELAY_ENV).as_deref()).and_then(|policy| {
-        let (base, client) = settings::gcs_endpoint()?;
-        Ok(GcsStorage::new(client, base, policy))
-    });
+    let local = FsStorage::new(env(DATA_DIR_ENV).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
+    let gcs =
+        RetryPolicy::with_base_delay_ms(env(RETRY_BASE_DELAY_ENV).as_deref()).and_then(|policy| {
+            let (base, client) = settings::gcs_endpoint()?;
+            Ok(GcsStorage::new(client, base, policy))
+        });
     Router::new(local, gcs, settings::default_store())
 }

@@ -2,8 +2,9 @@
 
 use super::wasi_http::WasiHttpClient;
 use crate::Result;
-use crate::storage::gcs::{EMULATOR_HOST_ENV, base_url};
-use crate::storage::router::{DEFAULT_STORE_ENV, DefaultStore};
+use crate::guest_env::{DEFAULT_STORE_ENV, EMULATOR_HOST_ENV};
+use crate::storage::gcs::base_url;
+use crate::storage::router::DefaultStore;
 
 /// The client under the GCS store: the host adds the credentials to what it sends
 /// (docs/design.md §2), so the guest sends requests as they are.

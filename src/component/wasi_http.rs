@@ -117,9 +117,8 @@ fn transport_error(error: &wstd::http::Error, phase: Phase) -> TransportError {
             | ErrorCode::HttpResponseTimeout
             // What a reset in the middle of the response head becomes (hyper's errors).
             | ErrorCode::HttpProtocolError
-            // Also what a host's hook returns when, say, refreshing a token failed for now;
-            // a host lacking credentials altogether should say `configuration-error`, which
-            // is not retried.
+            // Also the native host's "unavailable for now" (a token refresh failed), while its
+            // `configuration-error` is final: the protocol is `storage::retry::HostRefusal`.
             | ErrorCode::InternalError(_)
     );
     TransportError {

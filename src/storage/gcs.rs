@@ -25,11 +25,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The GCS endpoint when no emulator is configured.
+/// The GCS endpoint when no emulator is configured; the native host sends its token there only.
 pub const GCS_BASE_URL: &str = "https://storage.googleapis.com";
 
-/// Guest environment variable naming a GCS emulator, as Google's client libraries read it.
-pub const EMULATOR_HOST_ENV: &str = "STORAGE_EMULATOR_HOST";
+/// The OAuth scope of every GCS token: read and write objects, nothing else.
+pub const GCS_OAUTH_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
 
 /// Everything but RFC 3986's unreserved characters is escaped, so a `/` in an object name becomes
 /// `%2F` and the name stays one path segment (or one query value, in uploads).
@@ -42,10 +42,9 @@ const NAME_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
 /// Longest part of an error response body quoted in a message.
 const MAX_QUOTED_CHARS: usize = 200;
 
-/// The API base URL for the value of [`EMULATOR_HOST_ENV`], if set.
-///
-/// Google's client libraries accept both `host:port` and `http://host:port` there; a bare
-/// `host:port` means plain HTTP, as emulators serve it.
+/// The API base URL for the value of
+/// [`EMULATOR_HOST_ENV`](crate::guest_env::EMULATOR_HOST_ENV), if set: the emulator's (see
+/// [`emulator_base_url`]), else [`GCS_BASE_URL`].
 ///
 /// ```
 /// use emwrite::storage::gcs::base_url;
@@ -54,11 +53,29 @@ const MAX_QUOTED_CHARS: usize = 200;
 /// assert_eq!(base_url(Some("https://gcs.test/")), "https://gcs.test");
 /// ```
 pub fn base_url(emulator_host: Option<&str>) -> String {
-    match emulator_host.map(str::trim).filter(|h| !h.is_empty()) {
-        None => GCS_BASE_URL.to_owned(),
-        Some(host) if host.contains("://") => host.trim_end_matches('/').to_owned(),
-        Some(host) => format!("http://{}", host.trim_end_matches('/')),
-    }
+    emulator_base_url(emulator_host).unwrap_or_else(|| GCS_BASE_URL.to_owned())
+}
+
+/// The emulator's base URL for the value of
+/// [`EMULATOR_HOST_ENV`](crate::guest_env::EMULATOR_HOST_ENV); `None` when unset or empty.
+///
+/// Google's client libraries accept both `host:port` and `http://host:port` there; a bare
+/// `host:port` means plain HTTP, as emulators serve it. The native host parses the same result to
+/// allow the emulator's host and port.
+///
+/// ```
+/// use emwrite::storage::gcs::emulator_base_url;
+/// assert_eq!(emulator_base_url(Some(" ")), None);
+/// assert_eq!(emulator_base_url(Some("localhost:9023")).as_deref(), Some("http://localhost:9023"));
+/// ```
+pub fn emulator_base_url(emulator_host: Option<&str>) -> Option<String> {
+    let host = emulator_host.map(str::trim).filter(|h| !h.is_empty())?;
+    let host = host.trim_end_matches('/');
+    Some(if host.contains("://") {
+        host.to_owned()
+    } else {
+        format!("http://{host}")
+    })
 }
 
 /// A GCS client for objects of any bucket the credentials reach.

@@ -6,11 +6,9 @@
 //! drawn uniformly from zero to the bound, so thousands of tasks throttled by the same bucket at
 //! the same moment spread out instead of returning together.
 
+use crate::guest_env::RETRY_BASE_DELAY_ENV;
 use crate::{Error, Result};
 use std::time::Duration;
-
-/// Guest environment variable that overrides the base delay, in milliseconds (tests set it small).
-pub const BASE_DELAY_ENV: &str = "EMWRITE_RETRY_BASE_MS";
 
 /// The first retry waits up to this long.
 pub const DEFAULT_BASE_DELAY: Duration = Duration::from_secs(1);
@@ -22,7 +20,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 /// The bound stops doubling after this many retries: 1 s → 32 s.
 const DOUBLINGS: u32 = 5;
 
-/// Largest base delay [`BASE_DELAY_ENV`] may set; above it a task would wait for hours.
+/// Largest base delay [`RETRY_BASE_DELAY_ENV`] may set; above it a task would wait for hours.
 const MAX_BASE_DELAY_MS: u64 = 60_000;
 
 /// How many times to try a request and how long to wait between tries.
@@ -44,7 +42,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The default policy with the base delay from [`BASE_DELAY_ENV`]'s value, if set.
+    /// The default policy with the base delay from [`RETRY_BASE_DELAY_ENV`]'s value, if set.
     ///
     /// ```
     /// use emwrite::storage::retry::RetryPolicy;
@@ -63,7 +61,7 @@ impl RetryPolicy {
                 ..Self::default()
             }),
             _ => Err(Error::internal(format!(
-                "{BASE_DELAY_ENV}: expected a whole number of milliseconds up to \
+                "{RETRY_BASE_DELAY_ENV}: expected a whole number of milliseconds up to \
                  {MAX_BASE_DELAY_MS}, got {text:?}"
             ))),
         }
@@ -105,6 +103,43 @@ pub fn jitter_unit() -> f64 {
         .finish();
     // The top 53 bits fill an f64 mantissa exactly: the result is below 1.
     (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Why a host's outgoing-request hook did not send a storage request, and whether the guest
+/// should try again: the protocol between the native host and the component.
+///
+/// wasi:http has no "try again later" of its own, so the host answers with one of its
+/// `error-code` cases and the component (`component/wasi_http.rs`) classifies it:
+///
+/// | refusal | wasi:http `error-code` | the component |
+/// | --- | --- | --- |
+/// | [`Denied`](Self::Denied) | `HTTP-request-denied` | fails the request: the host is not allowed |
+/// | [`Misconfigured`](Self::Misconfigured) | `configuration-error` | fails the request: retrying cannot help |
+/// | [`Unavailable`](Self::Unavailable) | `internal-error` with a message | retries with backoff |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostRefusal {
+    /// The destination is not on the host's allow-list.
+    Denied,
+    /// The host is set up wrong, e.g. it has no GCS credentials at all.
+    Misconfigured,
+    /// A step of the host failed for now, e.g. getting a GCS token.
+    Unavailable,
+}
+
+impl HostRefusal {
+    /// The wasi:http `error-code` case that carries it.
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Self::Denied => "HTTP-request-denied",
+            Self::Misconfigured => "configuration-error",
+            Self::Unavailable => "internal-error",
+        }
+    }
+
+    /// Whether the component retries a request the host refused this way.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Unavailable)
+    }
 }
 
 #[cfg(test)]

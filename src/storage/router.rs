@@ -6,23 +6,43 @@
 //! fails requests with a clear message rather than trapping the instance.
 
 use super::{FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
+use crate::guest_env::DEFAULT_STORE_ENV;
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, Result};
 use std::ops::Range;
 
-/// Guest environment variable choosing the default store: `local` (the default) or `gcs`.
-pub const DEFAULT_STORE_ENV: &str = "EMWRITE_STORE";
-
-/// Where bare bucket names go.
+/// Where bare bucket names go: the guest's [`DEFAULT_STORE_ENV`], the native host's `--store`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DefaultStore {
-    /// The local data directory.
+    /// Folders of the data directory: bucket B is `<data-dir>/B`.
     Local,
-    /// Google Cloud Storage.
+    /// Google Cloud Storage buckets (or the emulator's, with `STORAGE_EMULATOR_HOST`).
     Gcs,
 }
 
 impl DefaultStore {
+    /// Both stores, the default first.
+    pub const ALL: [Self; 2] = [Self::Local, Self::Gcs];
+
+    /// The value that selects it: `local` or `gcs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Gcs => "gcs",
+        }
+    }
+
+    /// What it means, for command-line help.
+    #[cfg(feature = "clap")]
+    fn description(self) -> &'static str {
+        match self {
+            Self::Local => "folders of the data directory: bucket B is <data-dir>/B",
+            Self::Gcs => {
+                "Google Cloud Storage buckets (or the emulator's, with STORAGE_EMULATOR_HOST)"
+            }
+        }
+    }
+
     /// Parses the value of [`DEFAULT_STORE_ENV`]; unset or empty means local.
     ///
     /// ```
@@ -32,13 +52,30 @@ impl DefaultStore {
     /// assert!(DefaultStore::parse(Some("s3")).is_err());
     /// ```
     pub fn parse(value: Option<&str>) -> Result<Self> {
-        match value.map(str::trim) {
-            None | Some("" | "local") => Ok(Self::Local),
-            Some("gcs") => Ok(Self::Gcs),
-            Some(other) => Err(Error::internal(format!(
-                "{DEFAULT_STORE_ENV}: unknown store {other:?}: expected \"local\" or \"gcs\""
-            ))),
+        let value = value.map_or("", str::trim);
+        if value.is_empty() {
+            return Ok(Self::Local);
         }
+        Self::ALL
+            .into_iter()
+            .find(|store| store.name() == value)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "{DEFAULT_STORE_ENV}: unknown store {value:?}: expected \"local\" or \"gcs\""
+                ))
+            })
+    }
+}
+
+/// The native host's `--store`: the same names as [`DEFAULT_STORE_ENV`] takes.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for DefaultStore {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.description()))
     }
 }
 

@@ -1,22 +1,29 @@
 //! The host's side of GCS: `--store gcs`, the emulator, the allow-list and the credentials, seen
 //! from outside the real binary.
 //!
-//! The "emulator" here is a recorder on loopback that answers every upload with 200, so these
-//! tests see the exact requests the component made through the host, headers included. Whether
-//! the objects are right is for the tests against fake-gcs-server; which requests get a token
-//! or are refused is unit-tested in `host/src/outgoing.rs`.
+//! The "emulator" here is a recorder on loopback (a hyper server) that answers every upload with
+//! 200, so these tests see the exact requests the component made through the host, headers
+//! included. Whether the objects are right is for the tests against fake-gcs-server; which
+//! requests get a token or are refused is unit-tested in `host/src/outgoing.rs`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::convert::Infallible;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 
 use crate::serve::{NGMETA, Server};
 
 /// One request the recorder received.
 #[derive(Debug, Clone)]
 struct Recorded {
-    /// `POST /upload/storage/v1/b/lab/o?uploadType=media&name=... HTTP/1.1`.
+    /// `POST /upload/storage/v1/b/lab/o?uploadType=media&name=...`.
     request_line: String,
     /// Lowercase names, values as sent.
     headers: Vec<(String, String)>,
@@ -40,15 +47,19 @@ struct Recorder {
 
 impl Recorder {
     fn start() -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the recorder");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the recorder");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener for tokio");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = log.clone();
-                std::thread::spawn(move || answer(stream, &log));
-            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the recorder's runtime");
+            runtime.block_on(serve(listener, log));
         });
         Recorder { url, seen }
     }
@@ -58,77 +69,56 @@ impl Recorder {
     }
 }
 
-/// Reads requests from one connection until it closes, recording and answering each.
-fn answer(stream: TcpStream, log: &Mutex<Vec<Recorded>>) {
-    let mut writer = stream.try_clone().expect("clone the stream");
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-        }
-        let recorded = Recorded {
-            request_line: request_line.trim_end().to_owned(),
-            headers,
-        };
-        if read_body(&mut reader, &recorded).is_none() {
-            return;
-        }
-        let upload = recorded.request_line.starts_with("POST /upload/");
-        log.lock().expect("the recorder's lock").push(recorded);
-        let (status, body) = if upload {
-            ("200 OK", r#"{"kind": "storage#object"}"#)
-        } else {
-            (
-                "404 Not Found",
-                r#"{"error": {"code": 404, "message": "Not Found"}}"#,
-            )
-        };
-        let reply = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if writer.write_all(reply.as_bytes()).is_err() {
-            return;
-        }
+/// Accepts connections until the test process ends, answering each request with [`answer`].
+async fn serve(listener: std::net::TcpListener, log: Arc<Mutex<Vec<Recorded>>>) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+    while let Ok((stream, _)) = listener.accept().await {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let log = log.clone();
+                async move { Ok::<_, Infallible>(answer(request, &log).await) }
+            });
+            // A connection the client drops mid-request only ends that connection.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
 
-/// Reads and discards a request body framed by `Content-Length` or chunked coding.
-fn read_body(reader: &mut impl BufRead, request: &Recorded) -> Option<()> {
-    if let Some(length) = request.header("content-length") {
-        let length: u64 = length.parse().ok()?;
-        std::io::copy(&mut reader.take(length), &mut std::io::sink()).ok()?;
-    } else if request
-        .header("transfer-encoding")
-        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size_line = String::new();
-            reader.read_line(&mut size_line).ok()?;
-            let size = u64::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
-            // The chunk and its CRLF; the last chunk has no data, then an empty trailer line.
-            std::io::copy(&mut reader.take(size + 2), &mut std::io::sink()).ok()?;
-            if size == 0 {
-                return Some(());
-            }
-        }
-    }
-    Some(())
+/// Records `request`, reads its body whole, and answers an upload with 200, anything else 404.
+async fn answer(request: Request<Incoming>, log: &Mutex<Vec<Recorded>>) -> Response<Full<Bytes>> {
+    let recorded = Recorded {
+        request_line: format!("{} {}", request.method(), request.uri()),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
+    };
+    // The client sends the whole body before it reads the answer; an error is a client gone.
+    let _ = request.into_body().collect().await;
+    let upload = recorded.request_line.starts_with("POST /upload/");
+    log.lock().expect("the recorder's lock").push(recorded);
+    let (status, body) = if upload {
+        (StatusCode::OK, r#"{"kind": "storage#object"}"#)
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"error": {"code": 404, "message": "Not Found"}}"#,
+        )
+    };
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Host variables for a run against `recorder`: short retries, and a key file that does not

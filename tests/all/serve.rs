@@ -1,12 +1,12 @@
 //! `emwrite serve` end to end: the real binary on a loopback port, driven over HTTP/1.1.
 //!
 //! Each test starts its own server with `--port 0` (the server prints the port it got) and a
-//! fresh data directory, and kills it on drop. The client is a few lines over `TcpStream`, so
-//! the test sees exactly the bytes a curl user would.
+//! fresh data directory, and kills it on drop. The client is ureq's, which reads the status and
+//! body as any HTTP/1.1 client would, chunked or not.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,21 +103,27 @@ impl Server {
     }
 
     fn request(&self, method: &str, path: &str, body: &str) -> Reply {
-        let mut stream = TcpStream::connect(self.addr).expect("connect to the server");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .expect("send the request");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).expect("read the reply");
-        Reply::parse(&raw).unwrap_or_else(|| {
+        // Error statuses are answers to check, not failures of the client.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("http://{}{path}", self.addr);
+        let sent = match method {
+            "GET" => agent.get(&url).call(),
+            _ => agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body),
+        };
+        let reply = sent.and_then(|mut response| {
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_string()?;
+            Ok(Reply { status, body })
+        });
+        reply.unwrap_or_else(|error| {
             panic!(
-                "unparsable reply to {method} {path}: {:?}\nserver log:\n{}",
-                String::from_utf8_lossy(&raw),
+                "no reply to {method} {path}: {error}\nserver log:\n{}",
                 self.log()
             )
         })
@@ -137,45 +143,6 @@ impl Drop for Server {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: String,
-}
-
-impl Reply {
-    fn parse(raw: &[u8]) -> Option<Reply> {
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&raw[..split]).ok()?;
-        let mut lines = head.split("\r\n");
-        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-        let chunked = lines.any(|line| {
-            line.to_ascii_lowercase()
-                .starts_with("transfer-encoding: chunked")
-        });
-        let payload = &raw[split + 4..];
-        let body = if chunked {
-            dechunk(payload)?
-        } else {
-            payload.to_vec()
-        };
-        Some(Reply {
-            status,
-            body: String::from_utf8(body).ok()?,
-        })
-    }
-}
-
-/// Decodes a chunked body (RFC 9112 §7.1), ignoring extensions and trailers.
-fn dechunk(mut payload: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = payload.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&payload[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        payload = &payload[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(payload.get(..size)?);
-        payload = payload.get(size + 2..)?;
-    }
 }
 
 /// A complete, valid `/ngmeta` request; tests remove or break one field.

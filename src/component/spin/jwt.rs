@@ -9,6 +9,7 @@
 //! The key is held as an `rsa` signing key (zeroized on drop) and never appears in a message or
 //! a `Debug` output: errors say which field is wrong, never what it holds.
 
+use crate::storage::gcs::GCS_OAUTH_SCOPE;
 use crate::{Error, Result};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use rsa::pkcs1v15::SigningKey;
@@ -20,9 +21,6 @@ use std::fmt;
 
 /// Google's OAuth 2.0 token endpoint: the JWT's audience and where it is posted.
 pub const TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
-
-/// Read and write access to objects, nothing more (no bucket administration).
-pub const STORAGE_SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
 
 /// The longest lifetime Google accepts for an assertion, in seconds.
 pub const MAX_LIFETIME_SECS: u64 = 3600;
@@ -101,7 +99,7 @@ impl ServiceAccountKey {
         &self.client_email
     }
 
-    /// A signed assertion for [`STORAGE_SCOPE`], issued at `now_unix_secs` and valid for
+    /// A signed assertion for [`GCS_OAUTH_SCOPE`], issued at `now_unix_secs` and valid for
     /// [`MAX_LIFETIME_SECS`].
     pub fn assertion(&self, now_unix_secs: u64) -> Result<String> {
         let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
@@ -111,7 +109,7 @@ impl ServiceAccountKey {
         }
         let claims = serde_json::json!({
             "iss": self.client_email,
-            "scope": STORAGE_SCOPE,
+            "scope": GCS_OAUTH_SCOPE,
             "aud": TOKEN_URL,
             "iat": now_unix_secs,
             "exp": now_unix_secs + MAX_LIFETIME_SECS,
