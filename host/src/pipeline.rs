@@ -113,8 +113,17 @@ pub fn pipeline(stack_file: &Path, jobs: Option<u32>, settings: Settings) -> Res
 fn read_stack(file: &Path) -> Result<Stack, HostError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| HostError::Config(format!("stack file {}: {e}", file.display())))?;
-    let stack: Stack = serde_json::from_str(&text)
-        .map_err(|e| HostError::Config(format!("stack file {}: {e}", file.display())))?;
+    // The path of the value serde stopped at (`bbox`, `slices[1].transform`) names the field.
+    let mut json = serde_json::Deserializer::from_str(&text);
+    let stack: Stack = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let (path, inner) = (e.path().to_string(), e.into_inner());
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        HostError::Config(format!("stack file {}: {at}{inner}", file.display()))
+    })?;
     let invalid =
         |message: String| HostError::Config(format!("stack file {}: {message}", file.display()));
     if stack.slices.is_empty() {

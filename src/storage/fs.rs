@@ -158,6 +158,30 @@ impl FsStorage {
         Ok(dir)
     }
 
+    /// [`Storage::check_writable`] for the file `path` of `object`.
+    fn check_path(&self, object: &ObjectPath, path: &Path) -> Result<()> {
+        // The nearest existing folder on the object's path must be a folder (a file there is
+        // what makes the put fail), and the object itself not a folder.
+        for ancestor in path.ancestors().skip(1) {
+            match std::fs::metadata(ancestor) {
+                Ok(found) if found.is_dir() => break,
+                Ok(_) => {
+                    let not_a_folder = std::io::Error::from(IoKind::NotADirectory);
+                    return Err(self.fault(object, Doing::Writing, &not_a_folder));
+                }
+                Err(e) if e.kind() == IoKind::NotFound => {}
+                Err(e) => return Err(self.fault(object, Doing::Writing, &e)),
+            }
+        }
+        if path.is_dir() {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                format!("{object}: is a folder, not an object"),
+            ));
+        }
+        Ok(())
+    }
+
     fn open(&self, object: &ObjectPath) -> Result<std::fs::File> {
         std::fs::File::open(self.path_of(object))
             .map_err(|e| self.fault(object, Doing::Reading, &e))
@@ -241,18 +265,10 @@ impl Storage for FsStorage {
         Ok(())
     }
 
-    /// The folders a put needs exist afterwards, and no folder stands where the file goes:
-    /// what makes a local put fail short of a full disk.
+    /// No file stands where a folder of the object's path goes, and no folder where the file
+    /// goes: what makes a local put fail short of a full disk. Creates nothing.
     async fn check_writable(&self, object: &ObjectPath) -> Result<()> {
-        let path = self.path_of(object);
-        self.make_parent(object, &path)?;
-        if path.is_dir() {
-            return Err(Error::new(
-                ErrorKind::BadRequest,
-                format!("{object}: is a folder, not an object"),
-            ));
-        }
-        Ok(())
+        self.check_path(object, &self.path_of(object))
     }
 }
 
@@ -269,36 +285,20 @@ impl StreamingStorage for FsStorage {
         prefix_len: u64,
     ) -> Result<FsPrefixedWriter> {
         let mut writer = self.start_put(object, content_type).await?;
-        // Seeking past the end leaves a hole that the prefix fills; `BufWriter` has nothing
-        // buffered yet.
-        writer
-            .file
-            .seek(SeekFrom::Start(prefix_len))
-            .map_err(|e| writer.fault(&e))?;
+        writer.hole = prefix_len;
         Ok(FsPrefixedWriter { writer, prefix_len })
     }
 
+    /// Checks the object's path now; the folders and the temporary file are made at the first
+    /// byte, so a task that fails before writing anything leaves nothing, not even a folder.
     async fn start_put(&self, object: &ObjectPath, _content_type: &str) -> Result<FsWriter> {
         let path = self.path_of(object);
-        let dir = self.make_parent(object, &path)?;
-        if path.is_dir() {
-            return Err(Error::new(
-                ErrorKind::BadRequest,
-                format!("{object}: is a folder, not an object"),
-            ));
-        }
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let temp = dir.join(temp_file_name(&file_name));
-        let file =
-            std::fs::File::create(&temp).map_err(|e| self.fault(object, Doing::Writing, &e))?;
+        self.check_path(object, &path)?;
         Ok(FsWriter {
             store: self.clone(),
             object: object.clone(),
-            file: std::io::BufWriter::new(file),
-            temp,
+            file: None,
+            hole: 0,
             path,
             bytes: 0,
             finished: false,
@@ -306,14 +306,17 @@ impl StreamingStorage for FsStorage {
     }
 }
 
-/// An object of the local store being written: appended to its temporary file, renamed over
-/// the object by [`ObjectWriter::finish`], removed if dropped unfinished.
+/// An object of the local store being written: appended to its temporary file (made at the
+/// first byte), renamed over the object by [`ObjectWriter::finish`], removed if dropped
+/// unfinished.
 #[derive(Debug)]
 pub struct FsWriter {
     store: FsStorage,
     object: ObjectPath,
-    file: std::io::BufWriter<std::fs::File>,
-    temp: PathBuf,
+    /// The temporary file and its path, once the first byte (or the finish) needed them.
+    file: Option<(std::io::BufWriter<std::fs::File>, PathBuf)>,
+    /// Bytes left empty at the start of the file, for a prefix written at the finish.
+    hole: u64,
     path: PathBuf,
     bytes: u64,
     finished: bool,
@@ -323,18 +326,61 @@ impl FsWriter {
     fn fault(&self, e: &std::io::Error) -> Error {
         self.store.fault(&self.object, Doing::Writing, e)
     }
+
+    /// The temporary file, made (with the folders above it) on first use.
+    fn file(&mut self) -> Result<&mut std::io::BufWriter<std::fs::File>> {
+        if self.file.is_none() {
+            let dir = self
+                .store
+                .make_parent(&self.object, &self.path)?
+                .to_path_buf();
+            let file_name = self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let temp = dir.join(temp_file_name(&file_name));
+            let file = std::fs::File::create(&temp).map_err(|e| self.fault(&e))?;
+            let mut file = std::io::BufWriter::new(file);
+            // Seeking past the end leaves a hole that the prefix fills.
+            file.seek(SeekFrom::Start(self.hole))
+                .map_err(|e| self.fault(&e))?;
+            self.file = Some((file, temp));
+        }
+        let (file, _) = self
+            .file
+            .as_mut()
+            .expect("the temporary file was made just above");
+        Ok(file)
+    }
+
+    /// Writes `prefix` at the start of the file, into the hole left for it.
+    fn fill_hole(&mut self, prefix: &[u8]) -> Result<()> {
+        let file = self.file()?;
+        // `BufWriter::seek` writes out what it buffered first.
+        let written = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(prefix));
+        written.map_err(|e| self.fault(&e))
+    }
 }
 
 impl ObjectWriter for FsWriter {
     async fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| self.fault(&e))?;
+        let written = self.file()?.write_all(bytes);
+        written.map_err(|e| self.fault(&e))?;
         self.bytes += bytes.len() as u64;
         Ok(())
     }
 
     async fn finish(mut self) -> Result<u64> {
-        self.file.flush().map_err(|e| self.fault(&e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| self.fault(&e))?;
+        let flushed = self.file()?.flush();
+        flushed.map_err(|e| self.fault(&e))?;
+        let (_, temp) = self
+            .file
+            .as_ref()
+            .expect("`file()` made the temporary file");
+        std::fs::rename(temp, &self.path).map_err(|e| self.fault(&e))?;
         self.finished = true;
         Ok(self.bytes)
     }
@@ -363,12 +409,7 @@ impl PrefixedObjectWriter for FsPrefixedWriter {
                 prefix.len(),
             ));
         }
-        let file = &mut self.writer.file;
-        // `BufWriter::seek` writes out what it buffered first.
-        let written = file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| file.write_all(prefix));
-        written.map_err(|e| self.writer.fault(&e))?;
+        self.writer.fill_hole(prefix)?;
         let appended = self.writer.finish().await?;
         Ok(FinishedObject {
             bytes: self.prefix_len + appended,
@@ -379,9 +420,9 @@ impl PrefixedObjectWriter for FsPrefixedWriter {
 
 impl Drop for FsWriter {
     fn drop(&mut self) {
-        if !self.finished {
+        if let (false, Some((_, temp))) = (self.finished, &self.file) {
             // Best effort, as in `put`: a leftover is what the sweep is for.
-            let _ = std::fs::remove_file(&self.temp);
+            let _ = std::fs::remove_file(temp);
         }
     }
 }
@@ -428,8 +469,7 @@ mod tests {
         let store = FsStorage::new(&root);
         let lab = Location::parse("dest", "lab").unwrap();
         pollster::block_on(store.check_writable(&lab.object("a/b.png"))).unwrap();
-        assert!(root.join("lab/a").is_dir());
-        assert!(!root.join("lab/a/b.png").exists());
+        assert!(!root.join("lab").exists(), "a check creates nothing");
 
         std::fs::write(root.join("blocked"), b"a file, not a bucket folder").unwrap();
         let blocked = Location::parse("dest", "blocked").unwrap().object("3");

@@ -177,6 +177,22 @@ impl<C: HttpClient> GcsStorage<C> {
         )
     }
 
+    /// The session URI of a resumable upload, sent to this store's base URL: GCS answers with
+    /// one on its own API host, but an emulator behind a proxy (or a test's fault injector)
+    /// answers with its own address, which the host may not let the component reach.
+    fn session_url(&self, object: &ObjectPath, location: &str) -> Result<String> {
+        let uri: http::Uri = location.parse().map_err(|e| {
+            Error::storage(
+                object,
+                format!("the upload session URI {location:?} is invalid: {e}"),
+            )
+        })?;
+        let path = uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        Ok(format!("{}{path}", self.base_url))
+    }
+
     /// Sends `request` until it gets an answer not worth repeating, or the attempts run out.
     async fn send(
         &self,
@@ -341,17 +357,22 @@ impl<C: HttpClient> StreamingStorage for GcsStorage<C> {
     /// last part arrives, so an abandoned session leaves nothing (GCS drops it after a week).
     async fn start_put(&self, object: &ObjectPath, content_type: &str) -> Result<GcsWriter<'_, C>> {
         let url = self.upload_url(object, "resumable");
-        let typed = [(UPLOAD_CONTENT_TYPE, content_type.to_owned())];
-        let request = Self::request(object, Method::POST, &url, &typed, &[])?;
+        // The object's content type goes both as GCS's header and in the metadata body, which
+        // is what emulators read.
+        let metadata = serde_json::json!({ "contentType": content_type }).to_string();
+        let headers = [
+            (UPLOAD_CONTENT_TYPE, content_type.to_owned()),
+            (CONTENT_TYPE, "application/json; charset=UTF-8".to_owned()),
+        ];
+        let request = Self::request(object, Method::POST, &url, &headers, metadata.as_bytes())?;
         let response = self.send(object, &request, Doing::Writing).await?;
         if !response.status().is_success() {
             return Err(status_error(object, &response, Doing::Writing));
         }
-        let session = header(response.headers(), LOCATION.as_str())
-            .ok_or_else(|| {
-                Error::storage(object, "the resumable upload answer has no Location header")
-            })?
-            .to_owned();
+        let location = header(response.headers(), LOCATION.as_str()).ok_or_else(|| {
+            Error::storage(object, "the resumable upload answer has no Location header")
+        })?;
+        let session = self.session_url(object, location)?;
         Ok(GcsWriter {
             store: self,
             object: object.clone(),
@@ -916,11 +937,14 @@ mod tests {
 
     #[test]
     fn streamed_uploads_go_in_parts_through_one_resumable_session() {
+        // The emulator behind a proxy names its own address; the parts go to the store's base.
+        let location =
+            "http://10.9.9.9:4443/upload/storage/v1/b/lab/o?uploadType=resumable&upload_id=s1";
         let session =
             "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=resumable&upload_id=s1";
         let part = UPLOAD_PART_BYTES as u64;
         let client = ScriptedClient::new(vec![
-            answer_with(200, "location", session),
+            answer_with(200, "location", location),
             // GCS keeps only half of the first part; the rest goes again with the next.
             answer_with(308, "range", &format!("bytes=0-{}", part / 2 - 1)),
             reset(),
