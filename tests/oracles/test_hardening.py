@@ -111,6 +111,7 @@ def test_kill_9_leaves_objects_whole_and_a_restart_sweeps_and_rewrites(emwrite, 
     expected, took = reference
     rng = random.Random(10)
     trials = 8
+    cut = {"temporary files left": 0, "objects missing": 0}
     for trial in range(trials):
         data_dir = fresh_data_dir(source, tmp_path / f"trial{trial}" / "data")
         server = Server(emwrite, data_dir)
@@ -122,8 +123,11 @@ def test_kill_9_leaves_objects_whole_and_a_restart_sweeps_and_rewrites(emwrite, 
         server.process.wait()
         server.log.close()
         runner.join(timeout=60)
-        for name, data in outputs(data_dir, stack).items():
+        written = outputs(data_dir, stack)
+        for name, data in written.items():
             assert data == expected[name], f"trial {trial}: {name} is not whole"
+        cut["temporary files left"] += len(temp_files(data_dir))
+        cut["objects missing"] += len(expected) - len(written)
 
         restarted = Server(emwrite, data_dir, "--stale-temp-age", "0s")
         try:
@@ -133,6 +137,7 @@ def test_kill_9_leaves_objects_whole_and_a_restart_sweeps_and_rewrites(emwrite, 
             restarted.stop()
         assert outputs(data_dir, stack) == expected, f"trial {trial}: the rerun differs"
         assert temp_files(data_dir) == []
+    print(f"kill -9 over {trials} trials (job {took:.1f} s): {cut}")
 
 
 def _job_until_cut(server: Server, stack: dict):
@@ -372,3 +377,39 @@ def test_bounded_mixed_load_with_two_in_flight(emwrite, prepared, reference, tmp
     print(f"load: 40 requests, max-in-flight 2: {accepted} accepted, {refused} refused, "
           f"peak RSS {peak / MIB:.0f} MiB, wall {wall:.1f} s, /healthz {len(health)}x 200")
     assert peak < 2 * memory_limit
+
+
+# The sweep at start, deterministically: a planted temporary file of a cut put.
+
+def test_start_sweeps_temporary_files_older_than_stale_temp_age(emwrite, tmp_path):
+    data_dir = tmp_path / "data"
+    (data_dir / "lab" / "vol").mkdir(parents=True)
+    stale = data_dir / "lab" / "vol" / ".0.shard.tmp-00c0ffee00c0ffee-3"
+    stale.write_bytes(b"half a shard")
+    kept = data_dir / "lab" / "vol" / "notes.tmp"  # not a put's temporary name
+    kept.write_bytes(b"mine")
+    # The default age (1h) spares a file just written: it may be another process's put.
+    Server(emwrite, data_dir).stop()
+    assert stale.exists()
+    Server(emwrite, data_dir, "--stale-temp-age", "0s").stop()
+    assert not stale.exists() and kept.exists()
+    assert "removed 1 stale temporary file(s)" in "".join(
+        p.read_text() for p in tmp_path.glob("serve-*.log"))
+
+
+# Isolation: a bucket folder that is a link out of the data dir is refused, nothing lands outside.
+
+def test_a_bucket_linked_out_of_the_data_dir_is_refused(emwrite, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data_dir / "escape").symlink_to(outside, target_is_directory=True)
+    server = Server(emwrite, data_dir)
+    try:
+        status, text = server.post("ngmeta", {"dest": "escape", "minz": 0, "maxz": 3, "shard-size": 1024,
+                                              "bbox": "[1100, 300]", "writeRaw": "True"})
+    finally:
+        server.stop()
+    assert status in (400, 404), (status, text)
+    assert list(outside.rglob("*")) == []
