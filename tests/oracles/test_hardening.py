@@ -337,6 +337,8 @@ def test_bearer_token_is_required_except_for_healthz(emwrite, tmp_path):
 # Load: bounded, mixed, against a small stack.
 
 def test_bounded_mixed_load_with_two_in_flight(emwrite, prepared, reference, tmp_path):
+    """40 clients at once, each retrying on 503 as Retry-After says (at most 120 times): every
+    request is eventually accepted and correct, at most two compute at a time."""
     data_dir, stack = prepared
     expected, _ = reference
     memory_limit = 512 * MIB
@@ -344,19 +346,30 @@ def test_bounded_mixed_load_with_two_in_flight(emwrite, prepared, reference, tmp
     requests = job_requests(stack, stack["dest"])
     mixed = [requests[i % len(requests)] for i in range(40)]
     health = []
+    refused = []
     stop = threading.Event()
 
     def watch_health():
-        while not stop.is_set() and len(health) < 1000:
+        while not stop.is_set() and len(health) < 2000:
             health.append(server.get("/healthz")[0])
             time.sleep(0.1)
+
+    def client(request):
+        for _ in range(120):
+            status, headers, text = _post_with_headers(server, request[0], request[1])
+            if status != 503:
+                return status, text
+            assert headers.get("Retry-After") == "1", headers
+            refused.append(1)
+            time.sleep(int(headers["Retry-After"]) * random.uniform(0.5, 1.0))
+        return 503, "still refused after 120 tries"
 
     watcher = threading.Thread(target=watch_health)
     watcher.start()
     try:
         started = time.monotonic()
         with ThreadPoolExecutor(40) as pool:
-            answers = list(pool.map(lambda r: _post_with_headers(server, r[0], r[1]), mixed))
+            answers = list(pool.map(client, mixed))
         wall = time.monotonic() - started
         stop.set()
         watcher.join()
@@ -364,52 +377,10 @@ def test_bounded_mixed_load_with_two_in_flight(emwrite, prepared, reference, tmp
     finally:
         stop.set()
         server.stop()
-    accepted = sum(status == 200 for status, _, _ in answers)
-    refused = sum(status == 503 for status, _, _ in answers)
-    for status, headers, text in answers:
-        assert status in (200, 503), (status, text)
-        if status == 503:
-            assert headers.get("Retry-After") == "1"
-    assert accepted >= 2
+    assert all(answer == (200, "success") for answer in answers), answers
     for name, data in outputs(data_dir, stack).items():
         assert data == expected[name], name
     assert health and all(status == 200 for status in health), health
-    print(f"load: 40 requests, max-in-flight 2: {accepted} accepted, {refused} refused, "
+    print(f"load: 40 requests, max-in-flight 2: 40 accepted, {len(refused)} refusals (503) retried, "
           f"peak RSS {peak / MIB:.0f} MiB, wall {wall:.1f} s, /healthz {len(health)}x 200")
     assert peak < 2 * memory_limit
-
-
-# The sweep at start, deterministically: a planted temporary file of a cut put.
-
-def test_start_sweeps_temporary_files_older_than_stale_temp_age(emwrite, tmp_path):
-    data_dir = tmp_path / "data"
-    (data_dir / "lab" / "vol").mkdir(parents=True)
-    stale = data_dir / "lab" / "vol" / ".0.shard.tmp-00c0ffee00c0ffee-3"
-    stale.write_bytes(b"half a shard")
-    kept = data_dir / "lab" / "vol" / "notes.tmp"  # not a put's temporary name
-    kept.write_bytes(b"mine")
-    # The default age (1h) spares a file just written: it may be another process's put.
-    Server(emwrite, data_dir).stop()
-    assert stale.exists()
-    Server(emwrite, data_dir, "--stale-temp-age", "0s").stop()
-    assert not stale.exists() and kept.exists()
-    assert "removed 1 stale temporary file(s)" in "".join(
-        p.read_text() for p in tmp_path.glob("serve-*.log"))
-
-
-# Isolation: a bucket folder that is a link out of the data dir is refused, nothing lands outside.
-
-def test_a_bucket_linked_out_of_the_data_dir_is_refused(emwrite, tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (data_dir / "escape").symlink_to(outside, target_is_directory=True)
-    server = Server(emwrite, data_dir)
-    try:
-        status, text = server.post("ngmeta", {"dest": "escape", "minz": 0, "maxz": 3, "shard-size": 1024,
-                                              "bbox": "[1100, 300]", "writeRaw": "True"})
-    finally:
-        server.stop()
-    assert status in (400, 404), (status, text)
-    assert list(outside.rglob("*")) == []
