@@ -12,6 +12,8 @@ mod engine;
 mod error;
 mod guest_log;
 mod incoming;
+#[cfg(test)]
+mod isolation;
 mod limits;
 mod log;
 mod outgoing;
