@@ -153,24 +153,55 @@ def _job_until_cut(server: Server, stack: dict):
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(emwrite, prepared, tmp_path):
     data_dir, stack = prepared
     server = Server(emwrite, data_dir, "--shutdown-grace", "60s")
-    body = ngshard_requests(stack)[0]
-    result = {}
-    worker = threading.Thread(target=lambda: result.update(answer=server.post("ngshard", body)))
-    worker.start()
-    # Wait until the request is in flight: its line appears only when it ends, so poll the
-    # guest's activity instead by giving it a moment to be accepted and instantiated.
+    body = json.dumps(ngshard_requests(stack)[0]).encode()
+    # The request is surely in flight when SIGTERM arrives: half its body is still to come.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=120)
+    sock.sendall(b"POST /ngshard HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
     time.sleep(0.5)
     server.process.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    time.sleep(0.5)
     try:
-        late = server.post("ngshard", body)[0]
+        late = server.post("ngshard", json.loads(body))[0]
     except OSError:
         late = "refused"
-    worker.join(timeout=120)
-    assert result["answer"] == (200, "success")
+    sock.sendall(body[10:])
+    # The server closes the connection after this last response.
+    answer = b""
+    for _ in range(10_000):
+        data = sock.recv(65536)
+        if not data:
+            break
+        answer += data
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 200") and b"\r\nsuccess\r\n" in answer, answer
     assert late in (503, "refused")
     assert server.process.wait(timeout=60) == 0
     server.log.close()
+    assert "every request finished" in (data_dir.parent / f"serve-{server.port}.log").read_text()
+
+
+def test_connections_past_max_connections_are_closed_at_once(emwrite, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server = Server(emwrite, data_dir, "--max-connections", "2")
+    # The readiness probe's connection may still hold its slot for a moment.
+    time.sleep(0.5)
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        extra = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        try:
+            assert extra.recv(4096) == b""
+        except ConnectionResetError:
+            pass
+        extra.close()
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.5)
+    assert server.get("/healthz") == (200, "ok\n")
+    server.stop()
 
 
 # Limits.
@@ -384,3 +415,39 @@ def test_bounded_mixed_load_with_two_in_flight(emwrite, prepared, reference, tmp
     print(f"load: 40 requests, max-in-flight 2: 40 accepted, {len(refused)} refusals (503) retried, "
           f"peak RSS {peak / MIB:.0f} MiB, wall {wall:.1f} s, /healthz {len(health)}x 200")
     assert peak < 2 * memory_limit
+
+
+# The sweep at start, deterministically: a planted temporary file of a cut put.
+
+def test_start_sweeps_temporary_files_older_than_stale_temp_age(emwrite, tmp_path):
+    data_dir = tmp_path / "data"
+    (data_dir / "lab" / "vol").mkdir(parents=True)
+    stale = data_dir / "lab" / "vol" / ".0.shard.tmp-00c0ffee00c0ffee-3"
+    stale.write_bytes(b"half a shard")
+    kept = data_dir / "lab" / "vol" / "notes.tmp"  # not a put's temporary name
+    kept.write_bytes(b"mine")
+    # The default age (1h) spares a file just written: it may be another process's put.
+    Server(emwrite, data_dir).stop()
+    assert stale.exists()
+    Server(emwrite, data_dir, "--stale-temp-age", "0s").stop()
+    assert not stale.exists() and kept.exists()
+    assert "removed 1 stale temporary file(s)" in "".join(
+        p.read_text() for p in tmp_path.glob("serve-*.log"))
+
+
+# Isolation: a bucket folder that is a link out of the data dir is refused, nothing lands outside.
+
+def test_a_bucket_linked_out_of_the_data_dir_is_refused(emwrite, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data_dir / "escape").symlink_to(outside, target_is_directory=True)
+    server = Server(emwrite, data_dir)
+    try:
+        status, text = server.post("ngmeta", {"dest": "escape", "minz": 0, "maxz": 3, "shard-size": 1024,
+                                              "bbox": "[1100, 300]", "writeRaw": "True"})
+    finally:
+        server.stop()
+    assert status in (400, 404), (status, text)
+    assert list(outside.rglob("*")) == []
