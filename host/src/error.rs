@@ -309,4 +309,27 @@ mod tests {
         let body = host.body();
         assert_eq!((body.error.as_str(), host.status()), ("memory-limit", 413));
     }
+
+    #[test]
+    fn a_core_error_keeps_the_core_body_and_a_refusal_its_own_kind() {
+        let core = emwrite::Error::new(ErrorKind::TooLarge, "body: larger than 10 bytes");
+        let host = HostError::Task {
+            context: "#1 POST /ngmeta".into(),
+            error: core.clone(),
+        };
+        assert_eq!(host.status(), 413);
+        assert_eq!(host.body(), ErrorBody::from(&core));
+        let refused = HostError::Refused {
+            context: "#2 POST /ngmeta".into(),
+            status: 503,
+            kind: "unavailable",
+            message: "server busy".into(),
+        };
+        let body = refused.body();
+        assert_eq!(
+            (body.error.as_str(), body.message.as_str()),
+            ("unavailable", "server busy")
+        );
+        assert_eq!(refused.status(), 503);
+    }
 }
