@@ -6,6 +6,32 @@
 
 use std::fmt;
 
+/// The largest request body accepted, in bytes. Request bodies are a few hundred bytes of JSON;
+/// anything far larger is a mistake. The component enforces it, and the native host enforces it
+/// (its `--max-body` default) while the body streams in, before an instance is made.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The health check's route, which is ours rather than the original API's. Hosts never refuse it
+/// for load or credentials: it says whether the server is alive.
+pub const HEALTH_ROUTE: &str = "/healthz";
+
+/// The methods the health check answers, for its `Allow` header.
+pub const HEALTH_METHODS: &str = "GET, HEAD";
+
+/// The methods every endpoint answers, for its `Allow` header.
+pub const ENDPOINT_METHODS: &str = "POST";
+
+/// Whether `path` is the health check's route; a trailing slash is ignored, as for endpoints.
+///
+/// ```
+/// use emwrite::endpoint::is_health_route;
+/// assert!(is_health_route("/healthz/"));
+/// assert!(!is_health_route("/ngmeta"));
+/// ```
+pub fn is_health_route(path: &str) -> bool {
+    path.trim_end_matches('/') == HEALTH_ROUTE
+}
+
 /// One endpoint of the original API (all `POST`, JSON body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {

@@ -74,6 +74,18 @@ pub enum HostError {
         /// Tasks in the phase.
         total: usize,
     },
+    /// The host refused a request before an instance saw it: a client that is too slow (408),
+    /// unauthorised (401), or arrives while the server is full or stopping (503).
+    Refused {
+        /// The request.
+        context: String,
+        /// The HTTP status.
+        status: u16,
+        /// A short kebab-case name, for the JSON body's `error`.
+        kind: &'static str,
+        /// What the client should know, naming what is at fault.
+        message: String,
+    },
     /// The component answered an HTTP request with a non-2xx status.
     Status {
         /// The request.
@@ -107,6 +119,7 @@ impl HostError {
             | HostError::MemoryLimit { context, .. }
             | HostError::TimeLimit { context, .. }
             | HostError::Task { context, .. }
+            | HostError::Refused { context, .. }
             | HostError::Status { context, .. } => Some(context),
         }
     }
@@ -114,7 +127,9 @@ impl HostError {
     /// What went wrong, without the context.
     pub fn detail(&self) -> String {
         match self {
-            HostError::Config(message) | HostError::Engine { message, .. } => message.clone(),
+            HostError::Config(message)
+            | HostError::Engine { message, .. }
+            | HostError::Refused { message, .. } => message.clone(),
             HostError::Trap {
                 trap, last_words, ..
             } => match last_words {
@@ -164,7 +179,7 @@ impl HostError {
             HostError::Task { error, .. } => error.kind().status(),
             HostError::MemoryLimit { .. } => 413,
             HostError::TimeLimit { .. } => 504,
-            HostError::Status { status, .. } => *status,
+            HostError::Status { status, .. } | HostError::Refused { status, .. } => *status,
             HostError::Config(_)
             | HostError::Engine { .. }
             | HostError::Trap { .. }
@@ -183,11 +198,16 @@ impl HostError {
             HostError::Task { error, .. } => error.kind().name(),
             HostError::Phase { .. } => "phase",
             HostError::Status { .. } => "status",
+            HostError::Refused { kind, .. } => kind,
         }
     }
 
     /// The JSON body of an error answer (`Accept: application/json`), as the component's.
     pub fn body(&self) -> ErrorBody {
+        // The core's error keeps the core's own body, word for word as the component sends it.
+        if let HostError::Task { error, .. } = self {
+            return ErrorBody::from(error);
+        }
         ErrorBody {
             error: self.kind().to_owned(),
             message: self.detail(),
@@ -288,5 +308,28 @@ mod tests {
         );
         let body = host.body();
         assert_eq!((body.error.as_str(), host.status()), ("memory-limit", 413));
+    }
+
+    #[test]
+    fn a_core_error_keeps_the_core_body_and_a_refusal_its_own_kind() {
+        let core = emwrite::Error::new(ErrorKind::TooLarge, "body: larger than 10 bytes");
+        let host = HostError::Task {
+            context: "#1 POST /ngmeta".into(),
+            error: core.clone(),
+        };
+        assert_eq!(host.status(), 413);
+        assert_eq!(host.body(), ErrorBody::from(&core));
+        let refused = HostError::Refused {
+            context: "#2 POST /ngmeta".into(),
+            status: 503,
+            kind: "unavailable",
+            message: "server busy".into(),
+        };
+        let body = refused.body();
+        assert_eq!(
+            (body.error.as_str(), body.message.as_str()),
+            ("unavailable", "server busy")
+        );
+        assert_eq!(refused.status(), 503);
     }
 }

@@ -5,31 +5,41 @@
 //! data directory (preopened at `/data` in the guest) or, with `--store gcs`, GCS buckets; the
 //! component reaches GCS through the host, which adds the credentials (`outgoing.rs`).
 
+mod auth;
 mod bindings;
 mod credentials;
 mod engine;
 mod error;
 mod guest_log;
 mod incoming;
+#[cfg(test)]
+mod isolation;
+mod limits;
 mod log;
 mod outgoing;
 mod pipeline;
 mod run;
 mod serve;
+mod shutdown;
+mod sweep;
 mod units;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use emwrite::endpoint::Endpoint;
+use emwrite::endpoint::{Endpoint, MAX_BODY_BYTES};
 use emwrite::guest_env::DEFAULT_STORE_ENV;
 use emwrite::storage::router::DefaultStore;
 
+use crate::auth::BearerToken;
 use crate::engine::Settings;
+use crate::error::HostError;
+use crate::limits::{ServeLimits, default_max_in_flight};
 use crate::outgoing::AllowedHost;
+use crate::serve::ServeOptions;
 use crate::units::{parse_byte_size, parse_duration};
 
 /// Aligned EM slices and Neuroglancer precomputed volumes, run in a WASI component.
@@ -59,8 +69,59 @@ struct ServeArgs {
     /// Address to listen on; Cloud Run needs 0.0.0.0.
     #[arg(long, default_value = "127.0.0.1")]
     addr: IpAddr,
+    /// Largest request body, e.g. 1MiB; a larger one gets 413 as soon as it passes the limit,
+    /// before an instance is made (chunked bodies too).
+    #[arg(long, value_name = "SIZE", default_value_t = MAX_BODY_BYTES as u64, value_parser = parse_byte_size)]
+    max_body: u64,
+    /// Time a client has to send a request's headers; a connection silent that long closes.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Longest pause while a request body arrives; a body that stalls longer gets 408.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Connections open at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Requests computing at once, each in its own instance; more get 503 with Retry-After
+    /// (default: 2 × cores, at most memory / --memory-limit, at least 1; /healthz is never refused).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_flight: Option<u32>,
+    /// After SIGTERM or SIGINT, time requests in flight get to finish before they are dropped
+    /// (Cloud Run kills 10 s after SIGTERM).
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// Require `Authorization: Bearer <token>` on every request but /healthz; the token is
+    /// this file's content, trimmed, read once at start.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+impl ServeArgs {
+    /// The server's options; reads the token file.
+    fn options(&self) -> Result<ServeOptions, HostError> {
+        let max_in_flight = match self.max_in_flight {
+            Some(n) => n as usize,
+            None => default_max_in_flight(self.engine.memory_limit),
+        };
+        Ok(ServeOptions {
+            addr: SocketAddr::new(self.addr, self.port),
+            limits: ServeLimits {
+                max_body: self.max_body,
+                header_timeout: self.header_timeout,
+                idle_timeout: self.idle_timeout,
+                max_connections: self.max_connections as usize,
+                max_in_flight,
+                shutdown_grace: self.shutdown_grace,
+            },
+            auth: self
+                .auth_token_file
+                .as_deref()
+                .map(BearerToken::read)
+                .transpose()?,
+        })
+    }
 }
 
 /// Options of `emwrite run`.
@@ -117,6 +178,23 @@ struct EngineArgs {
     /// Wall-clock limit of one request or task, e.g. 90s, 10m, 1h (default: none).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     time_limit: Option<Duration>,
+    /// At start, remove temporary files of cut-short writes older than this from --data-dir
+    /// (0s: all of them; only with the local store).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    stale_temp_age: Duration,
+}
+
+impl EngineArgs {
+    /// The engine's settings, after sweeping the local store of stale temporary files: every
+    /// command does it before its first instance.
+    fn prepare(self) -> Settings {
+        let stale_temp_age = self.stale_temp_age;
+        let settings = Settings::from(self);
+        if settings.store == DefaultStore::Local {
+            sweep::sweep_at_start(&settings.data_dir, stale_temp_age);
+        }
+        settings
+    }
 }
 
 impl From<EngineArgs> for Settings {
@@ -144,9 +222,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     log::init();
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args.addr, args.port, args.engine.into()),
-        Command::Run(args) => run::run(args.endpoint, &args.file, args.engine.into()),
-        Command::Pipeline(args) => pipeline::pipeline(&args.stack, args.jobs, args.engine.into()),
+        Command::Serve(args) => args
+            .options()
+            .and_then(|options| serve::serve(options, args.engine.prepare())),
+        Command::Run(args) => run::run(args.endpoint, &args.file, args.engine.prepare()),
+        Command::Pipeline(args) => {
+            pipeline::pipeline(&args.stack, args.jobs, args.engine.prepare())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,47 +5,77 @@
 //! what a guest cannot say about itself: traps, exceeded limits, and a log line per request.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use emwrite::endpoint::is_health_route;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderMap, HeaderValue};
+use hyper::header::{
+    ACCEPT, CONNECTION, CONTENT_TYPE, HOST, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::auth::BearerToken;
 use crate::engine::{Emwrite, HostState, Settings};
 use crate::error::HostError;
 use crate::incoming::{self, Started};
+use crate::limits::{self, Admission, RETRY_AFTER_SECONDS, ServeLimits};
+use crate::shutdown::{self, Connections, Shutdown};
 use crate::units::show_duration;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Loads the component, listens on `addr:port` and serves until SIGINT or SIGTERM.
-pub fn serve(addr: IpAddr, port: u16, settings: Settings) -> Result<(), HostError> {
+/// Time left for tasks after the grace: wasmtime's blocking file operations are short, and the
+/// process must exit before Cloud Run's SIGKILL.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What `emwrite serve` was asked for beyond the engine's settings.
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The limits on clients.
+    pub limits: ServeLimits,
+    /// The token requests must carry, if any.
+    pub auth: Option<BearerToken>,
+}
+
+/// Loads the component, listens on `options.addr` and serves until SIGINT or SIGTERM, then
+/// drains (see `shutdown.rs`).
+pub fn serve(options: ServeOptions, settings: Settings) -> Result<(), HostError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve_until_shutdown(SocketAddr::new(addr, port), settings))
+    let result = runtime.block_on(serve_until_shutdown(options, settings));
+    // Requests still running after the grace are dropped here, with their instances.
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+    result
 }
 
 struct Server {
     emwrite: Emwrite,
     proxy: ProxyPre<HostState>,
     next_id: AtomicU64,
+    limits: ServeLimits,
+    admission: Admission,
+    auth: Option<BearerToken>,
+    shutdown: Shutdown,
 }
 
-async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<(), HostError> {
+async fn serve_until_shutdown(options: ServeOptions, settings: Settings) -> Result<(), HostError> {
+    let addr = options.addr;
     let emwrite = Emwrite::load(&settings)?;
     let proxy = incoming::proxy_pre(&emwrite)?;
     let listener = TcpListener::bind(addr)
@@ -59,16 +89,37 @@ async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<()
         None => tracing::info!("store gcs: bare bucket names are GCS buckets"),
     }
     tracing::info!("outgoing requests allowed to {}", emwrite.allowed_hosts());
+    let limits = options.limits;
+    tracing::info!(
+        "limits: body {} bytes, headers {}, idle {}, {} connections, {} in flight, grace {}{}",
+        limits.max_body,
+        show_duration(limits.header_timeout),
+        show_duration(limits.idle_timeout),
+        limits.max_connections,
+        limits.max_in_flight,
+        show_duration(limits.shutdown_grace),
+        if options.auth.is_some() {
+            ", bearer token required"
+        } else {
+            ""
+        },
+    );
     // On stdout, alone: a caller that passed --port 0 reads the port from this line.
     println!("listening on http://{local}");
 
+    let connections = Connections::new(limits.max_connections);
+    let shutdown = Shutdown::new();
     let server = Arc::new(Server {
         emwrite,
         proxy,
         next_id: AtomicU64::new(1),
+        admission: Admission::new(limits.max_in_flight),
+        limits,
+        auth: options.auth,
+        shutdown: shutdown.clone(),
     });
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let signal = shutdown::signal();
+    tokio::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -79,48 +130,92 @@ async fn serve_until_shutdown(addr: SocketAddr, settings: Settings) -> Result<()
                     continue;
                 }
             },
-            () = &mut shutdown => {
-                tracing::info!("shutting down");
-                return Ok(());
-            }
+            () = &mut signal => break,
         };
+        let Some(open) = connections.try_open() else {
+            // Closing at once costs nothing; serving it would cost a task and buffers.
+            tracing::warn!(
+                "connection from {peer} closed: {} connections open (--max-connections)",
+                server.limits.max_connections
+            );
+            drop(stream);
+            continue;
+        };
+        tokio::spawn(serve_connection(server.clone(), stream, peer, local, open));
+    }
+
+    // New connections are refused from here on; open ones finish their request and close.
+    drop(listener);
+    shutdown.begin();
+    tracing::info!(
+        "shutting down: waiting up to {} for requests in flight (--shutdown-grace)",
+        show_duration(server.limits.shutdown_grace)
+    );
+    let abandoned = connections.drain(server.limits.shutdown_grace).await;
+    if abandoned > 0 {
+        tracing::warn!("shutting down: abandoning {abandoned} connection(s) still open");
+    } else {
+        tracing::info!("shutting down: every request finished");
+    }
+    Ok(())
+}
+
+/// Serves one connection until the client closes it, a limit cuts it, or the server stops.
+async fn serve_connection(
+    server: Arc<Server>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    _open: tokio::sync::OwnedSemaphorePermit,
+) {
+    let service = service_fn({
         let server = server.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(request, local).await) }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                tracing::warn!("connection from {peer}: {error}");
-            }
-        });
+        move |request| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.handle(request, local).await) }
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        // hyper's header timeout needs a timer; it also closes keep-alive connections that
+        // stay silent that long.
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.limits.header_timeout);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let finished = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        () = server.shutdown.stopping() => None,
+    };
+    let result = match finished {
+        Some(result) => result,
+        None => {
+            // Finish the request in progress, if any, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::warn!("connection from {peer}: {error}");
     }
 }
 
 impl Server {
     async fn handle(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         local: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let line = format!("#{id} {} {}", request.method(), request.uri().path());
         let wants_json = accepts_json(request.headers());
-        // wasi:http needs an authority; HTTP/1.0 clients may send no Host header.
-        if !request.headers().contains_key(HOST)
-            && let Ok(host) = HeaderValue::from_str(&local.to_string())
-        {
-            request.headers_mut().insert(HOST, host);
-        }
-
-        match incoming::handle(&self.emwrite, &self.proxy, line.clone(), request).await {
-            Ok(Started { response, finished }) => {
+        match self.admit_and_run(&line, request, local).await {
+            Ok((Started { response, finished }, slot)) => {
                 let status = response.status();
-                // The body is still streaming from the guest: log once it has finished.
+                // The body is still streaming from the guest: log once it has finished, and
+                // only then give the slot back.
                 tokio::spawn(async move {
                     let outcome = match finished.await {
                         Ok(Ok(())) => String::new(),
@@ -130,6 +225,7 @@ impl Server {
                         }
                         Err(join) => format!(": body cut short: host task failed: {join}"),
                     };
+                    drop(slot);
                     log_request(&line, status.as_u16(), started, &outcome);
                 });
                 response
@@ -142,9 +238,90 @@ impl Server {
                     started,
                     &format!(": {}", error.detail()),
                 );
-                error_response(&error, wants_json)
+                let mut response = error_response(&error, wants_json);
+                self.explain_refusal(error.status(), response.headers_mut());
+                response
             }
         }
+    }
+
+    /// Checks the request against the limits and the token, reads its body, and hands it to a
+    /// fresh instance; the admission slot (none for the health check) is held until the instance
+    /// is done.
+    async fn admit_and_run(
+        &self,
+        line: &str,
+        mut request: Request<Incoming>,
+        local: SocketAddr,
+    ) -> Result<(Started, Option<tokio::sync::OwnedSemaphorePermit>), HostError> {
+        if self.shutdown.is_stopping() {
+            return Err(unavailable(line, "the server is shutting down"));
+        }
+        // The health check says whether the server is alive: never refused for load or token.
+        let health = is_health_route(request.uri().path());
+        if !health
+            && let Some(token) = &self.auth
+            && !token.admits(request.headers())
+        {
+            return Err(BearerToken::refusal(line));
+        }
+        if limits::announces_too_large(request.headers(), self.limits.max_body) {
+            return Err(limits::too_large(line, self.limits.max_body));
+        }
+        // wasi:http needs an authority; HTTP/1.0 clients may send no Host header.
+        if !request.headers().contains_key(HOST)
+            && let Ok(host) = HeaderValue::from_str(&local.to_string())
+        {
+            request.headers_mut().insert(HOST, host);
+        }
+        // Read before admission: a slow client holds a socket and the buffer, never a slot.
+        let request = limits::read_body(line, request, &self.limits).await?;
+        let slot = if health {
+            None
+        } else {
+            Some(self.admission.try_admit().ok_or_else(|| {
+                unavailable(
+                    line,
+                    &format!(
+                        "{} requests in flight (--max-in-flight)",
+                        self.limits.max_in_flight
+                    ),
+                )
+            })?)
+        };
+        let request = request.map(|bytes| {
+            Full::new(bytes).map_err(|never: Infallible| -> hyper::Error { match never {} })
+        });
+        let started =
+            incoming::handle(&self.emwrite, &self.proxy, line.to_owned(), request).await?;
+        Ok((started, slot))
+    }
+
+    /// Headers a refused client needs: when to retry (503), how to authenticate (401), and that
+    /// a stopping server closes the connection.
+    fn explain_refusal(&self, status: u16, headers: &mut HeaderMap) {
+        match status {
+            503 => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            401 => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        if self.shutdown.is_stopping() {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
+/// The 503 of a request the server cannot take now.
+fn unavailable(line: &str, why: &str) -> HostError {
+    HostError::Refused {
+        context: line.to_owned(),
+        status: 503,
+        kind: "unavailable",
+        message: format!("server busy: {why}; retry after {RETRY_AFTER_SECONDS} s"),
     }
 }
 
@@ -178,7 +355,10 @@ fn error_response(error: &HostError, json: bool) -> Response<HyperOutgoingBody> 
     let (content_type, body) = if json {
         ("application/json", error.body().to_json())
     } else {
-        ("text/plain; charset=utf-8", format!("{}\n", error.detail()))
+        (
+            "text/plain; charset=utf-8",
+            format!("{}\n", error.body().message),
+        )
     };
     let mut response = Response::new(
         Full::new(Bytes::from(body))
@@ -190,29 +370,4 @@ fn error_response(error: &HostError, json: bool) -> Response<HyperOutgoingBody> 
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM, which Cloud Run sends before it stops an instance.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }

@@ -3,14 +3,11 @@
 //! Routes come from [`Endpoint`]; a failure answers with its [`ErrorKind::status`] and, for JSON
 //! clients, an [`ErrorBody`].
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{ENDPOINT_METHODS, Endpoint, HEALTH_METHODS, HEALTH_ROUTE, MAX_BODY_BYTES};
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
-use crate::tasks::{self, Written};
+use crate::tasks::{self, StageTimings, Written};
 use crate::{Error, ErrorBody, ErrorKind};
 use wstd::http::{Body, Method, Request, Response, StatusCode};
-
-/// Request bodies are a few hundred bytes of JSON; anything far larger is a mistake.
-const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// `wstd::http_server` exports `wasi:http/incoming-handler`; it must wrap a function named `main`,
 /// so it gets a module of its own.
@@ -29,9 +26,6 @@ fn status_of(kind: ErrorKind) -> StatusCode {
     StatusCode::from_u16(kind.status()).expect("ErrorKind::status is a valid status code")
 }
 
-/// The health check's route, which is ours rather than the original API's.
-const HEALTH_ROUTE: &str = "/healthz";
-
 async fn handle(mut request: Request<Body>) -> Response<Body> {
     let wants_json = request
         .headers()
@@ -41,17 +35,15 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
     let path = request.uri().path().trim_end_matches('/').to_owned();
     let method = request.method().clone();
     let outcome = match (Endpoint::from_route(&path), path.as_str(), &method) {
-        (None, HEALTH_ROUTE, &Method::GET) => return text(StatusCode::OK, "ok\n".to_owned()),
+        (None, HEALTH_ROUTE, &Method::GET | &Method::HEAD) => {
+            return text(StatusCode::OK, "ok\n".to_owned());
+        }
         (Some(endpoint), _, &Method::POST) => match read_body(&mut request).await {
             Ok(body) => run_endpoint(endpoint, &body).await,
             Err(e) => Err(e),
         },
-        (Some(_), _, _) | (None, HEALTH_ROUTE, _) => {
-            return text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{path}: method {method} not allowed\n"),
-            );
-        }
+        (Some(_), _, _) => return method_not_allowed(&path, &method, ENDPOINT_METHODS),
+        (None, HEALTH_ROUTE, _) => return method_not_allowed(&path, &method, HEALTH_METHODS),
         (None, _, _) => {
             return text(
                 StatusCode::NOT_FOUND,
@@ -67,6 +59,8 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
                 "objects": written.objects,
                 "bytes": written.bytes,
                 "retries": written.retries,
+                "notes": written.notes,
+                "stages": stages_json(&written.stages),
             })
             .to_string(),
         ),
@@ -82,6 +76,31 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
             }
         }
     }
+}
+
+/// The 405 of a route that does not answer `method`, with the `Allow` header RFC 9110 §15.5.6
+/// requires.
+fn method_not_allowed(path: &str, method: &Method, allowed: &'static str) -> Response<Body> {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{path}: method {method} not allowed: use {allowed}\n"),
+    );
+    response
+        .headers_mut()
+        .insert("allow", allowed.parse().expect("static header value"));
+    response
+}
+
+/// Where the task's time went, in whole microseconds per stage: `{"fetch_us": 1200, ...}`.
+fn stages_json(stages: &StageTimings) -> serde_json::Value {
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    serde_json::json!({
+        "fetch_us": micros(stages.fetch),
+        "decode_us": micros(stages.decode),
+        "downsample_us": micros(stages.downsample),
+        "encode_us": micros(stages.encode),
+        "write_us": micros(stages.write),
+    })
 }
 
 async fn read_body(request: &mut Request<Body>) -> Result<Vec<u8>, Error> {

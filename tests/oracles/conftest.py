@@ -89,11 +89,12 @@ class Server:
             except OSError:
                 time.sleep(0.05)
 
-    def post(self, endpoint: str, body, accept: str | None = None) -> tuple[int, str]:
+    def post(self, endpoint: str, body, accept: str | None = None, headers: dict | None = None) -> tuple[int, str]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/{endpoint}", data=data, method="POST",
-            headers={"Content-Type": "application/json", **({"Accept": accept} if accept else {})},
+            headers={"Content-Type": "application/json", **({"Accept": accept} if accept else {}),
+                     **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request) as response:
