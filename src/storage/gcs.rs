@@ -177,6 +177,28 @@ impl<C: HttpClient> GcsStorage<C> {
         )
     }
 
+    /// The size of `object` from its metadata, or `None` when it does not exist.
+    async fn size_of(&self, object: &ObjectPath) -> Result<Option<u64>> {
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{}",
+            self.base_url,
+            utf8_percent_encode(&object.bucket, NAME_ESCAPES),
+            utf8_percent_encode(&object.name, NAME_ESCAPES)
+        );
+        let request = Self::request(object, Method::GET, &url, &[], &[])?;
+        let response = self.send(object, &request, Doing::Reading).await?;
+        if response.status() == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(status_error(object, &response, Doing::Reading));
+        }
+        // The JSON API gives the size as a decimal string.
+        let metadata: serde_json::Value = serde_json::from_slice(response.body())
+            .map_err(|e| Error::storage(object, format!("unreadable object metadata: {e}")))?;
+        Ok(metadata["size"].as_str().and_then(|s| s.parse().ok()))
+    }
+
     /// The session URI of a resumable upload, sent to this store's base URL: GCS answers with
     /// one on its own API host, but an emulator behind a proxy (or a test's fault injector)
     /// answers with its own address, which the host may not let the component reach.
@@ -444,6 +466,13 @@ impl<C: HttpClient> GcsWriter<'_, C> {
                     })?;
                 self.buffer.drain(..taken);
                 self.persisted = kept;
+                Ok(())
+            }
+            // The last part landed but its answer was lost (a reset after the server had it),
+            // and the retry found the session finished: the object is there, whole.
+            (404 | 410, Some(total)) if self.store.size_of(object).await? == Some(total) => {
+                self.persisted += len as u64;
+                self.buffer.clear();
                 Ok(())
             }
             // The session expired (GCS keeps one a week) or was lost: the parts already sent
@@ -1168,6 +1197,39 @@ mod tests {
             "tmp/7 in bucket gs://lab: writing failed with HTTP 400: bad compose"
         );
         assert_eq!(client.sent.borrow().len(), 12, "both temporaries deleted");
+    }
+
+    #[test]
+    fn a_last_part_whose_answer_was_lost_is_confirmed_by_the_objects_size() {
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", "http://127.0.0.1:9/session"),
+            // The last part reaches GCS, the answer does not; the retry finds the session done.
+            reset(),
+            answer(404, "Not Found"),
+            answer(200, r#"{"name": "a", "size": "10"}"#),
+        ]);
+        let gcs = store(&client);
+        let mut writer =
+            pollster::block_on(gcs.start_put(&object("a"), super::super::BINARY)).unwrap();
+        pollster::block_on(writer.append(b"0123456789")).unwrap();
+        assert_eq!(pollster::block_on(writer.finish()).unwrap(), 10);
+        assert_eq!(
+            client.sent.borrow()[3].url,
+            "http://127.0.0.1:9/storage/v1/b/lab/o/a"
+        );
+
+        // Not there (or not whole): the session really was lost.
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", "http://127.0.0.1:9/session"),
+            answer(404, "Not Found"),
+            answer(404, "Not Found"),
+        ]);
+        let gcs = store(&client);
+        let mut writer =
+            pollster::block_on(gcs.start_put(&object("a"), super::super::BINARY)).unwrap();
+        pollster::block_on(writer.append(b"0123456789")).unwrap();
+        let e = pollster::block_on(writer.finish()).unwrap_err();
+        assert!(e.message().contains("the upload session ended"), "{e}");
     }
 
     #[test]
