@@ -16,6 +16,7 @@ mod outgoing;
 mod pipeline;
 mod run;
 mod serve;
+mod task;
 mod units;
 
 use std::net::IpAddr;
@@ -30,6 +31,7 @@ use emwrite::storage::router::DefaultStore;
 
 use crate::engine::Settings;
 use crate::outgoing::AllowedHost;
+use crate::task::Split;
 use crate::units::{parse_byte_size, parse_duration};
 
 /// Aligned EM slices and Neuroglancer precomputed volumes, run in a WASI component.
@@ -71,6 +73,10 @@ struct RunArgs {
     endpoint: Endpoint,
     /// Request JSON, exactly as it would be POSTed to the service.
     file: PathBuf,
+    /// Run an ngshard block as two halves in two instances at once, then their merge (same
+    /// bytes); auto: when the machine has at least 2 cores.
+    #[arg(long, value_enum, default_value_t = Split::Auto)]
+    split: Split,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -83,6 +89,10 @@ struct PipelineArgs {
     /// Tasks run at once, each in its own instance (default: the number of cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
+    /// Run a block as two halves in two instances at once, then their merge (same bytes); auto:
+    /// when at least 2 of --jobs are free and fewer blocks than free jobs wait (the last ones).
+    #[arg(long, value_enum, default_value_t = Split::Auto)]
+    split: Split,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -145,8 +155,10 @@ fn main() -> ExitCode {
     log::init();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args.addr, args.port, args.engine.into()),
-        Command::Run(args) => run::run(args.endpoint, &args.file, args.engine.into()),
-        Command::Pipeline(args) => pipeline::pipeline(&args.stack, args.jobs, args.engine.into()),
+        Command::Run(args) => run::run(args.endpoint, &args.file, args.split, args.engine.into()),
+        Command::Pipeline(args) => {
+            pipeline::pipeline(&args.stack, args.jobs, args.split, args.engine.into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
