@@ -14,6 +14,7 @@ mod incoming;
 mod log;
 mod outgoing;
 mod pipeline;
+mod pooled_client;
 mod run;
 mod serve;
 mod task;
