@@ -51,6 +51,10 @@ enum Command {
     Run(RunArgs),
     /// Run every task of a stack file: all aligned slices, the volume's info, every block.
     Pipeline(PipelineArgs),
+    /// Compile the embedded component for this machine once, so that later starts load it
+    /// instead (the container image runs this as it is built).
+    /// It goes next to the executable, where every start looks for it.
+    Precompile,
 }
 
 /// Options of `emwrite serve`.
@@ -160,6 +164,9 @@ fn main() -> ExitCode {
         Command::Pipeline(args) => {
             pipeline::pipeline(&args.stack, args.jobs, args.split, args.engine.into())
         }
+        Command::Precompile => engine::precompile().map(|path| {
+            println!("{}", path.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
