@@ -8,6 +8,7 @@
 use std::env;
 use std::ffi::OsString;
 use std::fs;
+use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -18,7 +19,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 const EMBEDDED_NAME: &str = "emwrite.wasm";
 
 fn main() {
-    if let Err(message) = build() {
+    if let Err(message) = build().and_then(|()| fingerprint()) {
         // A panic would print a backtrace hint; the message is what the user needs.
         eprintln!("error: {message}");
         std::process::exit(1);
@@ -109,6 +110,23 @@ fn build() -> Result<(), String> {
             embedded.display()
         )
     })?;
+    Ok(())
+}
+
+/// Gives the host `EMWRITE_COMPONENT_FINGERPRINT`, naming the embedded component's bytes, so
+/// that a precompiled artifact is only ever loaded for the component it was compiled from (the
+/// host names the file after it). Not a security measure: the file is as trusted as the binary.
+fn fingerprint() -> Result<(), String> {
+    let embedded = PathBuf::from(env_var("OUT_DIR")?).join(EMBEDDED_NAME);
+    let bytes = fs::read(&embedded).map_err(|e| format!("{}: {e}", embedded.display()))?;
+    // SipHash with fixed keys: the same bytes give the same name in every build.
+    let mut hasher = DefaultHasher::new();
+    hasher.write(&bytes);
+    println!(
+        "cargo:rustc-env=EMWRITE_COMPONENT_FINGERPRINT={:x}-{:016x}",
+        bytes.len(),
+        hasher.finish()
+    );
     Ok(())
 }
 

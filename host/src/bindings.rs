@@ -14,6 +14,6 @@ mod generated {
     });
 }
 
-pub use generated::EndpointsPre;
-pub use generated::exports::emwrite::core::types::{TaskError, Written};
+pub use generated::exports::emwrite::core::types::{StageTimings, TaskError, Written};
 pub use generated::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
+pub use generated::{Endpoints, EndpointsPre};

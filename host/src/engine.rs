@@ -28,6 +28,12 @@ use crate::outgoing::{AllowedHost, Outgoing, Policy};
 /// The component built by `build.rs`; empty when built with `EMWRITE_SKIP_COMPONENT_BUILD=1`.
 static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emwrite.wasm"));
 
+/// File name of the embedded component precompiled by `emwrite precompile`, looked for next to
+/// the executable. It carries the component's fingerprint (`build.rs`), so a file left from
+/// another build is never loaded; wasmtime itself rejects one from another wasmtime or engine
+/// configuration (or a CPU lacking features it was compiled for).
+const PRECOMPILED_NAME: &str = concat!("emwrite-", env!("EMWRITE_COMPONENT_FINGERPRINT"), ".cwasm");
+
 /// How often the epoch advances: the resolution of `--time-limit`, and how long a guest computes
 /// before it yields its executor thread to other requests (wasm32 has no threads, so a busy
 /// instance would otherwise hold a tokio worker until it finishes).
@@ -138,7 +144,8 @@ impl ResourceLimiter for MemoryLimiter {
 struct TimeLimitExceeded;
 
 impl Emwrite {
-    /// Configures the engine, compiles (or loads from wasmtime's cache) the component, links
+    /// Configures the engine, loads the component (precompiled by `emwrite precompile`, from
+    /// wasmtime's cache, or compiled now), links
     /// WASI 0.2 and wasi:http, and pre-instantiates it.
     pub fn load(settings: &Settings) -> Result<Self, HostError> {
         // The cheap checks of the configuration come before the seconds of compiling.
@@ -325,6 +332,57 @@ fn new_engine() -> Result<Engine, HostError> {
     Engine::new(&config).map_err(|e| HostError::engine("configuring wasmtime", &e))
 }
 
+/// Compiles the embedded component with the engine every command uses and writes it next to
+/// the executable, where `load` finds it: a start then skips compiling. Returns the file written.
+pub fn precompile() -> Result<PathBuf, HostError> {
+    let dir = executable_dir()
+        .ok_or_else(|| HostError::Config("cannot tell the executable's directory".to_owned()))?;
+    if EMBEDDED_COMPONENT.is_empty() {
+        return Err(HostError::Config(
+            "this emwrite embeds no component (EMWRITE_SKIP_COMPONENT_BUILD=1): nothing to \
+             precompile"
+                .to_owned(),
+        ));
+    }
+    let engine = new_engine()?;
+    let compiled = engine
+        .precompile_component(EMBEDDED_COMPONENT)
+        .map_err(|e| HostError::engine("compiling the embedded component", &e))?;
+    let path = dir.join(PRECOMPILED_NAME);
+    std::fs::write(&path, compiled)
+        .map_err(|e| HostError::Config(format!("{}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn executable_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.parent().map(Path::to_path_buf)
+}
+
+/// The embedded component as `emwrite precompile` left it next to the executable, if it is
+/// there and this engine accepts it.
+fn load_precompiled(engine: &Engine) -> Option<Component> {
+    let path = executable_dir()?.join(PRECOMPILED_NAME);
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: wasmtime runs the file's machine code as is. It is trusted as the binary next to
+    // it is: `emwrite precompile` wrote it from this binary's own component (the name says
+    // which), and wasmtime checks its version, engine settings and CPU features.
+    #[expect(unsafe_code, reason = "loading precompiled code is unsafe by nature")]
+    let loaded = unsafe { Component::deserialize_file(engine, &path) };
+    match loaded {
+        Ok(component) => Some(component),
+        Err(error) => {
+            tracing::warn!(
+                "{} not usable, compiling instead: {error:#}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 fn load_component(engine: &Engine, file: Option<&Path>) -> Result<Component, HostError> {
     match file {
         Some(path) => Component::from_file(engine, path)
@@ -334,8 +392,11 @@ fn load_component(engine: &Engine, file: Option<&Path>) -> Result<Component, Hos
              pass --component FILE (e.g. target/component-build/wasm32-wasip2/release/emwrite.wasm)"
                 .to_owned(),
         )),
-        None => Component::new(engine, EMBEDDED_COMPONENT)
-            .map_err(|e| HostError::engine("loading the embedded component", &e)),
+        None => match load_precompiled(engine) {
+            Some(component) => Ok(component),
+            None => Component::new(engine, EMBEDDED_COMPONENT)
+                .map_err(|e| HostError::engine("loading the embedded component", &e)),
+        },
     }
 }
 

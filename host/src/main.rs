@@ -18,10 +18,12 @@ mod limits;
 mod log;
 mod outgoing;
 mod pipeline;
+mod pooled_client;
 mod run;
 mod serve;
 mod shutdown;
 mod sweep;
+mod task;
 mod units;
 
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +42,7 @@ use crate::error::HostError;
 use crate::limits::{ServeLimits, default_max_in_flight};
 use crate::outgoing::AllowedHost;
 use crate::serve::ServeOptions;
+use crate::task::Split;
 use crate::units::{parse_byte_size, parse_duration};
 
 /// Aligned EM slices and Neuroglancer precomputed volumes, run in a WASI component.
@@ -58,6 +61,10 @@ enum Command {
     Run(RunArgs),
     /// Run every task of a stack file: all aligned slices, the volume's info, every block.
     Pipeline(PipelineArgs),
+    /// Compile the embedded component for this machine once, so that later starts load it
+    /// instead (the container image runs this as it is built).
+    /// It goes next to the executable, where every start looks for it.
+    Precompile,
 }
 
 /// Options of `emwrite serve`.
@@ -132,6 +139,10 @@ struct RunArgs {
     endpoint: Endpoint,
     /// Request JSON, exactly as it would be POSTed to the service.
     file: PathBuf,
+    /// Run an ngshard block as two halves in two instances at once, then their merge (same
+    /// bytes); auto: when the machine has at least 2 cores.
+    #[arg(long, value_enum, default_value_t = Split::Auto)]
+    split: Split,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -144,6 +155,10 @@ struct PipelineArgs {
     /// Tasks run at once, each in its own instance (default: the number of cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
+    /// Run a block as two halves in two instances at once, then their merge (same bytes); auto:
+    /// when at least 2 of --jobs are free and fewer blocks than free jobs wait (the last ones).
+    #[arg(long, value_enum, default_value_t = Split::Auto)]
+    split: Split,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -225,10 +240,15 @@ fn main() -> ExitCode {
         Command::Serve(args) => args
             .options()
             .and_then(|options| serve::serve(options, args.engine.prepare())),
-        Command::Run(args) => run::run(args.endpoint, &args.file, args.engine.prepare()),
-        Command::Pipeline(args) => {
-            pipeline::pipeline(&args.stack, args.jobs, args.engine.prepare())
+        Command::Run(args) => {
+            run::run(args.endpoint, &args.file, args.split, args.engine.prepare())
         }
+        Command::Pipeline(args) => {
+            pipeline::pipeline(&args.stack, args.jobs, args.split, args.engine.prepare())
+        }
+        Command::Precompile => engine::precompile().map(|path| {
+            println!("{}", path.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,13 +17,13 @@ use emwrite::guest_env::EMULATOR_HOST_ENV;
 use emwrite::storage::gcs::{GCS_BASE_URL, emulator_base_url};
 use emwrite::storage::retry::HostRefusal;
 use http::uri::Authority;
-use http_body_util::BodyExt;
 use hyper::header::AUTHORIZATION;
 use hyper::{Request, Response, Uri};
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, default_send_request};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::credentials::Credentials;
 use crate::error::HostError;
+use crate::pooled_client::PooledClient;
 
 /// A host name or IP address with an optional port, as `--allow-host` takes it: an [`Authority`]
 /// with no user info whose port, if any, is 1–65535.
@@ -210,8 +210,9 @@ fn refusal_error(refusal: HostRefusal, why: &str) -> Error {
     }
 }
 
-/// The `send_request` hook: applies the [`Policy`], adds the token for GCS and sends with
-/// wasmtime-wasi-http's default client. One is shared by every store; cheap to clone.
+/// The `send_request` hook: applies the [`Policy`], adds the token for GCS and sends on the
+/// process's pooled keep-alive client (`pooled_client.rs`). One is shared by every store; cheap
+/// to clone.
 #[derive(Clone)]
 pub struct Outgoing {
     shared: Arc<Shared>,
@@ -220,6 +221,7 @@ pub struct Outgoing {
 struct Shared {
     policy: Policy,
     credentials: Credentials,
+    client: PooledClient,
     /// `scheme://host:port`s whose refusal was logged: a retrying guest must not flood the log.
     refused: Mutex<HashSet<String>>,
 }
@@ -231,6 +233,7 @@ impl Outgoing {
             shared: Arc::new(Shared {
                 policy,
                 credentials,
+                client: PooledClient::new(),
                 refused: Mutex::new(HashSet::new()),
             }),
         }
@@ -318,9 +321,12 @@ impl WasiHttpHooks for Outgoing {
         let shared = self.shared.clone();
         Box::new(async move {
             let request = shared.authorize(request).await?;
-            let (response, io) = default_send_request(request, options).await?;
+            let response = shared.client.send(request, options).await?;
+            // The pool drives the connection on its own task, so there is no I/O left for the
+            // caller to drive.
+            let io = std::future::ready(Ok(()));
             Ok((
-                response.map(BodyExt::boxed_unsync),
+                response,
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })

@@ -4,6 +4,10 @@
 //! Order (`docs/design.md` §1): every aligned slice (each writes its tile pack), then the
 //! volume's `info`, then every 1024³ block. Tasks of a phase are independent and run `--jobs`
 //! at a time, each in its own instance; a phase starts only when the previous one succeeded.
+//!
+//! A block splits into two halves on two cores (`--split`, `task.rs`) when fewer blocks are left
+//! to start than there are free cores: with many blocks, whole blocks already fill every core,
+//! and it is the last ones (or a stack of fewer blocks than `--jobs`) that would leave cores idle.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,10 +17,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
-use crate::bindings::{EndpointsPre, Written, aligned_slice, ng_meta, ng_shard};
+use crate::bindings::{EndpointsPre, aligned_slice, ng_meta, ng_shard};
 use crate::engine::{Emwrite, HostState, Settings};
 use crate::error::HostError;
 use crate::log::AboveBar;
+use crate::task::{self, Split, Task};
 use crate::units::{show_bytes, show_duration};
 
 /// Edge of a block, of the tile packs' tiles and of `shard-size`: the only value the original
@@ -69,29 +74,13 @@ fn default_jpeg_quality() -> u8 {
     75
 }
 
-/// One call into the component.
-enum Task {
-    Slice(aligned_slice::Request),
-    Meta(ng_meta::Request),
-    Block(ng_shard::Request),
-}
-
-impl Task {
-    /// Names the task in progress output, logs and errors.
-    fn label(&self) -> String {
-        match self {
-            Task::Slice(request) => format!("slice z={} ({})", request.slice, request.img),
-            Task::Meta(_) => "ngmeta".to_owned(),
-            Task::Block(request) => {
-                let (x, y, z) = request.start;
-                format!("block ({x}, {y}, {z})")
-            }
-        }
-    }
-}
-
 /// Runs the stack and prints where the volume is and its Neuroglancer source string.
-pub fn pipeline(stack_file: &Path, jobs: Option<u32>, settings: Settings) -> Result<(), HostError> {
+pub fn pipeline(
+    stack_file: &Path,
+    jobs: Option<u32>,
+    split: Split,
+    settings: Settings,
+) -> Result<(), HostError> {
     let stack = read_stack(stack_file)?;
     let jobs = jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, usize::from),
@@ -103,7 +92,7 @@ pub fn pipeline(stack_file: &Path, jobs: Option<u32>, settings: Settings) -> Res
         .enable_all()
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
-    let data_dir = runtime.block_on(run_stack(&stack, jobs, &settings))?;
+    let data_dir = runtime.block_on(run_stack(&stack, jobs, split, &settings))?;
     let volume = volume_location(&stack.dest, data_dir.as_deref());
     println!("{volume}");
     println!("precomputed://{}", volume_url(&volume));
@@ -145,6 +134,7 @@ fn read_stack(file: &Path) -> Result<Stack, HostError> {
 async fn run_stack(
     stack: &Stack,
     jobs: usize,
+    split: Split,
     settings: &Settings,
 ) -> Result<Option<PathBuf>, HostError> {
     let progress = Progress::new();
@@ -175,7 +165,7 @@ async fn run_stack(
             })
         })
         .collect();
-    run_phase(&emwrite, &pre, &progress, "align", slices, jobs).await?;
+    run_phase(&emwrite, &pre, &progress, "align", slices, jobs, split).await?;
 
     let meta = Task::Meta(ng_meta::Request {
         dest: stack.dest.clone(),
@@ -186,27 +176,31 @@ async fn run_stack(
         write_raw: stack.write_raw,
         resolution: stack.resolution,
     });
-    run_phase(&emwrite, &pre, &progress, "info", vec![meta], 1).await?;
+    run_phase(&emwrite, &pre, &progress, "info", vec![meta], 1, split).await?;
 
     let mut blocks = Vec::new();
     for bz in minz / BLOCK..=maxz / BLOCK {
         for by in 0..height.div_ceil(BLOCK) {
             for bx in 0..width.div_ceil(BLOCK) {
-                blocks.push(Task::Block(ng_shard::Request {
-                    dest: stack.dest.clone(),
-                    source: stack.dest_tmp.clone(),
-                    start: (bx, by, bz),
-                    shard_size: BLOCK,
-                    minz,
-                    maxz,
-                    bbox: (width, height),
-                    write_raw: stack.write_raw,
-                    jpeg_quality: stack.jpeg_quality,
-                }));
+                blocks.push(Task::Block {
+                    request: ng_shard::Request {
+                        dest: stack.dest.clone(),
+                        source: stack.dest_tmp.clone(),
+                        start: (bx, by, bz),
+                        shard_size: BLOCK,
+                        minz,
+                        maxz,
+                        bbox: (width, height),
+                        write_raw: stack.write_raw,
+                        jpeg_quality: stack.jpeg_quality,
+                    },
+                    // Decided as the block starts, by the cores then free (`run_phase`).
+                    split: false,
+                });
             }
         }
     }
-    run_phase(&emwrite, &pre, &progress, "shard", blocks, jobs).await?;
+    run_phase(&emwrite, &pre, &progress, "shard", blocks, jobs, split).await?;
     progress.bar.finish_and_clear();
     Ok(emwrite.data_dir().map(Path::to_path_buf))
 }
@@ -239,7 +233,7 @@ impl Progress {
     }
 }
 
-/// Runs `tasks` `jobs` at a time. After the first failure no new task starts (a failure is
+/// Runs `tasks` on `jobs` cores: a task takes one, a split block two. After the first failure no new task starts (a failure is
 /// usually systematic: a wrong bucket, a bad transform), the running ones finish, and every
 /// failure is printed with the slice or block it belongs to.
 async fn run_phase(
@@ -249,27 +243,44 @@ async fn run_phase(
     phase: &'static str,
     tasks: Vec<Task>,
     jobs: usize,
+    split: Split,
 ) -> Result<(), HostError> {
     let total = tasks.len();
     let started = Instant::now();
     progress.start_phase(phase, total);
     let mut pending = tasks.into_iter();
     let mut running = JoinSet::new();
+    let mut busy_cores = 0_usize;
     let (mut done, mut failed, mut objects, mut bytes) = (0_usize, 0_usize, 0_usize, 0_u64);
     loop {
-        while failed == 0 && running.len() < jobs {
-            let Some(task) = pending.next() else { break };
-            running.spawn(run_task(emwrite.clone(), pre.clone(), task));
+        while failed == 0 && busy_cores < jobs {
+            let not_started = pending.len();
+            let Some(mut task) = pending.next() else {
+                break;
+            };
+            if let Task::Block { split: splits, .. } = &mut task {
+                *splits = split.splits(jobs - busy_cores, not_started);
+            }
+            let cores = task.cores();
+            busy_cores += cores;
+            let (emwrite, pre) = (emwrite.clone(), pre.clone());
+            running.spawn(async move { (cores, task::run(emwrite, pre, task).await) });
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let outcome = joined.unwrap_or_else(|join| {
-            Err(HostError::Engine {
+        let outcome = match joined {
+            Ok((cores, outcome)) => {
+                busy_cores -= cores;
+                outcome
+            }
+            // Only a panic in the host ends a task this way; its cores count as busy until the
+            // phase ends, which is soon: the failure stops new tasks.
+            Err(join) => Err(HostError::Engine {
                 context: phase.to_owned(),
                 message: format!("host task failed: {join}"),
-            })
-        });
+            }),
+        };
         match outcome {
             Ok(written) => {
                 done += 1;
@@ -302,49 +313,6 @@ async fn run_phase(
         show_duration(started.elapsed())
     );
     Ok(())
-}
-
-/// Runs one task in a fresh instance.
-async fn run_task(
-    emwrite: Emwrite,
-    pre: EndpointsPre<HostState>,
-    task: Task,
-) -> Result<Written, HostError> {
-    let label = task.label();
-    let mut store = emwrite.new_store(&label)?;
-    let called = emwrite
-        .bounded(async {
-            let endpoints = pre.instantiate_async(&mut store).await?;
-            match &task {
-                Task::Slice(request) => {
-                    endpoints
-                        .emwrite_core_aligned_slice()
-                        .call_run(&mut store, request)
-                        .await
-                }
-                Task::Meta(request) => {
-                    endpoints
-                        .emwrite_core_ng_meta()
-                        .call_run(&mut store, request)
-                        .await
-                }
-                Task::Block(request) => {
-                    endpoints
-                        .emwrite_core_ng_shard()
-                        .call_run(&mut store, request)
-                        .await
-                }
-            }
-        })
-        .await;
-    match called {
-        Ok(Ok(written)) => Ok(written),
-        Ok(Err(error)) => Err(HostError::Task {
-            context: label,
-            error: error.into(),
-        }),
-        Err(error) => Err(emwrite.failure(&store, &label, error)),
-    }
 }
 
 /// Where the JPEG volume is: the URL as given for `gs://` locations; for a bucket name, a local

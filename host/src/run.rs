@@ -1,84 +1,127 @@
-//! `emwrite run ENDPOINT FILE`: one task from a request JSON file, POSTed in-process to a fresh
-//! instance's `wasi:http/incoming-handler`.
+//! `emwrite run ENDPOINT FILE`: one task from a request JSON file, through the component's typed
+//! exports in a fresh instance (an ngshard block possibly as two halves, `task.rs`), and its
+//! report as JSON on stdout.
 //!
-//! The file goes to the component unread: the core is the one parser of the original's request
-//! JSON (`docs/design.md` §2), so `run` accepts exactly what `serve` accepts.
+//! The file is parsed by the core's own parser of the original's request JSON (the one the
+//! component's HTTP handler runs, `docs/design.md` §2), compiled into the host, so `run` accepts
+//! exactly what `serve` accepts; the typed exports then validate the same request again.
 
-use std::io::Write as _;
 use std::path::Path;
+use std::time::Instant;
 
-use bytes::Bytes;
 use emwrite::endpoint::Endpoint;
-use http_body_util::{BodyExt, Full};
-use hyper::header::CONTENT_TYPE;
-use hyper::{Method, Request};
+use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 
+use crate::bindings::{EndpointsPre, Written, aligned_slice, ng_meta, ng_shard};
 use crate::engine::{Emwrite, Settings};
 use crate::error::HostError;
-use crate::incoming::{self, Started};
+use crate::task::{self, Split, Task};
 
-/// Runs the request in `file` and prints the response body; a non-2xx status is an error
-/// carrying the body.
-pub fn run(endpoint: Endpoint, file: &Path, settings: Settings) -> Result<(), HostError> {
+/// Edge of a block and of the tile packs' tiles: the only `shard-size` the parser accepts.
+const BLOCK: u32 = 1024;
+
+/// Runs the request in `file` and prints the task's report: objects, bytes, retries, notes, the
+/// stage times in µs and the wall time.
+pub fn run(
+    endpoint: Endpoint,
+    file: &Path,
+    split: Split,
+    settings: Settings,
+) -> Result<(), HostError> {
     let body = std::fs::read(file)
         .map_err(|e| HostError::Config(format!("request file {}: {e}", file.display())))?;
-    // One instance, one core (wasm32 has no threads): a single-threaded runtime is enough; the
-    // filesystem work still runs on tokio's blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let task = parse(endpoint, &body, split.splits(cores, 1)).map_err(|error| HostError::Task {
+        context: format!("{} {}", endpoint.route(), file.display()),
+        error,
+    })?;
+    // One instance is one core (wasm32 has no threads): one worker per instance that runs at
+    // once. The filesystem work still runs on tokio's blocking pool.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(task.cores())
         .enable_all()
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
-    let response = runtime.block_on(post(endpoint, body, &settings))?;
-    let mut stdout = std::io::stdout().lock();
-    let written = stdout.write_all(&response).and_then(|()| {
-        if response.ends_with(b"\n") {
-            Ok(())
-        } else {
-            stdout.write_all(b"\n")
-        }
-    });
-    written.map_err(|e| HostError::Config(format!("writing the response to stdout: {e}")))
+    let (written, wall) = runtime.block_on(async {
+        let emwrite = Emwrite::load(&settings)?;
+        let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
+            HostError::engine(
+                "the component does not export the emwrite:core endpoints",
+                &e,
+            )
+        })?;
+        // The wall time of the task alone, without loading the component.
+        let started = Instant::now();
+        let written = task::run(emwrite, pre, task).await?;
+        Ok::<_, HostError>((written, started.elapsed()))
+    })?;
+    println!("{}", report(&written, wall.as_micros()));
+    Ok(())
 }
 
-async fn post(endpoint: Endpoint, body: Vec<u8>, settings: &Settings) -> Result<Bytes, HostError> {
-    let emwrite = Emwrite::load(settings)?;
-    let proxy = incoming::proxy_pre(&emwrite)?;
-    let tag = format!("POST {}", endpoint.route());
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("http://localhost{}", endpoint.route()))
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| HostError::Config(format!("{tag}: {e}")))?;
-
-    let Started { response, finished } =
-        incoming::handle(&emwrite, &proxy, tag.clone(), request).await?;
-    let status = response.status();
-    let collected = response.into_body().collect().await;
-    // The handler's outcome comes first: a trap while writing the body is the real error.
-    match finished.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(error),
-        Err(join) => {
-            return Err(HostError::Engine {
-                context: tag,
-                message: format!("host task failed: {join}"),
-            });
+/// The typed call of a request body; a block splits when `split_block`.
+fn parse(endpoint: Endpoint, body: &[u8], split_block: bool) -> emwrite::Result<Task> {
+    Ok(match endpoint {
+        Endpoint::AlignedSlice => {
+            let r = AlignedSliceRequest::from_json(body)?;
+            Task::Slice(aligned_slice::Request {
+                img: r.img,
+                transform: r.transform.to_vec(),
+                bbox: (r.bbox[0], r.bbox[1]),
+                dest: r.dest.to_string(),
+                dest_tmp: r.dest_tmp.to_string(),
+                slice: r.slice,
+                shard_size: r.shard_size,
+            })
         }
-    }
-    let body = collected
-        .map_err(|e| HostError::Engine {
-            context: tag.clone(),
-            message: format!("reading the response body: {e}"),
-        })?
-        .to_bytes();
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(HostError::Status {
-            context: tag,
-            status: status.as_u16(),
-            message: String::from_utf8_lossy(&body).trim().to_owned(),
-        })
-    }
+        Endpoint::NgMeta => {
+            let r = NgMetaRequest::from_json(body)?;
+            Task::Meta(ng_meta::Request {
+                dest: r.dest.to_string(),
+                minz: r.minz,
+                maxz: r.maxz,
+                shard_size: BLOCK,
+                bbox: (r.bbox[0], r.bbox[1]),
+                write_raw: r.write_raw,
+                resolution: r.resolution_nm,
+            })
+        }
+        Endpoint::NgShard => {
+            let r = NgShardRequest::from_json(body)?;
+            Task::Block {
+                request: ng_shard::Request {
+                    dest: r.dest.to_string(),
+                    source: r.source.to_string(),
+                    start: (r.start[0], r.start[1], r.start[2]),
+                    shard_size: BLOCK,
+                    minz: r.minz,
+                    maxz: r.maxz,
+                    bbox: (r.bbox[0], r.bbox[1]),
+                    write_raw: r.write_raw,
+                    jpeg_quality: r.jpeg_quality,
+                },
+                split: split_block,
+            }
+        }
+    })
+}
+
+/// The report `run` prints: the HTTP API's success body plus notes, stages and wall time.
+fn report(written: &Written, wall_us: u128) -> serde_json::Value {
+    let stages = &written.stages;
+    serde_json::json!({
+        "status": "success",
+        "objects": written.objects,
+        "bytes": written.bytes,
+        "retries": written.retries,
+        "notes": written.notes,
+        "stages": {
+            "fetch_us": stages.fetch_us,
+            "decode_us": stages.decode_us,
+            "downsample_us": stages.downsample_us,
+            "encode_us": stages.encode_us,
+            "write_us": stages.write_us,
+        },
+        "wall_us": u64::try_from(wall_us).unwrap_or(u64::MAX),
+    })
 }

@@ -33,6 +33,7 @@ impl From<tasks::Written> for Written {
             objects: w.objects,
             bytes: w.bytes,
             retries: w.retries,
+            notes: w.notes,
             stages: w.stages.into(),
         }
     }

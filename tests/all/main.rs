@@ -2,3 +2,4 @@
 
 mod outgoing;
 mod serve;
+mod split;

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -43,6 +44,8 @@ impl Recorded {
 struct Recorder {
     url: String,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    /// TCP connections accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -54,14 +57,20 @@ impl Recorder {
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("the recorder's runtime");
-            runtime.block_on(serve(listener, log));
+            runtime.block_on(serve(listener, log, accepted));
         });
-        Recorder { url, seen }
+        Recorder {
+            url,
+            seen,
+            connections,
+        }
     }
 
     fn seen(&self) -> Vec<Recorded> {
@@ -70,9 +79,14 @@ impl Recorder {
 }
 
 /// Accepts connections until the test process ends, answering each request with [`answer`].
-async fn serve(listener: std::net::TcpListener, log: Arc<Mutex<Vec<Recorded>>>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    accepted: Arc<AtomicUsize>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
     while let Ok((stream, _)) = listener.accept().await {
+        accepted.fetch_add(1, Ordering::Relaxed);
         let log = log.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
@@ -174,6 +188,21 @@ fn store_gcs_uploads_bare_buckets_to_the_emulator_without_a_token() {
         !log.contains("GCS credentials"),
         "an emulator run must not look for credentials:\n{log}"
     );
+}
+
+#[test]
+fn requests_of_every_instance_share_one_keep_alive_connection() {
+    let recorder = Recorder::start();
+    let env = emulator_env(&recorder);
+    let server = Server::start_with_env(&["--store", "gcs"], &as_refs(&env));
+    // Each request runs in a fresh instance and uploads two info objects, one after the other.
+    let with_raw = NGMETA.replace(r#""writeRaw": "False""#, r#""writeRaw": "True""#);
+    for _ in 0..5 {
+        let reply = server.post("/ngmeta", &with_raw);
+        assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
+    }
+    assert_eq!(recorder.seen().len(), 10, "{:#?}", recorder.seen());
+    assert_eq!(recorder.connections.load(Ordering::Relaxed), 1);
 }
 
 #[test]

@@ -1,0 +1,238 @@
+//! One task through the component's typed exports, each call in a fresh instance; a block either
+//! whole or as two halves in two instances at once followed by their merge (`docs/design.md` §4,
+//! "Two halves on two cores").
+
+use std::future::Future;
+use std::pin::Pin;
+
+use clap::ValueEnum;
+use wasmtime::Store;
+
+use crate::bindings::{
+    Endpoints, EndpointsPre, TaskError, Written, aligned_slice, ng_meta, ng_shard,
+};
+use crate::engine::{Emwrite, HostState};
+use crate::error::HostError;
+
+/// When a block runs as two halves in two instances (`--split`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Split {
+    /// When at least two cores are free and fewer blocks than free cores wait to start.
+    Auto,
+    /// Every block, whatever the cores (for tests and measurements).
+    Always,
+    /// Never: one instance per block.
+    Never,
+}
+
+impl Split {
+    /// Whether a block splits when `free_cores` cores are free and `not_started` blocks
+    /// (this one included) wait for them: with auto, only when whole blocks would leave cores
+    /// idle, since a split costs a merge and holds the hand-offs.
+    pub fn splits(self, free_cores: usize, not_started: usize) -> bool {
+        match self {
+            Split::Auto => free_cores >= 2 && not_started < free_cores,
+            Split::Always => true,
+            Split::Never => false,
+        }
+    }
+}
+
+/// One call into the component.
+#[derive(Clone)]
+pub enum Task {
+    /// `aligned-slice.run`.
+    Slice(aligned_slice::Request),
+    /// `ng-meta.run`.
+    Meta(ng_meta::Request),
+    /// `ng-shard.run`, or with `split` the two halves and their merge.
+    Block {
+        /// The block.
+        request: ng_shard::Request,
+        /// Run as two halves in two instances, then the merge.
+        split: bool,
+    },
+}
+
+impl Task {
+    /// Names the task in progress output, logs and errors.
+    pub fn label(&self) -> String {
+        match self {
+            Task::Slice(request) => format!("slice z={} ({})", request.slice, request.img),
+            Task::Meta(_) => "ngmeta".to_owned(),
+            Task::Block { request, .. } => {
+                let (x, y, z) = request.start;
+                format!("block ({x}, {y}, {z})")
+            }
+        }
+    }
+
+    /// Cores the task keeps busy while it runs: two for a split block's halves, else one.
+    pub fn cores(&self) -> usize {
+        match self {
+            Task::Block { split: true, .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A call's future, borrowing the store it runs in.
+type Call<'s, T> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<T, TaskError>>> + Send + 's>>;
+
+/// Runs `task`, each call in a fresh instance.
+pub async fn run(
+    emwrite: Emwrite,
+    pre: EndpointsPre<HostState>,
+    task: Task,
+) -> Result<Written, HostError> {
+    let label = task.label();
+    match task {
+        Task::Slice(request) => {
+            in_fresh_instance(&emwrite, &pre, &label, move |store, endpoints| {
+                Box::pin(async move {
+                    endpoints
+                        .emwrite_core_aligned_slice()
+                        .call_run(store, &request)
+                        .await
+                })
+            })
+            .await
+        }
+        Task::Meta(request) => {
+            in_fresh_instance(&emwrite, &pre, &label, move |store, endpoints| {
+                Box::pin(async move {
+                    endpoints
+                        .emwrite_core_ng_meta()
+                        .call_run(store, &request)
+                        .await
+                })
+            })
+            .await
+        }
+        Task::Block {
+            request,
+            split: false,
+        } => {
+            in_fresh_instance(&emwrite, &pre, &label, move |store, endpoints| {
+                Box::pin(async move {
+                    endpoints
+                        .emwrite_core_ng_shard()
+                        .call_run(store, &request)
+                        .await
+                })
+            })
+            .await
+        }
+        Task::Block {
+            request,
+            split: true,
+        } => run_split_block(emwrite, pre, request, label).await,
+    }
+}
+
+/// Runs the block's halves at once, each in its own instance on its own tokio task (so on its
+/// own worker thread, given two), then the merge in a third.
+async fn run_split_block(
+    emwrite: Emwrite,
+    pre: EndpointsPre<HostState>,
+    request: ng_shard::Request,
+    label: String,
+) -> Result<Written, HostError> {
+    let half = |half: ng_shard::BlockHalf, name: &str| {
+        let (emwrite, pre, request) = (emwrite.clone(), pre.clone(), request.clone());
+        let label = format!("{label} {name}");
+        tokio::spawn(async move {
+            in_fresh_instance(&emwrite, &pre, &label, move |store, endpoints| {
+                Box::pin(async move {
+                    endpoints
+                        .emwrite_core_ng_shard()
+                        .call_run_half(store, &request, half)
+                        .await
+                })
+            })
+            .await
+        })
+    };
+    let low = half(ng_shard::BlockHalf::LowZ, "low-z");
+    let high = half(ng_shard::BlockHalf::HighZ, "high-z");
+    let joined = |result: Result<_, tokio::task::JoinError>| {
+        result.unwrap_or_else(|join| {
+            Err(HostError::Engine {
+                context: label.clone(),
+                message: format!("host task failed: {join}"),
+            })
+        })
+    };
+    // Both halves finish before either failure is reported: neither is left running unobserved.
+    let (low, high) = (joined(low.await), joined(high.await));
+    let (low, high) = (low?, high?);
+
+    let merge_label = format!("{label} merge");
+    let merged = in_fresh_instance(&emwrite, &pre, &merge_label, move |store, endpoints| {
+        Box::pin(async move {
+            endpoints
+                .emwrite_core_ng_shard()
+                .call_merge_halves(store, &request, &low.handoff, &high.handoff)
+                .await
+        })
+    })
+    .await?;
+    Ok(combine([low.written, high.written, merged]))
+}
+
+/// The report of a split block: every object of the three calls, in the order written, and the
+/// sums of bytes, retries and stage times. With the halves on two cores, the stage times are
+/// core time, not wall time.
+fn combine(parts: [Written; 3]) -> Written {
+    let mut total = Written {
+        objects: Vec::new(),
+        bytes: 0,
+        retries: 0,
+        notes: Vec::new(),
+        stages: crate::bindings::StageTimings {
+            fetch_us: 0,
+            decode_us: 0,
+            downsample_us: 0,
+            encode_us: 0,
+            write_us: 0,
+        },
+    };
+    for part in parts {
+        total.objects.extend(part.objects);
+        total.bytes += part.bytes;
+        total.retries += part.retries;
+        total.notes.extend(part.notes);
+        let (sum, add) = (&mut total.stages, part.stages);
+        sum.fetch_us += add.fetch_us;
+        sum.decode_us += add.decode_us;
+        sum.downsample_us += add.downsample_us;
+        sum.encode_us += add.encode_us;
+        sum.write_us += add.write_us;
+    }
+    total
+}
+
+/// Instantiates the component in a fresh store and makes one call, bounded by `--time-limit`.
+async fn in_fresh_instance<T>(
+    emwrite: &Emwrite,
+    pre: &EndpointsPre<HostState>,
+    label: &str,
+    call: impl for<'s> FnOnce(&'s mut Store<HostState>, Endpoints) -> Call<'s, T>,
+) -> Result<T, HostError> {
+    let mut store = emwrite.new_store(label)?;
+    let called = emwrite
+        .bounded(async {
+            let endpoints = pre.instantiate_async(&mut store).await?;
+            call(&mut store, endpoints).await
+        })
+        .await;
+    match called {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(error)) => Err(HostError::Task {
+            context: label.to_owned(),
+            error: error.into(),
+        }),
+        Err(error) => Err(emwrite.failure(&store, label, error)),
+    }
+}
