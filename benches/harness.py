@@ -170,12 +170,13 @@ class Bench:
         with open(self.log, "ab") as log:
             subprocess.run([str(a) for a in args], check=True, stdout=log, stderr=log, env={**os.environ, **(env or {})})
 
-    def stack(self, name: str, width: int, height: int, slices: int) -> Path:
-        """An EM-like stack from make_stack (raw slices only), generated once."""
+    def stack(self, name: str, width: int, height: int, slices: int, margin: int = 0) -> Path:
+        """An EM-like stack from make_stack (raw slices only), generated once. The aligned frame
+        (bbox) is the raw size plus `margin`."""
         data = self.work / name
         if not (data / "stack.json").exists():
             print(f"generating {name}: {slices} slice(s) of {width}×{height}", file=sys.stderr)
-            self.run(self.make_stack, "--data-dir", data, "--width", width, "--height", height, "--margin", 0,
+            self.run(self.make_stack, "--data-dir", data, "--width", width, "--height", height, "--margin", margin,
                      "--minz", 0, "--slices", slices)
         return data
 
@@ -287,8 +288,10 @@ class Bench:
         finally:
             emulator.stop()
 
-    def aligned_slice(self, width: int, height: int, with_peer=True):
-        data = self.stack(f"aligned-{width}x{height}", width, height, 1)
+    def aligned_slice(self, width: int, height: int, with_peer=True, margin=0):
+        """One slice aligned into a width × height frame; the raw slice is `margin` smaller."""
+        name = f"aligned-{width}x{height}" + (f"-margin{margin}" if margin else "")
+        data = self.stack(name, width - margin, height - margin, 1, margin)
         entry = json.loads((data / "stack.json").read_text())["slices"][0]
         request = self.write_json(data / "alignedslice.json", {
             "img": entry["img"], "transform": entry["transform"], "bbox": [width, height], "dest": "emdata",
@@ -463,10 +466,13 @@ def main():
 def scaling(bench: "Bench", slices: int) -> str:
     """Item 8: time and memory against slice size and slices per block."""
     table = Table()
-    for width, height, with_peer in ((4096, 4096, True), (8192, 8192, True), (16384, 16384, True),
-                                     (34432, 39552, False)):
-        ours, peer = bench.aligned_slice(width, height, with_peer=with_peer)
-        note = "" if with_peer else " (peer not run: Pillow would hold two 1.3 GB images for minutes)"
+    # margin 0: the raw slices are the frame's size, 34432 × 39552 the hemibrain's (1.36 Gpx).
+    for width, height, margin, with_peer in ((4096, 4096, 0, True), (8192, 8192, 0, True),
+                                             (16384, 16384, 0, True), (34432, 39552, 0, False)):
+        ours, peer = bench.aligned_slice(width, height, with_peer=with_peer, margin=margin)
+        note = f", raw {width - margin} × {height - margin}" if margin else ""
+        if not with_peer:
+            note += " (peer not run: Pillow would hold both 1+ GB images and take minutes)"
         table.add(f"alignedslice {width} × {height}{note}", ours, peer)
     data = bench.ngshard_inputs(slices)
     for n in (s for s in (64, 256, 1024) if s <= slices):

@@ -4,8 +4,8 @@
 //! dense block into its sharded pyramid (every scale, each shard assembled with `into_bytes` as
 //! ngshard does) in JPEG, plus the bytes written and a CRC-32 of them;
 //! `cargo bench --bench pyramid -- raw` also times JPEG plus raw (`writeRaw`). Tile reading and
-//! storage are left out: this is the compute of one ngshard task. `benches/harness.py`
-//! (`scripts/bench`) times the whole task against the original's way (tensorstore).
+//! storage are left out: this is the compute of one ngshard task. `benches/ngshard_block.py`
+//! times the whole task against tensorstore.
 //!
 //! One block takes seconds, so each configuration runs once, without warm-up: the first slabs
 //! warm the allocator and caches as in a real task, whose instance also runs one block.
