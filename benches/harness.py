@@ -78,6 +78,10 @@ def measure(args, env=None, log: Path | None = None) -> Run:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log else []
         error = f"exit {os.waitstatus_to_exitcode(status)}: {tail[0][:160] if tail else ''}"
         print(f"  FAILED {' '.join(map(str, args))}: {error} (log {log})", file=sys.stderr)
+    else:
+        what = " ".join(Path(str(a)).name for a in args[:3])
+        print(f"  {what}: {wall:.2f} s, {usage.ru_utime + usage.ru_stime:.2f} CPU-s, "
+              f"{usage.ru_maxrss / 1024:.0f} MiB", file=sys.stderr)
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, error=error)
 
 
