@@ -6,7 +6,7 @@
 //! `cargo bench --bench pyramid -- raw` also times JPEG plus raw (`writeRaw`). Each
 //! configuration also runs as two halves and a merge, one after the other (the time two cores
 //! would take is the slower half plus the merge), and checks that their CRC matches. Tile reading and
-//! storage are left out: this is the compute of one ngshard task. `benches/ngshard_block.py`
+//! storage are left out: this is the compute of one ngshard task. `benches/harness.py` (`scripts/bench`)
 //! times the whole task against tensorstore.
 //!
 //! One block takes seconds, so each configuration runs once, without warm-up: the first slabs
