@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use emwrite::endpoint::Endpoint;
 use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
+use emwrite::tasks::{ReportBody, StageMicros};
 
 use crate::bindings::{EndpointsPre, Written, aligned_slice, ng_meta, ng_shard};
 use crate::engine::{Emwrite, Settings};
@@ -106,22 +107,23 @@ fn parse(endpoint: Endpoint, body: &[u8], split_block: bool) -> emwrite::Result<
     })
 }
 
-/// The report `run` prints: the HTTP API's success body plus notes, stages and wall time.
-fn report(written: &Written, wall_us: u128) -> serde_json::Value {
-    let stages = &written.stages;
-    serde_json::json!({
-        "status": "success",
-        "objects": written.objects,
-        "bytes": written.bytes,
-        "retries": written.retries,
-        "notes": written.notes,
-        "stages": {
-            "fetch_us": stages.fetch_us,
-            "decode_us": stages.decode_us,
-            "downsample_us": stages.downsample_us,
-            "encode_us": stages.encode_us,
-            "write_us": stages.write_us,
-        },
-        "wall_us": u64::try_from(wall_us).unwrap_or(u64::MAX),
-    })
+/// The report `run` prints: the HTTP API's JSON success body plus the wall time.
+fn report(written: &Written, wall_us: u128) -> String {
+    let s = &written.stages;
+    let stages = StageMicros {
+        fetch_us: s.fetch_us,
+        decode_us: s.decode_us,
+        downsample_us: s.downsample_us,
+        encode_us: s.encode_us,
+        write_us: s.write_us,
+    };
+    let mut body = ReportBody::new(
+        written.objects.clone(),
+        written.bytes,
+        written.retries,
+        written.notes.clone(),
+        stages,
+    );
+    body.wall_us = Some(u64::try_from(wall_us).unwrap_or(u64::MAX));
+    body.to_json()
 }

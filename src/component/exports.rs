@@ -1,8 +1,6 @@
 //! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`, whose
 //! cases are named as [`ErrorKind::name`] names the kinds.
 
-use std::time::Duration;
-
 use super::bindings::exports::emwrite::core::types::{StageTimings, TaskError, Written};
 use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
 use crate::layout::BlockHalf;
@@ -41,14 +39,13 @@ impl From<tasks::Written> for Written {
 
 impl From<tasks::StageTimings> for StageTimings {
     fn from(t: tasks::StageTimings) -> Self {
-        // A task runs for far less than the 584 000 years that overflow u64 microseconds.
-        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let us = tasks::StageMicros::from(t);
         Self {
-            fetch_us: us(t.fetch),
-            decode_us: us(t.decode),
-            downsample_us: us(t.downsample),
-            encode_us: us(t.encode),
-            write_us: us(t.write),
+            fetch_us: us.fetch_us,
+            decode_us: us.decode_us,
+            downsample_us: us.downsample_us,
+            encode_us: us.encode_us,
+            write_us: us.write_us,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::endpoint::{ENDPOINT_METHODS, Endpoint, HEALTH_METHODS, HEALTH_ROUTE, MAX_BODY_BYTES};
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
-use crate::tasks::{self, StageTimings, Written};
+use crate::tasks::{self, ReportBody, Written};
 use crate::{Error, ErrorBody, ErrorKind};
 use wstd::http::{Body, Method, Request, Response, StatusCode};
 
@@ -52,18 +52,7 @@ async fn handle(mut request: Request<Body>) -> Response<Body> {
         }
     };
     match outcome {
-        Ok(written) if wants_json => json(
-            StatusCode::OK,
-            serde_json::json!({
-                "status": "success",
-                "objects": written.objects,
-                "bytes": written.bytes,
-                "retries": written.retries,
-                "notes": written.notes,
-                "stages": stages_json(&written.stages),
-            })
-            .to_string(),
-        ),
+        Ok(written) if wants_json => json(StatusCode::OK, ReportBody::from(&written).to_json()),
         // The original answered a bare `success`; clients may test for exactly that.
         Ok(_) => text(StatusCode::OK, "success".to_owned()),
         Err(e) => {
@@ -92,17 +81,6 @@ fn method_not_allowed(path: &str, method: &Method, allowed: &'static str) -> Res
 }
 
 /// Where the task's time went, in whole microseconds per stage: `{"fetch_us": 1200, ...}`.
-fn stages_json(stages: &StageTimings) -> serde_json::Value {
-    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    serde_json::json!({
-        "fetch_us": micros(stages.fetch),
-        "decode_us": micros(stages.decode),
-        "downsample_us": micros(stages.downsample),
-        "encode_us": micros(stages.encode),
-        "write_us": micros(stages.write),
-    })
-}
-
 async fn read_body(request: &mut Request<Body>) -> Result<Vec<u8>, Error> {
     let body = request.body_mut();
     if body

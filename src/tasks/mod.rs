@@ -7,6 +7,8 @@ pub mod ng_shard;
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::Result;
 use crate::storage::Storage;
 use crate::storage::location::ObjectPath;
@@ -43,6 +45,102 @@ pub struct StageTimings {
     pub encode: Duration,
     /// Writing objects: the puts, from start to acknowledgement.
     pub write: Duration,
+}
+
+/// [`StageTimings`] in whole microseconds, as reports and the WIT `stage-timings` carry them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StageMicros {
+    /// [`StageTimings::fetch`].
+    pub fetch_us: u64,
+    /// [`StageTimings::decode`].
+    pub decode_us: u64,
+    /// [`StageTimings::downsample`].
+    pub downsample_us: u64,
+    /// [`StageTimings::encode`].
+    pub encode_us: u64,
+    /// [`StageTimings::write`].
+    pub write_us: u64,
+}
+
+impl From<StageTimings> for StageMicros {
+    fn from(t: StageTimings) -> Self {
+        // A task runs for far less than the 584 000 years that overflow u64 microseconds.
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Self {
+            fetch_us: us(t.fetch),
+            decode_us: us(t.decode),
+            downsample_us: us(t.downsample),
+            encode_us: us(t.encode),
+            write_us: us(t.write),
+        }
+    }
+}
+
+/// The JSON body of a task that succeeded, for clients that ask for JSON: one shape for the
+/// component's HTTP answer and the host's `emwrite run` (which adds `wall_us`).
+///
+/// ```
+/// let mut written = emwrite::tasks::Written::default();
+/// written.objects.push("lab/neuroglancer/jpeg/info".into());
+/// let body = emwrite::tasks::ReportBody::from(&written);
+/// assert!(body.to_json().starts_with(r#"{"status":"success","objects":["lab/neuroglancer"#));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReportBody {
+    /// Always `success` (the original answered a bare `success`).
+    pub status: &'static str,
+    /// Objects written, as `bucket/name`, in order.
+    pub objects: Vec<String>,
+    /// Total bytes written.
+    pub bytes: u64,
+    /// Storage requests repeated after transient failures.
+    pub retries: u32,
+    /// What the task chose or could not tidy (see [`Written::notes`]).
+    pub notes: Vec<String>,
+    /// Where the task's time went.
+    pub stages: StageMicros,
+    /// The task's wall time, where the caller measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_us: Option<u64>,
+}
+
+impl ReportBody {
+    /// The report of a task that wrote `objects` (`bytes` in all) after `retries` retries.
+    pub fn new(
+        objects: Vec<String>,
+        bytes: u64,
+        retries: u32,
+        notes: Vec<String>,
+        stages: StageMicros,
+    ) -> Self {
+        Self {
+            status: "success",
+            objects,
+            bytes,
+            retries,
+            notes,
+            stages,
+            wall_us: None,
+        }
+    }
+
+    /// The body as JSON text.
+    pub fn to_json(&self) -> String {
+        // Strings, numbers and lists of strings always serialise.
+        serde_json::to_string(self).expect("a report always serialises")
+    }
+}
+
+impl From<&Written> for ReportBody {
+    fn from(w: &Written) -> Self {
+        Self::new(
+            w.objects.clone(),
+            w.bytes,
+            w.retries,
+            w.notes.clone(),
+            w.stages.into(),
+        )
+    }
 }
 
 impl Written {
