@@ -58,6 +58,18 @@ def run_emwrite(emwrite: Path, *args: str, check: bool = True, env: dict | None 
     return result
 
 
+def with_(base: dict, **changes) -> dict:
+    """A request `base` with fields changed (`dest_tmp` names `dest-tmp`); None removes a field."""
+    out = dict(base)
+    for key, value in changes.items():
+        key = key.replace("_", "-")
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 def generate_stack(make_stack: Path, data_dir: Path, **options) -> dict:
     args = [str(make_stack), "--data-dir", str(data_dir)]
     for key, value in options.items():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_emwrite
+from conftest import run_emwrite, with_
 
 W, H = 40, 30
 ALIGNED = {"img": "ok.png", "transform": "[1 0 0 1 0 0]", "bbox": f"[{W}, {H}]",
@@ -25,18 +25,6 @@ ALIGNED = {"img": "ok.png", "transform": "[1 0 0 1 0 0]", "bbox": f"[{W}, {H}]",
 META = {"dest": "lab", "minz": 0, "maxz": 3, "shard-size": 1024, "bbox": f"[{W}, {H}]", "writeRaw": "True"}
 SHARD = {"dest": "lab", "source": "lab-tmp", "start": [0, 0, 0], "shard-size": 1024,
          "minz": 0, "maxz": 3, "bbox": f"[{W}, {H}]", "writeRaw": "True"}
-
-
-def with_(base, **changes):
-    """`base` with fields changed (`dest_tmp` names `dest-tmp`); None removes a field."""
-    out = dict(base)
-    for key, value in changes.items():
-        key = key.replace("_", "-")
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
 
 
 def png_bytes(array) -> bytes:

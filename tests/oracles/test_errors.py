@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import with_
+
 GOOD_ALIGNED = {"img": "ok.png", "transform": "[1 0 0 1 0 0]", "bbox": "[40, 30]",
                 "dest": "errs", "dest-tmp": "errs-tmp", "slice": "1"}
 GOOD_META = {"dest": "errs", "minz": 0, "maxz": 3, "shard-size": 1024, "bbox": "[40, 30]", "writeRaw": "True"}
@@ -22,17 +24,6 @@ def raw_images(server):
     (raw / "truncated.png").write_bytes(good[: len(good) // 2])
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(raw / "rgb.png")
     Image.fromarray(np.zeros((30, 40), np.uint16)).save(raw / "sixteen.png")
-
-
-def with_(base, **changes):
-    out = dict(base)
-    for key, value in changes.items():
-        key = key.replace("_", "-")
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
 
 
 BAD_REQUESTS = [
