@@ -17,14 +17,15 @@ use std::time::Instant;
 use super::Written;
 use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
 use crate::precomputed::block_halves::{self, HalfHandoff};
-use crate::precomputed::block_shards::CompletedShard;
+use crate::precomputed::block_shards::{CompletedShard, ShardPart};
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::pyramid::BlockPyramid;
 use crate::request::NgShardRequest;
-use crate::storage::{self, Storage};
+use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tilepack::{FetchedTile, fetch_tile};
 use crate::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
 
 /// Tile packs read at once: enough to hide storage latency, few enough to bound the requests
 /// one task keeps open. A slab's fetched (still compressed) tiles are held until the slab is
@@ -32,6 +33,13 @@ use futures::{StreamExt, TryStreamExt};
 const TILES_IN_FLIGHT: usize = 8;
 
 const BLOCK: usize = BLOCK_EDGE as usize;
+
+/// Raw shards that may hold this many bytes or more are written in parts as the pyramid makes
+/// them ([`BlockPyramid::stream_raw_shards`]), smaller ones whole. That is scales 0 and 1, up to
+/// 128 MiB each: holding them cost a dense block with `writeRaw` about 600 MiB more. Scale 2 is
+/// 16 MiB at most, and on GCS a file in parts costs a resumable upload and a compose rather than
+/// one request.
+const STREAM_RAW_SHARDS_FROM: usize = 32 << 20;
 
 /// What one half of a block wrote, and what it hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,12 +53,13 @@ pub struct HalfWritten {
 }
 
 /// Runs one ngshard task: the whole block.
-pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Written> {
+pub async fn run(storage: &impl StreamingStorage, request: &NgShardRequest) -> Result<Written> {
     let retries_before = storage.retries();
     let scales = read_scales(storage, request).await?;
     let block = request.start.map(u64::from);
     let encodings = encodings(request.write_raw);
     let mut pyramid = BlockPyramid::new(&scales, block, encodings, request.jpeg_quality)?;
+    pyramid.stream_raw_shards(STREAM_RAW_SHARDS_FROM)?;
     let mut written = Written::default();
     push_slabs(
         storage,
@@ -69,7 +78,7 @@ pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Wri
 /// Runs `half` of an ngshard task: writes the half's scale-0 shards and returns the hand-off
 /// that [`merge_halves`] needs from it. The two halves may run at once, in separate instances.
 pub async fn run_half(
-    storage: &impl Storage,
+    storage: &impl StreamingStorage,
     request: &NgShardRequest,
     half: BlockHalf,
 ) -> Result<HalfWritten> {
@@ -79,6 +88,7 @@ pub async fn run_half(
     let encodings = encodings(request.write_raw);
     let mut pyramid =
         BlockPyramid::for_half(&scales, block, half, encodings, request.jpeg_quality)?;
+    pyramid.stream_raw_shards(STREAM_RAW_SHARDS_FROM)?;
     let slabs = half.layers(BlockPyramid::SLAB_COUNT as u64);
     let slabs = slabs.start as usize..slabs.end as usize;
     let mut written = Written::default();
@@ -145,13 +155,15 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
 /// while the task is polled: the first poll sends the first requests, and decoding yields after
 /// each tile so that responses are taken in and the next requests sent; the host performs the
 /// I/O itself meanwhile.
-async fn push_slabs(
-    storage: &impl Storage,
+async fn push_slabs<S: StreamingStorage>(
+    storage: &S,
     request: &NgShardRequest,
     pyramid: &mut BlockPyramid,
     slabs: Range<usize>,
     written: &mut Written,
 ) -> Result<()> {
+    // Every shard streamed from these slabs completes within them.
+    let mut open = OpenShards::<S>::default();
     let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
     let started = Instant::now();
     let mut tiles = fetch_slab(storage, request, slabs.start).await?;
@@ -172,6 +184,8 @@ async fn push_slabs(
                 }
             };
             write_shards(storage, request, written, completed).await?;
+            open.write_parts(storage, request, written, pyramid.take_parts())
+                .await?;
             Ok(Instant::now())
         };
         // The fetch goes first: its requests are sent before the compute starts.
@@ -179,7 +193,76 @@ async fn push_slabs(
         written.stages.fetch += computed.elapsed();
         tiles = next_tiles;
     }
-    Ok(())
+    open.check_all_finished()
+}
+
+/// Shard files being written in parts, by object name.
+struct OpenShards<'s, S: StreamingStorage + 's> {
+    writers: BTreeMap<String, S::PrefixedWriter<'s>>,
+}
+
+impl<S: StreamingStorage> Default for OpenShards<'_, S> {
+    fn default() -> Self {
+        Self {
+            writers: BTreeMap::new(),
+        }
+    }
+}
+
+impl<'s, S: StreamingStorage> OpenShards<'s, S> {
+    /// Writes `parts` in order: a shard's first part starts its object, its last one (with the
+    /// shard index) makes it visible, whole.
+    async fn write_parts(
+        &mut self,
+        storage: &'s S,
+        request: &NgShardRequest,
+        written: &mut Written,
+        parts: Vec<ShardPart>,
+    ) -> Result<()> {
+        for part in parts {
+            let started = Instant::now();
+            let object = layout::shard_object(
+                &request.dest,
+                part.encoding,
+                &part.scale_key,
+                &part.file_name,
+            );
+            let key = object.to_string();
+            let mut writer = match self.writers.remove(&key) {
+                Some(writer) => writer,
+                None => {
+                    storage
+                        .start_put_with_prefix(&object, storage::BINARY, part.index_len)
+                        .await?
+                }
+            };
+            writer.append(&part.bytes).await?;
+            drop(part.bytes);
+            match part.index {
+                None => {
+                    self.writers.insert(key, writer);
+                }
+                Some(index) => {
+                    let finished = writer.finish_with_prefix(&index).await?;
+                    written.record(&object, finished.bytes);
+                    written.notes.extend(finished.notes);
+                }
+            }
+            written.stages.write += started.elapsed();
+        }
+        Ok(())
+    }
+
+    /// Fails (an emwrite bug) if a shard was started and never finished: dropping its writer
+    /// leaves the object as it was, so nothing half-written shows, but the shard is missing.
+    fn check_all_finished(&self) -> Result<()> {
+        match self.writers.keys().next() {
+            None => Ok(()),
+            Some(object) => Err(Error::internal(format_args!(
+                "{object}: a shard written in parts was never finished"
+            ))),
+        }
+    }
 }
 
 /// A slab's fetched tiles.
@@ -346,6 +429,67 @@ mod tests {
         }
     }
 
+    /// An object being written: visible under `key` only when finished.
+    struct MemoryWriter<'a> {
+        storage: &'a MemoryStorage,
+        key: String,
+        prefix_len: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl StreamingStorage for MemoryStorage {
+        type Writer<'a> = MemoryWriter<'a>;
+        type PrefixedWriter<'a> = MemoryWriter<'a>;
+
+        async fn start_put(&self, object: &ObjectPath, _: &str) -> Result<MemoryWriter<'_>> {
+            self.start_put_with_prefix(object, "", 0).await
+        }
+
+        async fn start_put_with_prefix(
+            &self,
+            object: &ObjectPath,
+            _: &str,
+            prefix_len: u64,
+        ) -> Result<MemoryWriter<'_>> {
+            let key = format!("{}/{}", object.bucket, object.name);
+            Ok(MemoryWriter {
+                storage: self,
+                key,
+                prefix_len,
+                bytes: Vec::new(),
+            })
+        }
+    }
+
+    impl storage::ObjectWriter for MemoryWriter<'_> {
+        async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        async fn finish(self) -> Result<u64> {
+            self.finish_with_prefix(&[]).await.map(|done| done.bytes)
+        }
+    }
+
+    impl PrefixedObjectWriter for MemoryWriter<'_> {
+        async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        async fn finish_with_prefix(self, prefix: &[u8]) -> Result<storage::FinishedObject> {
+            assert_eq!(prefix.len() as u64, self.prefix_len, "{}", self.key);
+            let file = [prefix, &self.bytes].concat();
+            let bytes = file.len() as u64;
+            self.storage.0.borrow_mut().insert(self.key, file);
+            Ok(storage::FinishedObject {
+                bytes,
+                notes: Vec::new(),
+            })
+        }
+    }
+
     impl MemoryStorage {
         /// The objects in `bucket`, by name.
         fn bucket(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
@@ -414,10 +558,10 @@ mod tests {
         block_on(ng_meta::run(storage, &meta)).expect("ngmeta");
     }
 
-    /// The halves and the merge write every object `run` writes, byte for byte and in the same
-    /// order, on a real 1024³ block whose data crosses the halves. JPEG and raw at once: a debug
-    /// build takes seconds per 64 MiB slab, and JPEG alone is the same path with one encoding
-    /// fewer (`block_halves`' tests run both on small blocks).
+    /// The halves and the merge write every object `run` writes, byte for byte, on a real 1024³
+    /// block whose data crosses the halves; raw scale-0 and scale-1 shards go out in parts. JPEG
+    /// and raw at once: a debug build takes seconds per 64 MiB slab, and JPEG alone is the same
+    /// path with one encoding fewer (`block_halves`' tests run both on small blocks).
     #[test]
     fn halves_and_merge_write_what_one_task_writes() {
         let storage = storage_with_stack();
@@ -450,12 +594,17 @@ mod tests {
         for (name, bytes) in &want {
             assert!(got[name] == *bytes, "{name} differs");
         }
-        let split_objects: Vec<String> = [lower.written, upper.written, merged]
+        // The same objects, in another order: a streamed raw shard is recorded when its last
+        // part is written, after the held shards its slab completed.
+        let mut split_objects: Vec<String> = [lower.written, upper.written, merged]
             .into_iter()
             .flat_map(|w| w.objects)
             .map(|object| object.replacen("split/", "whole/", 1))
             .collect();
-        assert_eq!(split_objects, written.objects);
+        split_objects.sort();
+        let mut whole_objects = written.objects.clone();
+        whole_objects.sort();
+        assert_eq!(split_objects, whole_objects);
         // Scale 0: one shard per half (the box is in the block's lower x and y quarter);
         // scales 1–4: one each; per encoding.
         assert_eq!(written.objects.len(), 2 * 6, "{:?}", written.objects);
