@@ -4,8 +4,8 @@
 //! (docs/design.md §4 "ngshard": write a shard as soon as its last chunk is encoded). The
 //! pyramid encodes a block's chunks layer by layer; a shard is complete once every chunk of the
 //! block it holds has been encoded or found all zero, and is then handed out as a
-//! [`CompletedShard`] with one [`ShardEncoder`] per encoding. Large raw shards can instead go
-//! out in parts as their chunks come ([`BlockShards::stream_raw_from`], [`ShardPart`]).
+//! [`CompletedShard`] with one [`ShardEncoder`] per encoding. Large shards can instead go out
+//! in parts as their chunks come ([`BlockShards::stream_from`], [`ShardPart`]).
 
 use std::collections::BTreeMap;
 
@@ -90,7 +90,7 @@ impl CompletedShard {
     }
 }
 
-/// The next bytes of a shard file written in parts ([`BlockShards::stream_raw_from`]): parts
+/// The next bytes of a shard file written in parts ([`BlockShards::stream_from`]): parts
 /// of one file come in order, the first opens it, the one with [`ShardPart::index`] completes
 /// it. A shard whose chunks are all zero has no part at all.
 #[derive(Debug)]
@@ -103,8 +103,8 @@ pub struct ShardPart {
     pub file_name: String,
     /// Length of the file's first bytes, the shard index, which come with the last part.
     pub index_len: u64,
-    /// The file's next bytes, after those of the parts before.
-    pub bytes: Vec<u8>,
+    /// The file's next bytes, after those of the parts before: these pieces back to back.
+    pub pieces: Vec<Vec<u8>>,
     /// With the file's last part: its first `index_len` bytes. The file is then complete.
     pub index: Option<Vec<u8>>,
 }
@@ -190,25 +190,17 @@ impl BlockShards {
         }
     }
 
-    /// From now on, writes in parts ([`ShardPart`]) the raw shards whose chunks may reach
-    /// `min_bytes` (`chunk_edge`³ bytes a chunk), except partial ones, which go to the merge.
-    /// Call it before the first chunk.
-    pub(crate) fn stream_raw_from(
-        &mut self,
-        min_bytes: usize,
-        chunk_edge: usize,
-        encodings: &[Encoding],
-    ) -> Result<()> {
+    /// From now on, writes in parts ([`ShardPart`]) the shards whose chunks may hold
+    /// `min_bytes` voxels (`chunk_edge`³ a chunk) or more, except partial ones, which go to the
+    /// merge. Call it before the first chunk.
+    pub(crate) fn stream_from(&mut self, min_bytes: usize, chunk_edge: usize) -> Result<()> {
         let spec = *self.scale.sharding();
         for (&shard, pending) in &mut self.pending {
-            let bytes = pending.ids.len().saturating_mul(chunk_edge.pow(3));
-            if pending.partial || bytes < min_bytes {
+            let voxels = pending.ids.len().saturating_mul(chunk_edge.pow(3));
+            if pending.partial || voxels < min_bytes {
                 continue;
             }
-            for (sink, &encoding) in pending.sinks.iter_mut().zip(encodings) {
-                if encoding != Encoding::Raw {
-                    continue;
-                }
+            for sink in &mut pending.sinks {
                 match sink {
                     ShardSink::Held(encoder) if encoder.is_empty() => {
                         *sink = ShardSink::Streamed(ShardStream::new(
@@ -287,12 +279,12 @@ impl BlockShards {
         };
         pending.remaining -= 1;
         let complete = pending.remaining == 0;
-        let part = |encoding: Encoding, index_len, bytes, index| ShardPart {
+        let part = |encoding: Encoding, index_len, pieces, index| ShardPart {
             encoding,
             scale_key: self.scale.key().to_owned(),
             file_name: spec.shard_file_name(shard),
             index_len,
-            bytes,
+            pieces,
             index,
         };
         for (sink, &encoding) in pending.sinks.iter_mut().zip(encodings) {
@@ -307,9 +299,9 @@ impl BlockShards {
                 // The last part also carries the tail and the index: below.
                 continue;
             }
-            let bytes = stream.take_ready();
-            if !bytes.is_empty() {
-                parts.push(part(encoding, stream.index_len()?, bytes, None));
+            let pieces = stream.take_ready();
+            if !pieces.is_empty() {
+                parts.push(part(encoding, stream.index_len()?, pieces, None));
             }
         }
         if !complete {
@@ -329,15 +321,15 @@ impl BlockShards {
                     encoder,
                 }),
                 ShardSink::Streamed(mut stream) => {
-                    let mut bytes = stream.take_ready();
+                    let mut pieces = stream.take_ready();
                     if stream.is_empty() {
                         // Every chunk was zero: no file, as for a held shard.
                         continue;
                     }
                     let index_len = stream.index_len()?;
                     let end = stream.finish()?;
-                    bytes.extend_from_slice(&end.tail);
-                    parts.push(part(encoding, index_len, bytes, Some(end.index)));
+                    pieces.push(end.tail);
+                    parts.push(part(encoding, index_len, pieces, Some(end.index)));
                 }
             }
         }

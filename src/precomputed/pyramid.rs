@@ -60,9 +60,9 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 ///   file being assembled from its buffer. JPEG chunks are typically a tenth of the voxels, and
 ///   all-zero chunks cost nothing; but a dense block in raw encoding would hold up to
 ///   4 · 128 + 128 + 16 + 2 + 0.25 ≈ 660 MiB of chunks plus a 128 MiB file. Hence
-///   [`BlockPyramid::stream_raw_shards`], which hands large raw shards out in parts in file
+///   [`BlockPyramid::stream_large_shards`], which hands large shards out in parts in file
 ///   order, holding only the chunks that came ahead of their turn: at most half of each
-///   scale-0 and scale-1 shard, ≈ 4 · 64 + 64 MiB.
+///   scale-0 and scale-1 shard, ≈ 4 · 64 + 64 MiB raw.
 ///
 /// Shards returned by one push are held by the caller until it drops them: write each and drop
 /// it before pushing the next slab.
@@ -230,31 +230,29 @@ impl BlockPyramid {
         })
     }
 
-    /// From now on, writes each raw shard that may hold `min_bytes` or more of chunks in parts,
+    /// From now on, writes each shard whose chunks may hold `min_bytes` or more voxels in parts,
     /// as its chunks come in file order, instead of holding it whole until its last chunk:
-    /// after every push, [`BlockPyramid::take_parts`] returns the parts to write. A raw scale-0
-    /// shard is 128 MiB and its file orders chunks by id, whose top bit is the upper half of
-    /// the shard's z, so half of it goes out before the rest is computed and the pyramid holds
-    /// 4 × 64 MiB instead of 4 × 128 MiB (docs/design.md §4 "ngshard", memory).
+    /// after every push, [`BlockPyramid::take_parts`] returns the parts to write. A scale-0
+    /// shard is 512³ voxels (128 MiB raw) and its file orders chunks by id, whose top bit is
+    /// the upper half of the shard's z, so half of it goes out before the rest is computed and
+    /// the pyramid holds at most half of each such shard (docs/design.md §4 "ngshard").
     ///
     /// Call it before the first slab. Shards both halves of a block hold are never streamed:
     /// they go to the merge.
-    pub fn stream_raw_shards(&mut self, min_bytes: usize) -> Result<()> {
+    pub fn stream_large_shards(&mut self, min_bytes: usize) -> Result<()> {
         if self.slabs_pushed > 0 {
             return Err(Error::internal(
-                "block pyramid: stream_raw_shards after the first slab",
+                "block pyramid: stream_large_shards after the first slab",
             ));
         }
         for scale in &mut self.scales {
-            scale
-                .shards
-                .stream_raw_from(min_bytes, self.chunk_edge, &self.encodings)?;
+            scale.shards.stream_from(min_bytes, self.chunk_edge)?;
         }
         Ok(())
     }
 
     /// The parts of streamed shards that the last push made ready, in the order to write them
-    /// (see [`BlockPyramid::stream_raw_shards`]); take them after every push.
+    /// (see [`BlockPyramid::stream_large_shards`]); take them after every push.
     pub fn take_parts(&mut self) -> Vec<ShardPart> {
         std::mem::take(&mut self.parts)
     }
@@ -1059,7 +1057,7 @@ mod tests {
 
     /// Every shard file of a pyramid run over `voxels`, by `(encoding, scale key, file name)`,
     /// with the slab after which each streamed file got its first part (`None` if held whole).
-    /// With `stream_from`, raw shards of at least that many bytes go out in parts, which are
+    /// With `stream_from`, shards of at least that many voxels go out in parts, which are
     /// assembled here as a store would: the parts back to back after the index.
     fn files(
         mut pyramid: BlockPyramid,
@@ -1069,7 +1067,7 @@ mod tests {
     ) -> Files {
         if let Some(min_bytes) = stream_from {
             pyramid
-                .stream_raw_shards(min_bytes)
+                .stream_large_shards(min_bytes)
                 .expect("before the first slab");
         }
         let slabs = voxels.chunks_exact(voxels.len() / SLAB_COUNT).enumerate();
@@ -1098,7 +1096,7 @@ mod tests {
             for part in pyramid.take_parts() {
                 let key = (part.encoding, part.scale_key, part.file_name);
                 let (data, _) = open.entry(key.clone()).or_insert((Vec::new(), i));
-                data.extend_from_slice(&part.bytes);
+                data.extend(part.pieces.concat());
                 if let Some(index) = part.index {
                     assert_eq!(index.len() as u64, part.index_len);
                     let (data, first) = open.remove(&key).expect("open");
@@ -1118,7 +1116,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_shards_in_parts_are_the_files_held_whole() {
+    fn shards_in_parts_are_the_files_held_whole() {
         let voxels = block_voxels([3..128, 20..128, 10..120]);
         let zero_slabs = [0, 9];
         let scales = scales_for([256, 128, 256], C as u64);
@@ -1133,18 +1131,12 @@ mod tests {
         for (key, (file, _)) in &held {
             assert!(streamed[key].0 == *file, "{key:?} differs");
         }
-        // Every raw shard streamed, JPEG ones held; a scale-0 shard (8 slabs deep) had its
-        // first part out after its 2nd slab: chunks 0–31 of its file order need only z 0–1.
-        for ((encoding, scale, name), (_, first)) in &streamed {
-            assert_eq!(
-                first.is_some(),
-                *encoding == Encoding::Raw,
-                "{scale}/{name}"
-            );
-        }
+        // Every shard streamed; a scale-0 shard (8 slabs deep) had its first part out after its
+        // 2nd slab: chunks 0–31 of its file order need only z 0–1.
+        assert!(streamed.values().all(|(_, first)| first.is_some()));
         let first_s0: Vec<usize> = streamed
             .iter()
-            .filter(|((encoding, scale, _), _)| *encoding == Encoding::Raw && scale == "s0")
+            .filter(|((_, scale, _), _)| scale == "s0")
             .map(|(_, (_, first))| first.expect("streamed") % 8)
             .collect();
         assert!(first_s0.iter().all(|&slab| slab <= 1), "{first_s0:?}");
@@ -1160,7 +1152,7 @@ mod tests {
     }
 
     #[test]
-    fn a_half_streams_its_own_raw_shards_and_hands_off_the_shared_ones() {
+    fn a_half_streams_its_own_shards_and_hands_off_the_shared_ones() {
         let voxels = block_voxels([0..128, 0..128, 0..128]);
         let scales = scales_for([128, 128, 128], C as u64);
         let whole =

@@ -34,8 +34,8 @@ const MINISHARD_INDEX_ENTRY_BYTES: usize = 24;
 ///
 /// Chunks are appended to one buffer as they come; [`ShardEncoder::finish`] sorts them by
 /// minishard and id and copies them into the whole file, written in one put; taking chunks in
-/// any order lets the pyramid add them as they are encoded, slab by slab. (Raw shards, large
-/// enough for their memory to matter, go out in parts instead: [`ShardStream`].) One buffer rather than one allocation
+/// any order lets the pyramid add them as they are encoded, slab by slab. (A block's large
+/// shards go out in parts instead: [`ShardStream`].) One buffer rather than one allocation
 /// per chunk keeps a block's thousands of chunks from fragmenting the heap, which in a wasm
 /// instance never shrinks.
 ///
@@ -228,8 +228,8 @@ fn shard_index_and_tail(
 /// out as soon as every chunk before it in the file is known, so only the chunks that arrived
 /// ahead of their turn are held.
 ///
-/// Used for raw shards, whose data is the voxels themselves (a scale-0 shard is 128 MiB): the
-/// pyramid encodes a block slab by slab, while a shard file orders its chunks by id, whose top
+/// Used for a block's large shards (scales 0 and 1; raw, such a shard is 128 MiB): the pyramid
+/// encodes a block slab by slab, while a shard file orders its chunks by id, whose top
 /// bit is the z of the shard's upper half, so half a shard can be written before the other half
 /// is computed. The shard index comes first in the file yet depends on every chunk (all-zero
 /// chunks are left out), so it is returned last, for a writer that puts a prefix last
@@ -245,7 +245,7 @@ fn shard_index_and_tail(
 /// assert!(stream.take_ready().is_empty()); // chunk 3 comes first in the file
 /// stream.add_chunk_with(3, |out| Ok(out.extend_from_slice(&[3])))?;
 /// stream.skip_chunk(10)?; // all zero: left out
-/// let data = stream.take_ready();
+/// let data = stream.take_ready().concat();
 /// let end = stream.finish()?;
 /// let mut expected = ShardEncoder::new(spec, 0);
 /// expected.add_chunk(7, &[7, 7])?;
@@ -330,6 +330,8 @@ impl ShardStream {
         self.check_expected(chunk_id)?;
         let mut bytes = Vec::new();
         encode(&mut bytes)?;
+        // Encoders grow the buffer by doubling; a chunk may wait for a while.
+        bytes.shrink_to_fit();
         self.waiting.insert(chunk_id, Some(bytes));
         Ok(())
     }
@@ -351,9 +353,10 @@ impl ShardStream {
         taken || self.waiting.contains_key(&chunk_id)
     }
 
-    /// The chunk bytes that can go out now, back to back, in file order after those taken
-    /// before: the file's data continues with them.
-    pub fn take_ready(&mut self) -> Vec<u8> {
+    /// The chunks that can go out now, in file order after those taken before: the file's
+    /// data continues with them, back to back. Each chunk stays its own buffer, so that a
+    /// writer can drop each once written: one buffer for half a raw shard would be 64 MiB more.
+    pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
         let mut ready = Vec::new();
         while let Some(&(minishard, id)) = self.order.get(self.next) {
             let Some(chunk) = self.waiting.remove(&id) else {
@@ -362,11 +365,7 @@ impl ShardStream {
             self.next += 1;
             if let Some(bytes) = chunk {
                 self.written.push((minishard, id, bytes.len() as u64));
-                if ready.is_empty() {
-                    ready = bytes;
-                } else {
-                    ready.extend_from_slice(&bytes);
-                }
+                ready.push(bytes);
             }
         }
         ready

@@ -9,7 +9,7 @@
 //! instances on two cores build a block in about half the time. Both ways write the same bytes.
 
 use std::future::Future;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -24,22 +24,23 @@ use crate::request::NgShardRequest;
 use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tilepack::{FetchedTile, fetch_tile};
 use crate::{Error, Result};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use std::collections::BTreeMap;
 
-/// Tile packs read at once: enough to hide storage latency, few enough to bound the requests
-/// one task keeps open. A slab's fetched (still compressed) tiles are held until the slab is
-/// computed, so at most two slabs of tiles are in memory: the one being decoded and the next.
+/// Tile packs read at once, ahead of the tile being decoded: enough to hide storage latency,
+/// few enough to bound the requests (and connections) one task keeps open and the tiles it
+/// holds (1 MiB each, stored PNGs).
 const TILES_IN_FLIGHT: usize = 8;
 
 const BLOCK: usize = BLOCK_EDGE as usize;
 
-/// Raw shards that may hold this many bytes or more are written in parts as the pyramid makes
-/// them ([`BlockPyramid::stream_raw_shards`]), smaller ones whole. That is scales 0 and 1, up to
-/// 128 MiB each: holding them cost a dense block with `writeRaw` about 600 MiB more. Scale 2 is
-/// 16 MiB at most, and on GCS a file in parts costs a resumable upload and a compose rather than
-/// one request.
-const STREAM_RAW_SHARDS_FROM: usize = 32 << 20;
+/// Shards whose chunks may hold this many voxels or more are written in parts as the pyramid
+/// makes them ([`BlockPyramid::stream_large_shards`]), smaller ones whole. That is scales 0 and 1
+/// (512³ voxels each; four scale-0 shards fill together): held whole, their raw files cost a
+/// dense block with `writeRaw` about 600 MiB more, and their JPEG files about 100 MiB. Scale 2 is
+/// 16 MiB of voxels at most, and on GCS a file in parts costs a resumable upload and a compose
+/// rather than one request.
+const STREAM_SHARDS_FROM: usize = 32 << 20;
 
 /// What one half of a block wrote, and what it hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub async fn run(storage: &impl StreamingStorage, request: &NgShardRequest) -> R
     let block = request.start.map(u64::from);
     let encodings = encodings(request.write_raw);
     let mut pyramid = BlockPyramid::new(&scales, block, encodings, request.jpeg_quality)?;
-    pyramid.stream_raw_shards(STREAM_RAW_SHARDS_FROM)?;
+    pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
     let mut written = Written::default();
     push_slabs(
         storage,
@@ -88,7 +89,7 @@ pub async fn run_half(
     let encodings = encodings(request.write_raw);
     let mut pyramid =
         BlockPyramid::for_half(&scales, block, half, encodings, request.jpeg_quality)?;
-    pyramid.stream_raw_shards(STREAM_RAW_SHARDS_FROM)?;
+    pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
     let slabs = half.layers(BlockPyramid::SLAB_COUNT as u64);
     let slabs = slabs.start as usize..slabs.end as usize;
     let mut written = Written::default();
@@ -150,11 +151,13 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
 /// Pushes the block's slabs `slabs` (of 0..16) into `pyramid` and writes the shards they
 /// complete.
 ///
-/// Reads overlap compute: slab i + 1's tile reads start before slab i is decoded and pushed.
-/// The task runs on one thread (a wasm instance has no other), so the reads progress only
-/// while the task is polled: the first poll sends the first requests, and decoding yields after
-/// each tile so that responses are taken in and the next requests sent; the host performs the
-/// I/O itself meanwhile.
+/// Reads overlap compute: the block's tiles come from one ordered stream with
+/// [`TILES_IN_FLIGHT`] reads ahead, across slab boundaries, so while a slab is pushed (the long,
+/// synchronous part) the host already performs the next slab's first reads, and while a slab's
+/// tiles are decoded the reads after them proceed. The task runs on one thread (a wasm instance
+/// has no other), so reads are sent only while the task is polled: decoding yields after each
+/// tile so that responses are taken in and the next requests sent. At most the tiles in flight
+/// are held besides the slab being filled: a slab's worth of tiles (64 MiB, stored PNGs) never is.
 async fn push_slabs<S: StreamingStorage>(
     storage: &S,
     request: &NgShardRequest,
@@ -165,35 +168,82 @@ async fn push_slabs<S: StreamingStorage>(
     // Every shard streamed from these slabs completes within them.
     let mut open = OpenShards::<S>::default();
     let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
-    let started = Instant::now();
-    let mut tiles = fetch_slab(storage, request, slabs.start).await?;
-    written.stages.fetch += started.elapsed();
-    for index in slabs.clone() {
-        let next = async {
-            match index + 1 {
-                next if slabs.contains(&next) => fetch_slab(storage, request, next).await,
-                _ => Ok(SlabTiles::default()),
-            }
-        };
-        let compute = async {
-            let completed = match tiles.z0 {
-                None => pyramid.push_zero_slab()?,
-                Some(z0) => {
-                    decode_into(&mut slab, z0, &tiles.tiles, written).await?;
-                    pyramid.push_slab(&slab)?
+    let expected = layout::tile_pack_header(request.bbox);
+    let [bx, by, _] = request.start.map(u64::from);
+    let mut tiles =
+        futures::stream::iter(slabs.clone().flat_map(|index| slab_slices(request, index)))
+            .map(|z| {
+                let expected = &expected;
+                async move {
+                    let pack = layout::tile_pack_object(&request.source, z);
+                    fetch_tile(storage, &pack, expected, [bx, by])
+                        .await
+                        .map(|tile| (z, tile))
                 }
-            };
-            write_shards(storage, request, written, completed).await?;
-            open.write_parts(storage, request, written, pyramid.take_parts())
-                .await?;
-            Ok(Instant::now())
+            })
+            .buffered(TILES_IN_FLIGHT);
+    for index in slabs {
+        let zs = slab_slices(request, index);
+        let completed = if zs.is_empty() {
+            pyramid.push_zero_slab()?
+        } else {
+            slab.fill(0);
+            let z0 = slab_z0(request, index);
+            for expected_z in zs {
+                let started = Instant::now();
+                let next = tiles.next().await;
+                written.stages.fetch += started.elapsed();
+                let (z, fetched) = next.ok_or_else(|| {
+                    Error::internal(format_args!("ngshard: tile of slice {expected_z} missing"))
+                })??;
+                if z != expected_z {
+                    return Err(Error::internal(format_args!(
+                        "ngshard: tile of slice {z} came for slice {expected_z}"
+                    )));
+                }
+                decode_into(&mut slab, z - z0, fetched, written)?;
+                yield_now().await;
+            }
+            pyramid.push_slab(&slab)?
         };
-        // The fetch goes first: its requests are sent before the compute starts.
-        let (next_tiles, computed) = futures::future::try_join(next, compute).await?;
-        written.stages.fetch += computed.elapsed();
-        tiles = next_tiles;
+        write_shards(storage, request, written, completed).await?;
+        open.write_parts(storage, request, written, pyramid.take_parts())
+            .await?;
     }
     open.check_all_finished()
+}
+
+/// The first slice of block slab `index`.
+fn slab_z0(request: &NgShardRequest, index: usize) -> u64 {
+    let [_, _, block_z0] = layout::block_origin(request.start);
+    block_z0 + (index * BlockPyramid::SLAB_DEPTH) as u64
+}
+
+/// The slices of block slab `index` that exist (`[minz, maxz]`), whose tiles it is made of.
+fn slab_slices(request: &NgShardRequest, index: usize) -> RangeInclusive<u64> {
+    let depth = BlockPyramid::SLAB_DEPTH as u64;
+    layout::existing_slices(slab_z0(request, index), depth, request.minz, request.maxz)
+}
+
+/// Decodes `fetched` into slice `dz` of `slab` (zeroed beforehand, so that edge tiles leave
+/// the rest 0), and drops it.
+fn decode_into(
+    slab: &mut [u8],
+    dz: u64,
+    fetched: FetchedTile,
+    written: &mut Written,
+) -> Result<()> {
+    let started = Instant::now();
+    let tile = fetched.decode()?;
+    drop(fetched);
+    let tw = tile.width;
+    let slice = &mut slab[dz as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
+    for row in 0..tile.height {
+        slice[row * BLOCK..row * BLOCK + tw]
+            .copy_from_slice(&tile.pixels[row * tw..(row + 1) * tw]);
+    }
+    written.stages.decode += started.elapsed();
+    Ok(())
 }
 
 /// Shard files being written in parts, by object name.
@@ -236,8 +286,9 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
                         .await?
                 }
             };
-            writer.append(&part.bytes).await?;
-            drop(part.bytes);
+            for piece in part.pieces {
+                writer.append(&piece).await?;
+            }
             match part.index {
                 None => {
                     self.writers.insert(key, writer);
@@ -263,75 +314,6 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
             ))),
         }
     }
-}
-
-/// A slab's fetched tiles.
-#[derive(Default)]
-struct SlabTiles {
-    /// The slab's first slice; `None` if none of its slices exists (the slab is all zero).
-    z0: Option<u64>,
-    /// The existing slices' tiles, with their z, in any order.
-    tiles: Vec<(u64, FetchedTile)>,
-}
-
-/// Fetches the tiles of block slab `index` from their tile packs (slices outside
-/// `[minz, maxz]` have none).
-async fn fetch_slab(
-    storage: &impl Storage,
-    request: &NgShardRequest,
-    index: usize,
-) -> Result<SlabTiles> {
-    let depth = BlockPyramid::SLAB_DEPTH as u64;
-    let [_, _, block_z0] = layout::block_origin(request.start);
-    let z0 = block_z0 + index as u64 * depth;
-    let zs = layout::existing_slices(z0, depth, request.minz, request.maxz);
-    if zs.is_empty() {
-        return Ok(SlabTiles::default());
-    }
-    let expected = layout::tile_pack_header(request.bbox);
-    let [bx, by, _] = request.start.map(u64::from);
-    let tiles = futures::stream::iter(zs)
-        .map(|z| {
-            let expected = &expected;
-            async move {
-                let pack = layout::tile_pack_object(&request.source, z);
-                fetch_tile(storage, &pack, expected, [bx, by])
-                    .await
-                    .map(|tile| (z, tile))
-            }
-        })
-        .buffer_unordered(TILES_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    Ok(SlabTiles {
-        z0: Some(z0),
-        tiles,
-    })
-}
-
-/// Decodes `tiles` into `slab` (whose first slice is `z0`), zeroing the slab first so that
-/// missing slices and edge tiles stay 0; yields after each tile so that reads in flight
-/// progress.
-async fn decode_into(
-    slab: &mut [u8],
-    z0: u64,
-    tiles: &[(u64, FetchedTile)],
-    written: &mut Written,
-) -> Result<()> {
-    slab.fill(0);
-    for (z, fetched) in tiles {
-        let started = Instant::now();
-        let tile = fetched.decode()?;
-        let tw = tile.width;
-        let slice = &mut slab[(z - z0) as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
-        for row in 0..tile.height {
-            slice[row * BLOCK..row * BLOCK + tw]
-                .copy_from_slice(&tile.pixels[row * tw..(row + 1) * tw]);
-        }
-        written.stages.decode += started.elapsed();
-        yield_now().await;
-    }
-    Ok(())
 }
 
 /// Lets the executor run once before continuing: other futures of the task (reads in flight)
