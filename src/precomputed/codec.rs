@@ -8,7 +8,7 @@
 use std::fmt;
 
 use image::codecs::jpeg::JpegDecoder;
-use image::{DynamicImage, ImageDecoder, ImageFormat};
+use image::{DynamicImage, ImageDecoder};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -167,6 +167,7 @@ fn jpeg_dimensions([x, y, z]: [usize; 3]) -> Option<(u16, u16)> {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use image::ImageFormat;
 
     /// A smooth ramp with a little texture: what JPEG is meant for.
     fn smooth(extent: [usize; 3]) -> Vec<u8> {
