@@ -243,6 +243,10 @@ mod tests {
         assert!(written.notes.is_empty(), "{:?}", written.notes);
         // Strips of one row of tiles, a scale, a frame wider than the source.
         check([1.7, 0.1, -0.2, 0.6, -20.0, 9.0], (w, h), [300, 100], 1);
+        // A frame taller than the shifted source: the last strips reach no source row (a
+        // 3000 × 2100 example stack failed on this with an internal error).
+        let written = check(small_rotation, (w, h), [170, 320], 32);
+        assert!(written.notes.is_empty(), "{:?}", written.notes);
     }
 
     #[test]
