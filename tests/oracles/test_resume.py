@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from conftest import generate_stack, run_emwrite
+from test_gcs import RETRY_BASE_MS, upload_stack
 
 
 def outputs(data_dir: Path) -> dict[str, int]:
@@ -154,3 +155,35 @@ def test_a_killed_pipeline_resumes_without_redoing_finished_tasks(emwrite, make_
     for name, bytes_ in fresh_volume.items():
         assert resumed_volume[name] == bytes_, name
     assert not re.search(r"ERROR", resumed.stderr), resumed.stderr
+
+
+def test_resume_and_verify_on_gcs(emwrite, make_stack, emulator, tmp_path):
+    """The same on fake-gcs-server: the host reads GCS itself (object metadata for sizes) to skip
+    finished tasks and to verify; a deleted shard is named and only its block is redone."""
+    stack = generate_stack(make_stack, tmp_path, width=1900, height=200, margin=100, slices=6, minz=2)
+    stack_file = upload_stack(emulator, tmp_path, stack, "resume", "resume-tmp")
+    env = {"STORAGE_EMULATOR_HOST": emulator.url, "EMWRITE_RETRY_BASE_MS": RETRY_BASE_MS}
+    emwrite_gcs = lambda *args, check=True: run_emwrite(emwrite, *args, "--data-dir", str(tmp_path / "unused"),
+                                                        check=check, env=env)
+    first = emwrite_gcs("pipeline", str(stack_file))
+    assert "verify gs://resume: complete: 2 blocks" in first.stderr, first.stderr
+    emwrite_gcs("verify", "gs://resume")
+    generations = {name: emulator.metadata("resume", name)["generation"] for name in emulator.list("resume")}
+
+    listed = json.loads(emulator.download("resume", "neuroglancer/blocks/1_0_0.json"))["objects"]
+    deleted = listed[0]["name"]
+    emulator.delete("resume", deleted)
+    broken = emwrite_gcs("verify", "gs://resume", check=False)
+    assert broken.returncode != 0
+    assert f"block (1, 0, 0): {deleted}: missing" in broken.stdout.splitlines(), broken.stdout
+    status = emwrite_gcs("status", str(stack_file)).stdout
+    assert "slices 6/6 finished" in status and "blocks 1/2 finished; missing: block (1, 0, 0)" in status, status
+
+    rerun = emwrite_gcs("pipeline", str(stack_file))
+    assert "align: 6 tasks already finished, skipped" in rerun.stderr, rerun.stderr
+    assert "shard: 1 tasks already finished, skipped" in rerun.stderr, rerun.stderr
+    redone = {o["name"] for o in listed} | {"neuroglancer/blocks/1_0_0.json"}
+    for name, generation in generations.items():
+        now = emulator.metadata("resume", name)["generation"]
+        assert (now != generation) == (name in redone), name
+    emwrite_gcs("verify", "gs://resume")
