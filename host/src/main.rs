@@ -10,6 +10,7 @@ mod bindings;
 mod credentials;
 mod engine;
 mod error;
+mod finished;
 mod guest_log;
 mod incoming;
 #[cfg(test)]
@@ -22,9 +23,12 @@ mod pooled_client;
 mod run;
 mod serve;
 mod shutdown;
+mod status;
+mod store;
 mod sweep;
 mod task;
 mod units;
+mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -59,8 +63,13 @@ enum Command {
     Serve(ServeArgs),
     /// Run one task from a request JSON file in the original API's shape and print the response.
     Run(RunArgs),
-    /// Run every task of a stack file: all aligned slices, the volume's info, every block.
+    /// Run every task of a stack file not yet finished: all aligned slices, the volume's info,
+    /// every block; then verify the volume.
     Pipeline(PipelineArgs),
+    /// Check a volume: every block's manifest, shards and chunks; exit status 0 only if complete.
+    Verify(VerifyArgs),
+    /// Tasks of a stack finished per phase, from what storage holds.
+    Status(StatusArgs),
     /// Compile the embedded component for this machine once, so that later starts load it
     /// instead (the container image runs this as it is built).
     /// It goes next to the executable, where every start looks for it.
@@ -159,6 +168,28 @@ struct PipelineArgs {
     /// when at least 2 of --jobs are free and fewer blocks than free jobs wait (the last ones).
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
+    /// Redo every task, finished or not.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Options of `emwrite verify`.
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The volume's destination: a bucket name, gs://bucket/prefix, or a local folder path
+    /// (with a `/`) holding neuroglancer/.
+    location: String,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Options of `emwrite status`.
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Stack file, as for pipeline.
+    stack: PathBuf,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -243,9 +274,16 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             run::run(args.endpoint, &args.file, args.split, args.engine.prepare())
         }
-        Command::Pipeline(args) => {
-            pipeline::pipeline(&args.stack, args.jobs, args.split, args.engine.prepare())
-        }
+        Command::Pipeline(args) => pipeline::pipeline(
+            &args.stack,
+            args.jobs,
+            args.split,
+            args.force,
+            args.engine.prepare(),
+        ),
+        // Read-only: no sweep of temporary files.
+        Command::Verify(args) => verify::verify_command(&args.location, args.engine.into()),
+        Command::Status(args) => status::status(&args.stack, args.engine.into()),
         Command::Precompile => engine::precompile().map(|path| {
             println!("{}", path.display());
         }),

@@ -5,6 +5,9 @@
 //! volume's `info`, then every 1024³ block. Tasks of a phase are independent and run `--jobs`
 //! at a time, each in its own instance; a phase starts only when the previous one succeeded.
 //!
+//! A rerun skips what is finished (`finished.rs`; `--force` redoes everything), and the run ends
+//! with `verify` of the volume (`verify.rs`).
+//!
 //! A block splits into two halves on two cores (`--split`, `task.rs`) when fewer blocks are left
 //! to start than there are free cores: with many blocks, whole blocks already fill every core,
 //! and it is the last ones (or a stack of fewer blocks than `--jobs`) that would leave cores idle.
@@ -20,18 +23,21 @@ use tokio::task::JoinSet;
 use crate::bindings::{EndpointsPre, aligned_slice, ng_meta, ng_shard};
 use crate::engine::{Emwrite, HostState, Settings};
 use crate::error::HostError;
+use crate::finished;
 use crate::log::AboveBar;
+use crate::store::{self, HostStore};
 use crate::task::{self, Split, Task};
 use crate::units::{show_bytes, show_duration};
+use crate::verify;
 
 /// Edge of a block, of the tile packs' tiles and of `shard-size`: the only value the original
 /// and our sharding layout support (`docs/design.md` §4).
-const BLOCK: u32 = 1024;
+const BLOCK: u32 = emwrite::layout::BLOCK_EDGE;
 
 /// A stack file: where the volume goes and how each raw slice maps into the aligned frame.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Stack {
+pub struct Stack {
     /// Location holding `raw/` and receiving `align/` and `neuroglancer/`.
     dest: String,
     /// Location receiving the tile packs.
@@ -74,11 +80,13 @@ fn default_jpeg_quality() -> u8 {
     75
 }
 
-/// Runs the stack and prints where the volume is and its Neuroglancer source string.
+/// Runs the stack (skipping finished tasks unless `force`), verifies the volume, and prints
+/// where it is and its Neuroglancer source string.
 pub fn pipeline(
     stack_file: &Path,
     jobs: Option<u32>,
     split: Split,
+    force: bool,
     settings: Settings,
 ) -> Result<(), HostError> {
     let stack = read_stack(stack_file)?;
@@ -92,14 +100,26 @@ pub fn pipeline(
         .enable_all()
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
-    let data_dir = runtime.block_on(run_stack(&stack, jobs, split, &settings))?;
+    let (data_dir, report) = runtime.block_on(async {
+        let store = store::open(&settings)?;
+        let data_dir = run_stack(&store, &stack, jobs, split, force, &settings).await?;
+        let dest = emwrite::storage::location::Location::parse("dest", &stack.dest)
+            .map_err(|e| HostError::Config(e.to_string()))?;
+        Ok::<_, HostError>((data_dir, verify::verify(&store, &dest).await?))
+    })?;
+    for line in report.problem_lines() {
+        tracing::error!("{line}");
+    }
+    tracing::info!("{}", report.summary(&stack.dest));
+    report.into_result(&stack.dest)?;
     let volume = volume_location(&stack.dest, data_dir.as_deref());
     println!("{volume}");
     println!("precomputed://{}", volume_url(&volume));
     Ok(())
 }
 
-fn read_stack(file: &Path) -> Result<Stack, HostError> {
+/// Reads and checks a stack file.
+pub fn read_stack(file: &Path) -> Result<Stack, HostError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| HostError::Config(format!("stack file {}: {e}", file.display())))?;
     // The path of the value serde stopped at (`bbox`, `slices[1].transform`) names the field.
@@ -130,26 +150,22 @@ fn read_stack(file: &Path) -> Result<Stack, HostError> {
     Ok(stack)
 }
 
-/// Runs every phase; returns the data directory, or `None` when bare buckets are GCS buckets.
-async fn run_stack(
-    stack: &Stack,
-    jobs: usize,
-    split: Split,
-    settings: &Settings,
-) -> Result<Option<PathBuf>, HostError> {
-    let progress = Progress::new();
-    let emwrite = Emwrite::load(settings)?;
-    let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
-        HostError::engine(
-            "the component does not export the emwrite:core endpoints",
-            &e,
-        )
-    })?;
+/// A stack's tasks, phase by phase, in the order they run.
+pub struct Phases {
+    /// One alignedslice task per slice.
+    pub slices: Vec<Task>,
+    /// The ngmeta task.
+    pub meta: Task,
+    /// One ngshard task per block holding slices (`layout::stack_blocks`).
+    pub blocks: Vec<Task>,
+}
+
+/// The tasks of `stack`.
+pub fn stack_phases(stack: &Stack) -> Phases {
     // `read_stack` rejected an empty list.
     let minz = stack.slices.iter().map(|s| s.z).min().unwrap_or(0);
     let maxz = stack.slices.iter().map(|s| s.z).max().unwrap_or(0);
     let [width, height] = stack.bbox;
-
     let slices = stack
         .slices
         .iter()
@@ -165,8 +181,6 @@ async fn run_stack(
             })
         })
         .collect();
-    run_phase(&emwrite, &pre, &progress, "align", slices, jobs, split).await?;
-
     let meta = Task::Meta(ng_meta::Request {
         dest: stack.dest.clone(),
         minz,
@@ -176,31 +190,61 @@ async fn run_stack(
         write_raw: stack.write_raw,
         resolution: stack.resolution,
     });
-    run_phase(&emwrite, &pre, &progress, "info", vec![meta], 1, split).await?;
-
-    let mut blocks = Vec::new();
-    for bz in minz / BLOCK..=maxz / BLOCK {
-        for by in 0..height.div_ceil(BLOCK) {
-            for bx in 0..width.div_ceil(BLOCK) {
-                blocks.push(Task::Block {
-                    request: ng_shard::Request {
-                        dest: stack.dest.clone(),
-                        source: stack.dest_tmp.clone(),
-                        start: (bx, by, bz),
-                        shard_size: BLOCK,
-                        minz,
-                        maxz,
-                        bbox: (width, height),
-                        write_raw: stack.write_raw,
-                        jpeg_quality: stack.jpeg_quality,
-                    },
-                    // Decided as the block starts, by the cores then free (`run_phase`).
-                    split: false,
-                });
-            }
-        }
+    let blocks = emwrite::layout::stack_blocks(stack.bbox, minz, maxz)
+        .map(|[bx, by, bz]| Task::Block {
+            request: ng_shard::Request {
+                dest: stack.dest.clone(),
+                source: stack.dest_tmp.clone(),
+                start: (bx, by, bz),
+                shard_size: BLOCK,
+                minz,
+                maxz,
+                bbox: (width, height),
+                write_raw: stack.write_raw,
+                jpeg_quality: stack.jpeg_quality,
+            },
+            // Decided as the block starts, by the cores then free (`run_phase`).
+            split: false,
+        })
+        .collect();
+    Phases {
+        slices,
+        meta,
+        blocks,
     }
-    run_phase(&emwrite, &pre, &progress, "shard", blocks, jobs, split).await?;
+}
+
+/// Runs every phase's unfinished tasks; returns the data directory, or `None` when bare buckets
+/// are GCS buckets.
+async fn run_stack(
+    store: &HostStore,
+    stack: &Stack,
+    jobs: usize,
+    split: Split,
+    force: bool,
+    settings: &Settings,
+) -> Result<Option<PathBuf>, HostError> {
+    let progress = Progress::new();
+    let emwrite = Emwrite::load(settings)?;
+    let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
+        HostError::engine(
+            "the component does not export the emwrite:core endpoints",
+            &e,
+        )
+    })?;
+    let phases = stack_phases(stack);
+    let plan = [
+        ("align", phases.slices, jobs),
+        ("info", vec![phases.meta], 1),
+        ("shard", phases.blocks, jobs),
+    ];
+    for (phase, tasks, jobs) in plan {
+        let (tasks, skipped) = finished::unfinished(store, tasks, force).await?;
+        if skipped > 0 {
+            tracing::info!("{phase}: {skipped} tasks already finished, skipped");
+        }
+        run_phase(&emwrite, &pre, &progress, phase, tasks, jobs, split).await?;
+    }
     progress.bar.finish_and_clear();
     Ok(emwrite.data_dir().map(Path::to_path_buf))
 }
