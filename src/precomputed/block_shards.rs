@@ -4,13 +4,14 @@
 //! (docs/design.md §4 "ngshard": write a shard as soon as its last chunk is encoded). The
 //! pyramid encodes a block's chunks layer by layer; a shard is complete once every chunk of the
 //! block it holds has been encoded or found all zero, and is then handed out as a
-//! [`CompletedShard`] with one [`ShardEncoder`] per encoding.
+//! [`CompletedShard`] with one [`ShardEncoder`] per encoding. Large shards can instead go out
+//! in parts as their chunks come ([`BlockShards::stream_from`], [`ShardPart`]).
 
 use std::collections::BTreeMap;
 
 use crate::precomputed::codec::{self, Encoding};
 use crate::precomputed::info::Scale;
-use crate::precomputed::shard::{ShardEncoder, decode_shard};
+use crate::precomputed::shard::{ShardEncoder, ShardStream, decode_shard};
 use crate::{Error, Result};
 
 /// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the
@@ -89,6 +90,25 @@ impl CompletedShard {
     }
 }
 
+/// The next bytes of a shard file written in parts ([`BlockShards::stream_from`]): parts
+/// of one file come in order, the first opens it, the one with [`ShardPart::index`] completes
+/// it. A shard whose chunks are all zero has no part at all.
+#[derive(Debug)]
+pub struct ShardPart {
+    /// The encoding of the shard's chunks, which picks the volume it belongs to.
+    pub encoding: Encoding,
+    /// The key (directory) of the shard's scale.
+    pub scale_key: String,
+    /// The shard's file name.
+    pub file_name: String,
+    /// Length of the file's first bytes, the shard index, which come with the last part.
+    pub index_len: u64,
+    /// The file's next bytes, after those of the parts before: these pieces back to back.
+    pub pieces: Vec<Vec<u8>>,
+    /// With the file's last part: its first `index_len` bytes. The file is then complete.
+    pub index: Option<Vec<u8>>,
+}
+
 /// What every chunk is encoded with.
 pub(crate) struct ChunkEncoding<'a> {
     /// Chunk edge in voxels: a full chunk is `chunk_edge³` voxels.
@@ -114,8 +134,19 @@ struct PendingShard {
     remaining: usize,
     /// Whether the shard also holds chunks another task encodes ([`CompletedShard::partial`]).
     partial: bool,
-    /// One encoder per encoding, in the order of [`ChunkEncoding::encodings`].
-    encoders: Vec<ShardEncoder>,
+    /// The ids of this block's chunks in the shard, all of them.
+    ids: Vec<u64>,
+    /// One per encoding, in the order of [`ChunkEncoding::encodings`].
+    sinks: Vec<ShardSink>,
+}
+
+/// Where one encoding's chunks of a shard go.
+#[derive(Debug)]
+enum ShardSink {
+    /// Held until the shard is complete, then handed out whole.
+    Held(ShardEncoder),
+    /// Handed out in parts as soon as they can go out.
+    Streamed(ShardStream),
 }
 
 impl BlockShards {
@@ -130,30 +161,64 @@ impl BlockShards {
         encoding_count: usize,
     ) -> Self {
         let spec = *scale.sharding();
-        let mut pending = BTreeMap::new();
+        let mut ids_by_shard: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for id in chunk_ids {
             let (shard, _) = spec.shard_and_minishard(id);
-            pending
-                .entry(shard)
-                .or_insert_with(|| PendingShard {
-                    remaining: 0,
-                    partial: false,
-                    encoders: (0..encoding_count)
-                        .map(|_| ShardEncoder::new(spec, shard))
+            ids_by_shard.entry(shard).or_default().push(id);
+        }
+        let shared: Vec<u64> = others_ids
+            .into_iter()
+            .map(|id| spec.shard_and_minishard(id).0)
+            .collect();
+        let pending = ids_by_shard
+            .into_iter()
+            .map(|(shard, ids)| {
+                let pending = PendingShard {
+                    remaining: ids.len(),
+                    partial: shared.contains(&shard),
+                    ids,
+                    sinks: (0..encoding_count)
+                        .map(|_| ShardSink::Held(ShardEncoder::new(spec, shard)))
                         .collect(),
-                })
-                .remaining += 1;
-        }
-        for id in others_ids {
-            let (shard, _) = spec.shard_and_minishard(id);
-            if let Some(shared) = pending.get_mut(&shard) {
-                shared.partial = true;
-            }
-        }
+                };
+                (shard, pending)
+            })
+            .collect();
         Self {
             scale: scale.clone(),
             pending,
         }
+    }
+
+    /// From now on, writes in parts ([`ShardPart`]) the shards whose chunks may hold
+    /// `min_bytes` voxels (`chunk_edge`³ a chunk) or more, except partial ones, which go to the
+    /// merge. Call it before the first chunk.
+    pub(crate) fn stream_from(&mut self, min_bytes: usize, chunk_edge: usize) -> Result<()> {
+        let spec = *self.scale.sharding();
+        for (&shard, pending) in &mut self.pending {
+            let voxels = pending.ids.len().saturating_mul(chunk_edge.pow(3));
+            if pending.partial || voxels < min_bytes {
+                continue;
+            }
+            for sink in &mut pending.sinks {
+                match sink {
+                    ShardSink::Held(encoder) if encoder.is_empty() => {
+                        *sink = ShardSink::Streamed(ShardStream::new(
+                            spec,
+                            shard,
+                            pending.ids.iter().copied(),
+                        )?);
+                    }
+                    ShardSink::Held(_) => {
+                        return Err(Error::internal(
+                            "block shards: streaming chosen after the first chunk",
+                        ));
+                    }
+                    ShardSink::Streamed(_) => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Shards still waiting for chunks.
@@ -174,27 +239,35 @@ impl BlockShards {
         let Some(pending) = self.pending.get_mut(&shard) else {
             return Err(Error::internal("belongs to no pending shard").context(context()));
         };
-        for (encoder, &encoding) in pending.encoders.iter_mut().zip(chunk.encodings) {
-            if encoding == Encoding::Raw && encoder.is_empty() {
-                // Every chunk still to come in this shard is at most a full chunk of raw voxels.
-                encoder.reserve_data(pending.remaining * chunk.chunk_edge.pow(3))?;
+        for (sink, &encoding) in pending.sinks.iter_mut().zip(chunk.encodings) {
+            let encode = |out: &mut Vec<u8>| {
+                codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)
+            };
+            match sink {
+                ShardSink::Held(encoder) => {
+                    if encoding == Encoding::Raw && encoder.is_empty() {
+                        // Every chunk still to come in this shard is at most a full chunk of
+                        // raw voxels.
+                        encoder.reserve_data(pending.remaining * chunk.chunk_edge.pow(3))?;
+                    }
+                    encoder.add_chunk_with(id, encode)
+                }
+                ShardSink::Streamed(stream) => stream.add_chunk_with(id, encode),
             }
-            encoder
-                .add_chunk_with(id, |out| {
-                    codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)
-                })
-                .map_err(|e| e.context(context()))?;
+            .map_err(|e| e.context(context()))?;
         }
         Ok(())
     }
 
-    /// Counts chunk `id` as done; if that completes its shard, moves the shard to `completed`
-    /// (one file per encoding, none if every chunk was zero).
+    /// Counts chunk `id` as done: hands out the streamed shards' bytes that can now go out to
+    /// `parts`, and if that completes its shard, moves the shard to `completed` (one file per
+    /// held encoding, none if every chunk was zero).
     pub(crate) fn chunk_done(
         &mut self,
         id: u64,
         encodings: &[Encoding],
         completed: &mut Vec<CompletedShard>,
+        parts: &mut Vec<ShardPart>,
     ) -> Result<()> {
         let spec = *self.scale.sharding();
         let (shard, _) = spec.shard_and_minishard(id);
@@ -205,21 +278,59 @@ impl BlockShards {
             )));
         };
         pending.remaining -= 1;
-        if pending.remaining > 0 {
+        let complete = pending.remaining == 0;
+        let part = |encoding: Encoding, index_len, pieces, index| ShardPart {
+            encoding,
+            scale_key: self.scale.key().to_owned(),
+            file_name: spec.shard_file_name(shard),
+            index_len,
+            pieces,
+            index,
+        };
+        for (sink, &encoding) in pending.sinks.iter_mut().zip(encodings) {
+            let ShardSink::Streamed(stream) = sink else {
+                continue;
+            };
+            if !stream.has_chunk(id) {
+                // Not added: all zero, left out of the file.
+                stream.skip_chunk(id)?;
+            }
+            if complete {
+                // The last part also carries the tail and the index: below.
+                continue;
+            }
+            let pieces = stream.take_ready();
+            if !pieces.is_empty() {
+                parts.push(part(encoding, stream.index_len()?, pieces, None));
+            }
+        }
+        if !complete {
             return Ok(());
         }
-        if let Some(pending) = self.pending.remove(&shard) {
-            for (encoder, &encoding) in pending.encoders.into_iter().zip(encodings) {
-                if encoder.is_empty() {
-                    continue;
-                }
-                completed.push(CompletedShard {
+        let Some(pending) = self.pending.remove(&shard) else {
+            return Ok(());
+        };
+        for (sink, &encoding) in pending.sinks.into_iter().zip(encodings) {
+            match sink {
+                ShardSink::Held(encoder) if encoder.is_empty() => {}
+                ShardSink::Held(encoder) => completed.push(CompletedShard {
                     encoding,
                     scale_key: self.scale.key().to_owned(),
                     file_name: spec.shard_file_name(shard),
                     partial: pending.partial,
                     encoder,
-                });
+                }),
+                ShardSink::Streamed(mut stream) => {
+                    let mut pieces = stream.take_ready();
+                    if stream.is_empty() {
+                        // Every chunk was zero: no file, as for a held shard.
+                        continue;
+                    }
+                    let index_len = stream.index_len()?;
+                    let end = stream.finish()?;
+                    pieces.push(end.tail);
+                    parts.push(part(encoding, index_len, pieces, Some(end.index)));
+                }
             }
         }
         Ok(())

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::layout::{self, BlockHalf, SCALE_COUNT};
 use crate::precomputed::block_halves::{HalfHandoff, PartialShardFile};
-use crate::precomputed::block_shards::{BlockShards, ChunkEncoding, CompletedShard};
+use crate::precomputed::block_shards::{BlockShards, ChunkEncoding, CompletedShard, ShardPart};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::downsample::downsample_2x2x2;
 use crate::precomputed::info::Scale;
@@ -57,10 +57,12 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 /// - the encoded chunks of shards not yet complete, one buffer per shard and encoding. A
 ///   scale-0 shard (512³ voxels) completes after 8 slabs and the coarser shards after the 16th,
 ///   so the peak comes with the last slab: 4 scale-0 shards, all of scales 1–4, and the shard
-///   file being assembled from its buffer. For a dense block in raw encoding that is up to
-///   4 · 128 + 128 + 16 + 2 + 0.25 ≈ 660 MiB of chunks plus a 128 MiB file (a native run of a
-///   dense raw block peaks at about 890 MB resident, slab included); JPEG chunks are typically
-///   a tenth of that, and all-zero chunks cost nothing.
+///   file being assembled from its buffer. JPEG chunks are typically a tenth of the voxels, and
+///   all-zero chunks cost nothing; but a dense block in raw encoding would hold up to
+///   4 · 128 + 128 + 16 + 2 + 0.25 ≈ 660 MiB of chunks plus a 128 MiB file. Hence
+///   [`BlockPyramid::stream_large_shards`], which hands large shards out in parts in file
+///   order, holding only the chunks that came ahead of their turn: at most half of each
+///   scale-0 and scale-1 shard, ≈ 4 · 64 + 64 MiB raw.
 ///
 /// Shards returned by one push are held by the caller until it drops them: write each and drop
 /// it before pushing the next slab.
@@ -100,6 +102,8 @@ pub struct BlockPyramid {
     slab_count: usize,
     /// A half's complete [`CompletedShard::partial`] shards, held for the hand-off.
     held: Vec<CompletedShard>,
+    /// Parts of streamed shards from the last push, until [`BlockPyramid::take_parts`].
+    parts: Vec<ShardPart>,
     timings: PyramidTimings,
 }
 
@@ -221,8 +225,36 @@ impl BlockPyramid {
                 SLAB_COUNT
             },
             held: Vec::new(),
+            parts: Vec::new(),
             timings: PyramidTimings::default(),
         })
+    }
+
+    /// From now on, writes each shard whose chunks may hold `min_bytes` or more voxels in parts,
+    /// as its chunks come in file order, instead of holding it whole until its last chunk:
+    /// after every push, [`BlockPyramid::take_parts`] returns the parts to write. A scale-0
+    /// shard is 512³ voxels (128 MiB raw) and its file orders chunks by id, whose top bit is
+    /// the upper half of the shard's z, so half of it goes out before the rest is computed and
+    /// the pyramid holds at most half of each such shard (docs/design.md §4 "ngshard").
+    ///
+    /// Call it before the first slab. Shards both halves of a block hold are never streamed:
+    /// they go to the merge.
+    pub fn stream_large_shards(&mut self, min_bytes: usize) -> Result<()> {
+        if self.slabs_pushed > 0 {
+            return Err(Error::internal(
+                "block pyramid: stream_large_shards after the first slab",
+            ));
+        }
+        for scale in &mut self.scales {
+            scale.shards.stream_from(min_bytes, self.chunk_edge)?;
+        }
+        Ok(())
+    }
+
+    /// The parts of streamed shards that the last push made ready, in the order to write them
+    /// (see [`BlockPyramid::stream_large_shards`]); take them after every push.
+    pub fn take_parts(&mut self) -> Vec<ShardPart> {
+        std::mem::take(&mut self.parts)
     }
 
     /// Where the pyramid's time went so far.
@@ -318,8 +350,10 @@ impl BlockPyramid {
         })
     }
 
-    /// Fails unless every slab was pushed and every shard this pyramid encodes is complete.
+    /// Fails unless every slab was pushed, every shard this pyramid encodes is complete and
+    /// every part of a streamed shard was taken.
     fn check_complete(&self) -> Result<()> {
+        self.check_parts_taken()?;
         if self.slabs_pushed != self.slab_count {
             return Err(Error::internal(format_args!(
                 "block pyramid: finished after {} of {} slabs",
@@ -340,8 +374,20 @@ impl BlockPyramid {
         Ok(())
     }
 
+    /// Fails if parts of streamed shards were left untaken: they would be lost.
+    fn check_parts_taken(&self) -> Result<()> {
+        if self.parts.is_empty() {
+            return Ok(());
+        }
+        Err(Error::internal(format_args!(
+            "block pyramid: {} parts of streamed shards were not taken",
+            self.parts.len()
+        )))
+    }
+
     /// Feeds the next slab, `None` meaning all zero.
     fn push(&mut self, slab: Option<&[u8]>) -> Result<Vec<CompletedShard>> {
+        self.check_parts_taken()?;
         if self.slabs_pushed == self.slab_count {
             return Err(Error::internal(format_args!(
                 "block pyramid: a slab after the last ({}) one",
@@ -356,7 +402,11 @@ impl BlockPyramid {
         };
         let mut completed = Vec::new();
         let started = Instant::now();
-        self.scales[0].encode_layer(slab, &chunk, &mut self.chunk_voxels, &mut completed)?;
+        let mut output = LayerOutput {
+            completed: &mut completed,
+            parts: &mut self.parts,
+        };
+        self.scales[0].encode_layer(slab, &chunk, &mut self.chunk_voxels, &mut output)?;
         self.timings.encode += started.elapsed();
 
         // Fold the slab into scale 1; when scale 1's slab is full, encode it and fold it into
@@ -380,12 +430,7 @@ impl BlockPyramid {
             }
             let contents = level.contents();
             let started = Instant::now();
-            self.scales[k].encode_layer(
-                contents,
-                &chunk,
-                &mut self.chunk_voxels,
-                &mut completed,
-            )?;
+            self.scales[k].encode_layer(contents, &chunk, &mut self.chunk_voxels, &mut output)?;
             self.timings.encode += started.elapsed();
             if k + 1 == self.scales.len() {
                 level.clear();
@@ -454,9 +499,18 @@ pub(crate) fn encode_straddling_scale(
         encodings,
         jpeg_quality,
     };
-    let mut completed = Vec::new();
+    let (mut completed, mut parts) = (Vec::new(), Vec::new());
     let mut scratch = Vec::with_capacity(chunk_edge.pow(3));
-    state.encode_layer(slab.as_deref(), &chunk, &mut scratch, &mut completed)?;
+    let mut output = LayerOutput {
+        completed: &mut completed,
+        parts: &mut parts,
+    };
+    state.encode_layer(slab.as_deref(), &chunk, &mut scratch, &mut output)?;
+    if !parts.is_empty() {
+        return Err(Error::internal(
+            "block pyramid: a straddling scale's shard was streamed",
+        ));
+    }
     if state.shards.incomplete() > 0 {
         return Err(Error::internal(format_args!(
             "block pyramid: scale {} incomplete after its one layer",
@@ -640,13 +694,13 @@ impl ScaleState {
     }
 
     /// Encodes the block's next layer of chunks from `slab` (this scale's voxels, one chunk
-    /// deep; `None`: all zero) and moves the shards it completes to `completed`.
+    /// deep; `None`: all zero) and hands out what it completes to `output`.
     fn encode_layer(
         &mut self,
         slab: Option<&[u8]>,
         chunk: &ChunkEncoding<'_>,
         voxels: &mut Vec<u8>,
-        completed: &mut Vec<CompletedShard>,
+        output: &mut LayerOutput<'_>,
     ) -> Result<()> {
         if !self.layers.contains(&self.next_layer) {
             return Err(Error::internal(format_args!(
@@ -675,11 +729,20 @@ impl ScaleState {
                         self.shards.add_chunk(id, voxels, extent, chunk)?;
                     }
                 }
-                self.shards.chunk_done(id, chunk.encodings, completed)?;
+                self.shards
+                    .chunk_done(id, chunk.encodings, output.completed, output.parts)?;
             }
         }
         Ok(())
     }
+}
+
+/// Where a scale's layer puts what it completes.
+struct LayerOutput<'a> {
+    /// Whole shards.
+    completed: &'a mut Vec<CompletedShard>,
+    /// Parts of streamed shards.
+    parts: &'a mut Vec<ShardPart>,
 }
 
 /// The cells along `axis` of a block of `block_cells` per axis from `block_cell` that lie
@@ -988,6 +1051,134 @@ mod tests {
             .expect("scale 4 shard");
         let chunk_id = scales[4].chunk_id([1, 0, 1]);
         assert_eq!(s4.1[&chunk_id].len(), 4 * 6 * 6);
+    }
+
+    /// Shard files by `(encoding, scale key, file name)`, each with the slab after which it got
+    /// its first part if it was streamed.
+    type Files = BTreeMap<(Encoding, String, String), (Vec<u8>, Option<usize>)>;
+
+    /// Every shard file of a pyramid run over `voxels`, by `(encoding, scale key, file name)`,
+    /// with the slab after which each streamed file got its first part (`None` if held whole).
+    /// With `stream_from`, shards of at least that many voxels go out in parts, which are
+    /// assembled here as a store would: the parts back to back after the index.
+    fn files(
+        mut pyramid: BlockPyramid,
+        voxels: &[u8],
+        zero_slabs: &[usize],
+        stream_from: Option<usize>,
+    ) -> Files {
+        if let Some(min_bytes) = stream_from {
+            pyramid
+                .stream_large_shards(min_bytes)
+                .expect("before the first slab");
+        }
+        let slabs = voxels.chunks_exact(voxels.len() / SLAB_COUNT).enumerate();
+        let slabs = slabs.skip(
+            pyramid
+                .half
+                .map_or(0, |half| half.layers(16).start as usize),
+        );
+        let mut files = BTreeMap::new();
+        let mut open: BTreeMap<_, (Vec<u8>, usize)> = BTreeMap::new();
+        for (i, slab) in slabs.take(pyramid.slab_count) {
+            let completed = if zero_slabs.contains(&i) {
+                pyramid.push_zero_slab()
+            } else {
+                pyramid.push_slab(slab)
+            };
+            for shard in completed.expect("slab") {
+                let key = (
+                    shard.encoding,
+                    shard.scale_key.clone(),
+                    shard.file_name.clone(),
+                );
+                let file = shard.into_bytes().expect("assembles");
+                assert!(files.insert(key, (file, None)).is_none(), "a file twice");
+            }
+            for part in pyramid.take_parts() {
+                let key = (part.encoding, part.scale_key, part.file_name);
+                let (data, _) = open.entry(key.clone()).or_insert((Vec::new(), i));
+                data.extend(part.pieces.concat());
+                if let Some(index) = part.index {
+                    assert_eq!(index.len() as u64, part.index_len);
+                    let (data, first) = open.remove(&key).expect("open");
+                    let file = [index, data].concat();
+                    assert!(
+                        files.insert(key, (file, Some(first))).is_none(),
+                        "a file twice"
+                    );
+                }
+            }
+        }
+        assert!(open.is_empty(), "unfinished: {:?}", open.keys());
+        if pyramid.half.is_none() {
+            assert!(pyramid.finish().expect("finish").is_empty());
+        }
+        files
+    }
+
+    #[test]
+    fn shards_in_parts_are_the_files_held_whole() {
+        let voxels = block_voxels([3..128, 20..128, 10..120]);
+        let zero_slabs = [0, 9];
+        let scales = scales_for([256, 128, 256], C as u64);
+        let both = [Encoding::Jpeg, Encoding::Raw];
+        let make = || BlockPyramid::with_chunk_edge(&scales, [1, 0, 1], None, &both, 75, C);
+        let held = files(make().expect("pyramid"), &voxels, &zero_slabs, None);
+        let streamed = files(make().expect("pyramid"), &voxels, &zero_slabs, Some(0));
+        assert_eq!(
+            held.keys().collect::<Vec<_>>(),
+            streamed.keys().collect::<Vec<_>>()
+        );
+        for (key, (file, _)) in &held {
+            assert!(streamed[key].0 == *file, "{key:?} differs");
+        }
+        // Every shard streamed; a scale-0 shard (8 slabs deep) had its first part out after its
+        // 2nd slab: chunks 0–31 of its file order need only z 0–1.
+        assert!(streamed.values().all(|(_, first)| first.is_some()));
+        let first_s0: Vec<usize> = streamed
+            .iter()
+            .filter(|((_, scale, _), _)| scale == "s0")
+            .map(|(_, (_, first))| first.expect("streamed") % 8)
+            .collect();
+        assert!(first_s0.iter().all(|&slab| slab <= 1), "{first_s0:?}");
+
+        // Shards smaller than the threshold are held whole.
+        let none = files(
+            make().expect("pyramid"),
+            &voxels,
+            &zero_slabs,
+            Some(usize::MAX),
+        );
+        assert!(none.values().all(|(_, first)| first.is_none()));
+    }
+
+    #[test]
+    fn a_half_streams_its_own_shards_and_hands_off_the_shared_ones() {
+        let voxels = block_voxels([0..128, 0..128, 0..128]);
+        let scales = scales_for([128, 128, 128], C as u64);
+        let whole =
+            BlockPyramid::with_chunk_edge(&scales, [0, 0, 0], None, &[Encoding::Raw], 75, C);
+        let held = files(whole.expect("pyramid"), &voxels, &[], None);
+        for half in BlockHalf::BOTH {
+            let pyramid = BlockPyramid::with_chunk_edge(
+                &scales,
+                [0, 0, 0],
+                Some(half),
+                &[Encoding::Raw],
+                75,
+                C,
+            );
+            let streamed = files(pyramid.expect("pyramid"), &voxels, &[], Some(0));
+            // The half's own files are its 4 scale-0 shards, all streamed, as the whole block
+            // writes them; the rest went to the hand-off.
+            assert_eq!(streamed.len(), 4);
+            for (key, (file, first)) in &streamed {
+                assert_eq!(key.1, "s0");
+                assert!(first.is_some());
+                assert!(held[key].0 == *file, "{key:?} differs");
+            }
+        }
     }
 
     #[test]

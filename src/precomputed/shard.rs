@@ -33,9 +33,9 @@ const MINISHARD_INDEX_ENTRY_BYTES: usize = 24;
 /// Builds one shard file from chunks given in any order.
 ///
 /// Chunks are appended to one buffer as they come; [`ShardEncoder::finish`] sorts them by
-/// minishard and id and copies them into the whole file. A shard is written in one put, so there
-/// is nothing to gain from streaming its bytes out earlier, and taking chunks in any order lets
-/// the pyramid add them as they are encoded, slab by slab. One buffer rather than one allocation
+/// minishard and id and copies them into the whole file, written in one put; taking chunks in
+/// any order lets the pyramid add them as they are encoded, slab by slab. (A block's large
+/// shards go out in parts instead: [`ShardStream`].) One buffer rather than one allocation
 /// per chunk keeps a block's thousands of chunks from fragmenting the heap, which in a wasm
 /// instance never shrinks.
 ///
@@ -156,54 +156,256 @@ impl ShardEncoder {
             )));
         }
 
-        // Offsets depend only on the sizes, so the minishard indices come first and the file is
-        // allocated once, at its exact size: a realloc of a 128 MiB raw shard would copy it all.
-        let mut minishards: BTreeMap<u64, Vec<MinishardIndexEntry>> = BTreeMap::new();
-        let mut data_len = 0usize;
-        for chunk in &self.chunks {
-            let size = chunk.bytes.len();
-            minishards
-                .entry(chunk.minishard)
-                .or_default()
-                .push(MinishardIndexEntry {
-                    chunk_id: chunk.chunk_id,
-                    offset_bytes: data_len as u64,
-                    size_bytes: size as u64,
-                });
-            data_len += size;
-        }
-        let minishard_indices = minishards
+        // Offsets depend only on the sizes, so the index and the minishard indices come first
+        // and the file is allocated once, at its exact size: a realloc of a 128 MiB raw shard
+        // would copy it all.
+        let layout = self
+            .chunks
             .iter()
-            .map(|(&minishard, entries)| Ok((minishard, gzip(&encode_minishard_index(entries))?)))
-            .collect::<Result<Vec<_>>>()?;
-
-        let index_len = shard_index_len(&self.spec).ok_or_else(|| {
-            too_large(format_args!(
-                "shard index of {} minishards",
-                self.spec.minishard_count()
-            ))
-        })?;
-        let indices_len: usize = minishard_indices.iter().map(|(_, index)| index.len()).sum();
+            .map(|chunk| (chunk.minishard, chunk.chunk_id, chunk.bytes.len() as u64));
+        let (index, tail) = shard_index_and_tail(&self.spec, layout)?;
+        let data_len: usize = self.chunks.iter().map(|chunk| chunk.bytes.len()).sum();
         let mut file = Vec::new();
-        file.try_reserve_exact(index_len + data_len + indices_len)
+        file.try_reserve_exact(index.len() + data_len + tail.len())
             .map_err(|_| too_large(format_args!("shard of {data_len} data bytes")))?;
-        file.resize(index_len, 0);
-
-        // The chunk data, minishard by minishard, then each minishard index, with its byte range
-        // recorded in the shard index.
+        file.extend_from_slice(&index);
         for chunk in &self.chunks {
             file.extend_from_slice(&self.data[chunk.bytes.clone()]);
         }
-        for (minishard, compressed) in minishard_indices {
-            let start = (file.len() - index_len) as u64;
-            file.extend_from_slice(&compressed);
-            let end = (file.len() - index_len) as u64;
-            // `minishard < minishard_count`, so the slot lies inside the index.
-            let slot = minishard as usize * SHARD_INDEX_ENTRY_BYTES;
-            file[slot..slot + 8].copy_from_slice(&start.to_le_bytes());
-            file[slot + 8..slot + 16].copy_from_slice(&end.to_le_bytes());
-        }
+        file.extend_from_slice(&tail);
         Ok(file)
+    }
+}
+
+/// The shard index and the minishard indices that follow the chunk data, for chunks laid out
+/// back to back in the order given: `(minishard, chunk id, size)`, ascending by minishard and id.
+/// The file is `index || chunk data || tail`.
+fn shard_index_and_tail(
+    spec: &ShardingSpec,
+    chunks: impl IntoIterator<Item = (u64, u64, u64)>,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut minishards: BTreeMap<u64, Vec<MinishardIndexEntry>> = BTreeMap::new();
+    let mut data_len = 0u64;
+    for (minishard, chunk_id, size_bytes) in chunks {
+        minishards
+            .entry(minishard)
+            .or_default()
+            .push(MinishardIndexEntry {
+                chunk_id,
+                offset_bytes: data_len,
+                size_bytes,
+            });
+        data_len += size_bytes;
+    }
+    let index_len = shard_index_len(spec).ok_or_else(|| {
+        too_large(format_args!(
+            "shard index of {} minishards",
+            spec.minishard_count()
+        ))
+    })?;
+    let mut index = Vec::new();
+    index
+        .try_reserve_exact(index_len)
+        .map_err(|_| too_large(format_args!("shard index of {index_len} bytes")))?;
+    index.resize(index_len, 0);
+    // Each minishard index, with its byte range (counted from the end of the shard index)
+    // recorded in the shard index.
+    let mut tail = Vec::new();
+    for (minishard, entries) in minishards {
+        let compressed = gzip(&encode_minishard_index(&entries))?;
+        let start = data_len + tail.len() as u64;
+        tail.extend_from_slice(&compressed);
+        let end = data_len + tail.len() as u64;
+        // `minishard < minishard_count`, so the slot lies inside the index.
+        let slot = minishard as usize * SHARD_INDEX_ENTRY_BYTES;
+        index[slot..slot + 8].copy_from_slice(&start.to_le_bytes());
+        index[slot + 8..slot + 16].copy_from_slice(&end.to_le_bytes());
+    }
+    Ok((index, tail))
+}
+
+/// Builds one shard file front to back while its chunks arrive in any order: a chunk's bytes go
+/// out as soon as every chunk before it in the file is known, so only the chunks that arrived
+/// ahead of their turn are held.
+///
+/// Used for a block's large shards (scales 0 and 1; raw, such a shard is 128 MiB): the pyramid
+/// encodes a block slab by slab, while a shard file orders its chunks by id, whose top
+/// bit is the z of the shard's upper half, so half a shard can be written before the other half
+/// is computed. The shard index comes first in the file yet depends on every chunk (all-zero
+/// chunks are left out), so it is returned last, for a writer that puts a prefix last
+/// ([`crate::storage::PrefixedObjectWriter`]). The bytes are exactly those of
+/// [`ShardEncoder::finish`] for the same chunks.
+///
+/// ```
+/// use emwrite::precomputed::shard::{ShardEncoder, ShardStream};
+/// use emwrite::precomputed::sharding::ShardingSpec;
+/// let spec = ShardingSpec::new(0, 0, 0)?;
+/// let mut stream = ShardStream::new(spec, 0, [3, 7, 10])?;
+/// stream.add_chunk_with(7, |out| Ok(out.extend_from_slice(&[7, 7])))?;
+/// assert!(stream.take_ready().is_empty()); // chunk 3 comes first in the file
+/// stream.add_chunk_with(3, |out| Ok(out.extend_from_slice(&[3])))?;
+/// stream.skip_chunk(10)?; // all zero: left out
+/// let data = stream.take_ready().concat();
+/// let end = stream.finish()?;
+/// let mut expected = ShardEncoder::new(spec, 0);
+/// expected.add_chunk(7, &[7, 7])?;
+/// expected.add_chunk(3, &[3])?;
+/// assert_eq!([end.index, data, end.tail].concat(), expected.finish()?);
+/// # Ok::<(), emwrite::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ShardStream {
+    spec: ShardingSpec,
+    shard: u64,
+    /// Every chunk of the shard that will be given, as `(minishard, id)` in file order.
+    order: Vec<(u64, u64)>,
+    /// How many of `order` have gone out (or were left out as all zero).
+    next: usize,
+    /// Chunks given ahead of their turn: their bytes, or `None` if left out.
+    waiting: BTreeMap<u64, Option<Vec<u8>>>,
+    /// The chunks that went out, as `(minishard, id, size)`, in file order.
+    written: Vec<(u64, u64, u64)>,
+}
+
+/// The parts of a streamed shard file that come last: the shard index, which goes first in the
+/// file, and the minishard indices, which follow the data.
+#[derive(Debug)]
+pub struct ShardStreamEnd {
+    /// The file's first bytes ([`ShardStream::index_len`] of them).
+    pub index: Vec<u8>,
+    /// The file's last bytes.
+    pub tail: Vec<u8>,
+}
+
+impl ShardStream {
+    /// A stream for shard `shard` of `spec` that will be given exactly the chunks `chunk_ids`,
+    /// each once, with [`ShardStream::add_chunk_with`] or [`ShardStream::skip_chunk`].
+    ///
+    /// Fails (an emwrite bug) if one of them belongs to another shard or repeats.
+    pub fn new(
+        spec: ShardingSpec,
+        shard: u64,
+        chunk_ids: impl IntoIterator<Item = u64>,
+    ) -> Result<Self> {
+        let mut order = Vec::new();
+        for id in chunk_ids {
+            let (its_shard, minishard) = spec.shard_and_minishard(id);
+            if its_shard != shard {
+                return Err(Error::internal(format_args!(
+                    "chunk {id} belongs to shard {its_shard}, not to shard {shard}"
+                )));
+            }
+            order.push((minishard, id));
+        }
+        order.sort_unstable();
+        if let Some(pair) = order.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(Error::internal(format_args!(
+                "shard {shard}: chunk {} given twice",
+                pair[0].1
+            )));
+        }
+        Ok(Self {
+            spec,
+            shard,
+            order,
+            next: 0,
+            waiting: BTreeMap::new(),
+            written: Vec::new(),
+        })
+    }
+
+    /// Bytes of the shard index, the file's first bytes.
+    pub fn index_len(&self) -> Result<u64> {
+        shard_index_len(&self.spec)
+            .map(|len| len as u64)
+            .ok_or_else(|| too_large("shard index"))
+    }
+
+    /// Gives chunk `chunk_id`, whose bytes `encode` appends to the buffer it is given.
+    pub fn add_chunk_with(
+        &mut self,
+        chunk_id: u64,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.check_expected(chunk_id)?;
+        let mut bytes = Vec::new();
+        encode(&mut bytes)?;
+        // Encoders grow the buffer by doubling; a chunk may wait for a while.
+        bytes.shrink_to_fit();
+        self.waiting.insert(chunk_id, Some(bytes));
+        Ok(())
+    }
+
+    /// Gives chunk `chunk_id` as left out of the file (all zero).
+    pub fn skip_chunk(&mut self, chunk_id: u64) -> Result<()> {
+        self.check_expected(chunk_id)?;
+        self.waiting.insert(chunk_id, None);
+        Ok(())
+    }
+
+    /// Whether `chunk_id` has been given already (added or skipped).
+    pub fn has_chunk(&self, chunk_id: u64) -> bool {
+        let (_, minishard) = self.spec.shard_and_minishard(chunk_id);
+        let taken = matches!(
+            self.order.binary_search(&(minishard, chunk_id)),
+            Ok(position) if position < self.next
+        );
+        taken || self.waiting.contains_key(&chunk_id)
+    }
+
+    /// The chunks that can go out now, in file order after those taken before: the file's
+    /// data continues with them, back to back. Each chunk stays its own buffer, so that a
+    /// writer can drop each once written: one buffer for half a raw shard would be 64 MiB more.
+    pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
+        let mut ready = Vec::new();
+        while let Some(&(minishard, id)) = self.order.get(self.next) {
+            let Some(chunk) = self.waiting.remove(&id) else {
+                break;
+            };
+            self.next += 1;
+            if let Some(bytes) = chunk {
+                self.written.push((minishard, id, bytes.len() as u64));
+                ready.push(bytes);
+            }
+        }
+        ready
+    }
+
+    /// Whether every chunk has been given and taken: the stream can finish.
+    pub fn is_complete(&self) -> bool {
+        self.next == self.order.len()
+    }
+
+    /// Whether no chunk has gone out so far: a stream that finishes so has no file.
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty()
+    }
+
+    /// The shard index and the minishard indices, once every chunk went out.
+    pub fn finish(self) -> Result<ShardStreamEnd> {
+        if !self.is_complete() {
+            return Err(Error::internal(format_args!(
+                "shard {}: finished with {} of {} chunks taken",
+                self.shard,
+                self.next,
+                self.order.len()
+            )));
+        }
+        let (index, tail) = shard_index_and_tail(&self.spec, self.written)?;
+        Ok(ShardStreamEnd { index, tail })
+    }
+
+    /// Fails unless `chunk_id` is one of the stream's chunks not yet given.
+    fn check_expected(&self, chunk_id: u64) -> Result<()> {
+        let (_, minishard) = self.spec.shard_and_minishard(chunk_id);
+        let expected = self.order.binary_search(&(minishard, chunk_id)).is_ok();
+        if !expected || self.has_chunk(chunk_id) {
+            return Err(Error::internal(format_args!(
+                "shard {}: chunk {chunk_id} is not expected or was given before",
+                self.shard
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@
 //! (whose all-zero regions have no shard) from one cut short.
 
 use std::future::Future;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -22,21 +22,30 @@ use super::Written;
 use crate::block_manifest::{BlockManifest, ListedObject};
 use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
 use crate::precomputed::block_halves::{self, HalfHandoff};
-use crate::precomputed::block_shards::CompletedShard;
+use crate::precomputed::block_shards::{CompletedShard, ShardPart};
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::pyramid::BlockPyramid;
 use crate::request::NgShardRequest;
-use crate::storage::{self, Storage};
+use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tilepack::{FetchedTile, fetch_tile};
 use crate::{Error, Result};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use std::collections::BTreeMap;
 
-/// Tile packs read at once: enough to hide storage latency, few enough to bound the requests
-/// one task keeps open. A slab's fetched (still compressed) tiles are held until the slab is
-/// computed, so at most two slabs of tiles are in memory: the one being decoded and the next.
+/// Tile packs read at once, ahead of the tile being decoded: enough to hide storage latency,
+/// few enough to bound the requests (and connections) one task keeps open and the tiles it
+/// holds (1 MiB each, stored PNGs).
 const TILES_IN_FLIGHT: usize = 8;
 
 const BLOCK: usize = BLOCK_EDGE as usize;
+
+/// Shards whose chunks may hold this many voxels or more are written in parts as the pyramid
+/// makes them ([`BlockPyramid::stream_large_shards`]), smaller ones whole. That is scales 0 and 1
+/// (512³ voxels each; four scale-0 shards fill together): held whole, their raw files cost a
+/// dense block with `writeRaw` about 600 MiB more, and their JPEG files about 100 MiB. Scale 2 is
+/// 16 MiB of voxels at most, and on GCS a file in parts costs a resumable upload and a compose
+/// rather than one request.
+const STREAM_SHARDS_FROM: usize = 32 << 20;
 
 /// What one half of a block wrote, and what it hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,12 +59,13 @@ pub struct HalfWritten {
 }
 
 /// Runs one ngshard task: the whole block.
-pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Written> {
+pub async fn run(storage: &impl StreamingStorage, request: &NgShardRequest) -> Result<Written> {
     let retries_before = storage.retries();
     let scales = read_scales(storage, request).await?;
     let block = request.start.map(u64::from);
     let encodings = encodings(request.write_raw);
     let mut pyramid = BlockPyramid::new(&scales, block, encodings, request.jpeg_quality)?;
+    pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
     let mut written = Written::default();
     let mut listed = Vec::new();
     let mut out = Output {
@@ -80,7 +90,7 @@ pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Wri
 /// Runs `half` of an ngshard task: writes the half's scale-0 shards and returns the hand-off
 /// that [`merge_halves`] needs from it. The two halves may run at once, in separate instances.
 pub async fn run_half(
-    storage: &impl Storage,
+    storage: &impl StreamingStorage,
     request: &NgShardRequest,
     half: BlockHalf,
 ) -> Result<HalfWritten> {
@@ -90,6 +100,7 @@ pub async fn run_half(
     let encodings = encodings(request.write_raw);
     let mut pyramid =
         BlockPyramid::for_half(&scales, block, half, encodings, request.jpeg_quality)?;
+    pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
     let slabs = half.layers(BlockPyramid::SLAB_COUNT as u64);
     let slabs = slabs.start as usize..slabs.end as usize;
     let mut written = Written::default();
@@ -165,115 +176,168 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
 /// Pushes the block's slabs `slabs` (of 0..16) into `pyramid` and writes the shards they
 /// complete.
 ///
-/// Reads overlap compute: slab i + 1's tile reads start before slab i is decoded and pushed.
-/// The task runs on one thread (a wasm instance has no other), so the reads progress only
-/// while the task is polled: the first poll sends the first requests, and decoding yields after
-/// each tile so that responses are taken in and the next requests sent; the host performs the
-/// I/O itself meanwhile.
-async fn push_slabs(
-    storage: &impl Storage,
+/// Reads overlap compute: the block's tiles come from one ordered stream with
+/// [`TILES_IN_FLIGHT`] reads ahead, across slab boundaries, so while a slab is pushed (the long,
+/// synchronous part) the host already performs the next slab's first reads, and while a slab's
+/// tiles are decoded the reads after them proceed. The task runs on one thread (a wasm instance
+/// has no other), so reads are sent only while the task is polled: decoding yields after each
+/// tile so that responses are taken in and the next requests sent. At most the tiles in flight
+/// are held besides the slab being filled: a slab's worth of tiles (64 MiB, stored PNGs) never is.
+async fn push_slabs<S: StreamingStorage>(
+    storage: &S,
     request: &NgShardRequest,
     pyramid: &mut BlockPyramid,
     slabs: Range<usize>,
     out: &mut Output<'_>,
 ) -> Result<()> {
+    // Every shard streamed from these slabs completes within them.
+    let mut open = OpenShards::<S>::default();
     let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
-    let started = Instant::now();
-    let mut tiles = fetch_slab(storage, request, slabs.start).await?;
-    out.written.stages.fetch += started.elapsed();
-    for index in slabs.clone() {
-        let next = async {
-            match index + 1 {
-                next if slabs.contains(&next) => fetch_slab(storage, request, next).await,
-                _ => Ok(SlabTiles::default()),
-            }
-        };
-        let compute = async {
-            let completed = match tiles.z0 {
-                None => pyramid.push_zero_slab()?,
-                Some(z0) => {
-                    decode_into(&mut slab, z0, &tiles.tiles, out.written).await?;
-                    pyramid.push_slab(&slab)?
-                }
-            };
-            write_shards(storage, request, out, completed).await?;
-            Ok(Instant::now())
-        };
-        // The fetch goes first: its requests are sent before the compute starts.
-        let (next_tiles, computed) = futures::future::try_join(next, compute).await?;
-        out.written.stages.fetch += computed.elapsed();
-        tiles = next_tiles;
-    }
-    Ok(())
-}
-
-/// A slab's fetched tiles.
-#[derive(Default)]
-struct SlabTiles {
-    /// The slab's first slice; `None` if none of its slices exists (the slab is all zero).
-    z0: Option<u64>,
-    /// The existing slices' tiles, with their z, in any order.
-    tiles: Vec<(u64, FetchedTile)>,
-}
-
-/// Fetches the tiles of block slab `index` from their tile packs (slices outside
-/// `[minz, maxz]` have none).
-async fn fetch_slab(
-    storage: &impl Storage,
-    request: &NgShardRequest,
-    index: usize,
-) -> Result<SlabTiles> {
-    let depth = BlockPyramid::SLAB_DEPTH as u64;
-    let [_, _, block_z0] = layout::block_origin(request.start);
-    let z0 = block_z0 + index as u64 * depth;
-    let zs = layout::existing_slices(z0, depth, request.minz, request.maxz);
-    if zs.is_empty() {
-        return Ok(SlabTiles::default());
-    }
     let expected = layout::tile_pack_header(request.bbox);
     let [bx, by, _] = request.start.map(u64::from);
-    let tiles = futures::stream::iter(zs)
-        .map(|z| {
-            let expected = &expected;
-            async move {
-                let pack = layout::tile_pack_object(&request.source, z);
-                fetch_tile(storage, &pack, expected, [bx, by])
-                    .await
-                    .map(|tile| (z, tile))
+    let mut tiles =
+        futures::stream::iter(slabs.clone().flat_map(|index| slab_slices(request, index)))
+            .map(|z| {
+                let expected = &expected;
+                async move {
+                    let pack = layout::tile_pack_object(&request.source, z);
+                    fetch_tile(storage, &pack, expected, [bx, by])
+                        .await
+                        .map(|tile| (z, tile))
+                }
+            })
+            .buffered(TILES_IN_FLIGHT);
+    for index in slabs {
+        let zs = slab_slices(request, index);
+        let completed = if zs.is_empty() {
+            pyramid.push_zero_slab()?
+        } else {
+            slab.fill(0);
+            let z0 = slab_z0(request, index);
+            for expected_z in zs {
+                let started = Instant::now();
+                let next = tiles.next().await;
+                out.written.stages.fetch += started.elapsed();
+                let (z, fetched) = next.ok_or_else(|| {
+                    Error::internal(format_args!("ngshard: tile of slice {expected_z} missing"))
+                })??;
+                if z != expected_z {
+                    return Err(Error::internal(format_args!(
+                        "ngshard: tile of slice {z} came for slice {expected_z}"
+                    )));
+                }
+                decode_into(&mut slab, z - z0, fetched, out.written)?;
+                yield_now().await;
             }
-        })
-        .buffer_unordered(TILES_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    Ok(SlabTiles {
-        z0: Some(z0),
-        tiles,
-    })
+            pyramid.push_slab(&slab)?
+        };
+        write_shards(storage, request, out, completed).await?;
+        open.write_parts(storage, request, out, pyramid.take_parts())
+            .await?;
+    }
+    open.check_all_finished()
 }
 
-/// Decodes `tiles` into `slab` (whose first slice is `z0`), zeroing the slab first so that
-/// missing slices and edge tiles stay 0; yields after each tile so that reads in flight
-/// progress.
-async fn decode_into(
+/// The first slice of block slab `index`.
+fn slab_z0(request: &NgShardRequest, index: usize) -> u64 {
+    let [_, _, block_z0] = layout::block_origin(request.start);
+    block_z0 + (index * BlockPyramid::SLAB_DEPTH) as u64
+}
+
+/// The slices of block slab `index` that exist (`[minz, maxz]`), whose tiles it is made of.
+fn slab_slices(request: &NgShardRequest, index: usize) -> RangeInclusive<u64> {
+    let depth = BlockPyramid::SLAB_DEPTH as u64;
+    layout::existing_slices(slab_z0(request, index), depth, request.minz, request.maxz)
+}
+
+/// Decodes `fetched` into slice `dz` of `slab` (zeroed beforehand, so that edge tiles leave
+/// the rest 0), and drops it.
+fn decode_into(
     slab: &mut [u8],
-    z0: u64,
-    tiles: &[(u64, FetchedTile)],
+    dz: u64,
+    fetched: FetchedTile,
     written: &mut Written,
 ) -> Result<()> {
-    slab.fill(0);
-    for (z, fetched) in tiles {
-        let started = Instant::now();
-        let tile = fetched.decode()?;
-        let tw = tile.width;
-        let slice = &mut slab[(z - z0) as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
-        for row in 0..tile.height {
-            slice[row * BLOCK..row * BLOCK + tw]
-                .copy_from_slice(&tile.pixels[row * tw..(row + 1) * tw]);
-        }
-        written.stages.decode += started.elapsed();
-        yield_now().await;
+    let started = Instant::now();
+    let tile = fetched.decode()?;
+    drop(fetched);
+    let tw = tile.width;
+    let slice = &mut slab[dz as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
+    for row in 0..tile.height {
+        slice[row * BLOCK..row * BLOCK + tw]
+            .copy_from_slice(&tile.pixels[row * tw..(row + 1) * tw]);
     }
+    written.stages.decode += started.elapsed();
     Ok(())
+}
+
+/// Shard files being written in parts, by object name.
+struct OpenShards<'s, S: StreamingStorage + 's> {
+    writers: BTreeMap<String, S::PrefixedWriter<'s>>,
+}
+
+impl<S: StreamingStorage> Default for OpenShards<'_, S> {
+    fn default() -> Self {
+        Self {
+            writers: BTreeMap::new(),
+        }
+    }
+}
+
+impl<'s, S: StreamingStorage> OpenShards<'s, S> {
+    /// Writes `parts` in order: a shard's first part starts its object, its last one (with the
+    /// shard index) makes it visible, whole.
+    async fn write_parts(
+        &mut self,
+        storage: &'s S,
+        request: &NgShardRequest,
+        out: &mut Output<'_>,
+        parts: Vec<ShardPart>,
+    ) -> Result<()> {
+        for part in parts {
+            let started = Instant::now();
+            let name = layout::shard_name(part.encoding, &part.scale_key, &part.file_name);
+            let object = request.dest.object(&name);
+            let mut writer = match self.writers.remove(&name) {
+                Some(writer) => writer,
+                None => {
+                    storage
+                        .start_put_with_prefix(&object, storage::BINARY, part.index_len)
+                        .await?
+                }
+            };
+            for piece in part.pieces {
+                writer.append(&piece).await?;
+            }
+            match part.index {
+                None => {
+                    self.writers.insert(name, writer);
+                }
+                Some(index) => {
+                    let finished = writer.finish_with_prefix(&index).await?;
+                    out.written.record(&object, finished.bytes);
+                    out.written.notes.extend(finished.notes);
+                    out.listed.push(ListedObject {
+                        name,
+                        bytes: finished.bytes,
+                    });
+                }
+            }
+            out.written.stages.write += started.elapsed();
+        }
+        Ok(())
+    }
+
+    /// Fails (an emwrite bug) if a shard was started and never finished: dropping its writer
+    /// leaves the object as it was, so nothing half-written shows, but the shard is missing.
+    fn check_all_finished(&self) -> Result<()> {
+        match self.writers.keys().next() {
+            None => Ok(()),
+            Some(object) => Err(Error::internal(format_args!(
+                "{object}: a shard written in parts was never finished"
+            ))),
+        }
+    }
 }
 
 /// Lets the executor run once before continuing: other futures of the task (reads in flight)
@@ -392,6 +456,67 @@ mod tests {
         }
     }
 
+    /// An object being written: visible under `key` only when finished.
+    struct MemoryWriter<'a> {
+        storage: &'a MemoryStorage,
+        key: String,
+        prefix_len: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl StreamingStorage for MemoryStorage {
+        type Writer<'a> = MemoryWriter<'a>;
+        type PrefixedWriter<'a> = MemoryWriter<'a>;
+
+        async fn start_put(&self, object: &ObjectPath, _: &str) -> Result<MemoryWriter<'_>> {
+            self.start_put_with_prefix(object, "", 0).await
+        }
+
+        async fn start_put_with_prefix(
+            &self,
+            object: &ObjectPath,
+            _: &str,
+            prefix_len: u64,
+        ) -> Result<MemoryWriter<'_>> {
+            let key = format!("{}/{}", object.bucket, object.name);
+            Ok(MemoryWriter {
+                storage: self,
+                key,
+                prefix_len,
+                bytes: Vec::new(),
+            })
+        }
+    }
+
+    impl storage::ObjectWriter for MemoryWriter<'_> {
+        async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        async fn finish(self) -> Result<u64> {
+            self.finish_with_prefix(&[]).await.map(|done| done.bytes)
+        }
+    }
+
+    impl PrefixedObjectWriter for MemoryWriter<'_> {
+        async fn append(&mut self, bytes: &[u8]) -> Result<()> {
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        async fn finish_with_prefix(self, prefix: &[u8]) -> Result<storage::FinishedObject> {
+            assert_eq!(prefix.len() as u64, self.prefix_len, "{}", self.key);
+            let file = [prefix, &self.bytes].concat();
+            let bytes = file.len() as u64;
+            self.storage.0.borrow_mut().insert(self.key, file);
+            Ok(storage::FinishedObject {
+                bytes,
+                notes: Vec::new(),
+            })
+        }
+    }
+
     impl MemoryStorage {
         /// The objects in `bucket`, by name.
         fn bucket(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
@@ -460,10 +585,10 @@ mod tests {
         block_on(ng_meta::run(storage, &meta)).expect("ngmeta");
     }
 
-    /// The halves and the merge write every object `run` writes, byte for byte and in the same
-    /// order, on a real 1024³ block whose data crosses the halves. JPEG and raw at once: a debug
-    /// build takes seconds per 64 MiB slab, and JPEG alone is the same path with one encoding
-    /// fewer (`block_halves`' tests run both on small blocks).
+    /// The halves and the merge write every object `run` writes, byte for byte, on a real 1024³
+    /// block whose data crosses the halves; raw scale-0 and scale-1 shards go out in parts. JPEG
+    /// and raw at once: a debug build takes seconds per 64 MiB slab, and JPEG alone is the same
+    /// path with one encoding fewer (`block_halves`' tests run both on small blocks).
     #[test]
     fn halves_and_merge_write_what_one_task_writes() {
         let storage = storage_with_stack();
@@ -496,12 +621,17 @@ mod tests {
         for (name, bytes) in &want {
             assert!(got[name] == *bytes, "{name} differs");
         }
-        let split_objects: Vec<String> = [lower.written, upper.written, merged]
+        // The same objects, in another order: a streamed raw shard is recorded when its last
+        // part is written, after the held shards its slab completed.
+        let mut split_objects: Vec<String> = [lower.written, upper.written, merged]
             .into_iter()
             .flat_map(|w| w.objects)
             .map(|object| object.replacen("split/", "whole/", 1))
             .collect();
-        assert_eq!(split_objects, written.objects);
+        split_objects.sort();
+        let mut whole_objects = written.objects.clone();
+        whole_objects.sort();
+        assert_eq!(split_objects, whole_objects);
         // Scale 0: one shard per half (the box is in the block's lower x and y quarter);
         // scales 1–4: one each; per encoding; then the manifest, last.
         assert_eq!(written.objects.len(), 2 * 6 + 1, "{:?}", written.objects);
