@@ -278,6 +278,8 @@ async fn serve_file(
     let resolved = match resolver.resolve_request(request).await {
         Ok(resolved) => resolved,
         Err(error) => {
+            // Missing files are 404 without a log line: Neuroglancer asks for shards of all-zero
+            // regions, which ngshard never writes.
             tracing::warn!("{}: {error}", request.uri().path());
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         }
