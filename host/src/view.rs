@@ -418,6 +418,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
+    #[cfg(unix)]
     #[test]
     fn files_are_opened_only_inside_the_folder() {
         let dir = std::env::temp_dir().join(format!("emwrite-inside-{}", std::process::id()));
