@@ -1,4 +1,5 @@
-//! The `emwrite` command line: parses arguments and dispatches to `serve`, `run` or `pipeline`.
+//! The `emwrite` command line: parses arguments and dispatches to `serve`, `run`, `pipeline` or
+//! `view`.
 //!
 //! Every command runs the emwrite WASI component (embedded at build time, or `--component FILE`)
 //! in wasmtime, a fresh instance per request or task. Bare bucket names are folders of the local
@@ -17,6 +18,7 @@ mod incoming;
 mod isolation;
 mod limits;
 mod log;
+mod neuroglancer;
 mod outgoing;
 mod pipeline;
 mod pooled_client;
@@ -29,6 +31,7 @@ mod sweep;
 mod task;
 mod units;
 mod verify;
+mod view;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -70,6 +73,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Tasks of a stack finished per phase, from what storage holds.
     Status(StatusArgs),
+    /// Serve a local volume to Neuroglancer on loopback and print the link that opens it (for a
+    /// GCS volume: print its link).
+    View(ViewArgs),
     /// Compile the embedded component for this machine once, so that later starts load it
     /// instead (the container image runs this as it is built).
     /// It goes next to the executable, where every start looks for it.
@@ -194,6 +200,27 @@ struct StatusArgs {
     engine: EngineArgs,
 }
 
+/// Options of `emwrite view`.
+#[derive(Debug, Args)]
+struct ViewArgs {
+    /// The volume's destination, as in the stack file's `dest`: a bucket name (the folder
+    /// DIR/BUCKET, or a GCS bucket with --store gcs), gs://bucket/prefix, or a folder path.
+    location: String,
+    /// Loopback port to serve on (0 picks a free one; the address is printed on stdout).
+    #[arg(long, default_value_t = view::DEFAULT_PORT)]
+    port: u16,
+    /// The Neuroglancer deployment the link opens, e.g. a self-hosted one.
+    #[arg(long, value_name = "URL", default_value = neuroglancer::DEMO_VIEWER)]
+    viewer: String,
+    /// Where bare bucket names live: folders of --data-dir, or GCS buckets (gs://B/... is always
+    /// GCS).
+    #[arg(long, env = DEFAULT_STORE_ENV, value_enum, default_value_t = DefaultStore::Local)]
+    store: DefaultStore,
+    /// Local data directory: bucket B is the folder DIR/B.
+    #[arg(long, value_name = "DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
 /// Options shared by every command: where the component and the data are, what it may reach,
 /// and the limits.
 #[derive(Debug, Args)]
@@ -284,6 +311,13 @@ fn main() -> ExitCode {
         // Read-only: no sweep of temporary files.
         Command::Verify(args) => verify::verify_command(&args.location, args.engine.into()),
         Command::Status(args) => status::status(&args.stack, args.engine.into()),
+        Command::View(args) => view::view(view::ViewOptions {
+            location: args.location,
+            store: args.store,
+            data_dir: args.data_dir,
+            port: args.port,
+            viewer: args.viewer,
+        }),
         Command::Precompile => engine::precompile().map(|path| {
             println!("{}", path.display());
         }),

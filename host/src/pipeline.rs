@@ -28,7 +28,9 @@ use crate::log::AboveBar;
 use crate::store::{self, HostStore};
 use crate::task::{self, Split, Task};
 use crate::units::{show_bytes, show_duration};
+use crate::neuroglancer::Framing;
 use crate::verify;
+use crate::view;
 
 /// Edge of a block, of the tile packs' tiles and of `shard-size`: the only value the original
 /// and our sharding layout support (`docs/design.md` §4).
@@ -81,7 +83,7 @@ fn default_jpeg_quality() -> u8 {
 }
 
 /// Runs the stack (skipping finished tasks unless `force`), verifies the volume, and prints
-/// where it is and its Neuroglancer source string.
+/// where it is and how to view it.
 pub fn pipeline(
     stack_file: &Path,
     jobs: Option<u32>,
@@ -114,7 +116,7 @@ pub fn pipeline(
     report.into_result(&stack.dest)?;
     let volume = volume_location(&stack.dest, data_dir.as_deref());
     println!("{volume}");
-    println!("precomputed://{}", volume_url(&volume));
+    println!("{}", how_to_view(&stack, data_dir.as_deref()));
     Ok(())
 }
 
@@ -376,13 +378,13 @@ fn volume_location(dest: &str, data_dir: Option<&Path>) -> String {
     }
 }
 
-/// The kvstore URL Neuroglancer expects after `precomputed://`.
-fn volume_url(volume: &str) -> String {
-    if volume.starts_with("gs://") {
-        volume.to_owned()
-    } else {
-        format!("file://{volume}")
-    }
+/// The `emwrite view` command for the stack's volume and the Neuroglancer link (`view.rs`),
+/// centred on the stack's slices.
+fn how_to_view(stack: &Stack, data_dir: Option<&Path>) -> String {
+    let minz = stack.slices.iter().map(|s| s.z).min().unwrap_or(0);
+    let maxz = stack.slices.iter().map(|s| s.z).max().unwrap_or(0);
+    let framing = Framing::of_stack(stack.bbox, minz, maxz, stack.resolution);
+    view::how_to_view(&stack.dest, data_dir, framing.as_ref())
 }
 
 #[cfg(test)]
@@ -406,18 +408,22 @@ mod tests {
     #[test]
     fn volume_location_is_absolute_for_buckets_and_kept_for_gcs() {
         let data = Some(Path::new("/srv/data"));
-        let local = volume_location("lab", data);
-        assert_eq!(local, "/srv/data/lab/neuroglancer/jpeg");
-        assert_eq!(volume_url(&local), "file:///srv/data/lab/neuroglancer/jpeg");
-        let gcs = volume_location("gs://lab/vol/", data);
-        assert_eq!(volume_url(&gcs), "gs://lab/vol/neuroglancer/jpeg");
+        assert_eq!(
+            volume_location("lab", data),
+            "/srv/data/lab/neuroglancer/jpeg"
+        );
+        assert_eq!(
+            volume_location("gs://lab/vol/", data),
+            "gs://lab/vol/neuroglancer/jpeg"
+        );
     }
 
     #[test]
     fn bare_buckets_are_gcs_buckets_with_store_gcs() {
-        let bare = volume_location("lab", None);
-        assert_eq!(volume_url(&bare), "gs://lab/neuroglancer/jpeg");
-        let url = volume_location("gs://lab/vol", None);
-        assert_eq!(volume_url(&url), "gs://lab/vol/neuroglancer/jpeg");
+        assert_eq!(volume_location("lab", None), "gs://lab/neuroglancer/jpeg");
+        assert_eq!(
+            volume_location("gs://lab/vol", None),
+            "gs://lab/vol/neuroglancer/jpeg"
+        );
     }
 }

@@ -89,14 +89,49 @@ pub fn encode_chunk_into(
                     "jpeg chunk of extent {extent:?}: more than 65535 pixels wide or tall"
                 ))
             })?;
-            jpeg_encoder::Encoder::new(out, jpeg_quality)
+            let start = out.len();
+            jpeg_encoder::Encoder::new(&mut *out, jpeg_quality)
                 .encode(voxels, width, height, jpeg_encoder::ColorType::Luma)
                 .map_err(|e| {
                     Error::internal(format_args!("jpeg chunk of extent {extent:?}: {e}"))
                 })?;
+            tables_before_frame_header(&mut out[start..]);
         }
     }
     Ok(())
+}
+
+/// Moves the quantisation tables (DQT segments) that follow the frame header (SOF) before it, as
+/// libjpeg orders them; the JPEG keeps its length and meaning.
+///
+/// `jpeg-encoder` writes SOF first, which ITU T.81 allows (§B.2.4: tables need only precede the
+/// scan), but Neuroglancer's decoder (pdf.js's jpg.js) looks the tables up as it reads SOF and
+/// fails every chunk ("Cannot read properties of undefined"), so the viewer shows nothing.
+fn tables_before_frame_header(jpeg: &mut [u8]) {
+    const SOF0: u8 = 0xc0;
+    const DQT: u8 = 0xdb;
+    const SOS: u8 = 0xda;
+    let mut frame_header = None;
+    let mut tables_end = None;
+    // Marker segments after SOI: 0xFF, the marker, a big-endian length that counts itself.
+    let mut at = 2;
+    while let [0xff, marker, high, low, ..] = jpeg[at.min(jpeg.len())..] {
+        if marker == SOS {
+            break;
+        }
+        let end = at + 2 + usize::from(u16::from_be_bytes([high, low]));
+        match marker {
+            SOF0 if frame_header.is_none() => frame_header = Some(at..end),
+            DQT if frame_header.is_some() => tables_end = Some(end),
+            _ => {}
+        }
+        at = end;
+    }
+    if let (Some(frame_header), Some(tables_end)) = (frame_header, tables_end)
+        && tables_end <= jpeg.len()
+    {
+        jpeg[frame_header.start..tables_end].rotate_left(frame_header.len());
+    }
 }
 
 /// Decodes one chunk of `extent` = `[x, y, z]` voxels, checking that it holds exactly that many.
@@ -227,6 +262,33 @@ mod tests {
         let image = image::load_from_memory_with_format(&jpeg, ImageFormat::Jpeg).expect("jpeg");
         assert_eq!((image.width(), image.height()), (64, 4096));
         assert_eq!(image.color(), image::ColorType::L8);
+    }
+
+    /// The marker of every segment before the scan, in order.
+    fn header_markers(jpeg: &[u8]) -> Vec<u8> {
+        let mut markers = Vec::new();
+        let mut at = 2;
+        while let [0xff, marker, high, low, ..] = jpeg[at..] {
+            markers.push(marker);
+            if marker == 0xda {
+                break;
+            }
+            at += 2 + usize::from(u16::from_be_bytes([high, low]));
+        }
+        markers
+    }
+
+    #[test]
+    fn jpeg_tables_precede_the_frame_header_as_neuroglancer_needs() {
+        let extent = [64, 64, 2];
+        let bytes = encode_chunk(Encoding::Jpeg, &smooth(extent), extent, 75).expect("encodes");
+        // APP0 (JFIF), DQT, DQT, SOF0, DHT, DHT, SOS: libjpeg's order.
+        assert_eq!(
+            header_markers(&bytes),
+            [0xe0, 0xdb, 0xdb, 0xc0, 0xc4, 0xc4, 0xda]
+        );
+        let decoded = decode_chunk(Encoding::Jpeg, &bytes, extent).expect("decodes");
+        assert!(rms(&decoded, &smooth(extent)) < 3.0);
     }
 
     #[test]

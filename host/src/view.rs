@@ -1,0 +1,450 @@
+//! `emwrite view LOCATION`: serves a local volume to a browser and prints the Neuroglancer link
+//! that opens it; for a volume on GCS it prints the link alone.
+//!
+//! LOCATION is a pipeline's `dest`, named as everywhere in emwrite (docs/design.md §3): a bucket
+//! name (with an optional prefix), the folder `<data-dir>/<bucket>` locally or a GCS bucket with
+//! `--store gcs`, or a `gs://bucket/prefix` URL; a folder path is taken too. The server listens on
+//! loopback only and serves that folder read-only: GET and HEAD with byte ranges (Neuroglancer
+//! reads a chunk as a range of its shard), CORS for any origin (the viewer is another origin,
+//! e.g. neuroglancer-demo.appspot.com), nothing outside the folder (`..` is dropped, links that
+//! lead out are refused). It runs until Ctrl-C or SIGTERM.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use emwrite::layout;
+use emwrite::precomputed::codec::Encoding;
+use emwrite::precomputed::info::VolumeInfo;
+use emwrite::storage::location::{Location, Store};
+use emwrite::storage::router::DefaultStore;
+use hyper::body::Incoming;
+use hyper::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ALLOW,
+    CACHE_CONTROL, CONTENT_RANGE, HeaderMap, HeaderName, HeaderValue,
+};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_staticfile::vfs::{FileOpener, FileWithMetadata};
+use hyper_staticfile::{Body, ResolveResult, Resolver, ResponseBuilder};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::error::HostError;
+use crate::neuroglancer::{self, Framing};
+use crate::shutdown;
+
+/// `emwrite view`'s port when none is given: next to `emwrite serve`'s 8080, and fixed so that
+/// the link `emwrite pipeline` prints before the server runs is the one it will serve.
+pub const DEFAULT_PORT: u16 = 8081;
+
+/// Methods the server answers; the rest get 405.
+const METHODS: &str = "GET, HEAD, OPTIONS";
+
+/// Response headers a page of another origin may read: the viewer checks a range answer's
+/// `Content-Range` and sizes.
+const EXPOSED_HEADERS: &str = "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified";
+
+/// Chrome's Private Network Access: a public page (the demo viewer on https) reaching a loopback
+/// server asks in the preflight, and proceeds only if the server agrees.
+const REQUEST_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
+const ALLOW_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-allow-private-network");
+
+/// What `emwrite view` was asked for.
+#[derive(Debug)]
+pub struct ViewOptions {
+    /// The volume's destination, as given.
+    pub location: String,
+    /// Where bare bucket names live.
+    pub store: DefaultStore,
+    /// The local data directory of bare bucket names.
+    pub data_dir: PathBuf,
+    /// Loopback port to serve on; 0 picks a free one.
+    pub port: u16,
+    /// The Neuroglancer deployment the link opens.
+    pub viewer: String,
+}
+
+/// Where a LOCATION's volume is.
+#[derive(Debug, PartialEq)]
+enum Target {
+    /// A local folder: the destination holding `neuroglancer/jpeg`.
+    Folder(PathBuf),
+    /// A GCS destination, `gs://bucket[/prefix]`.
+    Gcs(String),
+}
+
+/// Serves the volume at `options.location` until Ctrl-C (for GCS: prints its link and returns).
+pub fn view(options: ViewOptions) -> Result<(), HostError> {
+    let name = layer_name(&options.location);
+    let folder = match locate(&options.location, options.store, &options.data_dir)? {
+        Target::Gcs(url) => {
+            let source = neuroglancer::jpeg_source(&url);
+            println!(
+                "{}",
+                neuroglancer::link(&options.viewer, &source, &name, None)
+            );
+            return Ok(());
+        }
+        Target::Folder(folder) => folder,
+    };
+    let framing = Framing::of(&read_jpeg_info(&folder)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    let served = runtime.block_on(async {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, options.port))
+            .await
+            .map_err(|e| {
+                HostError::Config(format!("cannot listen on port {}: {e}", options.port))
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| HostError::Config(format!("cannot listen: {e}")))?;
+        let resolver = Resolver::with_opener(InsideFolder::new(&folder)?);
+        tracing::info!("serving {} read-only; Ctrl-C stops", folder.display());
+        // On stdout, alone, as `emwrite serve` prints it: a caller of --port 0 reads the port here.
+        println!("listening on http://{local}");
+        let source = neuroglancer::jpeg_source(&format!("http://{local}"));
+        println!(
+            "{}",
+            neuroglancer::link(&options.viewer, &source, &name, framing.as_ref())
+        );
+        serve_until_signal(listener, resolver).await;
+        Ok(())
+    });
+    // Connections still open (a viewer keeps them alive) end with the runtime.
+    runtime.shutdown_background();
+    served
+}
+
+/// The lines `emwrite pipeline` ends with: how to look at the volume it wrote to `dest`. For a
+/// local volume, the `emwrite view` command that serves it and the link that command prints at
+/// its default port; for GCS, the link.
+pub fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing>) -> String {
+    let name = layer_name(dest);
+    let viewer = neuroglancer::DEMO_VIEWER;
+    match data_dir {
+        Some(dir) if !dest.starts_with("gs://") => {
+            let base = format!("http://{}:{DEFAULT_PORT}", Ipv4Addr::LOCALHOST);
+            let source = neuroglancer::jpeg_source(&base);
+            format!(
+                "view it: emwrite view {dest} --data-dir {}\n{}",
+                dir.display(),
+                neuroglancer::link(viewer, &source, &name, framing)
+            )
+        }
+        _ => {
+            let url = if dest.starts_with("gs://") {
+                dest.to_owned()
+            } else {
+                format!("gs://{dest}")
+            };
+            let source = neuroglancer::jpeg_source(&url);
+            neuroglancer::link(viewer, &source, &name, framing)
+        }
+    }
+}
+
+/// Resolves LOCATION as the rest of emwrite names locations (module doc): a `gs://` URL or, with
+/// `--store gcs`, a bucket name is GCS; a bucket name is otherwise the folder under `data_dir`;
+/// anything else must be a folder.
+fn locate(location: &str, store: DefaultStore, data_dir: &Path) -> Result<Target, HostError> {
+    match Location::parse("LOCATION", location) {
+        Ok(parsed) if parsed.store() == Store::Gcs => return Ok(Target::Gcs(parsed.to_string())),
+        Ok(parsed) if store == DefaultStore::Gcs => {
+            return Ok(Target::Gcs(format!("gs://{parsed}")));
+        }
+        Ok(_) => {
+            let bucket_folder = data_dir.join(location.trim_end_matches('/'));
+            if bucket_folder.is_dir() {
+                return Ok(Target::Folder(bucket_folder));
+            }
+        }
+        // `http://…`, `s3://…`: the parser's message says what a location may be.
+        Err(error) if location.contains("://") => {
+            return Err(HostError::Config(error.message().to_owned()));
+        }
+        Err(_) => {}
+    }
+    let folder = Path::new(location);
+    if folder.is_dir() {
+        return Ok(Target::Folder(folder.to_path_buf()));
+    }
+    Err(HostError::Config(format!(
+        "LOCATION {location:?}: no folder {} (a bucket under --data-dir) nor {location}",
+        data_dir.join(location).display()
+    )))
+}
+
+/// The volume's JPEG `info`, which must be there for the volume to be worth serving.
+fn read_jpeg_info(folder: &Path) -> Result<VolumeInfo, HostError> {
+    let path = folder
+        .join(layout::volume_prefix(Encoding::Jpeg))
+        .join("info");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        HostError::Config(format!(
+            "no volume in {}: {}: {e} (LOCATION is a pipeline's dest)",
+            folder.display(),
+            path.display()
+        ))
+    })?;
+    VolumeInfo::from_json(&bytes)
+        .map_err(|e| HostError::Config(format!("{}: {}", path.display(), e.message())))
+}
+
+/// The image layer's name in the viewer: the location's last segment (`lab/run1` → `run1`).
+fn layer_name(location: &str) -> String {
+    let trimmed = location.trim_end_matches('/');
+    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    if last.is_empty() {
+        "volume".to_owned()
+    } else {
+        last.to_owned()
+    }
+}
+
+async fn serve_until_signal(listener: TcpListener, resolver: Resolver<InsideFolder>) {
+    let resolver = Arc::new(resolver);
+    let signal = shutdown::signal();
+    tokio::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    tracing::warn!("accept failed: {error}");
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let resolver = resolver.clone();
+                async move { Ok::<_, Infallible>(respond(&resolver, request).await) }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.await {
+                tracing::debug!("connection from {peer}: {error}");
+            }
+        });
+    }
+    tracing::info!("stopped");
+}
+
+/// Answers one request: a preflight, a file (whole, a range, or 416), or 405; every answer
+/// allows any origin.
+async fn respond(resolver: &Resolver<InsideFolder>, request: Request<Incoming>) -> Response<Body> {
+    let mut response = match *request.method() {
+        Method::OPTIONS => preflight(request.headers()),
+        Method::GET | Method::HEAD => serve_file(resolver, &request).await,
+        _ => {
+            let mut response = status(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(METHODS));
+            response
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED_HEADERS),
+    );
+    response
+}
+
+/// Static files through hyper-staticfile, which parses `Range` (single and multiple ranges,
+/// suffixes, 206 and 416), `If-Modified-Since` and `If-Range`, and drops `..` from paths: a
+/// well-kept crate for what is easy to get subtly wrong. It reads from [`InsideFolder`].
+async fn serve_file(
+    resolver: &Resolver<InsideFolder>,
+    request: &Request<Incoming>,
+) -> Response<Body> {
+    let resolved = match resolver.resolve_request(request).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            // Missing files are 404 without a log line: Neuroglancer asks for shards of all-zero
+            // regions, which ngshard never writes.
+            tracing::warn!("{}: {error}", request.uri().path());
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let size = match &resolved {
+        ResolveResult::Found(file) => Some(file.size),
+        _ => None,
+    };
+    let mut response = ResponseBuilder::new()
+        .request(request)
+        .build(resolved)
+        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR));
+    let headers = response.headers_mut();
+    // A volume may be rewritten (a resumed run): revalidate, with the ETag and Last-Modified.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // RFC 9110 §15.5.17: a 416 says the current length, which the crate leaves out.
+    if response.status() == StatusCode::RANGE_NOT_SATISFIABLE
+        && let Some(size) = size
+        && let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}"))
+    {
+        response.headers_mut().insert(CONTENT_RANGE, value);
+    }
+    response
+}
+
+/// The CORS preflight answer: any origin may GET and HEAD with any request headers (`Range`).
+fn preflight(request: &HeaderMap) -> Response<Body> {
+    let mut response = status(StatusCode::NO_CONTENT);
+    let headers = response.headers_mut();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(METHODS),
+    );
+    if let Some(asked) = request.get(ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    if request.contains_key(REQUEST_PRIVATE_NETWORK) {
+        headers.insert(ALLOW_PRIVATE_NETWORK, HeaderValue::from_static("true"));
+    }
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+fn status(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// Opens files of one folder only: the resolved path, links followed, must lie inside the
+/// folder's own resolved path (a link out of it is refused with 403, as a missing file is 404).
+struct InsideFolder {
+    root: PathBuf,
+}
+
+impl InsideFolder {
+    fn new(folder: &Path) -> Result<Self, HostError> {
+        let root = folder
+            .canonicalize()
+            .map_err(|e| HostError::Config(format!("{}: {e}", folder.display())))?;
+        Ok(InsideFolder { root })
+    }
+}
+
+type OpenFuture =
+    Pin<Box<dyn Future<Output = io::Result<FileWithMetadata<tokio::fs::File>>> + Send>>;
+
+impl FileOpener for InsideFolder {
+    type File = tokio::fs::File;
+    type Future = OpenFuture;
+
+    /// `path` is relative: hyper-staticfile dropped the root, `.` and `..` from the request's.
+    fn open(&self, path: &Path) -> Self::Future {
+        let root = self.root.clone();
+        let path = self.root.join(path);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || open_inside(&root, &path))
+                .await
+                .map_err(io::Error::other)?
+        })
+    }
+}
+
+fn open_inside(root: &Path, path: &Path) -> io::Result<FileWithMetadata<tokio::fs::File>> {
+    let resolved = path.canonicalize()?;
+    if !resolved.starts_with(root) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "leads out of the served folder",
+        ));
+    }
+    // The resolved path is opened, so a link swapped meanwhile cannot lead out.
+    let file = std::fs::File::open(&resolved)?;
+    let metadata = file.metadata()?;
+    Ok(FileWithMetadata {
+        handle: tokio::fs::File::from_std(file),
+        size: metadata.len(),
+        modified: metadata.modified().ok(),
+        is_dir: metadata.is_dir(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_named_as_in_the_rest_of_emwrite() {
+        let dir = std::env::temp_dir().join(format!("emwrite-view-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lab/run1")).expect("scratch folders");
+        let local = DefaultStore::Local;
+        assert_eq!(
+            locate("lab", local, &dir).expect("a bucket folder"),
+            Target::Folder(dir.join("lab"))
+        );
+        assert_eq!(
+            locate("lab/run1/", local, &dir).expect("a bucket and prefix"),
+            Target::Folder(dir.join("lab/run1"))
+        );
+        let path = dir.join("lab").display().to_string();
+        assert_eq!(
+            locate(&path, local, Path::new("/nonexistent")).expect("a folder path"),
+            Target::Folder(PathBuf::from(&path))
+        );
+        assert_eq!(
+            locate("gs://lab/run1/", local, &dir).expect("a GCS URL"),
+            Target::Gcs("gs://lab/run1".to_owned())
+        );
+        assert_eq!(
+            locate("lab", DefaultStore::Gcs, &dir).expect("a GCS bucket"),
+            Target::Gcs("gs://lab".to_owned())
+        );
+        let missing = locate("nolab", local, &dir).expect_err("no such folder");
+        assert!(missing.to_string().contains("nolab"), "{missing}");
+        assert!(locate("http://example.org/v", local, &dir).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_opened_only_inside_the_folder() {
+        let dir = std::env::temp_dir().join(format!("emwrite-inside-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("served")).expect("scratch folders");
+        std::fs::write(dir.join("secret"), b"x").expect("a file outside");
+        std::fs::write(dir.join("served/info"), b"{}").expect("a file inside");
+        std::os::unix::fs::symlink(dir.join("secret"), dir.join("served/out")).expect("a link out");
+        let root = dir.join("served").canonicalize().expect("the root");
+        assert_eq!(
+            open_inside(&root, &root.join("info")).expect("inside").size,
+            2
+        );
+        let out = open_inside(&root, &root.join("out")).expect_err("a link out");
+        assert_eq!(out.kind(), io::ErrorKind::PermissionDenied);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn pipeline_hint_names_the_view_command_and_its_link() {
+        let framing = Framing::of_stack([1100, 300], 5, 16, 8.0);
+        let local = how_to_view("emdata", Some(Path::new("data")), framing.as_ref());
+        assert!(local.starts_with("view it: emwrite view emdata --data-dir data\n"));
+        assert!(local.contains("precomputed://http://127.0.0.1:8081/neuroglancer/jpeg"));
+        let gcs = how_to_view("gs://lab/run1", Some(Path::new("data")), framing.as_ref());
+        assert!(gcs.contains("precomputed://gs://lab/run1/neuroglancer/jpeg"));
+        let bare = how_to_view("lab", None, None);
+        assert!(bare.contains("precomputed://gs://lab/neuroglancer/jpeg"));
+    }
+}
