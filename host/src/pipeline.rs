@@ -25,10 +25,10 @@ use crate::engine::{Emwrite, HostState, Settings};
 use crate::error::HostError;
 use crate::finished;
 use crate::log::AboveBar;
+use crate::neuroglancer::Framing;
 use crate::store::{self, HostStore};
 use crate::task::{self, Split, Task};
 use crate::units::{show_bytes, show_duration};
-use crate::neuroglancer::Framing;
 use crate::verify;
 use crate::view;
 
