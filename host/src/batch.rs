@@ -66,7 +66,7 @@ impl Share {
                 "the task index is set ({from}) but not the task count: set --task-count or \
                  {EMWRITE_TASK_COUNT} (a Kubernetes Indexed Job's completions)"
             ))),
-            (None, Some((count, _))) if count == 1 => Ok(Share::ALL),
+            (None, Some((1, _))) => Ok(Share::ALL),
             (None, Some((_, from))) => Err(HostError::Config(format!(
                 "the task count is set ({from}) but not the task index: set --task-index, \
                  {CLOUD_RUN_TASK_INDEX} or {JOB_COMPLETION_INDEX}"

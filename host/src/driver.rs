@@ -67,7 +67,7 @@ pub fn drive(
             } => {
                 let executor = InProcess::load(&settings, jobs, split)?;
                 let data_dir = executor.data_dir().map(PathBuf::from);
-                (Executor::InProcess(executor), data_dir)
+                (Executor::InProcess(Box::new(executor)), data_dir)
             }
             Mode::Remote(options) => {
                 let remote = Remote::new(options)?;

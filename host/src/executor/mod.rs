@@ -23,8 +23,8 @@ use crate::stack::{Phase, StackTask};
 
 /// Where a stack's tasks run.
 pub enum Executor {
-    /// In this process.
-    InProcess(in_process::InProcess),
+    /// In this process (boxed: the engine's handles are large beside the remote's `Arc`).
+    InProcess(Box<in_process::InProcess>),
     /// On a deployed service.
     Remote(remote::Remote),
 }
