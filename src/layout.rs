@@ -121,10 +121,35 @@ pub fn shard_object(
     scale_key: &str,
     file_name: &str,
 ) -> ObjectPath {
-    dest.object(&format!(
-        "{}/{scale_key}/{file_name}",
-        volume_prefix(encoding)
-    ))
+    dest.object(&shard_name(encoding, scale_key, file_name))
+}
+
+/// The name of a shard file below the destination, as [`shard_object`] places it and block
+/// manifests list it: `neuroglancer/jpeg/8.0x8.0x8.0/000000.shard`.
+pub fn shard_name(encoding: Encoding, scale_key: &str, file_name: &str) -> String {
+    format!("{}/{scale_key}/{file_name}", volume_prefix(encoding))
+}
+
+/// The folder of the block manifests below the destination: beside the `jpeg/` and `raw/`
+/// volumes, so Neuroglancer, which reads only below a volume's folder, never sees them.
+pub const BLOCK_MANIFEST_FOLDER: &str = "neuroglancer/blocks";
+
+/// The manifest of block `[bx, by, bz]`, written by its ngshard task after its last shard
+/// ([`crate::block_manifest`]): `neuroglancer/blocks/<bx>_<by>_<bz>.json`.
+///
+/// ```
+/// use emwrite::layout::block_manifest_object;
+/// use emwrite::storage::location::Location;
+/// let dest = Location::parse("dest", "gs://lab/vol").unwrap();
+/// assert_eq!(block_manifest_object(&dest, [2, 0, 1]).name, "vol/neuroglancer/blocks/2_0_1.json");
+/// ```
+pub fn block_manifest_object(dest: &Location, [bx, by, bz]: [u32; 3]) -> ObjectPath {
+    dest.object(&format!("{BLOCK_MANIFEST_FOLDER}/{bx}_{by}_{bz}.json"))
+}
+
+/// The aligned PNG of raw slice `img`: `<dest>/align/<img>`, as the original named it.
+pub fn aligned_slice_object(dest: &Location, img: &str) -> ObjectPath {
+    dest.object(&format!("align/{img}"))
 }
 
 /// The raw slice `img` a stack names: `<dest>/raw/<img>`, as the original named it. `img` must

@@ -5,6 +5,7 @@
 //! built for `wasm32-wasip2`, the component that exports one WIT interface per endpoint plus
 //! `wasi:http/incoming-handler`. See `../README.md` and `wit/` for the outside view.
 
+pub mod block_manifest;
 pub mod endpoint;
 pub mod error;
 pub mod guest_env;

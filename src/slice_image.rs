@@ -218,6 +218,9 @@ impl SliceRows {
                     .unwrap_or_default(),
                 rows.start,
             ),
+            // A strip that reaches no source row (the bottom of a frame taller than the
+            // transformed source) needs no band, and must not move the window back to row 0.
+            Rows::Progressive(_) if rows.is_empty() => (&[][..], rows.start),
             Rows::Progressive(png) => {
                 png.advance(storage, rows.clone()).await?;
                 (png.window.as_slice(), png.first_row)

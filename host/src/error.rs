@@ -86,6 +86,15 @@ pub enum HostError {
         /// What the client should know, naming what is at fault.
         message: String,
     },
+    /// `verify` found blocks that must be redone (each problem was printed as found).
+    Incomplete {
+        /// The volume's location.
+        location: String,
+        /// Blocks with a problem.
+        blocks: usize,
+        /// Problems found, at most a few per block.
+        problems: usize,
+    },
     /// The component answered an HTTP request with a non-2xx status.
     Status {
         /// The request.
@@ -114,6 +123,7 @@ impl HostError {
         match self {
             HostError::Config(_) => None,
             HostError::Phase { phase, .. } => Some(phase),
+            HostError::Incomplete { location, .. } => Some(location),
             HostError::Engine { context, .. }
             | HostError::Trap { context, .. }
             | HostError::MemoryLimit { context, .. }
@@ -169,6 +179,12 @@ impl HostError {
             HostError::Status {
                 status, message, ..
             } => format!("HTTP {status}: {message}"),
+            HostError::Incomplete {
+                blocks, problems, ..
+            } => format!(
+                "incomplete: {problems} problems in {blocks} blocks, listed above with the block \
+                 to redo (rerun the pipeline to redo them)"
+            ),
         }
     }
 
@@ -183,7 +199,8 @@ impl HostError {
             HostError::Config(_)
             | HostError::Engine { .. }
             | HostError::Trap { .. }
-            | HostError::Phase { .. } => 500,
+            | HostError::Phase { .. }
+            | HostError::Incomplete { .. } => 500,
         }
     }
 
@@ -197,6 +214,7 @@ impl HostError {
             HostError::TimeLimit { .. } => "time-limit",
             HostError::Task { error, .. } => error.kind().name(),
             HostError::Phase { .. } => "phase",
+            HostError::Incomplete { .. } => "incomplete",
             HostError::Status { .. } => "status",
             HostError::Refused { kind, .. } => kind,
         }

@@ -14,6 +14,7 @@ mod driver;
 mod engine;
 mod error;
 mod executor;
+mod finished;
 mod guest_log;
 mod incoming;
 #[cfg(test)]
@@ -29,9 +30,12 @@ mod run;
 mod serve;
 mod shutdown;
 mod stack;
+mod status;
+mod store;
 mod sweep;
 mod task;
 mod units;
+mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -70,15 +74,21 @@ enum Command {
     Serve(ServeArgs),
     /// Run one task from a request JSON file in the original API's shape and print the response.
     Run(RunArgs),
-    /// Run every task of a stack file: all aligned slices, the volume's info, every block;
-    /// in-process, or on a deployed emwrite service with --endpoint.
+    /// Run every task of a stack file not yet finished: all aligned slices, the volume's info,
+    /// every block; in-process (then verify the volume), or on a deployed emwrite service with
+    /// --endpoint.
     Pipeline(PipelineArgs),
     /// Run this batch task's share of one phase of a stack (Cloud Run Jobs, Kubernetes Indexed
-    /// Jobs): its index and the task count come from the flags or the engine's environment.
+    /// Jobs), skipping finished tasks: its index and the task count come from the flags or the
+    /// engine's environment.
     Task(TaskArgs),
     /// Print what a stack will cost per phase (tasks, bytes, peak memory, core-seconds) before
     /// anything runs.
     Plan(PlanArgs),
+    /// Check a volume: every block's manifest, shards and chunks; exit status 0 only if complete.
+    Verify(VerifyArgs),
+    /// Tasks of a stack finished per phase, from what storage holds.
+    Status(StatusArgs),
     /// Compile the embedded component for this machine once, so that later starts load it
     /// instead (the container image runs this as it is built).
     /// It goes next to the executable, where every start looks for it.
@@ -232,8 +242,30 @@ struct PipelineArgs {
     /// when at least 2 of --jobs are free and fewer blocks than free jobs wait (the last ones).
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
+    /// Redo every task, finished or not (in-process; a service's storage is its own).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     remote: RemoteArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Options of `emwrite verify`.
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The volume's destination: a bucket name, gs://bucket/prefix, or a local folder path
+    /// (with a `/`) holding neuroglancer/.
+    location: String,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Options of `emwrite status`.
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    stack: StackArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -319,6 +351,9 @@ struct TaskArgs {
     /// As for pipeline.
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
+    /// Redo every task of the share, finished or not.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -435,6 +470,7 @@ fn main() -> ExitCode {
                     settings: args.engine.prepare(),
                     jobs: jobs_or_cores(args.jobs),
                     split: args.split,
+                    force: args.force,
                 },
             };
             pipeline::pipeline(&stack, mode)
@@ -448,6 +484,7 @@ fn main() -> ExitCode {
                 settings: args.engine.prepare(),
                 jobs: jobs_or_cores(args.jobs),
                 split: args.split,
+                force: args.force,
             };
             driver::drive(&stack, &[args.phase], share, mode).map(drop)
         }),
@@ -459,6 +496,12 @@ fn main() -> ExitCode {
                 args.cores.unwrap_or_else(cores),
             );
         }),
+        // Read-only: no sweep of temporary files.
+        Command::Verify(args) => verify::verify_command(&args.location, args.engine.into()),
+        Command::Status(args) => args
+            .stack
+            .read()
+            .and_then(|stack| status::status(&stack, args.engine.into())),
         Command::Precompile => engine::precompile().map(|path| {
             println!("{}", path.display());
         }),

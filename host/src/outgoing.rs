@@ -243,6 +243,18 @@ impl Outgoing {
     pub fn describe(&self) -> String {
         self.shared.policy.describe()
     }
+
+    /// Sends `request` as the component's requests are sent: refused unless allowed, with the
+    /// GCS token for GCS, on the pooled client. The host's own storage access (`store.rs`) goes
+    /// through here too, so it reaches exactly what the component may, with the same credentials.
+    pub async fn send(
+        &self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<Response<WasiBody>, Error> {
+        let request = self.shared.authorize(request).await?;
+        self.shared.client.send(request, options).await
+    }
 }
 
 impl Shared {
@@ -318,10 +330,9 @@ impl WasiHttpHooks for Outgoing {
         // Like the default hook: the request's outcome is reported through the returned
         // future, not this one.
         drop(fut);
-        let shared = self.shared.clone();
+        let outgoing = self.clone();
         Box::new(async move {
-            let request = shared.authorize(request).await?;
-            let response = shared.client.send(request, options).await?;
+            let response = outgoing.send(request, options).await?;
             // The pool drives the connection on its own task, so there is no I/O left for the
             // caller to drive.
             let io = std::future::ready(Ok(()));

@@ -191,6 +191,18 @@ impl Progress {
         }
     }
 
+    /// `count` tasks of the phase need not run: their outputs are already whole.
+    pub fn skipped(&self, count: usize) {
+        let mut state = self.shared.state();
+        state.totals.skipped += count as u64;
+        if let Some(phase) = &mut state.phase {
+            phase.skipped += count as u64;
+        }
+        if let Some((bar, _)) = &state.bar {
+            bar.inc(count as u64);
+        }
+    }
+
     /// A task succeeded.
     pub fn done(&self, done: Done) {
         let mut state = self.shared.state();
@@ -315,6 +327,7 @@ mod tests {
     fn counts_add_up_over_phases() {
         let progress = Progress::with(false, Duration::from_secs(3600));
         progress.start_phase(Phase::Align, 4);
+        progress.skipped(1);
         progress.done(Done {
             objects: 2,
             bytes: 1000,
@@ -337,7 +350,7 @@ mod tests {
             progress.totals(),
             Totals {
                 tasks: 2,
-                skipped: 0,
+                skipped: 1,
                 task_retries: 1,
                 storage_retries: 1,
                 failures: 1,

@@ -11,10 +11,13 @@
 //! The hand-off travels between tasks as bytes ([`HalfHandoff::to_bytes`]): the caller (the
 //! host) keeps it and passes both to the merge task, so nothing is written under a temporary
 //! name in the destination and nothing is left to delete when a task fails. Its format is
-//! emwrite's own, versioned by its first line; only emwrite reads it.
+//! emwrite's own, versioned by its first line; only emwrite reads it. It also lists the objects
+//! the half wrote, so that the merge can name every object of the block in its manifest
+//! ([`crate::block_manifest`]).
 
 use std::collections::BTreeMap;
 
+use crate::block_manifest::ListedObject;
 use crate::layout::{BLOCK_CHUNKS, BlockHalf};
 use crate::precomputed::block_shards::CompletedShard;
 use crate::precomputed::codec::Encoding;
@@ -23,7 +26,7 @@ use crate::precomputed::pyramid::encode_straddling_scale;
 use crate::{Error, Result};
 
 /// First bytes of a hand-off: names the format and its version.
-const MAGIC: &[u8] = b"emwrite block half v1\n";
+const MAGIC: &[u8] = b"emwrite block half v2\n";
 
 /// What one half of a block hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +45,8 @@ pub struct HalfHandoff {
     /// (scale 4): the half's 32 slices of the 64³ chunk; `None` if all zero or if no scale
     /// straddles.
     pub coarsest: Option<Vec<u8>>,
+    /// The objects the half wrote itself (its scale-0 shards), for the block's manifest.
+    pub written: Vec<ListedObject>,
 }
 
 /// The file of a shard holding only one half's chunks.
@@ -63,7 +68,8 @@ impl HalfHandoff {
     /// After the line `emwrite block half v1`, in order: the half (one byte, 0 lower, 1 upper);
     /// the block (3 × u64); the encodings (a count, then each name); the JPEG quality (one
     /// byte); the partial shards (a count, then each shard's encoding, scale key, file name and
-    /// bytes); the coarsest voxels (one byte, 1 if present, then the bytes). Counts are u64 and
+    /// bytes); the coarsest voxels (one byte, 1 if present, then the bytes); the objects the
+    /// half wrote (a count, then each name and its size as a u64). Counts are u64 and
     /// every name or byte string is a u64 length and the bytes; integers are little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let payload: usize = self.shards.iter().map(|s| s.bytes.len()).sum::<usize>()
@@ -95,6 +101,11 @@ impl HalfHandoff {
                 put_bytes(&mut out, voxels);
             }
             None => out.push(0),
+        }
+        put_u64(&mut out, self.written.len() as u64);
+        for object in &self.written {
+            put_bytes(&mut out, object.name.as_bytes());
+            put_u64(&mut out, object.bytes);
         }
         out
     }
@@ -139,6 +150,14 @@ impl HalfHandoff {
                 ));
             }
         };
+        let written = (0..reader.count()?)
+            .map(|_| {
+                Ok(ListedObject {
+                    name: reader.string()?,
+                    bytes: reader.u64()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         if !reader.bytes.is_empty() {
             return Err(Error::bad_field(
                 field,
@@ -152,6 +171,7 @@ impl HalfHandoff {
             jpeg_quality,
             shards,
             coarsest,
+            written,
         })
     }
 }
@@ -514,6 +534,11 @@ mod tests {
             assert!(e.message().starts_with(message), "want {message:?} in {e}");
         }
 
+        let mut lower = lower;
+        lower.written.push(ListedObject {
+            name: "neuroglancer/raw/s0/000000.shard".to_owned(),
+            bytes: 5,
+        });
         let bytes = lower.to_bytes();
         assert_eq!(
             HalfHandoff::from_bytes(&bytes, "lower").expect("reads"),

@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use image::{DynamicImage, ImageFormat};
+use image::codecs::jpeg::JpegDecoder;
+use image::{DynamicImage, ImageDecoder};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -128,25 +129,26 @@ fn decode_jpeg(bytes: &[u8], extent: [usize; 3]) -> Result<Vec<u8>> {
             ),
         ));
     }
-    let image = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
+    // The decoder allocates what the JPEG's header claims: read the header first and refuse any
+    // size but the chunk's, so a corrupt or hostile chunk cannot make a reader allocate more.
+    let decoder = JpegDecoder::new(std::io::Cursor::new(bytes))
         .map_err(|e| Error::unreadable("jpeg chunk", e))?;
+    let (width, height) = decoder.dimensions();
+    let expected = jpeg_dimensions(extent).map(|(w, h)| (u32::from(w), u32::from(h)));
+    if expected != Some((width, height)) {
+        return Err(Error::unreadable(
+            "jpeg chunk",
+            format_args!("expected {extent:?} voxels, got a {width}×{height} image"),
+        ));
+    }
+    let image =
+        DynamicImage::from_decoder(decoder).map_err(|e| Error::unreadable("jpeg chunk", e))?;
     let DynamicImage::ImageLuma8(gray) = image else {
         return Err(Error::unreadable(
             "jpeg chunk",
             format_args!("expected a grayscale image, got {:?}", image.color()),
         ));
     };
-    let expected = jpeg_dimensions(extent).map(|(w, h)| (u32::from(w), u32::from(h)));
-    if expected != Some(gray.dimensions()) {
-        return Err(Error::unreadable(
-            "jpeg chunk",
-            format_args!(
-                "expected {extent:?} voxels, got a {}×{} image",
-                gray.width(),
-                gray.height()
-            ),
-        ));
-    }
     Ok(gray.into_raw())
 }
 
@@ -165,6 +167,7 @@ fn jpeg_dimensions([x, y, z]: [usize; 3]) -> Option<(u16, u16)> {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use image::ImageFormat;
 
     /// A smooth ramp with a little texture: what JPEG is meant for.
     fn smooth(extent: [usize; 3]) -> Vec<u8> {

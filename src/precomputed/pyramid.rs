@@ -313,6 +313,8 @@ impl BlockPyramid {
             jpeg_quality: self.jpeg_quality,
             shards,
             coarsest: coarsest.map(<[u8]>::to_vec),
+            // The task that ran the half fills in the objects it wrote.
+            written: Vec::new(),
         })
     }
 

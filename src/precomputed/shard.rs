@@ -243,7 +243,13 @@ pub fn decode_shard(spec: &ShardingSpec, bytes: &[u8]) -> Result<BTreeMap<u64, V
                 ),
             )
         })?;
-        let entries = decode_minishard_index(&data[range]).map_err(|e| e.context(what()))?;
+        // Every chunk is at least one byte of the data (no encoding makes an empty chunk), so
+        // an index listing more chunks than the data has bytes is corrupt: this bounds what a
+        // decoded index may inflate to by the file's own size, and a hostile or corrupt shard
+        // (a gzip bomb) cannot make a reader allocate without limit.
+        let max_entries = data.len().max(1) as u64;
+        let entries =
+            decode_minishard_index(&data[range], max_entries).map_err(|e| e.context(what()))?;
         for entry in entries {
             let id = entry.chunk_id;
             let chunk_what = || format!("chunk {id} in minishard {minishard}");
@@ -302,12 +308,21 @@ fn encode_minishard_index(entries: &[MinishardIndexEntry]) -> Vec<u8> {
     words.iter().flat_map(|word| word.to_le_bytes()).collect()
 }
 
-/// The entries of a gzip-compressed minishard index.
-fn decode_minishard_index(compressed: &[u8]) -> Result<Vec<MinishardIndexEntry>> {
+/// The entries of a gzip-compressed minishard index of at most `max_entries` chunks.
+fn decode_minishard_index(compressed: &[u8], max_entries: u64) -> Result<Vec<MinishardIndexEntry>> {
+    let max_bytes = max_entries * MINISHARD_INDEX_ENTRY_BYTES as u64;
     let mut decoded = Vec::new();
+    // One byte past the limit tells an index that is too long from one exactly at it.
     GzDecoder::new(compressed)
+        .take(max_bytes + 1)
         .read_to_end(&mut decoded)
         .map_err(|e| Error::unreadable("gzip stream", e))?;
+    if decoded.len() as u64 > max_bytes {
+        return Err(Error::unreadable(
+            "decoded index",
+            format_args!("more than {max_entries} entries, the most the shard has room for"),
+        ));
+    }
     if decoded.len() % MINISHARD_INDEX_ENTRY_BYTES != 0 {
         return Err(Error::unreadable(
             "decoded index",
@@ -495,8 +510,25 @@ mod tests {
             "offsets: from the index end, then after each chunk"
         );
         assert_eq!(words[6..9], [5, 0, 12], "sizes");
-        let decoded = decode_minishard_index(&gzip(&encoded).expect("gzip")).expect("decodes");
+        let decoded = decode_minishard_index(&gzip(&encoded).expect("gzip"), 3).expect("decodes");
         assert_eq!(decoded, entries);
+        let e = decode_minishard_index(&gzip(&encoded).expect("gzip"), 2).expect_err("too many");
+        assert!(
+            e.message()
+                .starts_with("decoded index: more than 2 entries"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_index_that_inflates_past_its_minishard_is_refused() {
+        // 64 MiB of zeros gzip to about 64 KiB: far more entries than the file has bytes.
+        let bomb = gzip(&vec![0; 64 << 20]).expect("gzip");
+        let mut file = 0u64.to_le_bytes().to_vec();
+        file.extend_from_slice(&(bomb.len() as u64).to_le_bytes());
+        file.extend_from_slice(&bomb);
+        let e = decode_shard(&spec(0, 0, 0), &file).expect_err("bomb");
+        assert!(e.message().contains("decoded index: more than"), "{e}");
     }
 
     #[test]

@@ -265,6 +265,16 @@ impl Storage for FsStorage {
         Ok(())
     }
 
+    /// The file's length; a missing file, or a folder where the object would be, is no object.
+    async fn size(&self, object: &ObjectPath) -> Result<Option<u64>> {
+        match std::fs::metadata(self.path_of(object)) {
+            Ok(metadata) if metadata.is_file() => Ok(Some(metadata.len())),
+            Ok(_) => Ok(None),
+            Err(e) if matches!(e.kind(), IoKind::NotFound | IoKind::NotADirectory) => Ok(None),
+            Err(e) => Err(self.fault(object, Doing::Reading, &e)),
+        }
+    }
+
     /// No file stands where a folder of the object's path goes, and no folder where the file
     /// goes: what makes a local put fail short of a full disk. Creates nothing.
     async fn check_writable(&self, object: &ObjectPath) -> Result<()> {

@@ -332,6 +332,11 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
         }
     }
 
+    /// From the object's metadata (`GET …/o/{name}`), without its bytes.
+    async fn size(&self, object: &ObjectPath) -> Result<Option<u64>> {
+        self.size_of(object).await
+    }
+
     fn retries(&self) -> u32 {
         self.retries.load(Ordering::Relaxed)
     }

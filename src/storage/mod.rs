@@ -41,6 +41,18 @@ pub trait Storage {
     /// Writes the whole object at once, replacing any previous version.
     async fn put(&self, object: &ObjectPath, bytes: &[u8], content_type: &str) -> Result<()>;
 
+    /// The object's size in bytes, or `None` when it does not exist: how a finished task is
+    /// checked without reading its outputs (`crate::tasks::finished`). The default reads the
+    /// whole object; stores override it with their metadata (a file's length, GCS's object
+    /// metadata).
+    async fn size(&self, object: &ObjectPath) -> Result<Option<u64>> {
+        match self.get(object).await {
+            Ok(bytes) => Ok(Some(bytes.len() as u64)),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Fails as a [`Storage::put`] to `object` would, where the store can tell without writing
     /// the object: a task that writes several objects checks them all before its first put.
     /// The default knows nothing in advance; a store may prepare what a put needs.

@@ -137,6 +137,13 @@ impl<L: Storage, G: Storage> Storage for Router<L, G> {
         }
     }
 
+    async fn size(&self, object: &ObjectPath) -> Result<Option<u64>> {
+        match self.target(object)? {
+            Target::Local(s) => s.size(object).await,
+            Target::Gcs(s) => s.size(object).await,
+        }
+    }
+
     async fn check_writable(&self, object: &ObjectPath) -> Result<()> {
         match self.target(object)? {
             Target::Local(s) => s.check_writable(object).await,

@@ -19,7 +19,7 @@
 //! 266 MiB and 1064 MiB for the whole-image path at the first two.
 
 use super::Written;
-use crate::layout::{raw_slice_object, tile_pack_object};
+use crate::layout::{aligned_slice_object, raw_slice_object, tile_pack_object};
 use crate::png_rows::PngRowEncoder;
 use crate::request::AlignedSliceRequest;
 use crate::resample::affine::AffineTransform;
@@ -56,7 +56,7 @@ async fn run_in_strips(
 ) -> Result<Written> {
     let retries_before = storage.retries();
     let raw_object = raw_slice_object(&request.dest, &request.img);
-    let aligned_object = request.dest.object(&format!("align/{}", request.img));
+    let aligned_object = aligned_slice_object(&request.dest, &request.img);
     let pack_object = tile_pack_object(&request.dest_tmp, request.slice.into());
     let mut raw = SliceRows::open(storage, &raw_object).await?;
 
@@ -243,6 +243,10 @@ mod tests {
         assert!(written.notes.is_empty(), "{:?}", written.notes);
         // Strips of one row of tiles, a scale, a frame wider than the source.
         check([1.7, 0.1, -0.2, 0.6, -20.0, 9.0], (w, h), [300, 100], 1);
+        // A frame taller than the shifted source: the last strips reach no source row (a
+        // 3000 × 2100 example stack failed on this with an internal error).
+        let written = check(small_rotation, (w, h), [170, 320], 32);
+        assert!(written.notes.is_empty(), "{:?}", written.notes);
     }
 
     #[test]

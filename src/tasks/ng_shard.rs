@@ -7,6 +7,10 @@
 //! One task builds a block ([`run`]), or two tasks share it, one half each ([`run_half`]), and a
 //! third step writes the shards both halves hold chunks of ([`merge_halves`]): two component
 //! instances on two cores build a block in about half the time. Both ways write the same bytes.
+//!
+//! Either way the block's last put is its manifest ([`crate::block_manifest`]), after every
+//! shard is whole: it lists every shard the block wrote, so a rerun can tell a finished block
+//! (whose all-zero regions have no shard) from one cut short.
 
 use std::future::Future;
 use std::ops::Range;
@@ -15,6 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::Written;
+use crate::block_manifest::{BlockManifest, ListedObject};
 use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
 use crate::precomputed::block_halves::{self, HalfHandoff};
 use crate::precomputed::block_shards::CompletedShard;
@@ -52,16 +57,22 @@ pub async fn run(storage: &impl Storage, request: &NgShardRequest) -> Result<Wri
     let encodings = encodings(request.write_raw);
     let mut pyramid = BlockPyramid::new(&scales, block, encodings, request.jpeg_quality)?;
     let mut written = Written::default();
+    let mut listed = Vec::new();
+    let mut out = Output {
+        written: &mut written,
+        listed: &mut listed,
+    };
     push_slabs(
         storage,
         request,
         &mut pyramid,
         0..BlockPyramid::SLAB_COUNT,
-        &mut written,
+        &mut out,
     )
     .await?;
-    add_pyramid_timings(&mut written, &pyramid);
-    write_shards(storage, request, &mut written, pyramid.finish()?).await?;
+    add_pyramid_timings(out.written, &pyramid);
+    write_shards(storage, request, &mut out, pyramid.finish()?).await?;
+    write_manifest(storage, request, &mut written, listed).await?;
     written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
 }
@@ -82,19 +93,27 @@ pub async fn run_half(
     let slabs = half.layers(BlockPyramid::SLAB_COUNT as u64);
     let slabs = slabs.start as usize..slabs.end as usize;
     let mut written = Written::default();
-    push_slabs(storage, request, &mut pyramid, slabs, &mut written).await?;
+    let mut listed = Vec::new();
+    let mut out = Output {
+        written: &mut written,
+        listed: &mut listed,
+    };
+    push_slabs(storage, request, &mut pyramid, slabs, &mut out).await?;
     add_pyramid_timings(&mut written, &pyramid);
     let started = Instant::now();
-    let handoff = pyramid.finish_half()?.to_bytes();
+    let mut handoff = pyramid.finish_half()?;
+    handoff.written = listed;
+    let handoff = handoff.to_bytes();
     written.stages.encode += started.elapsed();
     written.retries = storage.retries().saturating_sub(retries_before);
     Ok(HalfWritten { written, handoff })
 }
 
 /// Writes the block's shards that both halves hold chunks of (scales 1–4), from the halves'
-/// hand-offs ([`HalfWritten::handoff`]): after both [`run_half`] calls succeeded, the block's
-/// objects are those [`run`] writes, byte for byte. The hand-offs must come from halves run
-/// with the same request (else a 400 naming `lower` or `upper`).
+/// hand-offs ([`HalfWritten::handoff`]), then the block's manifest, listing the halves' shards
+/// too: after both [`run_half`] calls succeeded, the block's objects are those [`run`] writes,
+/// byte for byte. The hand-offs must come from halves run with the same request (else a 400
+/// naming `lower` or `upper`).
 pub async fn merge_halves(
     storage: &impl Storage,
     request: &NgShardRequest,
@@ -114,9 +133,15 @@ pub async fn merge_halves(
         request.jpeg_quality,
         [&lower, &upper],
     )?;
-    drop((lower, upper));
+    let mut listed = [lower.written, upper.written].concat();
+    drop((lower.shards, upper.shards, lower.coarsest, upper.coarsest));
     written.stages.encode += started.elapsed();
-    write_shards(storage, request, &mut written, shards).await?;
+    let mut out = Output {
+        written: &mut written,
+        listed: &mut listed,
+    };
+    write_shards(storage, request, &mut out, shards).await?;
+    write_manifest(storage, request, &mut written, listed).await?;
     written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
 }
@@ -150,12 +175,12 @@ async fn push_slabs(
     request: &NgShardRequest,
     pyramid: &mut BlockPyramid,
     slabs: Range<usize>,
-    written: &mut Written,
+    out: &mut Output<'_>,
 ) -> Result<()> {
     let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
     let started = Instant::now();
     let mut tiles = fetch_slab(storage, request, slabs.start).await?;
-    written.stages.fetch += started.elapsed();
+    out.written.stages.fetch += started.elapsed();
     for index in slabs.clone() {
         let next = async {
             match index + 1 {
@@ -167,16 +192,16 @@ async fn push_slabs(
             let completed = match tiles.z0 {
                 None => pyramid.push_zero_slab()?,
                 Some(z0) => {
-                    decode_into(&mut slab, z0, &tiles.tiles, written).await?;
+                    decode_into(&mut slab, z0, &tiles.tiles, out.written).await?;
                     pyramid.push_slab(&slab)?
                 }
             };
-            write_shards(storage, request, written, completed).await?;
+            write_shards(storage, request, out, completed).await?;
             Ok(Instant::now())
         };
         // The fetch goes first: its requests are sent before the compute starts.
         let (next_tiles, computed) = futures::future::try_join(next, compute).await?;
-        written.stages.fetch += computed.elapsed();
+        out.written.stages.fetch += computed.elapsed();
         tiles = next_tiles;
     }
     Ok(())
@@ -279,28 +304,49 @@ fn add_pyramid_timings(written: &mut Written, pyramid: &BlockPyramid) {
     written.stages.encode += timings.encode;
 }
 
+/// Where a block's writes are recorded: the task's report, and the list for its manifest.
+struct Output<'a> {
+    written: &'a mut Written,
+    listed: &'a mut Vec<ListedObject>,
+}
+
 async fn write_shards(
     storage: &impl Storage,
     request: &NgShardRequest,
-    written: &mut Written,
+    out: &mut Output<'_>,
     shards: Vec<CompletedShard>,
 ) -> Result<()> {
     for shard in shards {
-        let object = layout::shard_object(
-            &request.dest,
-            shard.encoding,
-            &shard.scale_key,
-            &shard.file_name,
-        );
+        let name = layout::shard_name(shard.encoding, &shard.scale_key, &shard.file_name);
+        let object = request.dest.object(&name);
         // One shard file at a time: each is assembled, written and dropped before the next.
         let started = Instant::now();
         let bytes = shard.into_bytes()?;
-        written.stages.encode += started.elapsed();
-        written
+        out.written.stages.encode += started.elapsed();
+        out.written
             .put(storage, &object, &bytes, storage::BINARY)
             .await?;
+        out.listed.push(ListedObject {
+            name,
+            bytes: bytes.len() as u64,
+        });
     }
     Ok(())
+}
+
+/// Writes the block's manifest listing `listed`: the block's last put, made only once every
+/// shard it lists is whole.
+async fn write_manifest(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+    written: &mut Written,
+    listed: Vec<ListedObject>,
+) -> Result<()> {
+    let manifest = BlockManifest::new(request, listed).to_json()?;
+    let object = layout::block_manifest_object(&request.dest, request.start);
+    written
+        .put(storage, &object, &manifest, storage::JSON)
+        .await
 }
 
 #[cfg(test)]
@@ -313,7 +359,7 @@ mod tests {
     use super::*;
     use crate::request::NgMetaRequest;
     use crate::storage::location::{Location, ObjectPath};
-    use crate::tasks::ng_meta;
+    use crate::tasks::{finished, ng_meta};
     use crate::tilepack::encode_tile_pack;
 
     /// Objects by `bucket/name`, in memory.
@@ -457,8 +503,61 @@ mod tests {
             .collect();
         assert_eq!(split_objects, written.objects);
         // Scale 0: one shard per half (the box is in the block's lower x and y quarter);
-        // scales 1–4: one each; per encoding.
-        assert_eq!(written.objects.len(), 2 * 6, "{:?}", written.objects);
+        // scales 1–4: one each; per encoding; then the manifest, last.
+        assert_eq!(written.objects.len(), 2 * 6 + 1, "{:?}", written.objects);
+        assert_eq!(
+            written.objects.last().map(String::as_str),
+            Some("whole/neuroglancer/blocks/0_0_0.json")
+        );
+        let manifest = crate::block_manifest::BlockManifest::from_json(
+            &want["neuroglancer/blocks/0_0_0.json"],
+        )
+        .expect("a manifest");
+        let listed: Vec<_> = manifest.objects.iter().map(|o| o.name.as_str()).collect();
+        let shards: Vec<_> = want.keys().filter(|n| n.ends_with(".shard")).collect();
+        assert_eq!(listed.len(), 12);
+        assert!(
+            listed.iter().zip(&shards).all(|(l, s)| l == s),
+            "{listed:?}"
+        );
+        for object in &manifest.objects {
+            assert_eq!(
+                object.bytes,
+                want[&object.name].len() as u64,
+                "{}",
+                object.name
+            );
+        }
+        assert!(block_on(finished::block_finished(&storage, &whole)).expect("checks"));
+        assert!(block_on(finished::block_finished(&storage, &split)).expect("checks"));
+    }
+
+    /// A block with no data writes no shard, only its manifest, and is then finished; one whose
+    /// listed shard is gone, or that the request no longer describes, is not.
+    #[test]
+    fn an_empty_block_is_finished_by_its_manifest_alone() {
+        let storage = storage_with_stack();
+        let empty = NgShardRequest {
+            start: [1, 0, 0],
+            ..request("whole", false)
+        };
+        write_info(&storage, &empty);
+        assert!(!block_on(finished::block_finished(&storage, &empty)).expect("checks"));
+        let written = block_on(run(&storage, &empty)).expect("empty block");
+        assert_eq!(written.objects, ["whole/neuroglancer/blocks/1_0_0.json"]);
+        assert!(block_on(finished::block_finished(&storage, &empty)).expect("checks"));
+        let other = NgShardRequest {
+            jpeg_quality: 80,
+            ..empty.clone()
+        };
+        assert!(!block_on(finished::block_finished(&storage, &other)).expect("checks"));
+
+        let full = request("whole", false);
+        block_on(run(&storage, &full)).expect("block");
+        assert!(block_on(finished::block_finished(&storage, &full)).expect("checks"));
+        let shard = "whole/neuroglancer/jpeg/16.0x16.0x16.0/000000.shard";
+        assert!(storage.0.borrow_mut().remove(shard).is_some());
+        assert!(!block_on(finished::block_finished(&storage, &full)).expect("checks"));
     }
 
     #[test]

@@ -22,11 +22,13 @@ fn split_blocks_write_the_bytes_of_whole_blocks() {
         "stack.json",
     );
     let expected = whole.volume();
-    // Both halves' scale-0 shards (z < 512 and z ≥ 512), and the merge's coarsest scale.
+    // Both halves' scale-0 shards (z < 512 and z ≥ 512), the merge's coarsest scale, and the
+    // block's manifest, which the merge writes listing the halves' shards too.
     for name in [
         "jpeg/8.0x8.0x8.0/000000.shard",
         "jpeg/8.0x8.0x8.0/000004.shard",
         "raw/128.0x128.0x128.0/000000.shard",
+        "blocks/0_0_0.json",
     ] {
         assert!(expected.contains_key(name), "{name}: {:?}", expected.keys());
     }

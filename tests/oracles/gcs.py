@@ -73,6 +73,11 @@ class Emulator:
         with urllib.request.urlopen(f"{self.url}/storage/v1/b/{bucket}/o/{quoted}") as response:
             return json.loads(response.read())
 
+    def delete(self, bucket: str, name: str):
+        quoted = urllib.parse.quote(name, safe="")
+        request = urllib.request.Request(f"{self.url}/storage/v1/b/{bucket}/o/{quoted}", method="DELETE")
+        urllib.request.urlopen(request).read()
+
     def list(self, bucket: str) -> list[str]:
         names, token = [], None
         while True:

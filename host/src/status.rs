@@ -1,0 +1,57 @@
+//! `emwrite status STACK`: how far a stack's run has got, from what storage holds, for a run
+//! happening elsewhere (batch tasks, a remote service) or one that was cut short.
+//!
+//! Per phase, the tasks finished out of all (the rule of `finished.rs`), and which are missing
+//! while few are.
+
+use crate::engine::Settings;
+use crate::error::HostError;
+use crate::finished;
+use crate::stack::{Phase, Stack};
+use crate::store;
+use crate::task::Task;
+
+/// Missing tasks named per phase; past it, only the count.
+const NAMED_MISSING: usize = 10;
+
+/// Prints one line per phase: `blocks  3/4 finished; missing: block (1, 0, 0)`.
+pub fn status(stack: &Stack, settings: Settings) -> Result<(), HostError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let store = store::open(&settings)?;
+        for phase in Phase::ALL {
+            let tasks = stack
+                .tasks(phase)
+                .iter()
+                .map(|task| task.typed(false))
+                .collect::<Result<Vec<_>, _>>()?;
+            let checked = finished::check_all(&store, tasks).await?;
+            let label = match phase {
+                Phase::Align => "slices",
+                Phase::Meta => "meta",
+                Phase::Shard => "blocks",
+            };
+            println!("{}", phase_line(label, &checked));
+        }
+        Ok(())
+    })
+}
+
+/// `slices  18/20 finished; missing: slice z=3 (s3.png), slice z=7 (s7.png)`.
+fn phase_line(phase: &str, checked: &[(Task, bool)]) -> String {
+    let done = checked.iter().filter(|(_, done)| *done).count();
+    let mut line = format!("{phase:<6} {done}/{} finished", checked.len());
+    let missing: Vec<String> = checked
+        .iter()
+        .filter(|(_, done)| !done)
+        .map(|(task, _)| task.label())
+        .collect();
+    if !missing.is_empty() && missing.len() <= NAMED_MISSING {
+        line.push_str("; missing: ");
+        line.push_str(&missing.join(", "));
+    }
+    line
+}

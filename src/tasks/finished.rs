@@ -1,0 +1,56 @@
+//! How a finished task is known from what storage holds, so that a rerun skips it and a half-done
+//! task is never taken for done (docs/design.md §4, "Finished tasks").
+//!
+//! Every output object is whole or absent (§9), so existence is enough where a task always writes
+//! the same objects: an alignedslice task is finished when its aligned PNG and its tile pack
+//! exist; an ngmeta task when its info(s) exist and equal what it would write. An ngshard task
+//! writes no shard for an all-zero region, so it is finished when its block manifest says so
+//! ([`crate::block_manifest`]).
+
+use crate::block_manifest::{BlockState, block_state};
+use crate::layout::{aligned_slice_object, encodings, info_object, tile_pack_object};
+use crate::precomputed::info::VolumeInfo;
+use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
+use crate::storage::Storage;
+use crate::{ErrorKind, Result};
+
+/// Whether the alignedslice task `request` is finished: its aligned PNG and its tile pack exist.
+pub async fn slice_finished(storage: &impl Storage, request: &AlignedSliceRequest) -> Result<bool> {
+    let png = aligned_slice_object(&request.dest, &request.img);
+    let pack = tile_pack_object(&request.dest_tmp, request.slice.into());
+    let (png, pack) = futures::future::try_join(storage.size(&png), storage.size(&pack)).await?;
+    Ok(png.is_some() && pack.is_some())
+}
+
+/// Whether the ngmeta task `request` is finished: each info it writes exists and describes the
+/// same volume (sizes, resolutions, encodings, sharding, realsize and realoffset).
+pub async fn meta_finished(storage: &impl Storage, request: &NgMetaRequest) -> Result<bool> {
+    for &encoding in encodings(request.write_raw) {
+        let expected = VolumeInfo::new(
+            request.bbox[0].into(),
+            request.bbox[1].into(),
+            request.minz.into(),
+            request.maxz.into(),
+            request.resolution_nm,
+            encoding,
+        );
+        let found = match storage.get(&info_object(&request.dest, encoding)).await {
+            Ok(bytes) => VolumeInfo::from_json(&bytes).ok(),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if found.as_ref() != Some(&expected) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether the ngshard task `request` is finished: its block manifest matches the request and
+/// every object it lists exists with the listed size.
+pub async fn block_finished(storage: &impl Storage, request: &NgShardRequest) -> Result<bool> {
+    Ok(matches!(
+        block_state(storage, request).await?,
+        BlockState::Finished(_)
+    ))
+}
