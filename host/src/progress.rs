@@ -234,16 +234,17 @@ impl Progress {
         }
     }
 
-    /// The phase ended (well or not): its line is logged and its bar stays, finished.
+    /// The phase ended (well or not): its line is logged above the bars and its bar stays,
+    /// finished, taking the log above it until the next phase's bar or the end of the run.
     pub fn finish_phase(&self) {
         let mut state = self.shared.state();
-        if let Some((bar, above)) = state.bar.take() {
+        let line = state.phase.take().map(|phase| phase.line());
+        if let Some((bar, _)) = &state.bar {
             bar.finish();
-            drop(above);
         }
-        if let Some(phase) = state.phase.take() {
-            drop(state);
-            tracing::info!("{}", phase.line());
+        drop(state);
+        if let Some(line) = line {
+            tracing::info!("{line}");
         }
     }
 
@@ -270,8 +271,11 @@ impl Drop for Progress {
             // The printer only sleeps and logs; a panic there has nothing to hand on.
             let _ = printer.join();
         }
+        // The log goes straight to stderr again, and the bars go: their lines and the summary
+        // were logged above them.
+        self.shared.state().bar = None;
         if let Some(multi) = &self.bars {
-            // Leaves the finished bars on screen, above what the command prints next.
+            // A terminal that cannot be redrawn keeps the bars; nothing else to do about it.
             let _ = multi.clear();
         }
     }
@@ -337,7 +341,10 @@ mod tests {
         progress.failed();
         let line = progress.shared.state().phase.map(|p| p.line());
         let line = line.expect("a phase runs");
-        assert!(line.starts_with("align: 1/4 slices, 1 failed, "), "{line}");
+        assert!(
+            line.starts_with("align: 2/4 slices (1 already done), 1 failed, "),
+            "{line}"
+        );
         progress.finish_phase();
         progress.start_phase(Phase::Shard, 1);
         progress.done(Done {
