@@ -287,7 +287,8 @@ fn print_lines(shared: &Shared, every: Duration) {
         .stopped
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    loop {
+    // Checked before each wait too: the run may have ended before this thread first waited.
+    while !*stopped {
         let (guard, _) = shared
             .wake
             .wait_timeout(stopped, every)
