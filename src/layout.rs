@@ -152,6 +152,12 @@ pub fn aligned_slice_object(dest: &Location, img: &str) -> ObjectPath {
     dest.object(&format!("align/{img}"))
 }
 
+/// The raw slice `img` a stack names: `<dest>/raw/<img>`, as the original named it. `img` must
+/// already be checked.
+pub fn raw_slice_object(dest: &Location, img: &str) -> ObjectPath {
+    dest.object(&format!("raw/{img}"))
+}
+
 /// The tile pack of slice `z`: `<source>/<z>`, as the original named it.
 pub fn tile_pack_object(source: &Location, z: u64) -> ObjectPath {
     source.object(&z.to_string())

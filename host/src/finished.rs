@@ -83,22 +83,3 @@ pub async fn check_all(
         .into_iter()
         .collect()
 }
-
-/// The tasks still to run, in order, and how many were skipped as finished; with `force`, all of
-/// them and none skipped, without looking at storage.
-pub async fn unfinished(
-    store: &HostStore,
-    tasks: Vec<Task>,
-    force: bool,
-) -> Result<(Vec<Task>, usize), HostError> {
-    if force {
-        return Ok((tasks, 0));
-    }
-    let checked = check_all(store, tasks).await?;
-    let skipped = checked.iter().filter(|(_, done)| *done).count();
-    let todo = checked
-        .into_iter()
-        .filter_map(|(task, done)| (!done).then_some(task))
-        .collect();
-    Ok((todo, skipped))
-}

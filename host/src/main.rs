@@ -1,5 +1,5 @@
-//! The `emwrite` command line: parses arguments and dispatches to `serve`, `run`, `pipeline` or
-//! `view`.
+//! The `emwrite` command line: parses arguments and dispatches to `serve`, `run`, `pipeline`,
+//! `task`, `plan`, `verify`, `status` or `view`.
 //!
 //! Every command runs the emwrite WASI component (embedded at build time, or `--component FILE`)
 //! in wasmtime, a fresh instance per request or task. Bare bucket names are folders of the local
@@ -7,10 +7,13 @@
 //! component reaches GCS through the host, which adds the credentials (`outgoing.rs`).
 
 mod auth;
+mod batch;
 mod bindings;
 mod credentials;
+mod driver;
 mod engine;
 mod error;
+mod executor;
 mod finished;
 mod guest_log;
 mod incoming;
@@ -21,10 +24,13 @@ mod log;
 mod neuroglancer;
 mod outgoing;
 mod pipeline;
+mod plan;
 mod pooled_client;
+mod progress;
 mod run;
 mod serve;
 mod shutdown;
+mod stack;
 mod status;
 mod store;
 mod sweep;
@@ -44,11 +50,15 @@ use emwrite::guest_env::DEFAULT_STORE_ENV;
 use emwrite::storage::router::DefaultStore;
 
 use crate::auth::BearerToken;
+use crate::batch::Share;
+use crate::driver::Mode;
 use crate::engine::Settings;
 use crate::error::HostError;
+use crate::executor::remote::RemoteOptions;
 use crate::limits::{ServeLimits, default_max_in_flight};
 use crate::outgoing::AllowedHost;
 use crate::serve::ServeOptions;
+use crate::stack::{Overrides, Phase, Stack};
 use crate::task::Split;
 use crate::units::{parse_byte_size, parse_duration};
 
@@ -67,8 +77,16 @@ enum Command {
     /// Run one task from a request JSON file in the original API's shape and print the response.
     Run(RunArgs),
     /// Run every task of a stack file not yet finished: all aligned slices, the volume's info,
-    /// every block; then verify the volume.
+    /// every block; in-process (then verify the volume), or on a deployed emwrite service with
+    /// --endpoint.
     Pipeline(PipelineArgs),
+    /// Run this batch task's share of one phase of a stack (Cloud Run Jobs, Kubernetes Indexed
+    /// Jobs), skipping finished tasks: its index and the task count come from the flags or the
+    /// engine's environment.
+    Task(TaskArgs),
+    /// Print what a stack will cost per phase (tasks, bytes, peak memory, core-seconds) before
+    /// anything runs.
+    Plan(PlanArgs),
     /// Check a volume: every block's manifest, shards and chunks; exit status 0 only if complete.
     Verify(VerifyArgs),
     /// Tasks of a stack finished per phase, from what storage holds.
@@ -162,21 +180,78 @@ struct RunArgs {
     engine: EngineArgs,
 }
 
+/// The stack file and the fields a CSV stack takes from the command line.
+#[derive(Debug, Args)]
+struct StackArgs {
+    /// Stack file: JSON {"dest", "dest-tmp", "bbox": [w, h], "slices": [{"z", "img",
+    /// "transform"}, ...]}, or CSV (a name ending in .csv) with the header z,img,a,b,c,d,e,f.
+    stack: PathBuf,
+    /// Where raw/ is and align/ and neuroglancer/ go (required for CSV; replaces the JSON's).
+    #[arg(long, value_name = "LOCATION")]
+    dest: Option<String>,
+    /// Where the tile packs go (required for CSV; replaces the JSON's).
+    #[arg(long, value_name = "LOCATION")]
+    dest_tmp: Option<String>,
+    /// Width and height of the aligned frame (required for CSV; replaces the JSON's).
+    #[arg(long, value_name = "W,H", value_parser = parse_bbox)]
+    bbox: Option<[u32; 2]>,
+    /// Voxel size in nm [CSV default: 8].
+    #[arg(long, value_name = "NM")]
+    resolution: Option<f64>,
+    /// Also write the raw-encoded volume [CSV default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    write_raw: Option<bool>,
+    /// JPEG quality of the volume, 1-100 [CSV default: 75].
+    #[arg(long, value_name = "Q")]
+    jpeg_quality: Option<u8>,
+}
+
+impl StackArgs {
+    /// Reads and checks the stack: every problem is reported, and nothing runs if there is one.
+    fn read(&self) -> Result<Stack, HostError> {
+        let overrides = Overrides {
+            dest: self.dest.clone(),
+            dest_tmp: self.dest_tmp.clone(),
+            bbox: self.bbox,
+            resolution: self.resolution,
+            write_raw: self.write_raw,
+            jpeg_quality: self.jpeg_quality,
+        };
+        Stack::read(&self.stack, &overrides)
+    }
+}
+
+/// `--bbox 1300,1100`.
+fn parse_bbox(text: &str) -> Result<[u32; 2], String> {
+    let parts: Vec<&str> = text.split([',', 'x', '×']).map(str::trim).collect();
+    match parts.as_slice() {
+        [w, h] => match (w.parse(), h.parse()) {
+            (Ok(w), Ok(h)) => Ok([w, h]),
+            _ => Err(format!(
+                "{text:?}: expected W,H in whole pixels, e.g. 1300,1100"
+            )),
+        },
+        _ => Err(format!("{text:?}: expected W,H, e.g. 1300,1100")),
+    }
+}
+
 /// Options of `emwrite pipeline`.
 #[derive(Debug, Args)]
 struct PipelineArgs {
-    /// Stack file: {"dest", "dest-tmp", "bbox": [w, h], "slices": [{"z", "img", "transform"}, ...]}.
-    stack: PathBuf,
+    #[command(flatten)]
+    stack: StackArgs,
     /// Tasks run at once, each in its own instance (default: the number of cores).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "endpoint")]
     jobs: Option<u32>,
     /// Run a block as two halves in two instances at once, then their merge (same bytes); auto:
     /// when at least 2 of --jobs are free and fewer blocks than free jobs wait (the last ones).
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
-    /// Redo every task, finished or not.
+    /// Redo every task, finished or not (in-process; a service's storage is its own).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -194,8 +269,8 @@ struct VerifyArgs {
 /// Options of `emwrite status`.
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Stack file, as for pipeline.
-    stack: PathBuf,
+    #[command(flatten)]
+    stack: StackArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -219,6 +294,119 @@ struct ViewArgs {
     /// Local data directory: bucket B is the folder DIR/B.
     #[arg(long, value_name = "DIR", default_value = "./data")]
     data_dir: PathBuf,
+}
+
+/// How `emwrite pipeline --endpoint URL` talks to a deployed service.
+#[derive(Debug, Args)]
+struct RemoteArgs {
+    /// POST every task to the emwrite service at URL (Cloud Run, Spin, another emwrite serve)
+    /// instead of running it here; bucket names are the service's.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Requests in flight at once (with --endpoint).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// Bearer token for a private service.
+    #[arg(
+        long,
+        env = "EMWRITE_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_command"
+    )]
+    token: Option<String>,
+    /// Command that prints a bearer token, run once and again when the service answers 401,
+    /// e.g. "gcloud auth print-identity-token".
+    #[arg(long, value_name = "COMMAND")]
+    token_command: Option<String>,
+    /// Times a task is sent again after a connection failure, 408, 429 or 5xx.
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    retries: u32,
+    /// First wait before sending a task again; it doubles up to 32 times this (full jitter).
+    /// 429 and 503 wait their Retry-After instead.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    retry_base: Duration,
+    /// Requests per second at first (0: no ramp); the rate doubles every --ramp-double.
+    #[arg(long, value_name = "RATE", default_value_t = 5.0)]
+    ramp_start: f64,
+    /// How often the request rate doubles.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    ramp_double: Duration,
+    /// Longest wait for one task's answer (Cloud Run allows requests up to 60 minutes).
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
+    request_timeout: Duration,
+}
+
+impl RemoteArgs {
+    fn options(&self) -> Option<RemoteOptions> {
+        let endpoint = self.endpoint.clone()?;
+        Some(RemoteOptions {
+            endpoint,
+            concurrency: self.concurrency as usize,
+            token: self.token.clone(),
+            token_command: self.token_command.clone(),
+            policy: emwrite::storage::retry::RetryPolicy {
+                base_delay: self.retry_base,
+                max_attempts: self.retries.saturating_add(1),
+            },
+            ramp_start: self.ramp_start,
+            ramp_double: self.ramp_double,
+            request_timeout: self.request_timeout,
+        })
+    }
+}
+
+/// Options of `emwrite task`.
+#[derive(Debug, Args)]
+struct TaskArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// The phase this batch job runs: align, then meta, then shard, each job started when the
+    /// previous one succeeded.
+    #[arg(long, value_enum)]
+    phase: Phase,
+    /// This task's index, 0-based [default: CLOUD_RUN_TASK_INDEX or JOB_COMPLETION_INDEX].
+    #[arg(long, value_name = "I")]
+    task_index: Option<usize>,
+    /// The number of tasks sharing the phase [default: CLOUD_RUN_TASK_COUNT or
+    /// EMWRITE_TASK_COUNT].
+    #[arg(long, value_name = "N")]
+    task_count: Option<usize>,
+    /// Tasks run at once, each in its own instance (default: the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
+    /// As for pipeline.
+    #[arg(long, value_enum, default_value_t = Split::Auto)]
+    split: Split,
+    /// Redo every task of the share, finished or not.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Options of `emwrite plan`.
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Where bare bucket names live (raw slices are sized only on the local store).
+    #[arg(long, env = DEFAULT_STORE_ENV, value_enum, default_value_t = DefaultStore::Local)]
+    store: DefaultStore,
+    /// Local data directory holding the raw slices.
+    #[arg(long, value_name = "DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Cores the in-process estimate assumes (default: this machine's).
+    #[arg(long, value_name = "N")]
+    cores: Option<usize>,
+}
+
+/// Cores busy at once in-process: `--jobs`, or every core.
+fn jobs_or_cores(jobs: Option<u32>) -> usize {
+    jobs.map_or_else(cores, |n| n as usize)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Options shared by every command: where the component and the data are, what it may reach,
@@ -301,16 +489,45 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             run::run(args.endpoint, &args.file, args.split, args.engine.prepare())
         }
-        Command::Pipeline(args) => pipeline::pipeline(
-            &args.stack,
-            args.jobs,
-            args.split,
-            args.force,
-            args.engine.prepare(),
-        ),
+        Command::Pipeline(args) => args.stack.read().and_then(|stack| {
+            let mode = match args.remote.options() {
+                Some(remote) => Mode::Remote(remote),
+                None => Mode::InProcess {
+                    settings: args.engine.prepare(),
+                    jobs: jobs_or_cores(args.jobs),
+                    split: args.split,
+                    force: args.force,
+                },
+            };
+            pipeline::pipeline(&stack, mode)
+        }),
+        Command::Task(args) => args.stack.read().and_then(|stack| {
+            let share = Share::resolve(args.task_index, args.task_count, |name| {
+                std::env::var(name).ok()
+            })?;
+            tracing::info!("{} phase, {share}", args.phase);
+            let mode = Mode::InProcess {
+                settings: args.engine.prepare(),
+                jobs: jobs_or_cores(args.jobs),
+                split: args.split,
+                force: args.force,
+            };
+            driver::drive(&stack, &[args.phase], share, mode).map(drop)
+        }),
+        Command::Plan(args) => args.stack.read().map(|stack| {
+            plan::plan(
+                &stack,
+                args.store,
+                &args.data_dir,
+                args.cores.unwrap_or_else(cores),
+            );
+        }),
         // Read-only: no sweep of temporary files.
         Command::Verify(args) => verify::verify_command(&args.location, args.engine.into()),
-        Command::Status(args) => status::status(&args.stack, args.engine.into()),
+        Command::Status(args) => args
+            .stack
+            .read()
+            .and_then(|stack| status::status(&stack, args.engine.into())),
         Command::View(args) => view::view(view::ViewOptions {
             location: args.location,
             store: args.store,

@@ -10,16 +10,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use emwrite::endpoint::Endpoint;
-use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use emwrite::tasks::{ReportBody, StageMicros};
 
-use crate::bindings::{EndpointsPre, Written, aligned_slice, ng_meta, ng_shard};
+use crate::bindings::{EndpointsPre, Written};
 use crate::engine::{Emwrite, Settings};
 use crate::error::HostError;
 use crate::task::{self, Split, Task};
-
-/// Edge of a block and of the tile packs' tiles: the only `shard-size` the parser accepts.
-const BLOCK: u32 = 1024;
 
 /// Runs the request in `file` and prints the task's report: objects, bytes, retries, notes, the
 /// stage times in µs and the wall time.
@@ -32,9 +28,11 @@ pub fn run(
     let body = std::fs::read(file)
         .map_err(|e| HostError::Config(format!("request file {}: {e}", file.display())))?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let task = parse(endpoint, &body, split.splits(cores, 1)).map_err(|error| HostError::Task {
-        context: format!("{} {}", endpoint.route(), file.display()),
-        error,
+    let task = Task::from_request(endpoint, &body, split.splits(cores, 1)).map_err(|error| {
+        HostError::Task {
+            context: format!("{} {}", endpoint.route(), file.display()),
+            error,
+        }
     })?;
     // One instance is one core (wasm32 has no threads): one worker per instance that runs at
     // once. The filesystem work still runs on tokio's blocking pool.
@@ -58,53 +56,6 @@ pub fn run(
     })?;
     println!("{}", report(&written, wall.as_micros()));
     Ok(())
-}
-
-/// The typed call of a request body; a block splits when `split_block`.
-fn parse(endpoint: Endpoint, body: &[u8], split_block: bool) -> emwrite::Result<Task> {
-    Ok(match endpoint {
-        Endpoint::AlignedSlice => {
-            let r = AlignedSliceRequest::from_json(body)?;
-            Task::Slice(aligned_slice::Request {
-                img: r.img,
-                transform: r.transform.to_vec(),
-                bbox: (r.bbox[0], r.bbox[1]),
-                dest: r.dest.to_string(),
-                dest_tmp: r.dest_tmp.to_string(),
-                slice: r.slice,
-                shard_size: r.shard_size,
-            })
-        }
-        Endpoint::NgMeta => {
-            let r = NgMetaRequest::from_json(body)?;
-            Task::Meta(ng_meta::Request {
-                dest: r.dest.to_string(),
-                minz: r.minz,
-                maxz: r.maxz,
-                shard_size: BLOCK,
-                bbox: (r.bbox[0], r.bbox[1]),
-                write_raw: r.write_raw,
-                resolution: r.resolution_nm,
-            })
-        }
-        Endpoint::NgShard => {
-            let r = NgShardRequest::from_json(body)?;
-            Task::Block {
-                request: ng_shard::Request {
-                    dest: r.dest.to_string(),
-                    source: r.source.to_string(),
-                    start: (r.start[0], r.start[1], r.start[2]),
-                    shard_size: BLOCK,
-                    minz: r.minz,
-                    maxz: r.maxz,
-                    bbox: (r.bbox[0], r.bbox[1]),
-                    write_raw: r.write_raw,
-                    jpeg_quality: r.jpeg_quality,
-                },
-                split: split_block,
-            }
-        }
-    })
 }
 
 /// The report `run` prints: the HTTP API's JSON success body plus the wall time.

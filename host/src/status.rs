@@ -4,12 +4,10 @@
 //! Per phase, the tasks finished out of all (the rule of `finished.rs`), and which are missing
 //! while few are.
 
-use std::path::Path;
-
 use crate::engine::Settings;
 use crate::error::HostError;
 use crate::finished;
-use crate::pipeline::{read_stack, stack_phases};
+use crate::stack::{Phase, Stack};
 use crate::store;
 use crate::task::Task;
 
@@ -17,22 +15,26 @@ use crate::task::Task;
 const NAMED_MISSING: usize = 10;
 
 /// Prints one line per phase: `blocks  3/4 finished; missing: block (1, 0, 0)`.
-pub fn status(stack_file: &Path, settings: Settings) -> Result<(), HostError> {
-    let stack = read_stack(stack_file)?;
-    let phases = stack_phases(&stack);
+pub fn status(stack: &Stack, settings: Settings) -> Result<(), HostError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let store = store::open(&settings)?;
-        for (phase, tasks) in [
-            ("slices", phases.slices),
-            ("meta", vec![phases.meta]),
-            ("blocks", phases.blocks),
-        ] {
+        for phase in Phase::ALL {
+            let tasks = stack
+                .tasks(phase)
+                .iter()
+                .map(|task| task.typed(false))
+                .collect::<Result<Vec<_>, _>>()?;
             let checked = finished::check_all(&store, tasks).await?;
-            println!("{}", phase_line(phase, &checked));
+            let label = match phase {
+                Phase::Align => "slices",
+                Phase::Meta => "meta",
+                Phase::Shard => "blocks",
+            };
+            println!("{}", phase_line(label, &checked));
         }
         Ok(())
     })

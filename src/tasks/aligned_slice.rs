@@ -19,7 +19,7 @@
 //! 266 MiB and 1064 MiB for the whole-image path at the first two.
 
 use super::Written;
-use crate::layout::{aligned_slice_object, tile_pack_object};
+use crate::layout::{aligned_slice_object, raw_slice_object, tile_pack_object};
 use crate::png_rows::PngRowEncoder;
 use crate::request::AlignedSliceRequest;
 use crate::resample::affine::AffineTransform;
@@ -55,7 +55,7 @@ async fn run_in_strips(
     strip_rows: u32,
 ) -> Result<Written> {
     let retries_before = storage.retries();
-    let raw_object = request.dest.object(&format!("raw/{}", request.img));
+    let raw_object = raw_slice_object(&request.dest, &request.img);
     let aligned_object = aligned_slice_object(&request.dest, &request.img);
     let pack_object = tile_pack_object(&request.dest_tmp, request.slice.into());
     let mut raw = SliceRows::open(storage, &raw_object).await?;

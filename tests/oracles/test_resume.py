@@ -83,9 +83,10 @@ def test_verify_names_broken_shards_and_a_rerun_redoes_only_their_blocks(emwrite
 
     rerun = pipeline(emwrite, data)
     assert "align: 40 tasks already finished, skipped" in rerun.stderr, rerun.stderr
-    assert "info: 1 tasks already finished, skipped" in rerun.stderr, rerun.stderr
+    assert "meta: 1 tasks already finished, skipped" in rerun.stderr, rerun.stderr
     assert "shard: 2 tasks already finished, skipped" in rerun.stderr, rerun.stderr
-    assert "shard: 2 tasks," in rerun.stderr, rerun.stderr
+    assert "shard: 4/4 blocks (2 already done)" in rerun.stderr, rerun.stderr
+    assert "summary: 2 tasks (43 already done)" in rerun.stderr, rerun.stderr
     after = outputs(data)
     assert after.keys() == before.keys()
     redone = set(block_outputs(data, dest, "1_0_0") + block_outputs(data, dest, "0_1_0"))
@@ -134,7 +135,7 @@ def test_a_killed_pipeline_resumes_without_redoing_finished_tasks(emwrite, make_
     resumed = pipeline(emwrite, data)
     assert "align: 24 tasks already finished, skipped" in resumed.stderr, resumed.stderr
     assert f"shard: {len(finished_blocks)} tasks already finished, skipped" in resumed.stderr, resumed.stderr
-    assert f"shard: {9 - len(finished_blocks)} tasks," in resumed.stderr, resumed.stderr
+    assert f"shard: 9/9 blocks ({len(finished_blocks)} already done)" in resumed.stderr, resumed.stderr
     after = outputs(data)
     kept = [p for p in killed if not p.startswith(f"{dest}/neuroglancer/") or
             any(p in block_outputs(data, dest, b) for b in finished_blocks)]

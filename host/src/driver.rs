@@ -1,0 +1,145 @@
+//! The driver: runs a stack's phases in order on one executor (`executor/`), a phase starting
+//! only when the previous one succeeded, with progress and a summary (`progress.rs`).
+//!
+//! `emwrite pipeline` drives every phase, in-process or on a remote service; `emwrite task`
+//! drives one phase's share in-process (`batch.rs`). The tasks come from the stack alone
+//! (`stack.rs`), so the three give the same volume. In-process, a task whose outputs are all in
+//! storage, whole, is skipped (`finished.rs`), unless `--force`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::batch::Share;
+use crate::engine::Settings;
+use crate::error::HostError;
+use crate::executor::Executor;
+use crate::executor::in_process::InProcess;
+use crate::executor::remote::{Remote, RemoteOptions};
+use crate::finished;
+use crate::progress::Progress;
+use crate::stack::{Phase, Stack, StackTask};
+use crate::store::{self, HostStore};
+use crate::task::Split;
+
+/// Where the tasks run.
+pub enum Mode {
+    /// Component instances in this process, `jobs` cores busy at once.
+    InProcess {
+        /// The engine's settings (data dir, store, limits).
+        settings: Settings,
+        /// Cores busy at once.
+        jobs: usize,
+        /// When a block runs as two halves.
+        split: Split,
+        /// Redo finished tasks too.
+        force: bool,
+    },
+    /// A deployed emwrite service.
+    Remote(RemoteOptions),
+}
+
+/// What a run did.
+pub struct Outcome {
+    /// The local data directory, when tasks ran in-process on the local store.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Runs `phases` of `stack` (this process's `share` of each) in `mode`, and logs the summary,
+/// also when a phase failed.
+pub fn drive(
+    stack: &Stack,
+    phases: &[Phase],
+    share: Share,
+    mode: Mode,
+) -> Result<Outcome, HostError> {
+    let workers = match &mode {
+        // A guest computes on the worker that polls it: one worker per job runs them in parallel.
+        Mode::InProcess { jobs, .. } => *jobs,
+        // Requests only wait on the network.
+        Mode::Remote(_) => 2,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        // The store finished tasks are looked up in; none for a service, whose storage is its own.
+        let (executor, data_dir, store) = match mode {
+            Mode::InProcess {
+                settings,
+                jobs,
+                split,
+                force,
+            } => {
+                let executor = InProcess::load(&settings, jobs, split)?;
+                let data_dir = executor.data_dir().map(PathBuf::from);
+                let store = if force {
+                    None
+                } else {
+                    Some(store::open(&settings)?)
+                };
+                (Executor::InProcess(Box::new(executor)), data_dir, store)
+            }
+            Mode::Remote(options) => {
+                let remote = Remote::new(options)?;
+                tracing::info!("sending the tasks to {}", remote.endpoint());
+                (Executor::Remote(remote), None, None)
+            }
+        };
+        let progress = Arc::new(Progress::new());
+        let result = run_phases(stack, phases, share, &executor, store.as_ref(), &progress).await;
+        tracing::info!("{}", progress.summary());
+        result.map(|()| Outcome { data_dir })
+    })
+}
+
+async fn run_phases(
+    stack: &Stack,
+    phases: &[Phase],
+    share: Share,
+    executor: &Executor,
+    store: Option<&HostStore>,
+    progress: &Arc<Progress>,
+) -> Result<(), HostError> {
+    for &phase in phases {
+        let tasks = share.pick(stack.tasks(phase));
+        progress.start_phase(phase, tasks.len());
+        let tasks = match store {
+            Some(store) => {
+                let (todo, skipped) = unfinished(store, tasks).await?;
+                if skipped > 0 {
+                    tracing::info!("{phase}: {skipped} tasks already finished, skipped");
+                }
+                progress.skipped(skipped);
+                todo
+            }
+            None => tasks,
+        };
+        let result = executor.run_phase(phase, tasks, progress).await;
+        progress.finish_phase();
+        result?;
+    }
+    Ok(())
+}
+
+/// The tasks whose outputs are not all in `store`, whole (`finished.rs`), in order, and how many
+/// were.
+async fn unfinished(
+    store: &HostStore,
+    tasks: Vec<StackTask>,
+) -> Result<(Vec<StackTask>, usize), HostError> {
+    let typed = tasks
+        .iter()
+        .map(|task| task.typed(false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let checked = finished::check_all(store, typed).await?;
+    let total = tasks.len();
+    let todo: Vec<StackTask> = tasks
+        .into_iter()
+        .zip(checked)
+        .filter_map(|(task, (_, done))| (!done).then_some(task))
+        .collect();
+    let skipped = total - todo.len();
+    Ok((todo, skipped))
+}

@@ -1,0 +1,270 @@
+//! `emwrite plan STACK`: what a stack will cost, before anything runs — per phase the tasks,
+//! the bytes read and written, the peak memory of one task and the core-seconds, from measured
+//! per-task figures ([`figures`]).
+
+use std::path::Path;
+
+use emwrite::layout::{BLOCK_EDGE, SCALE_COUNT, raw_slice_object};
+use emwrite::storage::location::{Location, Store};
+use emwrite::storage::router::DefaultStore;
+
+use crate::stack::{Phase, Stack};
+use crate::units::{show_bytes, show_duration};
+
+/// The measured figures the plan multiplies out. Sources: the README's Performance tables
+/// (`scripts/bench`, 2 cores; the full run for ngshard, the quick run for alignedslice, whose
+/// build is the current one) and, for output sizes, the example stack
+/// (`cargo run --release --example make_stack`, EM-like synthetic data) converted by
+/// `emwrite pipeline`. Real EM compresses differently: read the byte figures as estimates.
+pub mod figures {
+    /// alignedslice core-seconds per megapixel of the aligned frame (quick run: 1.10 CPU-s at
+    /// 4096², 3.72 CPU-s at 8192², i.e. 0.065 and 0.055; each of those runs also loads the
+    /// component, which a pipeline does once).
+    pub const SLICE_CORE_S_PER_MPX: f64 = 0.06;
+    /// alignedslice peak memory: it holds a band of about 1024 rows of the frame, so memory
+    /// follows the frame's width (quick run: 52 MiB at 4096 wide, 74 MiB at 8192 wide).
+    pub const SLICE_PEAK_FIXED: u64 = 30 << 20;
+    /// See [`SLICE_PEAK_FIXED`]: bytes per column of the frame.
+    pub const SLICE_PEAK_PER_COLUMN: u64 = 5_632;
+    /// Bytes of the aligned PNG per pixel of the frame (example stack, 40 slices of
+    /// 1300 × 1100: 0.69; noisy EM-like slices compress little).
+    pub const ALIGNED_PNG_BYTES_PER_PX: f64 = 0.69;
+    /// Bytes of the tile pack per pixel of the frame: tiles are stored uncompressed.
+    pub const TILE_PACK_BYTES_PER_PX: f64 = 1.0;
+    /// ngmeta: one small instance (the cold-start row: 40 MiB, 0.01 CPU-s).
+    pub const META_CORE_S: f64 = 0.01;
+    /// See [`META_CORE_S`].
+    pub const META_PEAK: u64 = 40 << 20;
+    /// ngshard core-seconds per voxel of the block that holds slices (full run: 35.15 CPU-s
+    /// for a 1024³ JPEG block, 36.80 with raw; the quick run's 64-slice block scales alike).
+    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 35.15;
+    /// See [`BLOCK_CORE_S_PER_GVOXEL_JPEG`].
+    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 36.80;
+    /// ngshard peak memory (full run: 472 MiB JPEG, 1235 MiB JPEG + raw): the streaming pyramid
+    /// bounds it whatever the slices, and raw scale-0 shards set it with writeRaw.
+    pub const BLOCK_PEAK_JPEG: u64 = 472 << 20;
+    /// See [`BLOCK_PEAK_JPEG`].
+    pub const BLOCK_PEAK_RAW: u64 = 1235 << 20;
+    /// JPEG volume bytes per voxel at scale 0, quality 75 (example stack: 9.8 MB for 57.2 M
+    /// voxels; the coarser scales add the pyramid's 1/8 + 1/64 + …).
+    pub const JPEG_BYTES_PER_VOXEL: f64 = 0.172;
+}
+
+/// What one phase will cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseCost {
+    /// The phase.
+    pub phase: Phase,
+    /// Its tasks.
+    pub tasks: usize,
+    /// Bytes read, when known.
+    pub input: Input,
+    /// Bytes written (estimate).
+    pub output: u64,
+    /// Peak memory of one task.
+    pub peak: u64,
+    /// Core-seconds, all tasks.
+    pub core_seconds: f64,
+}
+
+/// Bytes a phase reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Known, or estimated from the figures.
+    Bytes(u64),
+    /// Not readable from here, with why.
+    Unknown(String),
+    /// Nothing worth counting.
+    None,
+}
+
+/// Prints the plan of `stack` on `cores` cores; raw slices are sized from `data_dir` when their
+/// store is local.
+pub fn plan(stack: &Stack, store: DefaultStore, data_dir: &Path, cores: usize) {
+    let raw = raw_input(stack, store, data_dir);
+    let costs = costs(stack, raw);
+    println!(
+        "stack: {} slices (z {}–{}), frame {} × {}, {} blocks of {BLOCK_EDGE}³, writeRaw {}",
+        stack.slices.len(),
+        stack.minz(),
+        stack.maxz(),
+        stack.bbox[0],
+        stack.bbox[1],
+        stack.blocks().count(),
+        stack.write_raw
+    );
+    println!(
+        "{:<6} {:>7}  {:<26} {:>12}  {:>10}  {:>10}",
+        "phase", "tasks", "reads", "writes (est.)", "peak/task", "core-s"
+    );
+    let mut total = 0.0;
+    for cost in &costs {
+        let input = match &cost.input {
+            Input::Bytes(bytes) => show_bytes(*bytes),
+            Input::Unknown(why) => format!("unknown ({why})"),
+            Input::None => "-".to_owned(),
+        };
+        println!(
+            "{:<6} {:>7}  {:<26} {:>12}  {:>10}  {:>10.1}",
+            cost.phase.name(),
+            cost.tasks,
+            input,
+            show_bytes(cost.output),
+            show_bytes(cost.peak),
+            cost.core_seconds
+        );
+        total += cost.core_seconds;
+    }
+    let wall = std::time::Duration::from_secs_f64(total / cores.max(1) as f64);
+    println!(
+        "total: {total:.0} core-seconds, about {} on {cores} cores in-process; figures from \
+         measured runs (docs/design.md §10)",
+        show_duration(wall)
+    );
+}
+
+/// The raw slices' total size, if this machine can read it.
+fn raw_input(stack: &Stack, store: DefaultStore, data_dir: &Path) -> Input {
+    // The stack was checked: its dest parses.
+    let Ok(dest) = Location::parse("dest", &stack.dest) else {
+        return Input::Unknown("dest".to_owned());
+    };
+    if dest.store() == Store::Gcs || store == DefaultStore::Gcs {
+        return Input::Unknown("raw slices on GCS".to_owned());
+    }
+    let mut total = 0;
+    let mut missing = 0;
+    for slice in &stack.slices {
+        let object = raw_slice_object(&dest, &slice.img);
+        match std::fs::metadata(data_dir.join(&object.bucket).join(&object.name)) {
+            Ok(meta) if meta.is_file() => total += meta.len(),
+            _ => missing += 1,
+        }
+    }
+    if missing > 0 {
+        return Input::Unknown(format!("{missing} of {} not found", stack.slices.len()));
+    }
+    Input::Bytes(total)
+}
+
+/// Every phase's cost, from the stack's shape and the [`figures`].
+pub fn costs(stack: &Stack, raw: Input) -> Vec<PhaseCost> {
+    use figures::*;
+    let [width, height] = stack.bbox.map(u64::from);
+    let frame_px = (width * height) as f64;
+    let slices = stack.slices.len();
+
+    let align = PhaseCost {
+        phase: Phase::Align,
+        tasks: slices,
+        input: raw,
+        output: ((ALIGNED_PNG_BYTES_PER_PX + TILE_PACK_BYTES_PER_PX) * frame_px * slices as f64)
+            as u64,
+        peak: SLICE_PEAK_FIXED + SLICE_PEAK_PER_COLUMN * width,
+        core_seconds: slices as f64 * SLICE_CORE_S_PER_MPX * frame_px / 1e6,
+    };
+    let meta = PhaseCost {
+        phase: Phase::Meta,
+        tasks: 1,
+        input: Input::None,
+        output: 2 << 10,
+        peak: META_PEAK,
+        core_seconds: META_CORE_S,
+    };
+    // Voxels that hold data: the frame times the slices; the pyramid adds 1/8 + 1/64 + ….
+    let voxels = frame_px * slices as f64;
+    let pyramid: f64 = (0..SCALE_COUNT).map(|k| 0.125_f64.powi(k as i32)).sum();
+    let mut volume = voxels * JPEG_BYTES_PER_VOXEL * pyramid;
+    if stack.write_raw {
+        volume += voxels * pyramid;
+    }
+    let (per_gvoxel, peak) = if stack.write_raw {
+        (BLOCK_CORE_S_PER_GVOXEL_RAW, BLOCK_PEAK_RAW)
+    } else {
+        (BLOCK_CORE_S_PER_GVOXEL_JPEG, BLOCK_PEAK_JPEG)
+    };
+    let shard = PhaseCost {
+        phase: Phase::Shard,
+        tasks: stack.blocks().count(),
+        input: Input::Bytes((TILE_PACK_BYTES_PER_PX * voxels) as u64),
+        output: volume as u64,
+        peak,
+        core_seconds: voxels / f64::from(1u32 << 30) * per_gvoxel,
+    };
+    vec![align, meta, shard]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::Slice;
+
+    fn stack(slices: u32, bbox: [u32; 2], write_raw: bool) -> Stack {
+        Stack {
+            dest: "lab".into(),
+            dest_tmp: "lab-tmp".into(),
+            bbox,
+            resolution: 8.0,
+            write_raw,
+            jpeg_quality: 75,
+            slices: (0..slices)
+                .map(|z| Slice {
+                    z,
+                    img: format!("s{z}.png"),
+                    transform: [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_full_block_costs_the_measured_block() {
+        let costs = costs(&stack(1024, [1024, 1024], false), Input::None);
+        let shard = &costs[2];
+        assert_eq!(shard.tasks, 1);
+        assert!((shard.core_seconds - figures::BLOCK_CORE_S_PER_GVOXEL_JPEG).abs() < 1e-9);
+        assert_eq!(shard.peak, figures::BLOCK_PEAK_JPEG);
+        assert_eq!(shard.input, Input::Bytes(1 << 30));
+        let with_raw = costs_of(true);
+        assert!(with_raw[2].output > shard.output + (1 << 30));
+        assert_eq!(with_raw[2].peak, figures::BLOCK_PEAK_RAW);
+    }
+
+    fn costs_of(write_raw: bool) -> Vec<PhaseCost> {
+        costs(&stack(1024, [1024, 1024], write_raw), Input::None)
+    }
+
+    #[test]
+    fn slices_cost_the_measured_slice() {
+        let costs = costs(&stack(10, [4096, 4096], false), Input::Bytes(5));
+        let align = &costs[0];
+        assert_eq!((align.tasks, align.input.clone()), (10, Input::Bytes(5)));
+        // 1.10 CPU-s measured for one 4096² slice (its process loading the component too).
+        assert!((align.core_seconds / 10.0 - 1.10).abs() < 0.11, "{align:?}");
+        assert_eq!(align.peak >> 20, 52);
+        assert_eq!(costs[1].tasks, 1);
+    }
+
+    #[test]
+    fn raw_sizes_come_from_the_local_store_or_are_unknown() {
+        let dir = std::env::temp_dir().join(format!("emwrite-plan-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lab/raw")).expect("dirs");
+        std::fs::write(dir.join("lab/raw/s0.png"), [0; 100]).expect("write");
+        std::fs::write(dir.join("lab/raw/s1.png"), [0; 23]).expect("write");
+        let two = stack(2, [10, 10], false);
+        assert_eq!(
+            raw_input(&two, DefaultStore::Local, &dir),
+            Input::Bytes(123)
+        );
+        let three = stack(3, [10, 10], false);
+        assert_eq!(
+            raw_input(&three, DefaultStore::Local, &dir),
+            Input::Unknown("1 of 3 not found".into())
+        );
+        assert!(matches!(
+            raw_input(&two, DefaultStore::Gcs, &dir),
+            Input::Unknown(_)
+        ));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
