@@ -173,7 +173,7 @@ struct RunArgs {
     /// Request JSON, exactly as it would be POSTed to the service.
     file: PathBuf,
     /// Run an ngshard block as two halves in two instances at once, then their merge (same
-    /// bytes); auto: when the machine has at least 2 cores.
+    /// bytes); auto: when the machine has at least 2 cores and the block has no writeRaw.
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
     #[command(flatten)]
@@ -244,7 +244,8 @@ struct PipelineArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "endpoint")]
     jobs: Option<u32>,
     /// Run a block as two halves in two instances at once, then their merge (same bytes); auto:
-    /// when at least 2 of --jobs are free and fewer blocks than free jobs wait (the last ones).
+    /// when at least 2 of --jobs are free, fewer blocks than free jobs wait (the last ones) and
+    /// the stack has no writeRaw.
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
     /// Redo every task, finished or not (in-process; a service's storage is its own).

@@ -28,12 +28,12 @@ pub fn run(
     let body = std::fs::read(file)
         .map_err(|e| HostError::Config(format!("request file {}: {e}", file.display())))?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let task = Task::from_request(endpoint, &body, split.splits(cores, 1)).map_err(|error| {
-        HostError::Task {
+    let task = Task::from_request(endpoint, &body, false)
+        .map_err(|error| HostError::Task {
             context: format!("{} {}", endpoint.route(), file.display()),
             error,
-        }
-    })?;
+        })?
+        .with_split(split, cores, 1);
     // One instance is one core (wasm32 has no threads): one worker per instance that runs at
     // once. The filesystem work still runs on tokio's blocking pool.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -35,7 +35,10 @@ use std::collections::BTreeMap;
 /// Tile packs read at once, ahead of the tile being decoded: enough to hide storage latency,
 /// few enough to bound the requests (and connections) one task keeps open and the tiles it
 /// holds (1 MiB each, stored PNGs).
-const TILES_IN_FLIGHT: usize = 8;
+///
+/// 7: a block split in two halves then keeps at most 2 × (7 reads + 1 write) = 16 connections
+/// to storage open (the host pools them).
+const TILES_IN_FLIGHT: usize = 7;
 
 const BLOCK: usize = BLOCK_EDGE as usize;
 

@@ -61,9 +61,8 @@ impl InProcess {
                 let Some(next) = pending.next() else {
                     break;
                 };
-                let split = self.split.splits(jobs - busy_cores, not_started);
-                let task = match next.typed(split) {
-                    Ok(task) => task,
+                let task = match next.typed(false) {
+                    Ok(task) => task.with_split(self.split, jobs - busy_cores, not_started),
                     Err(error) => {
                         tally.record(Err(error), progress);
                         continue;
