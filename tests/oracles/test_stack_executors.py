@@ -142,6 +142,7 @@ def test_remote_executor_gives_the_in_process_volume(emwrite, inputs, in_process
                 "--concurrency", "3", "--ramp-start", "20",
             )
             assert outputs(data) == in_process, f"through port {port}"
+            assert_verifies(emwrite, data)
             assert "0 failed" in summary(result.stderr)
             if port == proxy.port:
                 # Every refusal was retried after its Retry-After, and counted.
@@ -211,6 +212,15 @@ def test_batch_tasks_share_each_phase_and_give_the_in_process_volume(emwrite, in
     logs = run_batch(emwrite, data, "shard", kubernetes)
     assert [tasks_run(log) for log in logs] == [1, 1], "one block each"
     assert outputs(data) == in_process
+    assert_verifies(emwrite, data)
+
+
+def assert_verifies(emwrite, data: Path):
+    """`emwrite verify` finds the volume in `data` complete."""
+    stack = json.loads((data / "stack.json").read_text())
+    result = run_emwrite(emwrite, "verify", stack["dest"], "--data-dir", str(data))
+    # run_emwrite fails the test on a non-zero exit, which verify gives an incomplete volume.
+    assert ": complete: " in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def test_a_failing_batch_task_exits_non_zero_and_the_others_do_their_share(emwrite, inputs, tmp_path):
