@@ -220,42 +220,10 @@ pub async fn read_manifest_bytes(
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::ops::Range;
-
     use pollster::block_on;
 
     use super::*;
-    use crate::storage::location::ObjectPath;
-
-    /// Objects by name, in memory; sizes through the trait's default (a whole get).
-    #[derive(Default)]
-    struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
-
-    impl Storage for Memory {
-        async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
-            self.0
-                .borrow()
-                .get(&object.name)
-                .cloned()
-                .ok_or_else(|| Error::not_found(object))
-        }
-        async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
-            let bytes = self.get(object).await?;
-            let end = (range.end as usize).min(bytes.len());
-            Ok(bytes
-                .get(range.start as usize..end)
-                .unwrap_or_default()
-                .to_vec())
-        }
-        async fn put(&self, object: &ObjectPath, bytes: &[u8], _: &str) -> Result<()> {
-            self.0
-                .borrow_mut()
-                .insert(object.name.clone(), bytes.to_vec());
-            Ok(())
-        }
-    }
+    use crate::storage::memory::MemoryStorage;
 
     fn request() -> NgShardRequest {
         NgShardRequest {
@@ -274,8 +242,8 @@ mod tests {
     const COARSE: &str = "neuroglancer/jpeg/16.0x16.0x16.0/000001.shard";
 
     /// A finished block: two shards and the manifest listing them.
-    fn finished_block() -> (Memory, NgShardRequest) {
-        let storage = Memory::default();
+    fn finished_block() -> (MemoryStorage, NgShardRequest) {
+        let storage = MemoryStorage::default();
         let request = request();
         let put = |name: &str, bytes: &[u8]| {
             block_on(storage.put(&request.dest.object(name), bytes, "")).expect("put")
@@ -294,11 +262,11 @@ mod tests {
         (storage, request)
     }
 
-    fn state(storage: &Memory, request: &NgShardRequest) -> BlockState {
+    fn state(storage: &MemoryStorage, request: &NgShardRequest) -> BlockState {
         block_on(block_state(storage, request)).expect("no storage failure")
     }
 
-    fn unfinished_because(storage: &Memory, request: &NgShardRequest, why: &str) {
+    fn unfinished_because(storage: &MemoryStorage, request: &NgShardRequest, why: &str) {
         match state(storage, request) {
             BlockState::Unfinished(reason) => assert!(reason.contains(why), "{reason}"),
             BlockState::Finished(_) => panic!("finished, expected unfinished because {why}"),
@@ -384,17 +352,14 @@ mod tests {
     #[test]
     fn a_missing_object_is_unfinished() {
         let (storage, request) = finished_block();
-        storage.0.borrow_mut().remove(SHARD);
+        storage.remove(&request.dest.object(SHARD));
         unfinished_because(&storage, &request, &format!("{SHARD}: missing"));
     }
 
     #[test]
     fn an_object_of_another_size_is_unfinished() {
         let (storage, request) = finished_block();
-        storage
-            .0
-            .borrow_mut()
-            .insert(COARSE.to_owned(), vec![8; 29]);
+        storage.insert(&request.dest.object(COARSE), vec![8; 29]);
         unfinished_because(
             &storage,
             &request,
@@ -406,8 +371,8 @@ mod tests {
     fn a_broken_manifest_is_unfinished_and_names_escape_nothing() {
         let (storage, request) = finished_block();
         let object = layout::block_manifest_object(&request.dest, request.start);
-        let cut = storage.0.borrow()[&object.name][..20].to_vec();
-        storage.0.borrow_mut().insert(object.name.clone(), cut);
+        let cut = storage.bytes(&object).expect("the manifest")[..20].to_vec();
+        storage.insert(&object, cut);
         unfinished_because(&storage, &request, "block manifest");
 
         let (storage, request) = finished_block();

@@ -381,15 +381,12 @@ impl std::fmt::Display for TileName<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    use std::ops::Range;
-
     use pollster::block_on;
 
     use super::*;
     use crate::ErrorKind;
     use crate::storage::location::Location;
+    use crate::storage::memory::MemoryStorage;
 
     fn gradient(w: u32, h: u32) -> Vec<u8> {
         (0..w * h)
@@ -504,34 +501,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    /// Objects by name, in memory: enough of a store for [`read_tile`].
-    #[derive(Default)]
-    struct MemoryStorage(RefCell<HashMap<String, Vec<u8>>>);
-
-    impl Storage for MemoryStorage {
-        async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
-            self.0
-                .borrow()
-                .get(&object.name)
-                .cloned()
-                .ok_or_else(|| Error::not_found(object))
-        }
-
-        async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
-            let bytes = self.get(object).await?;
-            let end = (range.end as usize).min(bytes.len());
-            let start = (range.start as usize).min(end);
-            Ok(bytes[start..end].to_vec())
-        }
-
-        async fn put(&self, object: &ObjectPath, bytes: &[u8], _: &str) -> Result<()> {
-            self.0
-                .borrow_mut()
-                .insert(object.name.clone(), bytes.to_vec());
-            Ok(())
         }
     }
 

@@ -9,6 +9,8 @@ pub mod fs;
 pub mod gcs;
 pub mod http_client;
 pub mod location;
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod retry;
 pub mod router;
 

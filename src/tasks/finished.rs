@@ -8,7 +8,7 @@
 //! ([`crate::block_manifest`]).
 
 use crate::block_manifest::{BlockState, block_state};
-use crate::layout::{aligned_slice_object, encodings, info_object, tile_pack_object};
+use crate::layout::{aligned_slice_object, info_object, tile_pack_object};
 use crate::precomputed::info::VolumeInfo;
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use crate::storage::Storage;
@@ -25,15 +25,7 @@ pub async fn slice_finished(storage: &impl Storage, request: &AlignedSliceReques
 /// Whether the ngmeta task `request` is finished: each info it writes exists and describes the
 /// same volume (sizes, resolutions, encodings, sharding, realsize and realoffset).
 pub async fn meta_finished(storage: &impl Storage, request: &NgMetaRequest) -> Result<bool> {
-    for &encoding in encodings(request.write_raw) {
-        let expected = VolumeInfo::new(
-            request.bbox[0].into(),
-            request.bbox[1].into(),
-            request.minz.into(),
-            request.maxz.into(),
-            request.resolution_nm,
-            encoding,
-        );
+    for (encoding, expected) in super::ng_meta::infos(request) {
         let found = match storage.get(&info_object(&request.dest, encoding)).await {
             Ok(bytes) => VolumeInfo::from_json(&bytes).ok(),
             Err(e) if e.kind() == ErrorKind::NotFound => None,

@@ -3,15 +3,14 @@
 use super::Written;
 use crate::Result;
 use crate::layout::{encodings, info_object};
+use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::VolumeInfo;
 use crate::request::NgMetaRequest;
 use crate::storage::{self, Storage};
 
-/// Runs one ngmeta task.
-pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Written> {
-    let retries_before = storage.retries();
-    let mut written = Written::default();
-    for &encoding in encodings(request.write_raw) {
+/// The infos `request` writes, one per encoding: what `run` puts, and what a finished task left.
+pub fn infos(request: &NgMetaRequest) -> impl Iterator<Item = (Encoding, VolumeInfo)> + '_ {
+    encodings(request.write_raw).iter().map(|&encoding| {
         let info = VolumeInfo::new(
             request.bbox[0].into(),
             request.bbox[1].into(),
@@ -20,6 +19,15 @@ pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Writ
             request.resolution_nm,
             encoding,
         );
+        (encoding, info)
+    })
+}
+
+/// Runs one ngmeta task.
+pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Written> {
+    let retries_before = storage.retries();
+    let mut written = Written::default();
+    for (encoding, info) in infos(request) {
         // Fail here, not blocks later in ngshard, when chunk ids would not fit the sharding.
         for scale in info.scales() {
             scale.check_shard_capacity()?;

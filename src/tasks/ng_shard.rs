@@ -418,122 +418,14 @@ async fn write_manifest(
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-
     use pollster::block_on;
 
     use super::*;
     use crate::request::NgMetaRequest;
-    use crate::storage::location::{Location, ObjectPath};
+    use crate::storage::location::Location;
+    use crate::storage::memory::MemoryStorage;
     use crate::tasks::{finished, ng_meta};
     use crate::tilepack::encode_tile_pack;
-
-    /// Objects by `bucket/name`, in memory.
-    #[derive(Default)]
-    struct MemoryStorage(RefCell<BTreeMap<String, Vec<u8>>>);
-
-    impl Storage for MemoryStorage {
-        async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
-            let key = format!("{}/{}", object.bucket, object.name);
-            self.0
-                .borrow()
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| Error::not_found(object))
-        }
-
-        async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
-            let bytes = self.get(object).await?;
-            let end = (range.end as usize).min(bytes.len());
-            Ok(bytes
-                .get(range.start as usize..end)
-                .unwrap_or_default()
-                .to_vec())
-        }
-
-        async fn put(&self, object: &ObjectPath, bytes: &[u8], _: &str) -> Result<()> {
-            let key = format!("{}/{}", object.bucket, object.name);
-            self.0.borrow_mut().insert(key, bytes.to_vec());
-            Ok(())
-        }
-    }
-
-    /// An object being written: visible under `key` only when finished.
-    struct MemoryWriter<'a> {
-        storage: &'a MemoryStorage,
-        key: String,
-        prefix_len: u64,
-        bytes: Vec<u8>,
-    }
-
-    impl StreamingStorage for MemoryStorage {
-        type Writer<'a> = MemoryWriter<'a>;
-        type PrefixedWriter<'a> = MemoryWriter<'a>;
-
-        async fn start_put(&self, object: &ObjectPath, _: &str) -> Result<MemoryWriter<'_>> {
-            self.start_put_with_prefix(object, "", 0).await
-        }
-
-        async fn start_put_with_prefix(
-            &self,
-            object: &ObjectPath,
-            _: &str,
-            prefix_len: u64,
-        ) -> Result<MemoryWriter<'_>> {
-            let key = format!("{}/{}", object.bucket, object.name);
-            Ok(MemoryWriter {
-                storage: self,
-                key,
-                prefix_len,
-                bytes: Vec::new(),
-            })
-        }
-    }
-
-    impl storage::ObjectWriter for MemoryWriter<'_> {
-        async fn append(&mut self, bytes: &[u8]) -> Result<()> {
-            self.bytes.extend_from_slice(bytes);
-            Ok(())
-        }
-
-        async fn finish(self) -> Result<u64> {
-            self.finish_with_prefix(&[]).await.map(|done| done.bytes)
-        }
-    }
-
-    impl PrefixedObjectWriter for MemoryWriter<'_> {
-        async fn append(&mut self, bytes: &[u8]) -> Result<()> {
-            self.bytes.extend_from_slice(bytes);
-            Ok(())
-        }
-
-        async fn finish_with_prefix(self, prefix: &[u8]) -> Result<storage::FinishedObject> {
-            assert_eq!(prefix.len() as u64, self.prefix_len, "{}", self.key);
-            let file = [prefix, &self.bytes].concat();
-            let bytes = file.len() as u64;
-            self.storage.0.borrow_mut().insert(self.key, file);
-            Ok(storage::FinishedObject {
-                bytes,
-                notes: Vec::new(),
-            })
-        }
-    }
-
-    impl MemoryStorage {
-        /// The objects in `bucket`, by name.
-        fn bucket(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
-            let prefix = format!("{bucket}/");
-            self.0
-                .borrow()
-                .iter()
-                .filter_map(|(key, bytes)| {
-                    let name = key.strip_prefix(&prefix)?;
-                    Some((name.to_owned(), bytes.clone()))
-                })
-                .collect()
-        }
-    }
 
     const BBOX: [u32; 2] = [1100, 1024];
     const MINZ: u32 = 506;
@@ -688,8 +580,10 @@ mod tests {
         let full = request("whole", false);
         block_on(run(&storage, &full)).expect("block");
         assert!(block_on(finished::block_finished(&storage, &full)).expect("checks"));
-        let shard = "whole/neuroglancer/jpeg/16.0x16.0x16.0/000000.shard";
-        assert!(storage.0.borrow_mut().remove(shard).is_some());
+        let shard = full
+            .dest
+            .object("neuroglancer/jpeg/16.0x16.0x16.0/000000.shard");
+        assert!(storage.remove(&shard).is_some());
         assert!(!block_on(finished::block_finished(&storage, &full)).expect("checks"));
     }
 
