@@ -32,6 +32,27 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// pool (it had not been sent), so this only bounds idle sockets.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// An HTTP/1.1 keep-alive client for http and https URLs (rustls, webpki roots) whose idle
+/// connections close after `idle`: the component's outgoing client, and the remote executor's.
+pub fn keep_alive_client<B>(idle: Duration) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+{
+    let mut http = HttpConnector::new();
+    // The scheme decides TLS (`https_or_http` below), not this connector.
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(idle)
+        .build(https)
+}
+
 /// The shared client; cheap to clone (the pool is behind an `Arc` inside).
 #[derive(Clone)]
 pub struct PooledClient {
@@ -41,19 +62,9 @@ pub struct PooledClient {
 impl PooledClient {
     /// A client with an empty pool; connections open on first use.
     pub fn new() -> Self {
-        let mut http = HttpConnector::new();
-        // The scheme decides TLS (`https_or_http` below), not this connector.
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let https = HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .build(https);
-        PooledClient { client }
+        PooledClient {
+            client: keep_alive_client(IDLE_TIMEOUT),
+        }
     }
 
     /// Sends `request` (absolute URI, as the guest made it) on a pooled connection.

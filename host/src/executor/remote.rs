@@ -18,10 +18,9 @@ use emwrite::storage::retry::RetryPolicy;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
@@ -29,6 +28,7 @@ use super::Tally;
 use super::ramp::Ramp;
 use super::retry::{self, Next};
 use crate::error::HostError;
+use crate::pooled_client::keep_alive_client;
 use crate::progress::{Done, Progress};
 use crate::stack::{Phase, StackTask};
 use crate::units::show_duration;
@@ -108,18 +108,7 @@ impl Remote {
                 "--endpoint {base}: expected an http:// or https:// URL"
             )));
         }
-        let mut http = HttpConnector::new();
-        // The scheme decides TLS (`https_or_http` below), not this connector.
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let https = HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https);
+        let client = keep_alive_client(Duration::from_secs(60));
         let ramp = Ramp::new(options.ramp_start, options.ramp_double);
         let token = Token::new(options.token.clone(), options.token_command.clone());
         Ok(Remote {
