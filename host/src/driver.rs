@@ -3,8 +3,9 @@
 //!
 //! `emwrite pipeline` drives every phase, in-process or on a remote service; `emwrite task`
 //! drives one phase's share in-process (`batch.rs`). The tasks come from the stack alone
-//! (`stack.rs`), so the three give the same volume. In-process, a task whose outputs are all in
-//! storage, whole, is skipped (`finished.rs`), unless `--force`.
+//! (`stack.rs`), so the three give the same volume. A task whose outputs are all in storage,
+//! whole, is skipped (`finished.rs`), unless `--force`: in-process, and on a service whose
+//! storage this process sees too (GCS).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +36,14 @@ pub enum Mode {
         force: bool,
     },
     /// A deployed emwrite service.
-    Remote(RemoteOptions),
+    Remote {
+        /// How to reach it.
+        options: RemoteOptions,
+        /// Where this process sees the service's storage too (every location on GCS, with
+        /// this host's credentials), unless `--force`: finished tasks are then skipped and the
+        /// volume verified, as in-process. `None`: the service's storage is its own.
+        shared_storage: Option<Settings>,
+    },
 }
 
 /// What a run did.
@@ -56,7 +64,7 @@ pub fn drive(
         // A guest computes on the worker that polls it: one worker per job runs them in parallel.
         Mode::InProcess { jobs, .. } => *jobs,
         // Requests only wait on the network.
-        Mode::Remote(_) => 2,
+        Mode::Remote { .. } => 2,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
@@ -64,7 +72,8 @@ pub fn drive(
         .build()
         .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        // The store finished tasks are looked up in; none for a service, whose storage is its own.
+        // The store finished tasks are looked up in; none for a service whose storage this
+        // process cannot see, or with --force.
         let (executor, data_dir, store) = match mode {
             Mode::InProcess {
                 settings,
@@ -81,10 +90,14 @@ pub fn drive(
                 };
                 (Executor::InProcess(Box::new(executor)), data_dir, store)
             }
-            Mode::Remote(options) => {
+            Mode::Remote {
+                options,
+                shared_storage,
+            } => {
                 let remote = Remote::new(options)?;
                 tracing::info!("sending the tasks to {}", remote.endpoint());
-                (Executor::Remote(remote), None, None)
+                let store = shared_storage.as_ref().map(store::open).transpose()?;
+                (Executor::Remote(remote), None, store)
             }
         };
         let progress = Arc::new(Progress::new());

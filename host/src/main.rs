@@ -77,8 +77,8 @@ enum Command {
     /// Run one task from a request JSON file in the original API's shape and print the response.
     Run(RunArgs),
     /// Run every task of a stack file not yet finished: all aligned slices, the volume's info,
-    /// every block; in-process (then verify the volume), or on a deployed emwrite service with
-    /// --endpoint.
+    /// every block; in-process, or on a deployed emwrite service with --endpoint; then verify
+    /// the volume (with --endpoint: when it is on GCS, where this process can look too).
     Pipeline(PipelineArgs),
     /// Run this batch task's share of one phase of a stack (Cloud Run Jobs, Kubernetes Indexed
     /// Jobs), skipping finished tasks: its index and the task count come from the flags or the
@@ -248,7 +248,8 @@ struct PipelineArgs {
     /// the stack has no writeRaw.
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     split: Split,
-    /// Redo every task, finished or not (in-process; a service's storage is its own).
+    /// Redo every task, finished or not. Without it finished tasks are skipped in-process, and
+    /// with --endpoint when every location is on GCS (the driver looks with its own credentials).
     #[arg(long)]
     force: bool,
     #[command(flatten)]
@@ -492,7 +493,12 @@ fn main() -> ExitCode {
         }
         Command::Pipeline(args) => args.stack.read().and_then(|stack| {
             let mode = match args.remote.options() {
-                Some(remote) => Mode::Remote(remote),
+                Some(options) => Mode::Remote {
+                    options,
+                    // Read-only here: no sweep of temporary files.
+                    shared_storage: (stack.all_on_gcs(args.engine.store) && !args.force)
+                        .then(|| args.engine.into()),
+                },
                 None => Mode::InProcess {
                     settings: args.engine.prepare(),
                     jobs: jobs_or_cores(args.jobs),

@@ -1,7 +1,8 @@
 //! `emwrite pipeline STACK`: a whole stack, from raw slices to a sharded Neuroglancer volume,
-//! every phase through the driver (`driver.rs`), in-process or on a remote service; in-process,
-//! finished tasks are skipped (`finished.rs`, `--force` redoes them) and the volume is verified
-//! at the end (`verify.rs`); then where the volume is.
+//! every phase through the driver (`driver.rs`), in-process or on a remote service; where this
+//! process sees the storage (in-process, or a service writing to GCS), finished tasks are skipped
+//! (`finished.rs`, `--force` redoes them) and the volume is verified at the end (`verify.rs`);
+//! then where the volume is.
 
 use std::path::Path;
 
@@ -15,13 +16,13 @@ use crate::neuroglancer::Framing;
 use crate::stack::{Phase, Stack};
 use crate::{store, verify, view};
 
-/// Runs every phase of the stack (in-process: skipping finished tasks unless forced, then
-/// verifying the volume) and prints where the volume is and how to view it.
+/// Runs every phase of the stack (where the storage is visible: skipping finished tasks unless
+/// forced, then verifying the volume) and prints where the volume is and how to view it.
 pub fn pipeline(stack: &Stack, mode: Mode) -> Result<(), HostError> {
-    let remote = matches!(mode, Mode::Remote(_));
+    let remote = matches!(mode, Mode::Remote { .. });
     let verify_with = match &mode {
         Mode::InProcess { settings, .. } => Some(settings.clone()),
-        Mode::Remote(_) => None,
+        Mode::Remote { shared_storage, .. } => shared_storage.clone(),
     };
     let outcome = driver::drive(stack, &Phase::ALL, Share::ALL, mode)?;
     if let Some(settings) = verify_with {

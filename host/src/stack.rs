@@ -15,6 +15,7 @@ use clap::ValueEnum;
 use emwrite::endpoint::Endpoint;
 use emwrite::layout::{BLOCK_EDGE, stack_blocks};
 use emwrite::request::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM};
+use emwrite::storage::router::DefaultStore;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -168,6 +169,14 @@ impl StackTask {
 }
 
 impl Stack {
+    /// Whether every location of the stack is on GCS when bare bucket names go to `store`: a
+    /// service writing it then writes where this process can look too.
+    pub fn all_on_gcs(&self, store: DefaultStore) -> bool {
+        [&self.dest, &self.dest_tmp]
+            .iter()
+            .all(|location| location.starts_with("gs://") || store == DefaultStore::Gcs)
+    }
+
     /// Reads `file` (CSV when its name ends in `.csv`, else JSON) with the command line's
     /// `overrides`, and checks every task it makes. Every problem is reported at once, each with
     /// its line (CSV) or its slice (JSON); nothing runs if there is one.

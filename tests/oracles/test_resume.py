@@ -198,3 +198,35 @@ def test_resume_and_verify_on_gcs(emwrite, make_stack, emulator, tmp_path):
         if name not in redone:
             assert emulator.metadata("resume", name)["generation"] == generation, name
     emwrite_gcs("verify", "gs://resume")
+
+
+def test_remote_runs_on_gcs_skip_finished_tasks_and_verify(emwrite, make_stack, emulator, tmp_path):
+    """With --endpoint and every location on GCS, the driver sees what the service wrote: a rerun
+    skips the finished tasks (it sends nothing for them) and the run ends with verify."""
+    from conftest import Server
+
+    stack = generate_stack(make_stack, tmp_path, width=1100, height=150, margin=60, slices=5, minz=1)
+    stack_file = upload_stack(emulator, tmp_path, stack, "remote", "remote-tmp")
+    env = {"STORAGE_EMULATOR_HOST": emulator.url, "EMWRITE_RETRY_BASE_MS": RETRY_BASE_MS}
+    (tmp_path / "unused").mkdir()
+    server = Server(emwrite, tmp_path / "unused", "--store", "gcs", env=env)
+    try:
+        endpoint = f"http://127.0.0.1:{server.port}"
+        drive = lambda *flags: run_emwrite(emwrite, "pipeline", str(stack_file), "--endpoint", endpoint,
+                                           "--ramp-start", "0", *flags, env=env)
+        first = drive()
+        assert "verify gs://remote: complete" in first.stderr, first.stderr
+        generations = {name: emulator.metadata("remote", name)["generation"] for name in emulator.list("remote")}
+
+        rerun = drive()
+        for phase, count in (("align", 5), ("meta", 1), ("shard", 2)):
+            assert f"{phase}: {count} tasks already finished, skipped" in rerun.stderr, rerun.stderr
+        assert "verify gs://remote: complete" in rerun.stderr, rerun.stderr
+        for name, generation in generations.items():
+            assert emulator.metadata("remote", name)["generation"] == generation, name
+
+        # --force sends every task again.
+        forced = drive("--force")
+        assert "already finished" not in forced.stderr, forced.stderr
+    finally:
+        server.stop()
