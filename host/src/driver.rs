@@ -142,16 +142,11 @@ async fn unfinished(
     store: &HostStore,
     tasks: Vec<StackTask>,
 ) -> Result<(Vec<StackTask>, usize), HostError> {
-    let typed = tasks
-        .iter()
-        .map(|task| task.typed(false))
-        .collect::<Result<Vec<_>, _>>()?;
-    let checked = finished::check_all(store, typed).await?;
     let total = tasks.len();
-    let todo: Vec<StackTask> = tasks
+    let todo: Vec<StackTask> = finished::check_all(store, tasks)
+        .await?
         .into_iter()
-        .zip(checked)
-        .filter_map(|(task, (_, done))| (!done).then_some(task))
+        .filter_map(|(task, done)| (!done).then_some(task))
         .collect();
     let skipped = total - todo.len();
     Ok((todo, skipped))

@@ -7,9 +7,8 @@
 use crate::engine::Settings;
 use crate::error::HostError;
 use crate::finished;
-use crate::stack::{Phase, Stack};
+use crate::stack::{Phase, Stack, StackTask};
 use crate::store;
-use crate::task::Task;
 
 /// Missing tasks named per phase; past it, only the count.
 const NAMED_MISSING: usize = 10;
@@ -23,12 +22,7 @@ pub fn status(stack: &Stack, settings: Settings) -> Result<(), HostError> {
     runtime.block_on(async {
         let store = store::open(&settings)?;
         for phase in Phase::ALL {
-            let tasks = stack
-                .tasks(phase)
-                .iter()
-                .map(|task| task.typed(false))
-                .collect::<Result<Vec<_>, _>>()?;
-            let checked = finished::check_all(&store, tasks).await?;
+            let checked = finished::check_all(&store, stack.tasks(phase)).await?;
             let label = match phase {
                 Phase::Align => "slices",
                 Phase::Meta => "meta",
@@ -41,13 +35,13 @@ pub fn status(stack: &Stack, settings: Settings) -> Result<(), HostError> {
 }
 
 /// `slices  18/20 finished; missing: slice z=3 (s3.png), slice z=7 (s7.png)`.
-fn phase_line(phase: &str, checked: &[(Task, bool)]) -> String {
+fn phase_line(phase: &str, checked: &[(StackTask, bool)]) -> String {
     let done = checked.iter().filter(|(_, done)| *done).count();
     let mut line = format!("{phase:<6} {done}/{} finished", checked.len());
     let missing: Vec<String> = checked
         .iter()
         .filter(|(_, done)| !done)
-        .map(|(task, _)| task.label())
+        .map(|(task, _)| task.id.to_string())
         .collect();
     if !missing.is_empty() && missing.len() <= NAMED_MISSING {
         line.push_str("; missing: ");
