@@ -34,7 +34,7 @@ use crate::shutdown::{self, Connections, Shutdown};
 use crate::units::show_duration;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Time left for tasks after the grace: wasmtime's blocking file operations are short, and the
 /// process must exit before Cloud Run's SIGKILL.

@@ -223,6 +223,8 @@ async fn serve_until_signal(listener: TcpListener, resolver: Resolver<InsideFold
                 Ok(connection) => connection,
                 Err(error) => {
                     tracing::warn!("accept failed: {error}");
+                    // As `serve` does: out of file descriptors, accept fails at once again.
+                    tokio::time::sleep(crate::serve::ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
