@@ -542,10 +542,15 @@ impl<W: JfifWrite> Encoder<W> {
                 return self.encode_image_internal::<_, AVX2Operations>(image);
             }
         }
+        // wasm32 has no runtime detection: `simd128` is a compile-time target feature.
+        #[cfg(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"))]
+        return self.encode_image_internal::<_, crate::wasm32::WasmSimd128Operations>(image);
+
+        #[cfg(not(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128")))]
         self.encode_image_internal::<_, DefaultOperations>(image)
     }
 
-    fn encode_image_internal<I: ImageBuffer, OP: Operations>(
+    pub(crate) fn encode_image_internal<I: ImageBuffer, OP: Operations>(
         mut self,
         image: I,
     ) -> Result<(), EncodingError> {
@@ -808,7 +813,7 @@ impl<W: JfifWrite> Encoder<W> {
                                     buffer_width,
                                 )
                             } else {
-                                get_block(&row[i], bx, by, h_stride, v_stride, buffer_width)
+                                OP::get_block(&row[i], bx, by, h_stride, v_stride, buffer_width)
                             };
 
                             OP::fdct(&mut block);
@@ -1080,7 +1085,7 @@ impl<W: JfifWrite> Encoder<W> {
                     let mut block = if average {
                         get_block_averaged(&row[i], bx, by, h_scale, v_scale, buffer_width)
                     } else {
-                        get_block(&row[i], bx, by, h_scale, v_scale, buffer_width)
+                        OP::get_block(&row[i], bx, by, h_scale, v_scale, buffer_width)
                     };
 
                     OP::fdct(&mut block);
@@ -1264,7 +1269,7 @@ impl Encoder<BufWriter<File>> {
     }
 }
 
-fn get_block(
+pub(crate) fn get_block(
     data: &[u8],
     start_x: usize,
     start_y: usize,
@@ -1273,6 +1278,17 @@ fn get_block(
     width: usize,
 ) -> AlignedBlock {
     let mut block = [0i16; 64];
+
+    if col_stride == 1 && row_stride == 1 {
+        // The common case (luma, or chroma without subsampling): whole rows of 8 pixels.
+        for (y, out) in block.chunks_exact_mut(8).enumerate() {
+            let start = (start_y + y) * width + start_x;
+            for (out, &pixel) in out.iter_mut().zip(&data[start..start + 8]) {
+                *out = pixel as i16 - 128;
+            }
+        }
+        return AlignedBlock::new(block);
+    }
 
     for y in 0..8 {
         for x in 0..8 {
@@ -1336,6 +1352,20 @@ fn get_num_bits(mut value: i16) -> u8 {
 }
 
 pub(crate) trait Operations {
+    /// The 8×8 block of samples at (`start_x`, `start_y`) taking every `col_stride`-th column and
+    /// `row_stride`-th row, minus 128.
+    #[inline(always)]
+    fn get_block(
+        data: &[u8],
+        start_x: usize,
+        start_y: usize,
+        col_stride: usize,
+        row_stride: usize,
+        width: usize,
+    ) -> AlignedBlock {
+        get_block(data, start_x, start_y, col_stride, row_stride, width)
+    }
+
     #[inline(always)]
     fn fdct(data: &mut AlignedBlock) {
         fdct(data);
@@ -1343,13 +1373,25 @@ pub(crate) trait Operations {
 
     #[inline(always)]
     fn quantize_block(block: &AlignedBlock, q_block: &mut AlignedBlock, table: &QuantizationTable) {
-        for i in 0..64 {
-            let z = ZIGZAG[i] as usize & 0x3f;
+        for (i, &z) in ZIGZAG.iter().enumerate() {
+            let z = z as usize & 0x3f;
             q_block.data[i] = table.quantize(block.data[z], z);
         }
     }
 }
 
+#[cfg_attr(
+    all(
+        feature = "simd",
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        not(test)
+    ),
+    allow(
+        dead_code,
+        reason = "wasm32 with simd128 encodes through WasmSimd128Operations"
+    )
+)]
 pub(crate) struct DefaultOperations;
 
 impl Operations for DefaultOperations {}

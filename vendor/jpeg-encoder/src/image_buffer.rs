@@ -115,9 +115,7 @@ impl<'a> ImageBuffer for GrayImage<'a> {
     fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
         let line = get_line(self.0, y, self.width(), 1);
 
-        for &pixel in line {
-            buffers[0].push(pixel);
-        }
+        buffers[0].extend_from_slice(line);
     }
 }
 

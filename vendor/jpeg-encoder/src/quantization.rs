@@ -287,6 +287,22 @@ impl QuantizationTable {
         (self.table[index].get() >> 3) as u8
     }
 
+    /// The fixed-point reciprocals of the divisors (natural order), for SIMD quantisers.
+    #[cfg(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"))]
+    pub(crate) fn reciprocals(&self) -> &[i32; 64] {
+        &self.reciprocals
+    }
+
+    /// The rounding corrections that go with [`Self::reciprocals`].
+    #[cfg(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"))]
+    pub(crate) fn corrections(&self) -> &[i32; 64] {
+        &self.corrections
+    }
+
+    /// The right shift that ends the reciprocal multiplication.
+    #[cfg(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"))]
+    pub(crate) const SHIFT: u32 = SHIFT;
+
     #[inline]
     pub fn quantize(&self, in_value: i16, index: usize) -> i16 {
         let value = in_value as i32;

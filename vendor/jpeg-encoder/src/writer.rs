@@ -67,7 +67,9 @@ pub static ZIGZAG: [u8; 64] = [
     52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
-const BUFFER_SIZE: usize = core::mem::size_of::<usize>() * 8;
+// 64 bits on every target: 32-bit targets (wasm32) would otherwise flush twice as often, and the
+// bytes written do not depend on the buffer's size.
+const BUFFER_SIZE: usize = 64;
 
 /// A no_std alternative for `std::io::Write`
 ///
@@ -107,8 +109,8 @@ impl<W: std::io::Write + ?Sized> JfifWrite for W {
 
 pub(crate) struct JfifWriter<W: JfifWrite> {
     w: W,
-    bit_buffer: usize,
-    free_bits: i8,
+    bit_buffer: u64,
+    free_bits: i32,
 }
 
 impl<W: JfifWrite> JfifWriter<W> {
@@ -116,7 +118,7 @@ impl<W: JfifWrite> JfifWriter<W> {
         JfifWriter {
             w,
             bit_buffer: 0,
-            free_bits: BUFFER_SIZE as i8,
+            free_bits: BUFFER_SIZE as i32,
         }
     }
 
@@ -139,13 +141,13 @@ impl<W: JfifWrite> JfifWriter<W> {
         self.write_bits(0x7F, 7)?;
         self.flush_bit_buffer()?;
         self.bit_buffer = 0;
-        self.free_bits = BUFFER_SIZE as i8;
+        self.free_bits = BUFFER_SIZE as i32;
 
         Ok(())
     }
 
     pub fn flush_bit_buffer(&mut self) -> Result<(), EncodingError> {
-        while self.free_bits <= (BUFFER_SIZE as i8 - 8) {
+        while self.free_bits <= (BUFFER_SIZE as i32 - 8) {
             self.flush_byte_from_bit_buffer(self.free_bits)?;
             self.free_bits += 8;
         }
@@ -154,8 +156,8 @@ impl<W: JfifWrite> JfifWriter<W> {
     }
 
     #[inline(always)]
-    fn flush_byte_from_bit_buffer(&mut self, free_bits: i8) -> Result<(), EncodingError> {
-        let value = (self.bit_buffer >> (BUFFER_SIZE as i8 - 8 - free_bits)) & 0xFF;
+    fn flush_byte_from_bit_buffer(&mut self, free_bits: i32) -> Result<(), EncodingError> {
+        let value = (self.bit_buffer >> (BUFFER_SIZE as i32 - 8 - free_bits)) & 0xFF;
 
         self.write_u8(value as u8)?;
 
@@ -167,25 +169,33 @@ impl<W: JfifWrite> JfifWriter<W> {
     }
 
     #[inline(always)]
-    #[allow(overflowing_literals)]
     fn write_bit_buffer(&mut self) -> Result<(), EncodingError> {
         if (self.bit_buffer
             & 0x8080808080808080
             & !(self.bit_buffer.wrapping_add(0x0101010101010101)))
             != 0
         {
-            for i in 0..(BUFFER_SIZE / 8) {
-                self.flush_byte_from_bit_buffer((i * 8) as i8)?;
-            }
-            Ok(())
+            self.write_bit_buffer_stuffed()
         } else {
             self.w.write_all(&self.bit_buffer.to_be_bytes())
         }
     }
 
+    /// The full buffer holds a 0xFF byte, which needs a 0x00 after it: byte by byte, out of the
+    /// line so that the common case stays small.
+    #[cold]
+    #[inline(never)]
+    fn write_bit_buffer_stuffed(&mut self) -> Result<(), EncodingError> {
+        for i in 0..(BUFFER_SIZE / 8) {
+            self.flush_byte_from_bit_buffer((i * 8) as i32)?;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
     pub fn write_bits(&mut self, value: u32, size: u8) -> Result<(), EncodingError> {
-        let size = size as i8;
-        let value = value as usize;
+        let size = i32::from(size);
+        let value = value as u64;
 
         let free_bits = self.free_bits - size;
 
@@ -193,7 +203,7 @@ impl<W: JfifWrite> JfifWriter<W> {
             self.bit_buffer = (self.bit_buffer << (size + free_bits)) | (value >> -free_bits);
             self.write_bit_buffer()?;
             self.bit_buffer = value;
-            self.free_bits = free_bits + BUFFER_SIZE as i8;
+            self.free_bits = free_bits + BUFFER_SIZE as i32;
         } else {
             self.free_bits = free_bits;
             self.bit_buffer = (self.bit_buffer << size) | value;
@@ -360,27 +370,31 @@ impl<W: JfifWrite> JfifWriter<W> {
         end: usize,
         ac_table: &HuffmanTable,
     ) -> Result<(), EncodingError> {
-        let mut zero_run = 0;
+        // Visit only the non-zero coefficients: most of a quantised block is zero, and a
+        // bit per coefficient turns the runs of zeros into trailing-zero counts.
+        let in_range = (u64::MAX >> (64 - (end - start))) << start;
+        let mut nonzero = nonzero_mask(&block.data) & in_range;
+        let mut next = start;
 
-        for &value in &block.data[start..end] {
-            if value == 0 {
-                zero_run += 1;
-            } else {
-                while zero_run > 15 {
-                    self.huffman_encode(0xF0, ac_table)?;
-                    zero_run -= 16;
-                }
+        while nonzero != 0 {
+            let index = nonzero.trailing_zeros() as usize;
+            nonzero &= nonzero - 1;
 
-                let (size, value) = get_code(value);
-                let symbol = (zero_run << 4) | size;
-
-                self.huffman_encode_value(size, symbol, value, ac_table)?;
-
-                zero_run = 0;
+            let mut zero_run = index - next;
+            while zero_run > 15 {
+                self.huffman_encode(0xF0, ac_table)?;
+                zero_run -= 16;
             }
+
+            let (size, value) = get_code(block.data[index]);
+            let symbol = ((zero_run as u8) << 4) | size;
+
+            self.huffman_encode_value(size, symbol, value, ac_table)?;
+
+            next = index + 1;
         }
 
-        if zero_run > 0 {
+        if next < end {
             self.huffman_encode(0x00, ac_table)?;
         }
 
@@ -452,6 +466,27 @@ impl<W: JfifWrite> JfifWriter<W> {
     }
 }
 
+/// Bit `i` is set when `data[i]` is not zero.
+#[inline(always)]
+pub(crate) fn nonzero_mask(data: &[i16; 64]) -> u64 {
+    #[cfg(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"))]
+    return crate::wasm32::nonzero_mask(data);
+
+    #[cfg(not(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128")))]
+    nonzero_mask_scalar(data)
+}
+
+#[cfg_attr(
+    all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code, reason = "the simd128 build uses it in tests only")
+)]
+#[inline(always)]
+pub(crate) fn nonzero_mask_scalar(data: &[i16; 64]) -> u64 {
+    data.iter()
+        .enumerate()
+        .fold(0, |mask, (i, &value)| mask | (u64::from(value != 0) << i))
+}
+
 #[inline]
 pub(crate) fn get_code(value: i16) -> (u8, u16) {
     let temp = value - (value.is_negative() as i16);
@@ -467,4 +502,112 @@ pub(crate) fn get_code(value: i16) -> (u8, u16) {
     let coefficient = temp & ((1 << num_bits as usize) - 1);
 
     (num_bits as u8, coefficient as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::{JfifWriter, get_code};
+    use crate::encoder::AlignedBlock;
+    use crate::huffman::HuffmanTable;
+
+    /// jpeg-encoder 0.7.1's `write_ac_block`, which visits every coefficient: the reference for
+    /// the version that jumps from non-zero to non-zero.
+    fn write_ac_block_reference(
+        writer: &mut JfifWriter<&mut Vec<u8>>,
+        block: &AlignedBlock,
+        start: usize,
+        end: usize,
+        ac_table: &HuffmanTable,
+    ) {
+        let mut zero_run = 0;
+        for &value in &block.data[start..end] {
+            if value == 0 {
+                zero_run += 1;
+            } else {
+                while zero_run > 15 {
+                    writer.huffman_encode(0xF0, ac_table).unwrap();
+                    zero_run -= 16;
+                }
+                let (size, value) = get_code(value);
+                let symbol = (zero_run << 4) | size;
+                writer
+                    .huffman_encode_value(size, symbol, value, ac_table)
+                    .unwrap();
+                zero_run = 0;
+            }
+        }
+        if zero_run > 0 {
+            writer.huffman_encode(0x00, ac_table).unwrap();
+        }
+    }
+
+    /// xorshift64: reproducible blocks without a dependency.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Sparse blocks as quantisation leaves them: runs of zeros longer than 16, coefficients at
+    /// both ends, every magnitude class, and the empty block.
+    fn sparse_blocks() -> Vec<AlignedBlock> {
+        let mut state = 0x9E37_79B9_7F4A_7C15;
+        let mut blocks = alloc::vec![AlignedBlock::default()];
+        for density in [1, 3, 8, 20, 64] {
+            for _ in 0..400 {
+                let mut block = AlignedBlock::default();
+                for value in &mut block.data {
+                    let draw = next(&mut state);
+                    if draw % 64 < density {
+                        let magnitude = ((draw >> 8) % 2047 + 1) as i16 >> ((draw >> 20) % 11);
+                        *value = if draw & (1 << 40) == 0 {
+                            magnitude.max(1)
+                        } else {
+                            -magnitude.max(1)
+                        };
+                    }
+                }
+                blocks.push(block);
+            }
+        }
+        let mut last_only = AlignedBlock::default();
+        last_only.data[63] = -1;
+        blocks.push(last_only);
+        blocks
+    }
+
+    #[test]
+    fn ac_blocks_encode_as_the_reference_does() {
+        let table = HuffmanTable::default_luma_ac();
+        let ranges = [(1, 64), (1, 6), (6, 64), (1, 2), (63, 64), (20, 40)];
+        for (start, end) in ranges {
+            let (mut expected, mut actual) = (Vec::new(), Vec::new());
+            let mut reference = JfifWriter::new(&mut expected);
+            let mut writer = JfifWriter::new(&mut actual);
+            for block in sparse_blocks() {
+                write_ac_block_reference(&mut reference, &block, start, end, &table);
+                writer.write_ac_block(&block, start, end, &table).unwrap();
+            }
+            reference.finalize_bit_buffer().unwrap();
+            writer.finalize_bit_buffer().unwrap();
+            assert!(
+                expected == actual,
+                "AC coefficients {start}..{end} encode differently"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scalar_nonzero_mask_marks_each_nonzero_coefficient() {
+        for block in sparse_blocks() {
+            let mask = super::nonzero_mask_scalar(&block.data);
+            for (i, &value) in block.data.iter().enumerate() {
+                assert_eq!(mask >> i & 1 == 1, value != 0);
+            }
+            assert_eq!(super::nonzero_mask(&block.data), mask);
+        }
+    }
 }
