@@ -262,14 +262,9 @@ fn decode_into(
     written: &mut Written,
 ) -> Result<()> {
     let started = Instant::now();
-    let tile = fetched.decode()?;
-    drop(fetched);
-    let tw = tile.width;
     let slice = &mut slab[dz as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
-    for row in 0..tile.height {
-        slice[row * BLOCK..row * BLOCK + tw]
-            .copy_from_slice(&tile.pixels[row * tw..(row + 1) * tw]);
-    }
+    fetched.decode_into(slice, BLOCK)?;
+    drop(fetched);
     written.stages.decode += started.elapsed();
     Ok(())
 }
