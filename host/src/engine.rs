@@ -24,6 +24,7 @@ use crate::credentials::Credentials;
 use crate::error::HostError;
 use crate::guest_log::GuestLog;
 use crate::outgoing::{AllowedHost, Outgoing, Policy};
+use crate::pooled_client::InstanceSlot;
 
 /// The component built by `build.rs`; empty when built with `EMWRITE_SKIP_COMPONENT_BUILD=1`.
 static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emwrite.wasm"));
@@ -85,6 +86,8 @@ pub struct HostState {
     log: GuestLog,
     started: Instant,
     outgoing: Outgoing,
+    /// This instance's share of the outgoing connections, for as long as the store lives.
+    _connections: InstanceSlot,
 }
 
 impl WasiView for HostState {
@@ -245,6 +248,7 @@ impl Emwrite {
             log,
             started: Instant::now(),
             outgoing: self.outgoing.clone(),
+            _connections: self.outgoing.instance(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);

@@ -23,7 +23,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::credentials::Credentials;
 use crate::error::HostError;
-use crate::pooled_client::PooledClient;
+use crate::pooled_client::{InstanceSlot, PooledClient};
 
 /// A host name or IP address with an optional port, as `--allow-host` takes it: an [`Authority`]
 /// with no user info whose port, if any, is 1–65535.
@@ -237,6 +237,12 @@ impl Outgoing {
                 refused: Mutex::new(HashSet::new()),
             }),
         }
+    }
+
+    /// Counts one more instance in the connection budget until the slot is dropped: each live
+    /// instance may keep its own share of connections open per storage host.
+    pub fn instance(&self) -> InstanceSlot {
+        self.shared.client.budget().instance()
     }
 
     /// The allowed hosts, for the startup line of `serve`.

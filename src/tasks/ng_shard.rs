@@ -40,6 +40,11 @@ use std::collections::BTreeMap;
 /// to storage open (the host pools them).
 const TILES_IN_FLIGHT: usize = 7;
 
+/// Storage requests one task has in flight at most: ngshard's tile reads and the one write it
+/// awaits at a time (alignedslice and ngmeta keep fewer). The native host opens at most this
+/// many connections per storage host for each instance alive (`host/src/pooled_client.rs`).
+pub const STORAGE_REQUESTS_IN_FLIGHT: usize = TILES_IN_FLIGHT + 1;
+
 const BLOCK: usize = BLOCK_EDGE as usize;
 
 /// Shards whose chunks may hold this many voxels or more are written in parts as the pyramid
