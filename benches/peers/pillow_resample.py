@@ -34,6 +34,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# Pillow refuses images over 179 Mpx by default (DecompressionBombError), as the original service
+# would; the peer lifts that guard so that the 16384² scaling row has a time to compare with.
+Image.MAX_IMAGE_PIXELS = None
+
 SIZE = 4096
 DEGREES = 0.5
 
