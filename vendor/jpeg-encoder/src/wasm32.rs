@@ -6,10 +6,11 @@
 //! `target_feature = "simd128"` (`-C target-feature=+simd128`) together with the `simd` feature.
 
 use core::arch::wasm32::{
-    i8x16_swizzle, i16x8_bitmask, i16x8_narrow_i32x4, i16x8_ne, i16x8_shuffle, i16x8_splat,
-    i16x8_sub, i32x4_abs, i32x4_add, i32x4_extend_high_i16x8, i32x4_extend_low_i16x8, i32x4_lt,
-    i32x4_mul, i32x4_shl, i32x4_shr, i32x4_shuffle, i32x4_splat, i32x4_sub, i64x2_shuffle,
-    u16x8_extend_low_u8x16, v128, v128_bitselect, v128_load, v128_load64_zero, v128_or, v128_store,
+    i8x16_swizzle, i16x8, i16x8_add, i16x8_bitmask, i16x8_narrow_i32x4, i16x8_ne, i16x8_shl,
+    i16x8_shuffle, i16x8_splat, i16x8_sub, i32x4_abs, i32x4_add, i32x4_dot_i16x8,
+    i32x4_extend_high_i16x8, i32x4_extend_low_i16x8, i32x4_lt, i32x4_mul, i32x4_shr, i32x4_shuffle,
+    i32x4_splat, i32x4_sub, i64x2_shuffle, u16x8_extend_low_u8x16, v128, v128_bitselect, v128_load,
+    v128_load64_zero, v128_or, v128_store,
 };
 
 use crate::encoder::{AlignedBlock, Operations};
@@ -124,86 +125,137 @@ fn transpose(r: [v128; 8]) -> [v128; 8] {
     ]
 }
 
-/// Right shift with rounding, as the scalar `descale`.
+/// Right shift with rounding, as the scalar `descale`, on four i32 lanes.
 #[inline(always)]
 fn descale(x: v128, n: u32) -> v128 {
     i32x4_shr(i32x4_add(x, i32x4_splat(1 << (n - 1))), n)
 }
 
+/// `a · ca + b · cb` lane by lane, exactly, as eight i32 lanes in two halves: the products and
+/// their sum in 32 bits, as the scalar code computes them (`i32x4_dot_i16x8` multiplies i16
+/// pairs and adds each pair in i32).
 #[inline(always)]
-fn times(x: v128, constant: i32) -> v128 {
-    i32x4_mul(x, i32x4_splat(constant))
+fn dot(a: v128, b: v128, ca: i16, cb: i16) -> [v128; 2] {
+    let constants = i16x8(ca, cb, ca, cb, ca, cb, ca, cb);
+    [
+        i32x4_dot_i16x8(i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(a, b), constants),
+        i32x4_dot_i16x8(i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(a, b), constants),
+    ]
 }
 
-/// One 1-D pass of the scalar `fdct` on four lanes at once: `v[k]` holds input `k` of four
+/// Adds two [`dot`] results.
+#[inline(always)]
+fn plus([a0, a1]: [v128; 2], [b0, b1]: [v128; 2]) -> [v128; 2] {
+    [i32x4_add(a0, b0), i32x4_add(a1, b1)]
+}
+
+/// [`descale`]s eight i32 lanes and narrows them to i16 (they fit: see [`dct_1d`]).
+#[inline(always)]
+fn descale_narrow([low, high]: [v128; 2], n: u32) -> v128 {
+    i16x8_narrow_i32x4(descale(low, n), descale(high, n))
+}
+
+/// Widens eight i16 lanes to i32, in two halves.
+#[inline(always)]
+fn widen(x: v128) -> [v128; 2] {
+    [i32x4_extend_low_i16x8(x), i32x4_extend_high_i16x8(x)]
+}
+
+/// The scalar `fdct`'s products, regrouped per input: each output is a sum of the inputs times
+/// constants, `(tmp12 + tmp13) · c1 + tmp13 · c2 = tmp12 · c1 + tmp13 · (c1 + c2)` and so on.
+/// Integer arithmetic without overflow is exact, so the sums, and what they descale to, are the
+/// scalar code's.
+const EVEN_2: (i16, i16) = (
+    FIX_0_541196100 as i16,
+    (FIX_0_541196100 + FIX_0_765366865) as i16,
+);
+const EVEN_6: (i16, i16) = (
+    (FIX_0_541196100 - FIX_1_847759065) as i16,
+    FIX_0_541196100 as i16,
+);
+/// Odd outputs 7, 5, 3 and 1 as `tmp4 · c4 + tmp5 · c5 + tmp6 · c6 + tmp7 · c7`.
+const ODD_7: [i16; 4] = odd(0, FIX_0_298631336, -FIX_0_899976223, 0, -FIX_1_961570560, 0);
+const ODD_5: [i16; 4] = odd(1, FIX_2_053119869, 0, -FIX_2_562915447, 0, -FIX_0_390180644);
+const ODD_3: [i16; 4] = odd(2, FIX_3_072711026, 0, -FIX_2_562915447, -FIX_1_961570560, 0);
+const ODD_1: [i16; 4] = odd(3, FIX_1_501321110, -FIX_0_899976223, 0, 0, -FIX_0_390180644);
+
+/// The factors of tmp4..tmp7 in one odd output, which the scalar code computes as
+/// `tmp · own + z1 · c1 + z2 · c2 + (z3 · c3 + z5) + (z4 · c4 + z5)` with one of z3 and z4 used
+/// (0 for the others), where z1 = tmp4 + tmp7, z2 = tmp5 + tmp6, z3 = tmp4 + tmp6,
+/// z4 = tmp5 + tmp7 and z5 = (tmp4 + tmp5 + tmp6 + tmp7) · FIX(1.175875602). `own_on` says which
+/// of tmp4..tmp7 the output's own factor multiplies.
+const fn odd(own_on: usize, own: i32, c1: i32, c2: i32, c3: i32, c4: i32) -> [i16; 4] {
+    let mut factors = [
+        c1 + c3 + FIX_1_175875602,
+        c2 + c4 + FIX_1_175875602,
+        c2 + c3 + FIX_1_175875602,
+        c1 + c4 + FIX_1_175875602,
+    ];
+    factors[own_on] += own;
+    [
+        factors[0] as i16,
+        factors[1] as i16,
+        factors[2] as i16,
+        factors[3] as i16,
+    ]
+}
+
+/// One 1-D pass of the scalar `fdct` on eight i16 lanes at once: `v[k]` holds input `k` of eight
 /// independent rows (pass 1) or columns (pass 2); the output is indexed the same way.
+///
+/// Every intermediate fits its lane: the inputs are at most 2^7 (pass 1) or 2^12 (pass 2, the
+/// bound of libjpeg's jfdctint.c: √8 · 128 · √8 · 2^PASS1_BITS) in magnitude, so tmp0..tmp7 stay
+/// within 2^13 and tmp10..tmp13 within 2^14 in i16, and each regrouped sum of products within
+/// 2^29 in i32. Only pass 2's DC and AC-4 sums, up to 2^15, are formed in i32.
 #[inline(always)]
 fn dct_1d(v: [v128; 8], first_pass: bool) -> [v128; 8] {
-    let tmp0 = i32x4_add(v[0], v[7]);
-    let tmp7 = i32x4_sub(v[0], v[7]);
-    let tmp1 = i32x4_add(v[1], v[6]);
-    let tmp6 = i32x4_sub(v[1], v[6]);
-    let tmp2 = i32x4_add(v[2], v[5]);
-    let tmp5 = i32x4_sub(v[2], v[5]);
-    let tmp3 = i32x4_add(v[3], v[4]);
-    let tmp4 = i32x4_sub(v[3], v[4]);
+    let tmp0 = i16x8_add(v[0], v[7]);
+    let tmp7 = i16x8_sub(v[0], v[7]);
+    let tmp1 = i16x8_add(v[1], v[6]);
+    let tmp6 = i16x8_sub(v[1], v[6]);
+    let tmp2 = i16x8_add(v[2], v[5]);
+    let tmp5 = i16x8_sub(v[2], v[5]);
+    let tmp3 = i16x8_add(v[3], v[4]);
+    let tmp4 = i16x8_sub(v[3], v[4]);
 
-    let tmp10 = i32x4_add(tmp0, tmp3);
-    let tmp13 = i32x4_sub(tmp0, tmp3);
-    let tmp11 = i32x4_add(tmp1, tmp2);
-    let tmp12 = i32x4_sub(tmp1, tmp2);
+    let tmp10 = i16x8_add(tmp0, tmp3);
+    let tmp13 = i16x8_sub(tmp0, tmp3);
+    let tmp11 = i16x8_add(tmp1, tmp2);
+    let tmp12 = i16x8_sub(tmp1, tmp2);
 
     let (out0, out4, shift) = if first_pass {
+        // At most 8 · 128 · 4 = 2^12: i16 holds them.
         (
-            i32x4_shl(i32x4_add(tmp10, tmp11), PASS1_BITS),
-            i32x4_shl(i32x4_sub(tmp10, tmp11), PASS1_BITS),
+            i16x8_shl(i16x8_add(tmp10, tmp11), PASS1_BITS),
+            i16x8_shl(i16x8_sub(tmp10, tmp11), PASS1_BITS),
             CONST_BITS - PASS1_BITS,
         )
     } else {
+        let [t10, t11] = [widen(tmp10), widen(tmp11)];
+        let sum = [i32x4_add(t10[0], t11[0]), i32x4_add(t10[1], t11[1])];
+        let difference = [i32x4_sub(t10[0], t11[0]), i32x4_sub(t10[1], t11[1])];
         (
-            descale(i32x4_add(tmp10, tmp11), PASS1_BITS),
-            descale(i32x4_sub(tmp10, tmp11), PASS1_BITS),
+            descale_narrow(sum, PASS1_BITS),
+            descale_narrow(difference, PASS1_BITS),
             CONST_BITS + PASS1_BITS,
         )
     };
 
-    let z1 = times(i32x4_add(tmp12, tmp13), FIX_0_541196100);
-    let out2 = descale(i32x4_add(z1, times(tmp13, FIX_0_765366865)), shift);
-    let out6 = descale(i32x4_add(z1, times(tmp12, -FIX_1_847759065)), shift);
+    let out2 = descale_narrow(dot(tmp12, tmp13, EVEN_2.0, EVEN_2.1), shift);
+    let out6 = descale_narrow(dot(tmp12, tmp13, EVEN_6.0, EVEN_6.1), shift);
 
-    let z1 = i32x4_add(tmp4, tmp7);
-    let z2 = i32x4_add(tmp5, tmp6);
-    let z3 = i32x4_add(tmp4, tmp6);
-    let z4 = i32x4_add(tmp5, tmp7);
-    let z5 = times(i32x4_add(z3, z4), FIX_1_175875602);
-
-    let tmp4 = times(tmp4, FIX_0_298631336);
-    let tmp5 = times(tmp5, FIX_2_053119869);
-    let tmp6 = times(tmp6, FIX_3_072711026);
-    let tmp7 = times(tmp7, FIX_1_501321110);
-    let z1 = times(z1, -FIX_0_899976223);
-    let z2 = times(z2, -FIX_2_562915447);
-    let z3 = i32x4_add(times(z3, -FIX_1_961570560), z5);
-    let z4 = i32x4_add(times(z4, -FIX_0_390180644), z5);
-
-    let out7 = descale(i32x4_add(i32x4_add(tmp4, z1), z3), shift);
-    let out5 = descale(i32x4_add(i32x4_add(tmp5, z2), z4), shift);
-    let out3 = descale(i32x4_add(i32x4_add(tmp6, z2), z3), shift);
-    let out1 = descale(i32x4_add(i32x4_add(tmp7, z1), z4), shift);
+    let odd_output = |c: [i16; 4]| {
+        descale_narrow(
+            plus(dot(tmp4, tmp5, c[0], c[1]), dot(tmp6, tmp7, c[2], c[3])),
+            shift,
+        )
+    };
+    let out7 = odd_output(ODD_7);
+    let out5 = odd_output(ODD_5);
+    let out3 = odd_output(ODD_3);
+    let out1 = odd_output(ODD_1);
 
     [out0, out1, out2, out3, out4, out5, out6, out7]
-}
-
-/// [`dct_1d`] on eight i16 lanes, widened to i32 and narrowed back.
-///
-/// Narrowing saturates where the scalar code truncates; both keep every value, since the DCT of
-/// 8-bit samples stays within i16 after either pass: at most √8·128 · √8·2^PASS1_BITS = 2^12 after
-/// pass 1 and 8 · 8·128 = 2^13 after pass 2 (libjpeg's jfdctint.c bounds).
-#[inline(always)]
-fn dct_1d_i16(v: [v128; 8], first_pass: bool) -> [v128; 8] {
-    let low = dct_1d(v.map(|x| i32x4_extend_low_i16x8(x)), first_pass);
-    let high = dct_1d(v.map(|x| i32x4_extend_high_i16x8(x)), first_pass);
-    core::array::from_fn(|k| i16x8_narrow_i32x4(low[k], high[k]))
 }
 
 /// The scalar `fdct` (libjpeg's `jpeg_fdct_islow`), eight rows or columns at a time.
@@ -211,9 +263,9 @@ pub(crate) fn fdct(block: &mut AlignedBlock) {
     let rows: [v128; 8] = core::array::from_fn(|row| load(&block.data, row));
     // Lanes are rows: pass 1 transforms every row at once; its output k holds coefficient k of
     // each row.
-    let pass1 = dct_1d_i16(transpose(rows), true);
+    let pass1 = dct_1d(transpose(rows), true);
     // Lanes are columns again: pass 2 transforms every column at once.
-    let pass2 = dct_1d_i16(transpose(pass1), false);
+    let pass2 = dct_1d(transpose(pass1), false);
     for (row, value) in pass2.into_iter().enumerate() {
         store(&mut block.data, row, value);
     }
@@ -347,11 +399,17 @@ mod tests {
         for constant in [-128, 127, 0, -1] {
             blocks.push(AlignedBlock::new([constant; 64]));
         }
-        let patterns: [fn(usize, usize) -> bool; 4] = [
-            |x, y| (x + y) % 2 == 0,
-            |x, _| x % 2 == 0,
-            |_, y| y < 4,
-            |x, y| (x ^ y) & 4 == 0,
+        // The largest coefficients: AC 4 of rows (or columns) of ±128 in its pattern of signs
+        // makes pass 2 sum eight values of 2^12 (the i16 lanes' tightest spot).
+        let ac4 = |i: usize| matches!(i % 4, 0 | 3);
+        let patterns: [&dyn Fn(usize, usize) -> bool; 7] = [
+            &|x, y| (x + y) % 2 == 0,
+            &|x, _| x % 2 == 0,
+            &|_, y| y < 4,
+            &|x, y| (x ^ y) & 4 == 0,
+            &move |x, _| ac4(x),
+            &move |_, y| ac4(y),
+            &move |x, y| ac4(x) == ac4(y),
         ];
         for pattern in patterns {
             for (high, low) in [(127, -128), (-128, 127)] {
