@@ -43,7 +43,8 @@ fn build() -> Result<(), String> {
         return Ok(());
     }
 
-    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
+    // `vendor` holds patched dependencies of the component (`[patch.crates-io]`).
+    for watched in ["src", "wit", "vendor", "Cargo.toml", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
