@@ -35,16 +35,18 @@ pub mod figures {
     pub const META_CORE_S: f64 = 0.01;
     /// See [`META_CORE_S`].
     pub const META_PEAK: u64 = 40 << 20;
-    /// ngshard core-seconds per voxel of the block that holds slices (full run: 35.15 CPU-s
-    /// for a 1024³ JPEG block, 36.80 with raw; the quick run's 64-slice block scales alike).
-    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 35.15;
+    /// ngshard core-seconds per voxel of the block that holds slices (full run of 13:47: 10.25
+    /// CPU-s for a 1024³ JPEG block split in two instances, 11.67 with raw in one; 9.6 for a JPEG
+    /// block in one instance).
+    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 10.25;
     /// See [`BLOCK_CORE_S_PER_GVOXEL_JPEG`].
-    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 36.80;
-    /// ngshard peak memory (full run: 472 MiB JPEG, 1235 MiB JPEG + raw): the streaming pyramid
-    /// bounds it whatever the slices, and raw scale-0 shards set it with writeRaw.
-    pub const BLOCK_PEAK_JPEG: u64 = 472 << 20;
+    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 11.67;
+    /// ngshard peak memory (full run: 317 MiB JPEG split in two instances, 158 MiB in one; 467
+    /// MiB JPEG + raw): the streaming pyramid bounds it whatever the slices, and raw scale-0
+    /// shards set it with writeRaw.
+    pub const BLOCK_PEAK_JPEG: u64 = 317 << 20;
     /// See [`BLOCK_PEAK_JPEG`].
-    pub const BLOCK_PEAK_RAW: u64 = 1235 << 20;
+    pub const BLOCK_PEAK_RAW: u64 = 467 << 20;
     /// JPEG volume bytes per voxel at scale 0, quality 75 (example stack: 9.8 MB for 57.2 M
     /// voxels; the coarser scales add the pyramid's 1/8 + 1/64 + …).
     pub const JPEG_BYTES_PER_VOXEL: f64 = 0.172;
