@@ -12,7 +12,7 @@
 //! copies nothing through the client.
 
 use super::http_client::{HttpClient, HttpRequest, HttpResponse, header};
-use super::retry::{RetryPolicy, is_retryable_status, jitter_unit};
+use super::retry::{Backoff, Failure, RetryPolicy, is_retryable_status, jitter_unit};
 use super::{
     BINARY, FinishedObject, JSON, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
     prefix_length_error,
@@ -223,32 +223,35 @@ impl<C: HttpClient> GcsStorage<C> {
         doing: Doing,
     ) -> Result<HttpResponse> {
         let mut attempt = 1;
+        let mut backoff = Backoff::new(self.policy);
         loop {
-            let failure = match self.client.send(request).await {
+            let (failure, message) = match self.client.send(request).await {
                 Ok(response) if !is_retryable_status(response.status().as_u16()) => {
                     return Ok(response);
                 }
-                Ok(response) => describe_status(&response),
+                Ok(response) => (Failure::Status, describe_status(&response)),
                 Err(e) if !e.retryable => {
                     return Err(Error::storage(
                         object,
                         format!("{} failed: {e}", doing.verb()),
                     ));
                 }
-                Err(e) => e.message,
+                Err(e) => (Failure::Transport, e.message),
             };
             if attempt >= self.policy.max_attempts {
                 return Err(Error::storage(
                     object,
                     format!(
-                        "{} failed after {attempt} attempts, the last with {failure}",
+                        "{} failed after {attempt} attempts, the last with {message}",
                         doing.verb()
                     ),
                 ));
             }
-            let delay = self.policy.delay(attempt - 1, jitter_unit());
             self.retries.fetch_add(1, Ordering::Relaxed);
-            self.client.sleep(delay).await;
+            let delay = backoff.next(failure, jitter_unit());
+            if !delay.is_zero() {
+                self.client.sleep(delay).await;
+            }
             attempt += 1;
         }
     }
@@ -516,10 +519,19 @@ impl<C: HttpClient> GcsWriter<'_, C> {
 }
 
 impl<C: HttpClient> ObjectWriter for GcsWriter<'_, C> {
-    async fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.buffer.extend_from_slice(bytes);
-        while self.buffer.len() >= UPLOAD_PART_BYTES {
-            self.send_part(UPLOAD_PART_BYTES, None).await?;
+    async fn append(&mut self, mut bytes: &[u8]) -> Result<()> {
+        // The buffer never holds more than a part: a shard streams through several writers at
+        // once, and a buffer grown by doubling past 8 MiB would keep 16 MiB of linear memory
+        // each (which never shrinks) for the task's life.
+        while !bytes.is_empty() {
+            let room = UPLOAD_PART_BYTES - self.buffer.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            reserve_within_part(&mut self.buffer, now.len());
+            self.buffer.extend_from_slice(now);
+            bytes = later;
+            if self.buffer.len() == UPLOAD_PART_BYTES {
+                self.send_part(UPLOAD_PART_BYTES, None).await?;
+            }
         }
         Ok(())
     }
@@ -528,6 +540,19 @@ impl<C: HttpClient> ObjectWriter for GcsWriter<'_, C> {
         let total = self.persisted + self.buffer.len() as u64;
         self.send_part(self.buffer.len(), Some(total)).await?;
         Ok(total)
+    }
+}
+
+/// Makes room in `buffer` for `more` bytes, growing it by doubling as `Vec` does but never past
+/// [`UPLOAD_PART_BYTES`], which it is not asked to exceed.
+fn reserve_within_part(buffer: &mut Vec<u8>, more: usize) {
+    let needed = buffer.len() + more;
+    if needed > buffer.capacity() {
+        let target = needed
+            .max(buffer.capacity() * 2)
+            .min(UPLOAD_PART_BYTES)
+            .max(needed);
+        buffer.reserve_exact(target - buffer.len());
     }
 }
 
@@ -890,8 +915,9 @@ mod tests {
         let gcs = store(&client);
         assert_eq!(pollster::block_on(gcs.get(&object("a"))).unwrap(), b"data");
         assert_eq!(gcs.retries(), 4);
+        // The reset is sent again at once; the three statuses back off, each bound doubling.
         let slept = client.slept.borrow();
-        assert_eq!(slept.len(), 4);
+        assert_eq!(slept.len(), 3);
         for (retry, d) in slept.iter().enumerate() {
             assert!(
                 *d <= RetryPolicy::default().delay_bound(retry as u32),
@@ -1012,6 +1038,10 @@ mod tests {
         let mut writer = pollster::block_on(gcs.start_put(&o, super::super::BINARY)).unwrap();
         for piece in data.chunks(3 << 20) {
             pollster::block_on(writer.append(piece)).unwrap();
+            assert!(
+                writer.buffer.capacity() <= UPLOAD_PART_BYTES,
+                "at most a part held"
+            );
         }
         assert_eq!(
             pollster::block_on(writer.finish()).unwrap(),

@@ -5,6 +5,11 @@
 //! (<https://cloud.google.com/storage/docs/retry-strategy>). The jitter is "full": each wait is
 //! drawn uniformly from zero to the bound, so thousands of tasks throttled by the same bucket at
 //! the same moment spread out instead of returning together.
+//!
+//! One exception: a request's first failure to get an answer at all (a reset, a closed
+//! connection) is sent again at once. With pooled connections the usual cause is a connection
+//! the server closed just as the request went out on it; waiting up to a second before a fresh
+//! connection only stalls the task. A second such failure backs off as usual.
 
 use crate::guest_env::RETRY_BASE_DELAY_ENV;
 use crate::{Error, Result};
@@ -82,6 +87,55 @@ impl RetryPolicy {
     /// The wait before retry `retry`, for `unit`, a random number in [0, 1): full jitter.
     pub fn delay(&self, retry: u32, unit: f64) -> Duration {
         self.delay_bound(retry).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// The waits between one request's attempts: [`RetryPolicy`]'s backoff, except that the first
+/// failure without an answer is retried at once (see the module's documentation).
+#[derive(Debug)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    backed_off: u32,
+    resent_at_once: bool,
+}
+
+/// How an attempt failed, as far as the wait before the next one goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// An answer worth repeating the request for (408, 429, 5xx): the server asks for time.
+    Status,
+    /// No answer: the connection failed, reset or timed out.
+    Transport,
+}
+
+impl Backoff {
+    /// The waits for a new request.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            backed_off: 0,
+            resent_at_once: false,
+        }
+    }
+
+    /// The wait before the next attempt after a `failure`, for `unit`, a random number in [0, 1).
+    ///
+    /// ```
+    /// use emwrite::storage::retry::{Backoff, Failure, RetryPolicy};
+    /// use std::time::Duration;
+    /// let mut waits = Backoff::new(RetryPolicy::default());
+    /// assert_eq!(waits.next(Failure::Transport, 0.5), Duration::ZERO);
+    /// assert_eq!(waits.next(Failure::Transport, 0.5), Duration::from_millis(500));
+    /// assert_eq!(waits.next(Failure::Status, 0.5), Duration::from_secs(1));
+    /// ```
+    pub fn next(&mut self, failure: Failure, unit: f64) -> Duration {
+        if failure == Failure::Transport && !self.resent_at_once {
+            self.resent_at_once = true;
+            return Duration::ZERO;
+        }
+        let delay = self.policy.delay(self.backed_off, unit);
+        self.backed_off += 1;
+        delay
     }
 }
 
@@ -176,6 +230,22 @@ mod tests {
             assert!(d <= policy.delay_bound(retry), "{retry}: {d:?}");
         }
         assert_eq!(policy.delay(2, 0.5), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn only_the_first_failure_without_an_answer_is_resent_at_once() {
+        let policy = RetryPolicy::default();
+        let mut waits = Backoff::new(policy);
+        assert_eq!(waits.next(Failure::Status, 1.0), policy.delay_bound(0));
+        assert_eq!(waits.next(Failure::Transport, 1.0), Duration::ZERO);
+        assert_eq!(waits.next(Failure::Transport, 1.0), policy.delay_bound(1));
+        assert_eq!(waits.next(Failure::Status, 1.0), policy.delay_bound(2));
+        let mut waits = Backoff::new(policy);
+        let bounds: Vec<Duration> = (0..4).map(|_| waits.next(Failure::Status, 1.0)).collect();
+        assert_eq!(
+            bounds,
+            (0..4).map(|r| policy.delay_bound(r)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
