@@ -11,6 +11,7 @@ use crate::storage::location::ObjectPath;
 use crate::{Error, Result};
 use image::ImageEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use std::ops::Range;
 
 /// Bytes before the offsets table.
 pub const HEADER_BYTES: u64 = 24;
@@ -394,17 +395,37 @@ pub struct FetchedTile {
     png: Vec<u8>,
 }
 
+/// Where a tile's PNG lies in its pack: what [`locate_tile`] learns from the pack's header and
+/// offsets, and [`fetch_located`] reads.
+#[derive(Clone, Debug)]
+pub struct TileLocation {
+    pack: ObjectPath,
+    index: u64,
+    extent: [u64; 2],
+    bytes: Range<u64>,
+}
+
 /// Fetches the PNG of tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry
-/// `expected`. Two range reads: the header and the offsets up to this tile's, then the tile.
-/// Errors as [`read_tile`]'s.
+/// `expected`: [`locate_tile`], then [`fetch_located`]. Errors as [`read_tile`]'s.
 pub async fn fetch_tile(
     storage: &impl Storage,
     pack: &ObjectPath,
     expected: &TilePackHeader,
-    [tx, ty]: [u64; 2],
+    tile: [u64; 2],
 ) -> Result<FetchedTile> {
+    let location = locate_tile(storage, pack, expected, tile).await?;
+    fetch_located(storage, location).await
+}
+
+/// Reads the header of the tile pack at `pack` and the offsets up to tile `(tx, ty)`'s, in one
+/// range read, and checks the pack has the geometry `expected`. Errors as [`read_tile`]'s.
+pub async fn locate_tile(
+    storage: &impl Storage,
+    pack: &ObjectPath,
+    expected: &TilePackHeader,
+    [tx, ty]: [u64; 2],
+) -> Result<TileLocation> {
     let index = expected.tile_index([tx, ty]);
-    // One read for the header and the offsets up to this tile's end, one for the tile.
     let offsets = TilePackHeader::offsets_range(index);
     let prefix = storage.get_range(pack, 0..offsets.end).await?;
     let header = TilePackHeader::parse(&prefix, pack)?;
@@ -423,14 +444,30 @@ pub async fn fetch_tile(
             format!("invalid offsets [{start}, {end}) for tile {index}"),
         ));
     }
-    let png = storage.get_range(pack, start..end).await?;
-    if png.len() as u64 != end - start {
-        return Err(Error::unreadable(pack, format!("truncated tile {index}")));
-    }
-    Ok(FetchedTile {
+    Ok(TileLocation {
         pack: pack.clone(),
         index,
         extent: header.tile_extent(tx, ty),
+        bytes: start..end,
+    })
+}
+
+/// Reads the tile PNG at `location`, in one range read. Errors as [`read_tile`]'s.
+pub async fn fetch_located(storage: &impl Storage, location: TileLocation) -> Result<FetchedTile> {
+    let TileLocation {
+        pack,
+        index,
+        extent,
+        bytes,
+    } = location;
+    let png = storage.get_range(&pack, bytes.clone()).await?;
+    if png.len() as u64 != bytes.end - bytes.start {
+        return Err(Error::unreadable(&pack, format!("truncated tile {index}")));
+    }
+    Ok(FetchedTile {
+        pack,
+        index,
+        extent,
         png,
     })
 }

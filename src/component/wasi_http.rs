@@ -7,6 +7,8 @@
 use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, TransportError};
 use http::header::CONTENT_LENGTH;
 use std::time::Duration;
+use wstd::http::body::Bytes;
+use wstd::http::body::util::Empty;
 use wstd::http::{Body, Client, ErrorCode, HeaderValue, Request};
 
 /// Time to open a connection (TCP and TLS).
@@ -35,8 +37,16 @@ impl HttpClient for WasiHttpClient {
         client.set_between_bytes_timeout(BETWEEN_BYTES_TIMEOUT);
 
         // wstd's body must own its bytes, so each attempt copies the upload; the copy lives
-        // only while that attempt is being sent.
-        let mut outgoing = Request::new(Body::from(request.body().to_vec()));
+        // only while that attempt is being sent. A bodiless request (a download) sends no body
+        // frame at all: wstd writes even zero bytes through the body's stream, and once the
+        // host's client has sent a request of length 0 and dropped that stream, the write fails
+        // as a "connection reset", abandoning a request that was going well (and its pooled
+        // connection).
+        let body = match request.body() {
+            [] => Body::from_http_body(Empty::<Bytes>::new()),
+            bytes => Body::from(bytes.to_vec()),
+        };
+        let mut outgoing = Request::new(body);
         *outgoing.method_mut() = request.method().clone();
         *outgoing.uri_mut() = request.uri().clone();
         *outgoing.headers_mut() = request.headers().clone();

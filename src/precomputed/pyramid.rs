@@ -268,6 +268,20 @@ impl BlockPyramid {
     /// covering x ∈ [1024·bx, +1024), y ∈ [1024·by, +1024) and z ∈ [1024·bz + 64·i, +64). A
     /// half's pyramid takes the half's slabs: 0..8, or 8..16.
     pub fn push_slab(&mut self, slab: &[u8]) -> Result<Vec<CompletedShard>> {
+        self.push_slab_with(slab, &mut || {})
+    }
+
+    /// [`BlockPyramid::push_slab`], calling `between_rows` after each row of chunks it encodes
+    /// (16 a slab at scale 0, taking tens of milliseconds each).
+    ///
+    /// A slab's compute takes most of a second, and a wasm instance has one thread: this is
+    /// where its caller takes in the storage reads that arrived meanwhile and sends the next,
+    /// so that they overlap the compute rather than wait for it.
+    pub fn push_slab_with(
+        &mut self,
+        slab: &[u8],
+        between_rows: &mut dyn FnMut(),
+    ) -> Result<Vec<CompletedShard>> {
         let expected = (BLOCK_CHUNKS * self.chunk_edge).pow(2) * self.chunk_edge;
         if slab.len() != expected {
             return Err(Error::internal(format_args!(
@@ -276,13 +290,13 @@ impl BlockPyramid {
                 slab.len()
             )));
         }
-        self.push(Some(slab))
+        self.push(Some(slab), between_rows)
     }
 
     /// Feeds the next slab as all zero without the caller building it: its chunks are skipped
     /// and the coarser scales fold in zeros with a fill instead of averaging.
     pub fn push_zero_slab(&mut self) -> Result<Vec<CompletedShard>> {
-        self.push(None)
+        self.push(None, &mut || {})
     }
 
     /// Checks that all 16 slabs were pushed, and returns any shard not yet returned.
@@ -385,8 +399,13 @@ impl BlockPyramid {
         )))
     }
 
-    /// Feeds the next slab, `None` meaning all zero.
-    fn push(&mut self, slab: Option<&[u8]>) -> Result<Vec<CompletedShard>> {
+    /// Feeds the next slab, `None` meaning all zero, calling `between_rows` after each row of
+    /// chunks encoded.
+    fn push(
+        &mut self,
+        slab: Option<&[u8]>,
+        between_rows: &mut dyn FnMut(),
+    ) -> Result<Vec<CompletedShard>> {
         self.check_parts_taken()?;
         if self.slabs_pushed == self.slab_count {
             return Err(Error::internal(format_args!(
@@ -405,6 +424,7 @@ impl BlockPyramid {
         let mut output = LayerOutput {
             completed: &mut completed,
             parts: &mut self.parts,
+            between_rows,
         };
         self.scales[0].encode_layer(slab, &chunk, &mut self.chunk_voxels, &mut output)?;
         self.timings.encode += started.elapsed();
@@ -504,6 +524,7 @@ pub(crate) fn encode_straddling_scale(
     let mut output = LayerOutput {
         completed: &mut completed,
         parts: &mut parts,
+        between_rows: &mut || {},
     };
     state.encode_layer(slab.as_deref(), &chunk, &mut scratch, &mut output)?;
     if !parts.is_empty() {
@@ -732,6 +753,7 @@ impl ScaleState {
                 self.shards
                     .chunk_done(id, chunk.encodings, output.completed, output.parts)?;
             }
+            (output.between_rows)();
         }
         Ok(())
     }
@@ -743,6 +765,8 @@ struct LayerOutput<'a> {
     completed: &'a mut Vec<CompletedShard>,
     /// Parts of streamed shards.
     parts: &'a mut Vec<ShardPart>,
+    /// Called after each row of chunks.
+    between_rows: &'a mut dyn FnMut(),
 }
 
 /// The cells along `axis` of a block of `block_cells` per axis from `block_cell` that lie

@@ -5,6 +5,7 @@ pub mod aligned_slice;
 pub mod finished;
 pub mod ng_meta;
 pub mod ng_shard;
+pub mod tile_reads;
 
 use std::time::{Duration, Instant};
 

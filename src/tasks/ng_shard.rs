@@ -12,10 +12,8 @@
 //! shard is whole: it lists every shard the block wrote, so a rerun can tell a finished block
 //! (whose all-zero regions have no shard) from one cut short.
 
-use std::future::Future;
 use std::ops::{Range, RangeInclusive};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+
 use std::time::Instant;
 
 use super::Written;
@@ -27,23 +25,17 @@ use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::pyramid::BlockPyramid;
 use crate::request::NgShardRequest;
 use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
-use crate::tilepack::{FetchedTile, fetch_tile};
+use crate::tasks::StageTimings;
+use crate::tasks::tile_reads::{self, TileReads};
+use crate::tilepack::FetchedTile;
 use crate::{Error, Result};
-use futures::StreamExt;
 use std::collections::BTreeMap;
-
-/// Tile packs read at once, ahead of the tile being decoded: enough to hide storage latency,
-/// few enough to bound the requests (and connections) one task keeps open and the tiles it
-/// holds (1 MiB each, stored PNGs).
-///
-/// 7: a block split in two halves then keeps at most 2 × (7 reads + 1 write) = 16 connections
-/// to storage open (the host pools them).
-const TILES_IN_FLIGHT: usize = 7;
 
 /// Storage requests one task has in flight at most: ngshard's tile reads and the one write it
 /// awaits at a time (alignedslice and ngmeta keep fewer). The native host opens at most this
-/// many connections per storage host for each instance alive (`host/src/pooled_client.rs`).
-pub const STORAGE_REQUESTS_IN_FLIGHT: usize = TILES_IN_FLIGHT + 1;
+/// many connections per storage host for each instance alive (`host/src/pooled_client.rs`): a
+/// block split in two halves keeps at most 2 × (7 reads + 1 write) = 16 open.
+pub const STORAGE_REQUESTS_IN_FLIGHT: usize = tile_reads::REQUESTS_IN_FLIGHT + 1;
 
 const BLOCK: usize = BLOCK_EDGE as usize;
 
@@ -184,13 +176,13 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
 /// Pushes the block's slabs `slabs` (of 0..16) into `pyramid` and writes the shards they
 /// complete.
 ///
-/// Reads overlap compute: the block's tiles come from one ordered stream with
-/// [`TILES_IN_FLIGHT`] reads ahead, across slab boundaries, so while a slab is pushed (the long,
-/// synchronous part) the host already performs the next slab's first reads, and while a slab's
-/// tiles are decoded the reads after them proceed. The task runs on one thread (a wasm instance
-/// has no other), so reads are sent only while the task is polled: decoding yields after each
-/// tile so that responses are taken in and the next requests sent. At most the tiles in flight
-/// are held besides the slab being filled: a slab's worth of tiles (64 MiB, stored PNGs) never is.
+/// Reads overlap compute: the block's tiles come from [`TileReads`], which locates tiles up to a
+/// slab ahead and holds up to [`tile_reads::TILES_HELD`] fetched, across slab boundaries. It is
+/// pumped after each tile decoded and between the pyramid's rows of chunks, so that the next
+/// slab's locations and first tiles arrive while this one computes. And a slab is filled while
+/// the shards the slab before it completed are written: over a network both mostly wait, for
+/// tiles and for acknowledgements. At most the tiles held are kept besides the slab being
+/// filled: a slab's worth of tiles (64 MiB, stored PNGs) never is.
 async fn push_slabs<S: StreamingStorage>(
     storage: &S,
     request: &NgShardRequest,
@@ -201,49 +193,85 @@ async fn push_slabs<S: StreamingStorage>(
     // Every shard streamed from these slabs completes within them.
     let mut open = OpenShards::<S>::default();
     let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
-    let expected = layout::tile_pack_header(request.bbox);
     let [bx, by, _] = request.start.map(u64::from);
-    let mut tiles =
-        futures::stream::iter(slabs.clone().flat_map(|index| slab_slices(request, index)))
-            .map(|z| {
-                let expected = &expected;
-                async move {
-                    let pack = layout::tile_pack_object(&request.source, z);
-                    fetch_tile(storage, &pack, expected, [bx, by])
-                        .await
-                        .map(|tile| (z, tile))
-                }
-            })
-            .buffered(TILES_IN_FLIGHT);
+    let mut tiles = TileReads::new(
+        storage,
+        &request.source,
+        layout::tile_pack_header(request.bbox),
+        [bx, by],
+        slabs.clone().flat_map(|index| slab_slices(request, index)),
+    );
+    // What the slab before completed, still to be written.
+    let mut unwritten = (Vec::new(), Vec::new());
     for index in slabs {
         let zs = slab_slices(request, index);
-        let completed = if zs.is_empty() {
-            pyramid.push_zero_slab()?
+        let filled = if zs.is_empty() {
+            write_completed(storage, request, out, &mut open, unwritten).await?;
+            false
         } else {
-            slab.fill(0);
-            let z0 = slab_z0(request, index);
-            for expected_z in zs {
-                let started = Instant::now();
-                let next = tiles.next().await;
-                out.written.stages.fetch += started.elapsed();
-                let (z, fetched) = next.ok_or_else(|| {
-                    Error::internal(format_args!("ngshard: tile of slice {expected_z} missing"))
-                })??;
-                if z != expected_z {
-                    return Err(Error::internal(format_args!(
-                        "ngshard: tile of slice {z} came for slice {expected_z}"
-                    )));
-                }
-                decode_into(&mut slab, z - z0, fetched, out.written)?;
-                yield_now().await;
-            }
-            pyramid.push_slab(&slab)?
+            let mut stages = StageTimings::default();
+            let fill = fill_slab(
+                &mut tiles,
+                &mut slab,
+                zs,
+                slab_z0(request, index),
+                &mut stages,
+            );
+            let write = write_completed(storage, request, out, &mut open, unwritten);
+            futures::try_join!(fill, write)?;
+            out.written.stages.fetch += stages.fetch;
+            out.written.stages.decode += stages.decode;
+            true
         };
-        write_shards(storage, request, out, completed).await?;
-        open.write_parts(storage, request, out, pyramid.take_parts())
-            .await?;
+        let completed = if filled {
+            pyramid.push_slab_with(&slab, &mut || tiles.pump())?
+        } else {
+            pyramid.push_zero_slab()?
+        };
+        unwritten = (completed, pyramid.take_parts());
     }
+    write_completed(storage, request, out, &mut open, unwritten).await?;
     open.check_all_finished()
+}
+
+/// Writes what a slab completed: whole shards, then parts of streamed ones.
+async fn write_completed<'s, S: StreamingStorage>(
+    storage: &'s S,
+    request: &NgShardRequest,
+    out: &mut Output<'_>,
+    open: &mut OpenShards<'s, S>,
+    (completed, parts): (Vec<CompletedShard>, Vec<ShardPart>),
+) -> Result<()> {
+    write_shards(storage, request, out, completed).await?;
+    open.write_parts(storage, request, out, parts).await
+}
+
+/// Fills `slab` (first slice `z0`) with the tiles of slices `zs`, zero where there are none,
+/// adding the time it waited for tiles and decoded them to `stages`.
+async fn fill_slab<S: Storage>(
+    tiles: &mut TileReads<'_, S>,
+    slab: &mut [u8],
+    zs: RangeInclusive<u64>,
+    z0: u64,
+    stages: &mut StageTimings,
+) -> Result<()> {
+    slab.fill(0);
+    for expected_z in zs {
+        let started = Instant::now();
+        let next = tiles.next().await;
+        stages.fetch += started.elapsed();
+        let (z, fetched) = next.ok_or_else(|| {
+            Error::internal(format_args!("ngshard: tile of slice {expected_z} missing"))
+        })?;
+        if z != expected_z {
+            return Err(Error::internal(format_args!(
+                "ngshard: tile of slice {z} came for slice {expected_z}"
+            )));
+        }
+        decode_into(slab, z - z0, fetched?, stages)?;
+        tiles.pump();
+    }
+    Ok(())
 }
 
 /// The first slice of block slab `index`.
@@ -264,13 +292,13 @@ fn decode_into(
     slab: &mut [u8],
     dz: u64,
     fetched: FetchedTile,
-    written: &mut Written,
+    stages: &mut StageTimings,
 ) -> Result<()> {
     let started = Instant::now();
     let slice = &mut slab[dz as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
     fetched.decode_into(slice, BLOCK)?;
     drop(fetched);
-    written.stages.decode += started.elapsed();
+    stages.decode += started.elapsed();
     Ok(())
 }
 
@@ -341,27 +369,6 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
             ))),
         }
     }
-}
-
-/// Lets the executor run once before continuing: other futures of the task (reads in flight)
-/// are polled, and with wstd the host's pending I/O is checked.
-fn yield_now() -> impl Future<Output = ()> {
-    /// Pending once, having asked to be polled again.
-    struct YieldNow {
-        yielded: bool,
-    }
-    impl Future for YieldNow {
-        type Output = ();
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if self.yielded {
-                return Poll::Ready(());
-            }
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-    YieldNow { yielded: false }
 }
 
 /// Adds the pyramid's downsample and encode times to the report.

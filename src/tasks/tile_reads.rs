@@ -1,0 +1,318 @@
+//! A block's tiles, read ahead of the pyramid in slice order, on a single thread.
+//!
+//! Each tile takes two dependent range reads of its slice's pack: the header and offsets
+//! ([`tilepack::locate_tile`]), then the tile ([`tilepack::fetch_located`]). Against a bucket
+//! 20 ms away, a tile fetched as one chain costs two round trips; here the locations run up to
+//! [`LOCATE_AHEAD`] slices ahead of the tiles, so a tile needed now costs one.
+//!
+//! A wasm instance has one thread, and a request moves on only when its future is polled: the
+//! host sends it on the first poll and the response is taken in on a later one. An `async`
+//! stream (`futures`' `buffered`) is polled only while the task awaits it, which a pyramid
+//! computing a slab for most of a second does not. So this keeps its reads as plain futures and
+//! polls every one of them whenever asked, from [`TileReads::next`] or from [`TileReads::pump`],
+//! which the pyramid calls between rows of chunks. Polling a wstd future checks its pollable
+//! directly, so a poll outside the executor's loop still makes progress.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::Result;
+use crate::storage::Storage;
+use crate::storage::location::Location;
+use crate::tilepack::{self, FetchedTile, TileLocation, TilePackHeader};
+
+/// Tiles held at once, fetched or being fetched. While a slab computes, these are the next
+/// slab's tiles that can arrive; the rest are fetched after it, [`REQUESTS_IN_FLIGHT`] per round
+/// trip. 16 brought a block over a bucket 20 ms away to within 1.1× of the same block with no
+/// delay (7 left it at 1.2×); each costs up to ~1 MiB (a stored PNG tile) per instance.
+pub const TILES_HELD: usize = 16;
+
+/// Requests in flight at once, locations and tiles together: each keeps a connection to storage
+/// busy, and the host opens a bounded number per instance (see
+/// [`super::ng_shard::STORAGE_REQUESTS_IN_FLIGHT`]).
+pub const REQUESTS_IN_FLIGHT: usize = 7;
+
+/// How many slices' locations may be known or sought ahead of the tiles: one slab's worth, so
+/// that a slab's locations are found while the slab before it computes.
+pub const LOCATE_AHEAD: usize = 64;
+
+type Read<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
+
+/// A read in flight or its outcome, for one slice.
+enum Step<'a, T> {
+    Running(Read<'a, T>),
+    Done(Result<T>),
+}
+
+impl<T> Step<'_, T> {
+    /// Polls a running read once; true if it is still running.
+    fn poll(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Step::Running(read) = self {
+            match read.as_mut().poll(cx) {
+                Poll::Ready(outcome) => *self = Step::Done(outcome),
+                Poll::Pending => return true,
+            }
+        }
+        false
+    }
+}
+
+/// The tiles of one block column `[tx, ty]` for a sequence of slices, in order.
+pub struct TileReads<'a, S> {
+    storage: &'a S,
+    source: &'a Location,
+    expected: TilePackHeader,
+    tile: [u64; 2],
+    /// Slices not yet sought.
+    slices: Box<dyn Iterator<Item = u64> + 'a>,
+    /// Slices being located, in order, after those being fetched.
+    locating: VecDeque<(u64, Step<'a, TileLocation>)>,
+    /// Slices being fetched or fetched, in order.
+    fetching: VecDeque<(u64, Step<'a, FetchedTile>)>,
+}
+
+impl<'a, S: Storage> TileReads<'a, S> {
+    /// Reads tile `tile` of the packs of `slices` under `source`, each of geometry `expected`.
+    pub fn new(
+        storage: &'a S,
+        source: &'a Location,
+        expected: TilePackHeader,
+        tile: [u64; 2],
+        slices: impl Iterator<Item = u64> + 'a,
+    ) -> Self {
+        let mut reads = Self {
+            storage,
+            source,
+            expected,
+            tile,
+            slices: Box::new(slices),
+            locating: VecDeque::new(),
+            fetching: VecDeque::new(),
+        };
+        reads.pump();
+        reads
+    }
+
+    /// The next slice's tile, once fetched, with its slice; `None` after the last.
+    pub async fn next(&mut self) -> Option<(u64, Result<FetchedTile>)> {
+        std::future::poll_fn(|cx| {
+            self.advance(cx);
+            match self.fetching.front() {
+                // With room for reads, `advance` leaves nothing to locate only after the last.
+                None if self.locating.is_empty() => Poll::Ready(None),
+                None | Some((_, Step::Running(_))) => Poll::Pending,
+                Some((_, Step::Done(_))) => match self.fetching.pop_front() {
+                    Some((z, Step::Done(outcome))) => {
+                        // Its slot is free: start what waits for it.
+                        self.advance(cx);
+                        Poll::Ready(Some((z, outcome)))
+                    }
+                    _ => unreachable!("the front was just seen done"),
+                },
+            }
+        })
+        .await
+    }
+
+    /// Takes in what arrived and sends what may go next, without waiting for anything: for a
+    /// caller busy computing.
+    pub fn pump(&mut self) {
+        self.advance(&mut Context::from_waker(Waker::noop()));
+    }
+
+    /// Polls every read in flight and starts reads while there is room: tiles first, for they
+    /// are needed sooner, then locations with the requests left.
+    fn advance(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let mut running = 0;
+            for (_, step) in self.fetching.iter_mut() {
+                running += usize::from(step.poll(cx));
+            }
+            for (_, step) in self.locating.iter_mut() {
+                running += usize::from(step.poll(cx));
+            }
+            let mut started = false;
+            while running < REQUESTS_IN_FLIGHT && self.fetching.len() < TILES_HELD {
+                match self.locating.front() {
+                    Some((_, Step::Done(_))) => {}
+                    _ => break,
+                }
+                let Some((z, Step::Done(located))) = self.locating.pop_front() else {
+                    unreachable!("the front was just seen done")
+                };
+                let step = match located {
+                    Ok(location) => {
+                        running += 1;
+                        Step::Running(Box::pin(tilepack::fetch_located(self.storage, location)))
+                    }
+                    // The failure comes out in its slice's turn.
+                    Err(e) => Step::Done(Err(e)),
+                };
+                self.fetching.push_back((z, step));
+                started = true;
+            }
+            while running < REQUESTS_IN_FLIGHT && self.locating.len() < LOCATE_AHEAD {
+                let Some(z) = self.slices.next() else { break };
+                let (storage, expected, tile) = (self.storage, self.expected, self.tile);
+                let pack = crate::layout::tile_pack_object(self.source, z);
+                let read =
+                    async move { tilepack::locate_tile(storage, &pack, &expected, tile).await };
+                self.locating.push_back((z, Step::Running(Box::pin(read))));
+                running += 1;
+                started = true;
+            }
+            // New reads are polled once at once, so that their requests go out now.
+            if !started {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::ops::Range;
+
+    use pollster::block_on;
+
+    use super::*;
+    use crate::ErrorKind;
+    use crate::storage::location::ObjectPath;
+    use crate::storage::memory::MemoryStorage;
+    use crate::tilepack::encode_tile_pack;
+
+    const EDGE: u32 = 1024;
+    const SIZE: [u32; 2] = [40, 30];
+
+    /// Storage whose range reads each take `polls` polls to answer, counting those in flight.
+    struct Slow {
+        inner: MemoryStorage,
+        polls: usize,
+        in_flight: Cell<usize>,
+        most_in_flight: Cell<usize>,
+        reads: Cell<usize>,
+    }
+
+    impl Slow {
+        fn new(inner: MemoryStorage, polls: usize) -> Self {
+            Self {
+                inner,
+                polls,
+                in_flight: Cell::new(0),
+                most_in_flight: Cell::new(0),
+                reads: Cell::new(0),
+            }
+        }
+    }
+
+    impl Storage for Slow {
+        async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
+            self.inner.get(object).await
+        }
+
+        async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
+            self.reads.set(self.reads.get() + 1);
+            self.in_flight.set(self.in_flight.get() + 1);
+            let most = self.most_in_flight.get().max(self.in_flight.get());
+            self.most_in_flight.set(most);
+            for _ in 0..self.polls {
+                let mut yielded = false;
+                std::future::poll_fn(|cx| {
+                    if yielded {
+                        return Poll::Ready(());
+                    }
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                })
+                .await;
+            }
+            self.in_flight.set(self.in_flight.get() - 1);
+            self.inner.get_range(object, range).await
+        }
+
+        async fn put(&self, object: &ObjectPath, bytes: &[u8], content_type: &str) -> Result<()> {
+            self.inner.put(object, bytes, content_type).await
+        }
+    }
+
+    fn source() -> Location {
+        Location::parse("source", "tiles").expect("valid location")
+    }
+
+    /// Tile packs of `slices` whose pixels are all the slice number, but none for `missing`.
+    fn packs(slices: Range<u64>, missing: Option<u64>) -> MemoryStorage {
+        let storage = MemoryStorage::default();
+        for z in slices.filter(|z| Some(*z) != missing) {
+            let pixels = vec![z as u8; (SIZE[0] * SIZE[1]) as usize];
+            let pack = encode_tile_pack(&pixels, SIZE[0], SIZE[1], EDGE).expect("pack");
+            let object = crate::layout::tile_pack_object(&source(), z);
+            block_on(storage.put(&object, &pack, crate::storage::BINARY)).expect("put");
+        }
+        storage
+    }
+
+    fn header() -> TilePackHeader {
+        crate::layout::tile_pack_header(SIZE)
+    }
+
+    #[test]
+    fn tiles_come_in_slice_order_with_requests_bounded() {
+        let storage = Slow::new(packs(0..150, None), 3);
+        let source = source();
+        let mut reads = TileReads::new(&storage, &source, header(), [0, 0], 0..150);
+        for want in 0..150 {
+            let (z, tile) = block_on(reads.next()).expect("a tile");
+            assert_eq!(z, want);
+            assert_eq!(
+                tile.expect("read").decode().expect("decoded").pixels[0],
+                z as u8
+            );
+        }
+        assert!(block_on(reads.next()).is_none());
+        assert_eq!(storage.reads.get(), 300, "two reads a tile");
+        assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
+    }
+
+    #[test]
+    fn pumps_alone_locate_a_slab_ahead_and_fetch_the_tiles_held() {
+        let storage = Slow::new(packs(0..200, None), 2);
+        let source = source();
+        let mut reads = TileReads::new(&storage, &source, header(), [0, 0], 0..200);
+        // A pyramid computing calls nothing but `pump`.
+        for _ in 0..100 {
+            reads.pump();
+        }
+        assert_eq!(storage.reads.get(), LOCATE_AHEAD + 2 * TILES_HELD);
+        assert_eq!(storage.in_flight.get(), 0, "every read answered");
+        assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
+        // The tiles held are there at once. Each one taken starts the fetch of a tile already
+        // located, and one more location.
+        for want in 0..TILES_HELD as u64 {
+            assert_eq!(block_on(reads.next()).expect("a tile").0, want);
+        }
+        assert_eq!(storage.reads.get(), LOCATE_AHEAD + 4 * TILES_HELD);
+        assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
+    }
+
+    #[test]
+    fn a_failed_read_comes_out_in_its_slices_turn() {
+        let storage = packs(0..20, Some(9));
+        let source = source();
+        let mut reads = TileReads::new(&storage, &source, header(), [0, 0], 0..20);
+        for want in 0..20 {
+            let (z, tile) = block_on(reads.next()).expect("a tile");
+            assert_eq!(z, want);
+            match tile {
+                Err(e) => {
+                    assert_eq!(z, 9);
+                    assert_eq!(e.kind(), ErrorKind::NotFound);
+                }
+                Ok(_) => assert_ne!(z, 9),
+            }
+        }
+    }
+}
