@@ -234,15 +234,46 @@ impl BlockShards {
         extent: [usize; 3],
         chunk: &ChunkEncoding<'_>,
     ) -> Result<()> {
+        self.add_chunk_with(id, chunk, |encoding, _, out| {
+            codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)
+        })
+    }
+
+    /// Adds chunk `id`, already encoded: `encoded[i]` in `chunk.encodings[i]`.
+    pub(crate) fn add_encoded_chunk(
+        &mut self,
+        id: u64,
+        chunk: &ChunkEncoding<'_>,
+        encoded: &[Vec<u8>],
+    ) -> Result<()> {
+        if encoded.len() != chunk.encodings.len() {
+            return Err(Error::internal(format_args!(
+                "block shards: chunk {id} in {} encodings, expected {}",
+                encoded.len(),
+                chunk.encodings.len()
+            )));
+        }
+        self.add_chunk_with(id, chunk, |_, i, out| {
+            out.extend_from_slice(&encoded[i]);
+            Ok(())
+        })
+    }
+
+    /// Adds chunk `id` to its shard in every encoding, `encode(encoding, i, out)` appending it
+    /// in `chunk.encodings[i]` to `out`.
+    fn add_chunk_with(
+        &mut self,
+        id: u64,
+        chunk: &ChunkEncoding<'_>,
+        mut encode: impl FnMut(Encoding, usize, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
         let context = || format!("scale {} chunk {id}", self.scale.key());
         let (shard, _) = self.scale.sharding().shard_and_minishard(id);
         let Some(pending) = self.pending.get_mut(&shard) else {
             return Err(Error::internal("belongs to no pending shard").context(context()));
         };
-        for (sink, &encoding) in pending.sinks.iter_mut().zip(chunk.encodings) {
-            let encode = |out: &mut Vec<u8>| {
-                codec::encode_chunk_into(encoding, voxels, extent, chunk.jpeg_quality, out)
-            };
+        for (i, (sink, &encoding)) in pending.sinks.iter_mut().zip(chunk.encodings).enumerate() {
+            let encode = |out: &mut Vec<u8>| encode(encoding, i, out);
             match sink {
                 ShardSink::Held(encoder) => {
                     if encoding == Encoding::Raw && encoder.is_empty() {

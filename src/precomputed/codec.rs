@@ -101,6 +101,104 @@ pub fn encode_chunk_into(
     Ok(())
 }
 
+/// A chunk encoded z-slice by z-slice as its voxels arrive, into the bytes [`encode_chunk_into`]
+/// writes for the whole chunk: a chunk's voxels are its slices one after another, and its JPEG
+/// is their rows top to bottom, so neither encoding needs the chunk whole.
+pub struct ChunkSlices {
+    sink: SliceSink,
+    extent: [usize; 3],
+    slices_taken: usize,
+}
+
+impl fmt::Debug for ChunkSlices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkSlices")
+            .field("extent", &self.extent)
+            .field("slices_taken", &self.slices_taken)
+            .finish_non_exhaustive()
+    }
+}
+
+enum SliceSink {
+    Raw(Vec<u8>),
+    /// Boxed: the encoder's state (tables, the strip) is ~5 KB, and a layer holds 256 of them.
+    Jpeg(Box<jpeg_encoder::LumaRowEncoder<Vec<u8>>>),
+}
+
+impl ChunkSlices {
+    /// Starts a chunk of `extent` = `[x, y, z]` voxels in `encoding`.
+    pub fn new(encoding: Encoding, extent: [usize; 3], jpeg_quality: u8) -> Result<Self> {
+        let voxels = voxel_count(extent).ok_or_else(|| {
+            Error::internal(format_args!(
+                "{encoding} chunk of extent {extent:?}: too large"
+            ))
+        })?;
+        let sink = match encoding {
+            Encoding::Raw => SliceSink::Raw(Vec::with_capacity(voxels)),
+            Encoding::Jpeg => {
+                let (width, height) = jpeg_dimensions(extent).ok_or_else(|| {
+                    Error::internal(format_args!(
+                        "jpeg chunk of extent {extent:?}: more than 65535 pixels wide or tall"
+                    ))
+                })?;
+                let rows = jpeg_encoder::Encoder::new(Vec::new(), jpeg_quality)
+                    .start_luma_rows(width, height)
+                    .map_err(|e| {
+                        Error::internal(format_args!("jpeg chunk of extent {extent:?}: {e}"))
+                    })?;
+                SliceSink::Jpeg(Box::new(rows))
+            }
+        };
+        Ok(Self {
+            sink,
+            extent,
+            slices_taken: 0,
+        })
+    }
+
+    /// Takes the chunk's next z-slice: `x · y` voxels, x fastest.
+    pub fn push_slice(&mut self, voxels: &[u8]) -> Result<()> {
+        let [x, y, z] = self.extent;
+        if voxels.len() != x * y || self.slices_taken == z {
+            return Err(Error::internal(format_args!(
+                "chunk of extent {:?}: slice {} of {} voxels",
+                self.extent,
+                self.slices_taken,
+                voxels.len()
+            )));
+        }
+        match &mut self.sink {
+            SliceSink::Raw(bytes) => bytes.extend_from_slice(voxels),
+            SliceSink::Jpeg(rows) => rows.push_rows(voxels).map_err(|e| {
+                Error::internal(format_args!("jpeg chunk of extent {:?}: {e}", self.extent))
+            })?,
+        }
+        self.slices_taken += 1;
+        Ok(())
+    }
+
+    /// The encoded chunk, once every slice is in.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        let extent = self.extent;
+        if self.slices_taken != extent[2] {
+            return Err(Error::internal(format_args!(
+                "chunk of extent {extent:?}: finished after {} slices",
+                self.slices_taken
+            )));
+        }
+        match self.sink {
+            SliceSink::Raw(bytes) => Ok(bytes),
+            SliceSink::Jpeg(rows) => {
+                let mut jpeg = rows.finish().map_err(|e| {
+                    Error::internal(format_args!("jpeg chunk of extent {extent:?}: {e}"))
+                })?;
+                tables_before_frame_header(&mut jpeg);
+                Ok(jpeg)
+            }
+        }
+    }
+}
+
 /// Moves the quantisation tables (DQT segments) that follow the frame header (SOF) before it, as
 /// libjpeg orders them; the JPEG keeps its length and meaning.
 ///
@@ -203,6 +301,26 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use image::ImageFormat;
+
+    #[test]
+    fn chunks_fed_slice_by_slice_are_the_chunks_encoded_whole() {
+        for extent in [[64, 64, 64], [20, 13, 7], [1, 1, 1], [64, 3, 64]] {
+            let [x, y, z] = extent;
+            let voxels: Vec<u8> = (0..x * y * z).map(|i| ((i * 37) % 253) as u8).collect();
+            for encoding in [Encoding::Raw, Encoding::Jpeg] {
+                let whole = encode_chunk(encoding, &voxels, extent, 75).unwrap();
+                let mut slices = ChunkSlices::new(encoding, extent, 75).unwrap();
+                for slice in voxels.chunks(x * y) {
+                    slices.push_slice(slice).unwrap();
+                }
+                assert!(slices.finish().unwrap() == whole, "{encoding} {extent:?}");
+            }
+        }
+        let mut short = ChunkSlices::new(Encoding::Jpeg, [8, 8, 2], 75).unwrap();
+        short.push_slice(&[0; 64]).unwrap();
+        assert!(short.push_slice(&[0; 63]).is_err());
+        assert_eq!(short.finish().unwrap_err().kind(), ErrorKind::Internal);
+    }
 
     /// A smooth ramp with a little texture: what JPEG is meant for.
     fn smooth(extent: [usize; 3]) -> Vec<u8> {

@@ -18,30 +18,44 @@
 pub fn downsample_2x2x2(fine: &[u8], fine_edge: usize, coarse: &mut [u8], row_sums: &mut [u16]) {
     let coarse_edge = fine_edge / 2;
     let fine_slice = fine_edge * fine_edge;
-    let sums = &mut row_sums[..fine_edge];
     let slice_pairs = fine.chunks_exact(2 * fine_slice);
     for (coarse_slice, slice_pair) in coarse
         .chunks_exact_mut(coarse_edge * coarse_edge)
         .zip(slice_pairs)
     {
         let (lower, upper) = slice_pair.split_at(fine_slice);
-        let row_pairs = lower
-            .chunks_exact(2 * fine_edge)
-            .zip(upper.chunks_exact(2 * fine_edge));
-        for (coarse_row, (lower_rows, upper_rows)) in
-            coarse_slice.chunks_exact_mut(coarse_edge).zip(row_pairs)
-        {
-            // First the four rows summed column by column (contiguous, vectorizes), then pairs
-            // of columns.
-            let (a, b) = lower_rows.split_at(fine_edge);
-            let (c, d) = upper_rows.split_at(fine_edge);
-            for ((((sum, &a), &b), &c), &d) in sums.iter_mut().zip(a).zip(b).zip(c).zip(d) {
-                *sum = u16::from(a) + u16::from(b) + u16::from(c) + u16::from(d);
-            }
-            for (mean, pair) in coarse_row.iter_mut().zip(sums.chunks_exact(2)) {
-                // At most (8 · 255 + 4) >> 3 = 255, so the cast is lossless.
-                *mean = ((pair[0] + pair[1] + 4) >> 3) as u8;
-            }
+        downsample_slice_pair(lower, upper, fine_edge, coarse_slice, row_sums);
+    }
+}
+
+/// Writes into `coarse` (one slice of half the edge) the 2×2×2 means of the two slices `lower`
+/// and `upper`, each `fine_edge`² voxels, x fastest: [`downsample_2x2x2`] for one pair of slices
+/// that need not be next to each other in memory.
+pub fn downsample_slice_pair(
+    lower: &[u8],
+    upper: &[u8],
+    fine_edge: usize,
+    coarse: &mut [u8],
+    row_sums: &mut [u16],
+) {
+    let coarse_edge = fine_edge / 2;
+    let sums = &mut row_sums[..fine_edge];
+    let row_pairs = lower
+        .chunks_exact(2 * fine_edge)
+        .zip(upper.chunks_exact(2 * fine_edge));
+    for (coarse_row, (lower_rows, upper_rows)) in
+        coarse.chunks_exact_mut(coarse_edge).zip(row_pairs)
+    {
+        // First the four rows summed column by column (contiguous, vectorizes), then pairs of
+        // columns.
+        let (a, b) = lower_rows.split_at(fine_edge);
+        let (c, d) = upper_rows.split_at(fine_edge);
+        for ((((sum, &a), &b), &c), &d) in sums.iter_mut().zip(a).zip(b).zip(c).zip(d) {
+            *sum = u16::from(a) + u16::from(b) + u16::from(c) + u16::from(d);
+        }
+        for (mean, pair) in coarse_row.iter_mut().zip(sums.chunks_exact(2)) {
+            // At most (8 · 255 + 4) >> 3 = 255, so the cast is lossless.
+            *mean = ((pair[0] + pair[1] + 4) >> 3) as u8;
         }
     }
 }

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use crate::layout::{self, BlockHalf, SCALE_COUNT};
 use crate::precomputed::block_halves::{HalfHandoff, PartialShardFile};
 use crate::precomputed::block_shards::{BlockShards, ChunkEncoding, CompletedShard, ShardPart};
-use crate::precomputed::codec::Encoding;
-use crate::precomputed::downsample::downsample_2x2x2;
+use crate::precomputed::codec::{ChunkSlices, Encoding};
+use crate::precomputed::downsample::{downsample_2x2x2, downsample_slice_pair};
 use crate::precomputed::info::Scale;
 use crate::{Error, Result};
 
@@ -97,6 +97,10 @@ pub struct BlockPyramid {
     row_sums: Vec<u16>,
     /// Scratch: one chunk's voxels, reused between chunks.
     chunk_voxels: Vec<u8>,
+    /// The scale-0 chunks of the slab being fed slice by slice, from its first slice on.
+    feed: Option<SliceFeed>,
+    /// The slab's last even slice, until its pair comes to be folded into scale 1.
+    lower_slice: Vec<u8>,
     slabs_pushed: usize,
     /// Slabs this pyramid takes: the block's 16, or a half's 8.
     slab_count: usize,
@@ -218,6 +222,8 @@ impl BlockPyramid {
             levels,
             row_sums: vec![0; block_edge],
             chunk_voxels: Vec::with_capacity(chunk_edge.pow(3)),
+            feed: None,
+            lower_slice: Vec::new(),
             slabs_pushed: 0,
             slab_count: if half.is_some() {
                 SLAB_COUNT / 2
@@ -268,20 +274,6 @@ impl BlockPyramid {
     /// covering x ∈ [1024·bx, +1024), y ∈ [1024·by, +1024) and z ∈ [1024·bz + 64·i, +64). A
     /// half's pyramid takes the half's slabs: 0..8, or 8..16.
     pub fn push_slab(&mut self, slab: &[u8]) -> Result<Vec<CompletedShard>> {
-        self.push_slab_with(slab, &mut || {})
-    }
-
-    /// [`BlockPyramid::push_slab`], calling `between_rows` after each row of chunks it encodes
-    /// (16 a slab at scale 0, taking tens of milliseconds each).
-    ///
-    /// A slab's compute takes most of a second, and a wasm instance has one thread: this is
-    /// where its caller takes in the storage reads that arrived meanwhile and sends the next,
-    /// so that they overlap the compute rather than wait for it.
-    pub fn push_slab_with(
-        &mut self,
-        slab: &[u8],
-        between_rows: &mut dyn FnMut(),
-    ) -> Result<Vec<CompletedShard>> {
         let expected = (BLOCK_CHUNKS * self.chunk_edge).pow(2) * self.chunk_edge;
         if slab.len() != expected {
             return Err(Error::internal(format_args!(
@@ -290,13 +282,116 @@ impl BlockPyramid {
                 slab.len()
             )));
         }
-        self.push(Some(slab), between_rows)
+        for slice in slab.chunks_exact(expected / self.chunk_edge) {
+            self.push_slice(slice)?;
+        }
+        self.end_slab(&mut || {})
+    }
+
+    /// Feeds the next slice of the current slab: 1024 × 1024 voxels, x fastest, at z =
+    /// 1024·bz + 64·i + (the slices fed before it in slab i). After the slab's 64th slice,
+    /// [`BlockPyramid::end_slab`].
+    ///
+    /// Each slice goes at once into the encoders of the scale-0 chunks it crosses (a chunk's
+    /// voxels are its slices one after another, and its JPEG their rows) and, paired with the
+    /// slice before it, into scale 1: so a caller never needs the 64 MiB slab, only the slice.
+    /// A chunk's encoders start at its first slice with a nonzero voxel, so all-zero chunks
+    /// cost no encoding.
+    pub fn push_slice(&mut self, slice: &[u8]) -> Result<()> {
+        let block_edge = BLOCK_CHUNKS * self.chunk_edge;
+        if slice.len() != block_edge * block_edge {
+            return Err(Error::internal(format_args!(
+                "block pyramid: a slice of {} bytes, expected {}",
+                slice.len(),
+                block_edge * block_edge
+            )));
+        }
+        if self.feed.is_none() {
+            self.begin_slab()?;
+            let cells = self.scales[0].start_layer(self.chunk_edge)?;
+            self.feed = Some(SliceFeed {
+                chunks: cells
+                    .into_iter()
+                    .map(|cell| FedChunk {
+                        cell,
+                        encoders: Vec::new(),
+                    })
+                    .collect(),
+                slices: 0,
+            });
+        }
+        let Self {
+            feed: Some(feed),
+            chunk_voxels: region,
+            encodings,
+            jpeg_quality,
+            chunk_edge,
+            ..
+        } = self
+        else {
+            unreachable!("the feed was just started");
+        };
+        let dz = feed.slices;
+        if dz == *chunk_edge {
+            return Err(Error::internal(
+                "block pyramid: a slice after the slab's last; end the slab first",
+            ));
+        }
+        let started = Instant::now();
+        for chunk in &mut feed.chunks {
+            let [ex, ey, ez] = chunk.cell.extent;
+            if dz >= ez {
+                continue;
+            }
+            let [ox, oy] = chunk.cell.origin;
+            region.clear();
+            for row in slice[oy * block_edge..].chunks_exact(block_edge).take(ey) {
+                region.extend_from_slice(&row[ox..][..ex]);
+            }
+            if chunk.encoders.is_empty() {
+                if is_all_zero(region) {
+                    continue;
+                }
+                // The chunk's first nonzero slice: its encoders start with the zero slices
+                // before it.
+                let zeros = vec![0; ex * ey];
+                for &encoding in encodings.iter() {
+                    let mut encoder = ChunkSlices::new(encoding, chunk.cell.extent, *jpeg_quality)?;
+                    for _ in 0..dz {
+                        encoder.push_slice(&zeros)?;
+                    }
+                    chunk.encoders.push(encoder);
+                }
+            }
+            for encoder in &mut chunk.encoders {
+                encoder.push_slice(region)?;
+            }
+        }
+        feed.slices += 1;
+        self.timings.encode += started.elapsed();
+
+        if let Some(scale1) = self.levels.first_mut() {
+            let started = Instant::now();
+            if dz % 2 == 0 {
+                self.lower_slice.clear();
+                self.lower_slice.extend_from_slice(slice);
+            } else {
+                scale1.fold_in_pair(&self.lower_slice, slice, &mut self.row_sums);
+            }
+            self.timings.downsample += started.elapsed();
+        }
+        Ok(())
     }
 
     /// Feeds the next slab as all zero without the caller building it: its chunks are skipped
     /// and the coarser scales fold in zeros with a fill instead of averaging.
     pub fn push_zero_slab(&mut self) -> Result<Vec<CompletedShard>> {
-        self.push(None, &mut || {})
+        if self.feed.is_some() {
+            return Err(Error::internal(
+                "block pyramid: a zero slab in the middle of a slab's slices",
+            ));
+        }
+        self.end_slab(&mut || {})
     }
 
     /// Checks that all 16 slabs were pushed, and returns any shard not yet returned.
@@ -399,13 +494,9 @@ impl BlockPyramid {
         )))
     }
 
-    /// Feeds the next slab, `None` meaning all zero, calling `between_rows` after each row of
-    /// chunks encoded.
-    fn push(
-        &mut self,
-        slab: Option<&[u8]>,
-        between_rows: &mut dyn FnMut(),
-    ) -> Result<Vec<CompletedShard>> {
+    /// Counts a new slab, checking that the last one's parts were taken and that the pyramid
+    /// takes one more.
+    fn begin_slab(&mut self) -> Result<()> {
         self.check_parts_taken()?;
         if self.slabs_pushed == self.slab_count {
             return Err(Error::internal(format_args!(
@@ -414,6 +505,17 @@ impl BlockPyramid {
             )));
         }
         self.slabs_pushed += 1;
+        Ok(())
+    }
+
+    /// Ends the slab whose slices were fed ([`BlockPyramid::push_slice`]), or, if none were,
+    /// pushes an all-zero slab; returns the shards it completed. `between_rows` is called after
+    /// each row of chunks it finishes or encodes.
+    pub fn end_slab(&mut self, between_rows: &mut dyn FnMut()) -> Result<Vec<CompletedShard>> {
+        let feed = self.feed.take();
+        if feed.is_none() {
+            self.begin_slab()?;
+        }
         let chunk = ChunkEncoding {
             chunk_edge: self.chunk_edge,
             encodings: &self.encodings,
@@ -426,25 +528,55 @@ impl BlockPyramid {
             parts: &mut self.parts,
             between_rows,
         };
-        self.scales[0].encode_layer(slab, &chunk, &mut self.chunk_voxels, &mut output)?;
+        let scale0 = &mut self.scales[0];
+        let fed = feed.is_some();
+        match feed {
+            Some(feed) => {
+                if feed.slices != self.chunk_edge {
+                    return Err(Error::internal(format_args!(
+                        "block pyramid: a slab ended after {} of its {} slices",
+                        feed.slices, self.chunk_edge
+                    )));
+                }
+                for FedChunk { cell, encoders } in feed.chunks {
+                    if !encoders.is_empty() {
+                        let encoded = encoders
+                            .into_iter()
+                            .map(ChunkSlices::finish)
+                            .collect::<Result<Vec<_>>>()?;
+                        scale0.shards.add_encoded_chunk(cell.id, &chunk, &encoded)?;
+                    }
+                    scale0.shards.chunk_done(
+                        cell.id,
+                        chunk.encodings,
+                        output.completed,
+                        output.parts,
+                    )?;
+                    if cell.ends_row {
+                        (output.between_rows)();
+                    }
+                }
+            }
+            None => scale0.encode_layer(None, &chunk, &mut self.chunk_voxels, &mut output)?,
+        }
         self.timings.encode += started.elapsed();
 
-        // Fold the slab into scale 1; when scale 1's slab is full, encode it and fold it into
-        // scale 2, and so on.
+        // Scale 1 took the fed slices pair by pair (an all-zero slab folds in as zeros); when
+        // scale 1's slab is full, encode it and fold it into scale 2, and so on.
         for k in 1..self.scales.len() {
             let (finer, coarser) = self.levels.split_at_mut(k - 1);
-            let source = match k {
-                1 => slab,
-                _ => finer[k - 2].contents(),
-            };
             let level = &mut coarser[0];
             let started = Instant::now();
-            level.fold_in(source, &mut self.row_sums);
-            self.timings.downsample += started.elapsed();
-            if k >= 2 {
-                // The finer level was consumed by the fold; start refilling it.
-                finer[k - 2].clear();
+            match k {
+                1 if !fed => level.fold_in(None, &mut self.row_sums),
+                1 => {}
+                _ => {
+                    level.fold_in(finer[k - 2].contents(), &mut self.row_sums);
+                    // The finer level was consumed by the fold; start refilling it.
+                    finer[k - 2].clear();
+                }
             }
+            self.timings.downsample += started.elapsed();
             if !level.is_full() {
                 break;
             }
@@ -461,6 +593,24 @@ impl BlockPyramid {
         self.held.extend::<Vec<_>>(partial);
         Ok(whole)
     }
+}
+
+/// The scale-0 chunk layer of a slab being fed slice by slice.
+#[derive(Debug)]
+struct SliceFeed {
+    /// The layer's chunks inside the volume, in the order they are encoded.
+    chunks: Vec<FedChunk>,
+    /// Slices fed so far.
+    slices: usize,
+}
+
+/// A scale-0 chunk of the slab being fed.
+#[derive(Debug)]
+struct FedChunk {
+    cell: LayerCell,
+    /// One per encoding, from the chunk's first slice with a nonzero voxel; none while all of
+    /// its voxels so far are zero.
+    encoders: Vec<ChunkSlices>,
 }
 
 /// The chunk layers of scale `k` a pyramid encodes, and those another task encodes, relative
@@ -597,6 +747,15 @@ impl Level {
         self.nonzero = false;
     }
 
+    /// Folds two slices of the next finer scale into this slab's next slice.
+    fn fold_in_pair(&mut self, lower: &[u8], upper: &[u8], row_sums: &mut [u16]) {
+        let slice = self.edge * self.edge;
+        let coarse = &mut self.voxels[self.slices * slice..][..slice];
+        downsample_slice_pair(lower, upper, 2 * self.edge, coarse, row_sums);
+        self.nonzero = true;
+        self.slices += 1;
+    }
+
     /// Folds a full slab of the next finer scale (`None`: all zero) into the next half of this
     /// one.
     fn fold_in(&mut self, finer: Option<&[u8]>, row_sums: &mut [u16]) {
@@ -714,15 +873,10 @@ impl ScaleState {
         cells_in_block(self.grid, self.block_cell, self.block_cells, axis)
     }
 
-    /// Encodes the block's next layer of chunks from `slab` (this scale's voxels, one chunk
-    /// deep; `None`: all zero) and hands out what it completes to `output`.
-    fn encode_layer(
-        &mut self,
-        slab: Option<&[u8]>,
-        chunk: &ChunkEncoding<'_>,
-        voxels: &mut Vec<u8>,
-        output: &mut LayerOutput<'_>,
-    ) -> Result<()> {
+    /// Starts the block's next layer of chunks: the layer's chunks inside the scale, in the
+    /// order they are encoded (y, then x), with their place in a slab of chunk edge
+    /// `chunk_edge`. None if the layer lies past the scale's end.
+    fn start_layer(&mut self, chunk_edge: usize) -> Result<Vec<LayerCell>> {
         if !self.layers.contains(&self.next_layer) {
             return Err(Error::internal(format_args!(
                 "block pyramid: scale {}: chunk layer {} is not among this task's {:?}",
@@ -733,30 +887,63 @@ impl ScaleState {
         }
         let z = self.block_cell[2].saturating_add(self.next_layer);
         self.next_layer += 1;
+        let mut cells = Vec::new();
         if z >= self.grid[2] {
-            return Ok(());
+            return Ok(cells);
         }
+        let xs = self.cells_in_block(0);
         for y in self.cells_in_block(1) {
-            for x in self.cells_in_block(0) {
+            for x in xs.clone() {
                 let cell = [x, y, z];
-                let id = self.scale.chunk_id(cell);
-                if let Some(slab) = slab {
+                cells.push(LayerCell {
+                    id: self.scale.chunk_id(cell),
                     // Each extent is at most the chunk edge, a usize, so the casts are lossless.
-                    let extent = self.scale.chunk_extent(cell).map(|voxels| voxels as usize);
-                    let origin = [x - self.block_cell[0], y - self.block_cell[1]]
-                        .map(|cells| cells as usize * chunk.chunk_edge);
-                    extract_chunk(slab, self.block_edge, origin, extent, voxels);
-                    if !is_all_zero(voxels) {
-                        self.shards.add_chunk(id, voxels, extent, chunk)?;
-                    }
-                }
-                self.shards
-                    .chunk_done(id, chunk.encodings, output.completed, output.parts)?;
+                    extent: self.scale.chunk_extent(cell).map(|voxels| voxels as usize),
+                    origin: [x - self.block_cell[0], y - self.block_cell[1]]
+                        .map(|cells| cells as usize * chunk_edge),
+                    ends_row: x + 1 == xs.end,
+                });
             }
-            (output.between_rows)();
+        }
+        Ok(cells)
+    }
+
+    /// Encodes the block's next layer of chunks from `slab` (this scale's voxels, one chunk
+    /// deep; `None`: all zero) and hands out what it completes to `output`.
+    fn encode_layer(
+        &mut self,
+        slab: Option<&[u8]>,
+        chunk: &ChunkEncoding<'_>,
+        voxels: &mut Vec<u8>,
+        output: &mut LayerOutput<'_>,
+    ) -> Result<()> {
+        for cell in self.start_layer(chunk.chunk_edge)? {
+            if let Some(slab) = slab {
+                extract_chunk(slab, self.block_edge, cell.origin, cell.extent, voxels);
+                if !is_all_zero(voxels) {
+                    self.shards.add_chunk(cell.id, voxels, cell.extent, chunk)?;
+                }
+            }
+            self.shards
+                .chunk_done(cell.id, chunk.encodings, output.completed, output.parts)?;
+            if cell.ends_row {
+                (output.between_rows)();
+            }
         }
         Ok(())
     }
+}
+
+/// A chunk of a scale's layer and its place in the layer's slab.
+#[derive(Clone, Copy, Debug)]
+struct LayerCell {
+    id: u64,
+    /// Voxels, clipped to the scale.
+    extent: [usize; 3],
+    /// x and y of its first voxel in the slab.
+    origin: [usize; 2],
+    /// Whether it is the last chunk of its row.
+    ends_row: bool,
 }
 
 /// Where a scale's layer puts what it completes.

@@ -27,7 +27,6 @@ use crate::request::NgShardRequest;
 use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tasks::StageTimings;
 use crate::tasks::tile_reads::{self, TileReads};
-use crate::tilepack::FetchedTile;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -176,13 +175,13 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
 /// Pushes the block's slabs `slabs` (of 0..16) into `pyramid` and writes the shards they
 /// complete.
 ///
-/// Reads overlap compute: the block's tiles come from [`TileReads`], which locates tiles up to a
-/// slab ahead and holds up to [`tile_reads::TILES_HELD`] fetched, across slab boundaries. It is
-/// pumped after each tile decoded and between the pyramid's rows of chunks, so that the next
-/// slab's locations and first tiles arrive while this one computes. And a slab is filled while
-/// the shards the slab before it completed are written: over a network both mostly wait, for
-/// tiles and for acknowledgements. At most the tiles held are kept besides the slab being
-/// filled: a slab's worth of tiles (64 MiB, stored PNGs) never is.
+/// The block goes into the pyramid slice by slice ([`BlockPyramid::push_slice`]): each tile is
+/// decoded into one slice buffer and encoded into its chunks at once, so no 64 MiB slab is
+/// held. Reads overlap compute: the tiles come from [`TileReads`], which locates tiles up to a
+/// slab ahead and holds up to [`tile_reads::TILES_HELD`] fetched, across slab boundaries, and
+/// is pumped after each slice, so the next tiles arrive while a slice is encoded. And a slab's
+/// slices are pushed while the shards the slab before it completed are written: over a network
+/// both mostly wait, for tiles and for acknowledgements.
 async fn push_slabs<S: StreamingStorage>(
     storage: &S,
     request: &NgShardRequest,
@@ -192,7 +191,7 @@ async fn push_slabs<S: StreamingStorage>(
 ) -> Result<()> {
     // Every shard streamed from these slabs completes within them.
     let mut open = OpenShards::<S>::default();
-    let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];
+    let mut slice = vec![0u8; BLOCK * BLOCK];
     let [bx, by, _] = request.start.map(u64::from);
     let mut tiles = TileReads::new(
         storage,
@@ -205,29 +204,19 @@ async fn push_slabs<S: StreamingStorage>(
     let mut unwritten = (Vec::new(), Vec::new());
     for index in slabs {
         let zs = slab_slices(request, index);
-        let filled = if zs.is_empty() {
-            write_completed(storage, request, out, &mut open, unwritten).await?;
-            false
-        } else {
+        if !zs.is_empty() {
             let mut stages = StageTimings::default();
-            let fill = fill_slab(
-                &mut tiles,
-                &mut slab,
-                zs,
-                slab_z0(request, index),
-                &mut stages,
-            );
+            let z0 = slab_z0(request, index);
+            let push = push_slab(&mut tiles, pyramid, &mut slice, zs, z0, &mut stages);
             let write = write_completed(storage, request, out, &mut open, unwritten);
-            futures::try_join!(fill, write)?;
+            futures::try_join!(push, write)?;
             out.written.stages.fetch += stages.fetch;
             out.written.stages.decode += stages.decode;
-            true
-        };
-        let completed = if filled {
-            pyramid.push_slab_with(&slab, &mut || tiles.pump())?
         } else {
-            pyramid.push_zero_slab()?
-        };
+            write_completed(storage, request, out, &mut open, unwritten).await?;
+        }
+        // With no slice pushed, this pushes an all-zero slab.
+        let completed = pyramid.end_slab(&mut || tiles.pump())?;
         unwritten = (completed, pyramid.take_parts());
     }
     write_completed(storage, request, out, &mut open, unwritten).await?;
@@ -246,29 +235,37 @@ async fn write_completed<'s, S: StreamingStorage>(
     open.write_parts(storage, request, out, parts).await
 }
 
-/// Fills `slab` (first slice `z0`) with the tiles of slices `zs`, zero where there are none,
-/// adding the time it waited for tiles and decoded them to `stages`.
-async fn fill_slab<S: Storage>(
+/// Pushes the slab of first slice `z0` into `pyramid`, slice by slice through `slice`: the
+/// tiles of slices `zs`, zeros for the others. Adds the time it waited for tiles and decoded
+/// them to `stages`.
+async fn push_slab<S: Storage>(
     tiles: &mut TileReads<'_, S>,
-    slab: &mut [u8],
+    pyramid: &mut BlockPyramid,
+    slice: &mut [u8],
     zs: RangeInclusive<u64>,
     z0: u64,
     stages: &mut StageTimings,
 ) -> Result<()> {
-    slab.fill(0);
-    for expected_z in zs {
-        let started = Instant::now();
-        let next = tiles.next().await;
-        stages.fetch += started.elapsed();
-        let (z, fetched) = next.ok_or_else(|| {
-            Error::internal(format_args!("ngshard: tile of slice {expected_z} missing"))
-        })?;
-        if z != expected_z {
-            return Err(Error::internal(format_args!(
-                "ngshard: tile of slice {z} came for slice {expected_z}"
-            )));
+    for z in z0..z0 + BlockPyramid::SLAB_DEPTH as u64 {
+        // Edge tiles and missing slices leave the rest of the slice 0.
+        slice.fill(0);
+        if zs.contains(&z) {
+            let started = Instant::now();
+            let next = tiles.next().await;
+            stages.fetch += started.elapsed();
+            let (got, fetched) = next.ok_or_else(|| {
+                Error::internal(format_args!("ngshard: tile of slice {z} missing"))
+            })?;
+            if got != z {
+                return Err(Error::internal(format_args!(
+                    "ngshard: tile of slice {got} came for slice {z}"
+                )));
+            }
+            let started = Instant::now();
+            fetched?.decode_into(slice, BLOCK)?;
+            stages.decode += started.elapsed();
         }
-        decode_into(slab, z - z0, fetched?, stages)?;
+        pyramid.push_slice(slice)?;
         tiles.pump();
     }
     Ok(())
@@ -284,22 +281,6 @@ fn slab_z0(request: &NgShardRequest, index: usize) -> u64 {
 fn slab_slices(request: &NgShardRequest, index: usize) -> RangeInclusive<u64> {
     let depth = BlockPyramid::SLAB_DEPTH as u64;
     layout::existing_slices(slab_z0(request, index), depth, request.minz, request.maxz)
-}
-
-/// Decodes `fetched` into slice `dz` of `slab` (zeroed beforehand, so that edge tiles leave
-/// the rest 0), and drops it.
-fn decode_into(
-    slab: &mut [u8],
-    dz: u64,
-    fetched: FetchedTile,
-    stages: &mut StageTimings,
-) -> Result<()> {
-    let started = Instant::now();
-    let slice = &mut slab[dz as usize * BLOCK * BLOCK..][..BLOCK * BLOCK];
-    fetched.decode_into(slice, BLOCK)?;
-    drop(fetched);
-    stages.decode += started.elapsed();
-    Ok(())
 }
 
 /// Shard files being written in parts, by object name.

@@ -27,7 +27,7 @@ use crate::tilepack::{self, FetchedTile, TileLocation, TilePackHeader};
 /// slab's tiles that can arrive; the rest are fetched after it, [`REQUESTS_IN_FLIGHT`] per round
 /// trip. 16 brought a block over a bucket 20 ms away to within 1.1× of the same block with no
 /// delay (7 left it at 1.2×); each costs up to ~1 MiB (a stored PNG tile) per instance.
-pub const TILES_HELD: usize = 16;
+pub const TILES_HELD: usize = 7;
 
 /// Requests in flight at once, locations and tiles together: each keeps a connection to storage
 /// busy, and the host opens a bounded number per instance (see

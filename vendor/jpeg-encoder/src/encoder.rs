@@ -1380,6 +1380,159 @@ pub(crate) trait Operations {
     }
 }
 
+impl<W: JfifWrite> Encoder<W> {
+    /// Starts encoding an 8-bit grayscale image of `width` × `height` whose rows are given
+    /// later, a few at a time, with [`LumaRowEncoder::push_rows`] (emwrite's patch).
+    ///
+    /// The result is byte for byte what [`Encoder::encode`] writes for the whole image with
+    /// [`ColorType::Luma`], but only one strip of 8 rows is ever held. Progressive encoding,
+    /// optimised Huffman tables and restart intervals need the whole image (or are not
+    /// supported here) and are refused.
+    pub fn start_luma_rows(
+        mut self,
+        width: u16,
+        height: u16,
+    ) -> Result<LumaRowEncoder<W>, EncodingError> {
+        if width == 0 || height == 0 {
+            return Err(EncodingError::ZeroImageDimensions { width, height });
+        }
+        if self.progressive_scans.is_some()
+            || self.optimize_huffman_table
+            || self.restart_interval.is_some()
+        {
+            return Err(EncodingError::Write(
+                "rows can be encoded one strip at a time only sequentially, with the \
+                 standard Huffman tables and no restart interval"
+                    .into(),
+            ));
+        }
+        let q_tables = [
+            QuantizationTable::new_with_quality(&self.quantization_tables[0], self.quality, true),
+            QuantizationTable::new_with_quality(&self.quantization_tables[1], self.quality, false),
+        ];
+        // What `encode_image_internal` writes before the scan, for a luma image.
+        self.init_components(JpegColorType::Luma);
+        self.writer.write_marker(Marker::SOI)?;
+        self.writer.write_header(&self.density)?;
+        for (nr, data) in &self.app_segments {
+            self.writer.write_segment(Marker::APP(*nr), data)?;
+        }
+        self.write_frame_header(&GrayImage(&[], width, height), &q_tables)?;
+        self.writer
+            .write_scan_header(&self.components.iter().collect::<Vec<_>>(), None)?;
+        let strip_width = usize::from(width).div_ceil(8) * 8;
+        let [q_table, _] = q_tables;
+        Ok(LumaRowEncoder {
+            encoder: self,
+            q_table,
+            width: usize::from(width),
+            height: usize::from(height),
+            rows_taken: 0,
+            strip: Vec::with_capacity(strip_width * 8),
+            strip_width,
+            prev_dc: 0,
+        })
+    }
+}
+
+/// An 8-bit grayscale image being encoded a few rows at a time: see
+/// [`Encoder::start_luma_rows`].
+pub struct LumaRowEncoder<W: JfifWrite> {
+    encoder: Encoder<W>,
+    q_table: QuantizationTable,
+    width: usize,
+    height: usize,
+    rows_taken: usize,
+    /// The rows of the current strip of 8, each padded to `strip_width` with its last pixel.
+    strip: Vec<u8>,
+    strip_width: usize,
+    prev_dc: i16,
+}
+
+impl<W: JfifWrite> LumaRowEncoder<W> {
+    /// Takes the next rows of the image, `width` pixels each, and encodes every strip of 8 rows
+    /// they complete.
+    pub fn push_rows(&mut self, rows: &[u8]) -> Result<(), EncodingError> {
+        if !rows.len().is_multiple_of(self.width)
+            || self.rows_taken + rows.len() / self.width > self.height
+        {
+            return Err(EncodingError::BadImageData {
+                length: rows.len(),
+                required: (self.height - self.rows_taken) * self.width,
+            });
+        }
+        for row in rows.chunks_exact(self.width) {
+            self.push_row(row);
+            self.rows_taken += 1;
+            if self.strip.len() == self.strip_width * 8 {
+                self.encode_strip()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the last strip, its missing rows copies of the image's last row (as
+    /// [`Encoder::encode`] pads), ends the image and returns the output. Fails if rows are
+    /// missing.
+    pub fn finish(mut self) -> Result<W, EncodingError> {
+        if self.rows_taken != self.height {
+            return Err(EncodingError::BadImageData {
+                length: self.rows_taken * self.width,
+                required: self.height * self.width,
+            });
+        }
+        if !self.strip.is_empty() {
+            while self.strip.len() < self.strip_width * 8 {
+                let last = self.strip.len() - self.strip_width;
+                self.strip.extend_from_within(last..);
+            }
+            self.encode_strip()?;
+        }
+        self.encoder.writer.finalize_bit_buffer()?;
+        self.encoder.writer.write_marker(Marker::EOI)?;
+        Ok(self.encoder.writer.into_inner())
+    }
+
+    fn push_row(&mut self, row: &[u8]) {
+        self.strip.extend_from_slice(row);
+        let last = row[row.len() - 1];
+        self.strip
+            .resize(self.strip.len() + self.strip_width - self.width, last);
+    }
+
+    /// Encodes the full strip with the operations `encode_image` would choose.
+    fn encode_strip(&mut self) -> Result<(), EncodingError> {
+        #[cfg(all(feature = "simd", any(target_arch = "x86", target_arch = "x86_64")))]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                return self.encode_strip_with::<crate::avx2::AVX2Operations>();
+            }
+        }
+        #[cfg(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128"))]
+        return self.encode_strip_with::<crate::wasm32::WasmSimd128Operations>();
+
+        #[cfg(not(all(feature = "simd", target_arch = "wasm32", target_feature = "simd128")))]
+        self.encode_strip_with::<DefaultOperations>()
+    }
+
+    /// One strip of `encode_image_interleaved`'s loop, for one component sampled 1 × 1.
+    fn encode_strip_with<OP: Operations>(&mut self) -> Result<(), EncodingError> {
+        let (dc_table, ac_table) = &self.encoder.huffman_tables[0];
+        for bx in (0..self.strip_width).step_by(8) {
+            let mut block = OP::get_block(&self.strip, bx, 0, 1, 1, self.strip_width);
+            OP::fdct(&mut block);
+            let mut q_block = AlignedBlock::default();
+            OP::quantize_block(&block, &mut q_block, &self.q_table);
+            self.encoder
+                .writer
+                .write_block(&q_block, self.prev_dc, dc_table, ac_table)?;
+            self.prev_dc = q_block.data[0];
+        }
+        self.strip.clear();
+        Ok(())
+    }
+}
+
 #[cfg_attr(
     all(
         feature = "simd",
@@ -1399,10 +1552,56 @@ impl Operations for DefaultOperations {}
 #[cfg(test)]
 mod tests {
     use alloc::vec;
+    use alloc::vec::Vec;
 
     use crate::encoder::{get_block, get_block_averaged, get_num_bits};
     use crate::writer::get_code;
-    use crate::{Encoder, SamplingFactor};
+    use crate::{ColorType, Encoder, SamplingFactor};
+
+    /// Rows fed in any grouping encode to exactly `Encoder::encode`'s bytes, for sizes that are
+    /// and are not multiples of the 8 × 8 block (emwrite's patch).
+    #[test]
+    fn luma_rows_encode_as_the_whole_image() {
+        for (width, height) in [(64, 4096), (64, 64), (20, 137), (1, 1), (9, 17), (33, 8)] {
+            let pixels: Vec<u8> = (0..width * height)
+                .map(|i| ((i * 7919) % 251 + (i / width) % 5) as u8)
+                .collect();
+            for quality in [30, 75, 100] {
+                let mut whole = Vec::new();
+                Encoder::new(&mut whole, quality)
+                    .encode(&pixels, width as u16, height as u16, ColorType::Luma)
+                    .unwrap();
+                for rows_at_once in [1, 3, 8, 64, height] {
+                    let mut fed = Vec::new();
+                    let mut rows = Encoder::new(&mut fed, quality)
+                        .start_luma_rows(width as u16, height as u16)
+                        .unwrap();
+                    for part in pixels.chunks(width * rows_at_once) {
+                        rows.push_rows(part).unwrap();
+                    }
+                    rows.finish().unwrap();
+                    assert!(
+                        fed == whole,
+                        "{width}x{height} q{quality} by {rows_at_once}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn luma_rows_refuse_missing_extra_and_partial_rows() {
+        let start = || Encoder::new(Vec::new(), 75).start_luma_rows(10, 4).unwrap();
+        let mut rows = start();
+        rows.push_rows(&[0; 30]).unwrap();
+        assert!(rows.finish().is_err(), "a row missing");
+        assert!(start().push_rows(&[0; 50]).is_err(), "a row too many");
+        assert!(start().push_rows(&[0; 15]).is_err(), "half a row");
+        let mut progressive = Encoder::new(Vec::new(), 75);
+        progressive.set_progressive(true);
+        assert!(progressive.start_luma_rows(10, 4).is_err());
+        assert!(Encoder::new(Vec::new(), 75).start_luma_rows(0, 4).is_err());
+    }
 
     #[test]
     fn test_get_block_averaged_2x2() {

@@ -44,7 +44,9 @@ mod quantization;
 mod wasm32;
 mod writer;
 
-pub use encoder::{ChromaSubsamplingMethod, ColorType, Encoder, JpegColorType, SamplingFactor};
+pub use encoder::{
+    ChromaSubsamplingMethod, ColorType, Encoder, JpegColorType, LumaRowEncoder, SamplingFactor,
+};
 pub use error::EncodingError;
 pub use image_buffer::{ImageBuffer, cmyk_to_ycck, rgb_to_ycbcr};
 pub use quantization::QuantizationTableType;

@@ -114,6 +114,11 @@ pub(crate) struct JfifWriter<W: JfifWrite> {
 }
 
 impl<W: JfifWrite> JfifWriter<W> {
+    /// The output, once everything is written (emwrite's patch, for `LumaRowEncoder::finish`).
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+
     pub fn new(w: W) -> Self {
         JfifWriter {
             w,
