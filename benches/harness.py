@@ -407,12 +407,13 @@ class Table:
         return "\n".join([head, *self.rows])
 
 
-def ngshard_targets(ours: Side, peer: Side, peak_bound: int):
+def ngshard_targets(ours: Side, peer: Side, peak_bound: int, wall_target: bool):
+    """#8's targets: wall (the JPEG block only), CPU (the cost of any block) and peak memory."""
     wall, cpu = ratio(ours, peer, "wall"), ratio(ours, peer, "cpu")
-    target = f"wall ≤ 0.5×, CPU ≤ 0.5×, peak ≤ {peak_bound} MiB"
-    met = " · ".join([check_le(wall, 0.5, "wall {:.2f}×"), check_le(cpu, 0.5, "CPU {:.2f}×"),
-                      check_le(ours.peak(), peak_bound, "{:.0f} MiB")])
-    return target, met
+    targets = (["wall ≤ 0.5×"] if wall_target else []) + ["CPU ≤ 0.5×", f"peak ≤ {peak_bound} MiB"]
+    checks = ([check_le(wall, 0.5, "wall {:.2f}×")] if wall_target else []) + [
+        check_le(cpu, 0.5, "CPU {:.2f}×"), check_le(ours.peak(), peak_bound, "{:.0f} MiB")]
+    return ", ".join(targets), " · ".join(checks)
 
 
 def main():
@@ -441,7 +442,7 @@ def main():
         for write_raw, bound in ((False, 256), (True, 512)):
             ours, peer = bench.ngshard_local(slices, write_raw)
             table.add(f"ngshard {block}, {'JPEG + raw' if write_raw else 'JPEG'}, local disk", ours, peer,
-                      *ngshard_targets(ours, peer, bound))
+                      *ngshard_targets(ours, peer, bound, wall_target=not write_raw))
     if "ngshard-gcs" in chosen:
         sides = bench.ngshard_gcs(slices)
         for delay, (ours, peer) in sides.items():

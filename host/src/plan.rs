@@ -35,18 +35,18 @@ pub mod figures {
     pub const META_CORE_S: f64 = 0.01;
     /// See [`META_CORE_S`].
     pub const META_PEAK: u64 = 40 << 20;
-    /// ngshard core-seconds per voxel of the block that holds slices (full run of 13:47: 10.25
-    /// CPU-s for a 1024³ JPEG block split in two instances, 11.67 with raw in one; 9.6 for a JPEG
+    /// ngshard core-seconds per voxel of the block that holds slices (full run of 16:10: 8.06
+    /// CPU-s for a 1024³ JPEG block split in two instances, 10.89 with raw in one; 7.0 for a JPEG
     /// block in one instance).
-    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 10.25;
+    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 8.06;
     /// See [`BLOCK_CORE_S_PER_GVOXEL_JPEG`].
-    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 11.67;
-    /// ngshard peak memory (full run: 347 MiB JPEG split in two instances, 165 MiB in one; 469
-    /// MiB JPEG + raw): the streaming pyramid bounds it whatever the slices, and raw scale-0
+    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 10.89;
+    /// ngshard peak memory (full run: 234–245 MiB JPEG split in two instances, 125 MiB in one;
+    /// 484 MiB JPEG + raw): the streaming pyramid bounds it whatever the slices, and raw scale-0
     /// shards set it with writeRaw.
-    pub const BLOCK_PEAK_JPEG: u64 = 347 << 20;
+    pub const BLOCK_PEAK_JPEG: u64 = 245 << 20;
     /// See [`BLOCK_PEAK_JPEG`].
-    pub const BLOCK_PEAK_RAW: u64 = 469 << 20;
+    pub const BLOCK_PEAK_RAW: u64 = 484 << 20;
     /// JPEG volume bytes per voxel at scale 0, quality 75 (example stack: 9.8 MB for 57.2 M
     /// voxels; the coarser scales add the pyramid's 1/8 + 1/64 + …).
     pub const JPEG_BYTES_PER_VOXEL: f64 = 0.172;

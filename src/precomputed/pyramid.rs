@@ -11,7 +11,8 @@
 //! task writes whole shards that no other task touches. [`BlockPyramid::new`] checks that the
 //! scales it is given have this property.
 //!
-//! The block arrives as 16 slabs of 64 slices. A slab gives one layer of scale-0 chunks and,
+//! The block arrives as 16 slabs of 64 slices, fed one slice at a time: each slice is encoded
+//! into the scale-0 chunks it crosses as it comes. A slab gives one layer of scale-0 chunks and,
 //! folded by 2×2×2 means, half a slab of scale 1; two scale-1 halves make a scale-1 chunk layer,
 //! which folds into half a slab of scale 2, and so on: scale k encodes a chunk layer every 2^k
 //! slabs. The means themselves are [`crate::precomputed::downsample`]'s, and the shards' chunks
@@ -50,8 +51,11 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 ///
 /// # Memory
 ///
-/// The pyramid never holds the block. Besides the caller's current slab (1024² × 64 bytes =
-/// 64 MiB, borrowed) it owns:
+/// The pyramid never holds the block, nor a slab of it: slices come in one at a time
+/// ([`BlockPyramid::push_slice`], 1 MiB, borrowed). It owns:
+/// - the slice before the current one, until the pair folds into scale 1 (1 MiB);
+/// - the current layer's scale-0 chunks encoded so far: a layer's JPEG chunks (~12 MiB on EM
+///   data), or, with raw, its voxels (up to 64 MiB);
 /// - one partial slab per coarser scale, (1024 >> k)² × 64 bytes for k = 1..4: 16 + 4 + 1 +
 ///   0.25 MiB, about 21 MiB, plus scratch: a 256 KiB chunk and a 2 KiB row of sums;
 /// - the encoded chunks of shards not yet complete, one buffer per shard and encoding. A

@@ -1,8 +1,8 @@
 //! `ngshard`: build one 1024³ block from the tile packs and write its sharded pyramid.
 //!
-//! The block is streamed in slabs of [`BlockPyramid::SLAB_DEPTH`] slices, so a task holds one
-//! slab of voxels plus what the pyramid keeps, never the whole 1 GiB block (docs/design.md §4).
-//! The next slab's tiles are read while the current slab is computed.
+//! The block is streamed slice by slice into the pyramid, so a task holds one slice of voxels
+//! plus what the pyramid keeps, never the whole 1 GiB block nor a 64 MiB slab of it
+//! (docs/design.md §4). The next tiles are read while a slice is computed.
 //!
 //! One task builds a block ([`run`]), or two tasks share it, one half each ([`run_half`]), and a
 //! third step writes the shards both halves hold chunks of ([`merge_halves`]): two component

@@ -7,11 +7,12 @@
 //!
 //! A wasm instance has one thread, and a request moves on only when its future is polled: the
 //! host sends it on the first poll and the response is taken in on a later one. An `async`
-//! stream (`futures`' `buffered`) is polled only while the task awaits it, which a pyramid
-//! computing a slab for most of a second does not. So this keeps its reads as plain futures and
-//! polls every one of them whenever asked, from [`TileReads::next`] or from [`TileReads::pump`],
-//! which the pyramid calls between rows of chunks. Polling a wstd future checks its pollable
-//! directly, so a poll outside the executor's loop still makes progress.
+//! stream (`futures`' `buffered`) is polled only while the task awaits it, which a task busy
+//! computing does not. So this keeps its reads as plain futures and polls every one of them
+//! whenever asked, from [`TileReads::next`] or from [`TileReads::pump`], which ngshard calls
+//! after each slice it pushes and between the rows of chunks a slab's end encodes. Polling a
+//! wstd future checks its pollable directly, so a poll outside the executor's loop still makes
+//! progress.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -23,10 +24,10 @@ use crate::storage::Storage;
 use crate::storage::location::Location;
 use crate::tilepack::{self, FetchedTile, TileLocation, TilePackHeader};
 
-/// Tiles held at once, fetched or being fetched. While a slab computes, these are the next
-/// slab's tiles that can arrive; the rest are fetched after it, [`REQUESTS_IN_FLIGHT`] per round
-/// trip. 16 brought a block over a bucket 20 ms away to within 1.1× of the same block with no
-/// delay (7 left it at 1.2×); each costs up to ~1 MiB (a stored PNG tile) per instance.
+/// Tiles held at once, fetched or being fetched: what may arrive ahead of the slice being
+/// encoded. Each costs up to ~1 MiB (a stored PNG tile) per instance. With 7, a block over a
+/// bucket 20 ms away takes about 1.15× the same block with no delay; 16 gave 1.09–1.12× for
+/// ~20 MiB more per split block (README, Performance).
 pub const TILES_HELD: usize = 7;
 
 /// Requests in flight at once, locations and tiles together: each keeps a connection to storage
