@@ -31,6 +31,7 @@ mod run;
 mod serve;
 mod shutdown;
 mod stack;
+mod stack_file;
 mod status;
 mod store;
 mod sweep;
@@ -59,6 +60,7 @@ use crate::limits::{ServeLimits, default_max_in_flight};
 use crate::outgoing::AllowedHost;
 use crate::serve::ServeOptions;
 use crate::stack::{Overrides, Phase, Stack};
+use crate::stack_file::StackFile;
 use crate::task::Split;
 use crate::units::{parse_byte_size, parse_duration};
 
@@ -184,8 +186,11 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct StackArgs {
     /// Stack file: JSON {"dest", "dest-tmp", "bbox": [w, h], "slices": [{"z", "img",
-    /// "transform"}, ...]}, or CSV (a name ending in .csv) with the header z,img,a,b,c,d,e,f.
-    stack: PathBuf,
+    /// "transform"}, ...]}, or CSV (a name ending in .csv) with the header z,img,a,b,c,d,e,f; a
+    /// local path, or a GCS object gs://BUCKET/OBJECT (read with the host's GCS access, or from
+    /// STORAGE_EMULATOR_HOST).
+    #[arg(value_parser = StackFile::parse)]
+    stack: StackFile,
     /// Where raw/ is and align/ and neuroglancer/ go (required for CSV; replaces the JSON's).
     #[arg(long, value_name = "LOCATION")]
     dest: Option<String>,
@@ -207,8 +212,9 @@ struct StackArgs {
 }
 
 impl StackArgs {
-    /// Reads and checks the stack: every problem is reported, and nothing runs if there is one.
-    fn read(&self) -> Result<Stack, HostError> {
+    /// Reads and checks the stack (from GCS with `allow_hosts` too, as every GCS request): every
+    /// problem is reported, and nothing runs if there is one.
+    fn read(&self, allow_hosts: &[AllowedHost]) -> Result<Stack, HostError> {
         let overrides = Overrides {
             dest: self.dest.clone(),
             dest_tmp: self.dest_tmp.clone(),
@@ -217,7 +223,8 @@ impl StackArgs {
             write_raw: self.write_raw,
             jpeg_quality: self.jpeg_quality,
         };
-        Stack::read(&self.stack, &overrides)
+        let text = self.stack.read(allow_hosts)?;
+        Stack::parse(&self.stack, &text, &overrides)
     }
 }
 
@@ -491,7 +498,7 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             run::run(args.endpoint, &args.file, args.split, args.engine.prepare())
         }
-        Command::Pipeline(args) => args.stack.read().and_then(|stack| {
+        Command::Pipeline(args) => args.stack.read(&args.engine.allow_hosts).and_then(|stack| {
             let mode = match args.remote.options() {
                 Some(options) => Mode::Remote {
                     options,
@@ -508,7 +515,7 @@ fn main() -> ExitCode {
             };
             pipeline::pipeline(&stack, mode)
         }),
-        Command::Task(args) => args.stack.read().and_then(|stack| {
+        Command::Task(args) => args.stack.read(&args.engine.allow_hosts).and_then(|stack| {
             let share = Share::resolve(args.task_index, args.task_count, |name| {
                 std::env::var(name).ok()
             })?;
@@ -521,7 +528,8 @@ fn main() -> ExitCode {
             };
             driver::drive(&stack, &[args.phase], share, mode).map(drop)
         }),
-        Command::Plan(args) => args.stack.read().map(|stack| {
+        // No --allow-host: a stack file on GCS is read from GCS or its emulator, always allowed.
+        Command::Plan(args) => args.stack.read(&[]).map(|stack| {
             plan::plan(
                 &stack,
                 args.store,
@@ -533,7 +541,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::verify_command(&args.location, args.engine.into()),
         Command::Status(args) => args
             .stack
-            .read()
+            .read(&args.engine.allow_hosts)
             .and_then(|stack| status::status(&stack, args.engine.into())),
         Command::View(args) => view::view(view::ViewOptions {
             location: args.location,

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 
 use clap::ValueEnum;
 use emwrite::endpoint::Endpoint;
@@ -20,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::HostError;
+use crate::stack_file::StackFile;
 use crate::task::Task;
 
 /// The CSV columns, in the order aligners write them: the slice's z, its raw image under
@@ -177,26 +177,17 @@ impl Stack {
             .all(|location| location.starts_with("gs://") || store == DefaultStore::Gcs)
     }
 
-    /// Reads `file` (CSV when its name ends in `.csv`, else JSON) with the command line's
-    /// `overrides`, and checks every task it makes. Every problem is reported at once, each with
-    /// its line (CSV) or its slice (JSON); nothing runs if there is one.
-    pub fn read(file: &Path, overrides: &Overrides) -> Result<Stack, HostError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| HostError::Config(format!("stack file {}: {e}", file.display())))?;
-        let is_csv = file
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"));
-        let parsed = if is_csv {
-            from_csv(&text, overrides)
+    /// Reads the `text` of `file` (CSV when its name ends in `.csv`, else JSON) with the command
+    /// line's `overrides`, and checks every task it makes. Every problem is reported at once, each
+    /// with its line (CSV) or its slice (JSON); nothing runs if there is one.
+    pub fn parse(file: &StackFile, text: &str, overrides: &Overrides) -> Result<Stack, HostError> {
+        let parsed = if file.is_csv() {
+            from_csv(text, overrides)
         } else {
-            from_json(&text, overrides)
+            from_json(text, overrides)
         };
         parsed.and_then(Parsed::checked).map_err(|problems| {
-            HostError::Config(format!(
-                "stack file {}: {}",
-                file.display(),
-                list(&problems)
-            ))
+            HostError::Config(format!("stack file {file}: {}", list(&problems)))
         })
     }
 

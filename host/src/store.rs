@@ -23,7 +23,7 @@ use wasmtime_wasi_http::{Error, RequestOptions};
 use crate::credentials::Credentials;
 use crate::engine::Settings;
 use crate::error::HostError;
-use crate::outgoing::{Outgoing, Policy};
+use crate::outgoing::{AllowedHost, Outgoing, Policy};
 
 /// The stores as the host reads them: the core's router over the local data directory and GCS.
 pub type HostStore = Router<FsStorage, GcsStorage<HostHttpClient>>;
@@ -39,16 +39,27 @@ const TIMEOUTS: RequestOptions = RequestOptions {
 /// The stores `settings` name, reached as the component reaches them. Must be used inside a
 /// tokio runtime (the pooled HTTP client spawns its connections there).
 pub fn open(settings: &Settings) -> Result<HostStore, HostError> {
-    let emulator = std::env::var(EMULATOR_HOST_ENV).ok();
-    let policy = Policy::new(emulator.as_deref(), settings.allow_hosts.clone())?;
-    let client = HostHttpClient {
-        outgoing: Outgoing::new(policy, Credentials::new()),
-    };
-    let gcs = RetryPolicy::with_base_delay_ms(std::env::var(RETRY_BASE_DELAY_ENV).ok().as_deref())
-        .map(|policy| GcsStorage::new(client, base_url(emulator.as_deref()), policy));
+    let gcs = open_gcs(&settings.allow_hosts)?;
     // A missing data directory holds no objects: reading creates nothing.
     let local = FsStorage::new(&settings.data_dir);
     Ok(Router::new(local, gcs, Ok(settings.store)))
+}
+
+/// GCS alone, reached as the component reaches it: the emulator of `STORAGE_EMULATOR_HOST`
+/// without credentials, else GCS with the host's. The inner error is a bad retry setting, which
+/// fails only the requests that need GCS. Must be used inside a tokio runtime.
+pub fn open_gcs(
+    allow_hosts: &[AllowedHost],
+) -> Result<emwrite::Result<GcsStorage<HostHttpClient>>, HostError> {
+    let emulator = std::env::var(EMULATOR_HOST_ENV).ok();
+    let policy = Policy::new(emulator.as_deref(), allow_hosts.to_vec())?;
+    let client = HostHttpClient {
+        outgoing: Outgoing::new(policy, Credentials::new()),
+    };
+    Ok(
+        RetryPolicy::with_base_delay_ms(std::env::var(RETRY_BASE_DELAY_ENV).ok().as_deref())
+            .map(|policy| GcsStorage::new(client, base_url(emulator.as_deref()), policy)),
+    )
 }
 
 /// The core's [`HttpClient`] over the host's outgoing path.

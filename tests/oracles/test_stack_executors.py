@@ -300,3 +300,28 @@ def test_plan_counts_the_tasks_and_sizes_the_raw_slices(emwrite, inputs):
     assert "unknown (6 of 6 not found)" in missing.stdout
     # The raw input is the slices' real size, as the plan shows it.
     assert raw_bytes > 0
+
+
+def test_a_stack_file_on_gcs_is_read_from_gcs(emwrite, emulator, inputs, in_process, tmp_path):
+    """`task`, `status`, `plan` and `pipeline` read a `gs://` stack file through the host's GCS
+    access (here the emulator of STORAGE_EMULATOR_HOST), so a Cloud Run Job needs no volume for it;
+    a missing stack object is an error that names it."""
+    data = fresh_data(inputs, tmp_path)
+    emulator.create_bucket("stack-files")
+    emulator.upload("stack-files", "runs/1/stack.json", (data / "stack.json").read_bytes(), "application/json")
+    (data / "stack.json").unlink()
+    stack, env = "gs://stack-files/runs/1/stack.json", {"STORAGE_EMULATOR_HOST": emulator.url}
+    for phase in ("align", "meta", "shard"):
+        run_emwrite(emwrite, "task", stack, "--phase", phase, "--data-dir", str(data), "--jobs", "1", env=env)
+    assert outputs(data) == in_process
+    status = run_emwrite(emwrite, "status", stack, "--data-dir", str(data), env=env)
+    assert "blocks 2/2 finished" in status.stdout, status.stdout
+    plan = run_emwrite(emwrite, "plan", stack, "--data-dir", str(data), env=env)
+    assert plan.stdout.splitlines()[0].startswith("stack: 6 slices"), plan.stdout
+    rerun = run_emwrite(emwrite, "pipeline", stack, "--data-dir", str(data), env=env)
+    assert "0 failed" in summary(rerun.stderr) and outputs(data) == in_process
+    missing = run_emwrite(emwrite, "pipeline", "gs://stack-files/runs/2/stack.json", "--data-dir", str(data),
+                          env=env, check=False)
+    assert missing.returncode != 0
+    assert "stack file gs://stack-files/runs/2/stack.json: runs/2/stack.json in bucket gs://stack-files: not found" \
+        in missing.stderr, missing.stderr
