@@ -85,11 +85,17 @@ impl Framing {
 /// The Neuroglancer source of the JPEG volume below `base`, a kvstore URL of the volume's
 /// destination (`http://127.0.0.1:8081`, `gs://bucket/prefix`).
 pub fn jpeg_source(base: &str) -> String {
-    format!(
-        "precomputed://{}/{}",
+    source(&format!(
+        "{}/{}",
         base.trim_end_matches('/'),
         layout::volume_prefix(Encoding::Jpeg)
-    )
+    ))
+}
+
+/// The Neuroglancer source of the precomputed volume whose folder (holding its `info`) is at
+/// `url` (`http://127.0.0.1:8081`, `gs://bucket/prefix/neuroglancer/jpeg`).
+pub fn source(url: &str) -> String {
+    format!("precomputed://{}", url.trim_end_matches('/'))
 }
 
 /// A link to `viewer` (a Neuroglancer deployment's URL) showing `source` as an image layer named

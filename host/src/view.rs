@@ -3,8 +3,10 @@
 //!
 //! LOCATION is a pipeline's `dest`, named as everywhere in emwrite (docs/design.md §3): a bucket
 //! name (with an optional prefix), the folder `<data-dir>/<bucket>` locally or a GCS bucket with
-//! `--store gcs`, or a `gs://bucket/prefix` URL; a folder path is taken too. The server listens on
-//! loopback only and serves that folder read-only: GET and HEAD with byte ranges (Neuroglancer
+//! `--store gcs`, or a `gs://bucket/prefix` URL; a folder path is taken too. It may also be the
+//! volume's own folder, the one holding its `info` (`data/emdata/neuroglancer/jpeg`), which is
+//! what a user points a viewer at (as with `igneous view`). The server listens on loopback only
+//! and serves that folder read-only: GET and HEAD with byte ranges (Neuroglancer
 //! reads a chunk as a range of its shard), CORS for any origin (the viewer is another origin,
 //! e.g. neuroglancer-demo.appspot.com), nothing outside the folder (`..` is dropped, links that
 //! lead out are refused). It runs until Ctrl-C or SIGTERM.
@@ -44,6 +46,9 @@ use crate::shutdown;
 /// the link `emwrite pipeline` prints before the server runs is the one it will serve.
 pub const DEFAULT_PORT: u16 = 8081;
 
+/// The file a precomputed volume's folder holds its description in (the format's `info`).
+const INFO_FILE: &str = "info";
+
 /// Methods the server answers; the rest get 405.
 const METHODS: &str = "GET, HEAD, OPTIONS";
 
@@ -76,27 +81,33 @@ pub struct ViewOptions {
 /// Where a LOCATION's volume is.
 #[derive(Debug, PartialEq)]
 enum Target {
-    /// A local folder: the destination holding `neuroglancer/jpeg`.
-    Folder(PathBuf),
-    /// A GCS destination, `gs://bucket[/prefix]`.
+    /// A local folder to serve, and the volume's folder below it: `neuroglancer/jpeg` for a
+    /// destination, empty for the volume's own folder.
+    Folder {
+        /// The folder served.
+        root: PathBuf,
+        /// The volume's folder below `root`.
+        volume: &'static str,
+    },
+    /// A volume on GCS: its folder's URL, `gs://bucket[/prefix]/neuroglancer/jpeg`.
     Gcs(String),
 }
 
 /// Serves the volume at `options.location` until Ctrl-C (for GCS: prints its link and returns).
 pub fn view(options: ViewOptions) -> Result<(), HostError> {
     let name = layer_name(&options.location);
-    let folder = match locate(&options.location, options.store, &options.data_dir)? {
+    let (folder, volume) = match locate(&options.location, options.store, &options.data_dir)? {
         Target::Gcs(url) => {
-            let source = neuroglancer::jpeg_source(&url);
+            let source = neuroglancer::source(&url);
             println!(
                 "{}",
                 neuroglancer::link(&options.viewer, &source, &name, None)
             );
             return Ok(());
         }
-        Target::Folder(folder) => folder,
+        Target::Folder { root, volume } => (root, volume),
     };
-    let framing = Framing::of(&read_jpeg_info(&folder)?);
+    let framing = Framing::of(&read_info(&folder, volume)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,7 +125,7 @@ pub fn view(options: ViewOptions) -> Result<(), HostError> {
         tracing::info!("serving {} read-only; Ctrl-C stops", folder.display());
         // On stdout, alone, as `emwrite serve` prints it: a caller of --port 0 reads the port here.
         println!("listening on http://{local}");
-        let source = neuroglancer::jpeg_source(&format!("http://{local}"));
+        let source = neuroglancer::source(&volume_url(&format!("http://{local}"), volume));
         println!(
             "{}",
             neuroglancer::link(&options.viewer, &source, &name, framing.as_ref())
@@ -157,17 +168,19 @@ pub fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing
 
 /// Resolves LOCATION as the rest of emwrite names locations (module doc): a `gs://` URL or, with
 /// `--store gcs`, a bucket name is GCS; a bucket name is otherwise the folder under `data_dir`;
-/// anything else must be a folder.
+/// anything else must be a folder. Each may be a destination or the volume's own folder.
 fn locate(location: &str, store: DefaultStore, data_dir: &Path) -> Result<Target, HostError> {
+    let gcs = |url: String| match volume_below(&url) {
+        Some(_) => Target::Gcs(url),
+        None => Target::Gcs(volume_url(&url, layout::volume_prefix(Encoding::Jpeg))),
+    };
     match Location::parse("LOCATION", location) {
-        Ok(parsed) if parsed.store() == Store::Gcs => return Ok(Target::Gcs(parsed.to_string())),
-        Ok(parsed) if store == DefaultStore::Gcs => {
-            return Ok(Target::Gcs(format!("gs://{parsed}")));
-        }
+        Ok(parsed) if parsed.store() == Store::Gcs => return Ok(gcs(parsed.to_string())),
+        Ok(parsed) if store == DefaultStore::Gcs => return Ok(gcs(format!("gs://{parsed}"))),
         Ok(_) => {
             let bucket_folder = data_dir.join(location.trim_end_matches('/'));
             if bucket_folder.is_dir() {
-                return Ok(Target::Folder(bucket_folder));
+                return Ok(local_target(bucket_folder));
             }
         }
         // `http://…`, `s3://…`: the parser's message says what a location may be.
@@ -178,7 +191,7 @@ fn locate(location: &str, store: DefaultStore, data_dir: &Path) -> Result<Target
     }
     let folder = Path::new(location);
     if folder.is_dir() {
-        return Ok(Target::Folder(folder.to_path_buf()));
+        return Ok(local_target(folder.to_path_buf()));
     }
     Err(HostError::Config(format!(
         "LOCATION {location:?}: no folder {} (a bucket under --data-dir) nor {location}",
@@ -186,14 +199,47 @@ fn locate(location: &str, store: DefaultStore, data_dir: &Path) -> Result<Target
     )))
 }
 
-/// The volume's JPEG `info`, which must be there for the volume to be worth serving.
-fn read_jpeg_info(folder: &Path) -> Result<VolumeInfo, HostError> {
-    let path = folder
-        .join(layout::volume_prefix(Encoding::Jpeg))
-        .join("info");
+/// A local folder as a target: the volume's own folder when it holds an `info`, else a
+/// destination whose JPEG volume is served.
+fn local_target(root: PathBuf) -> Target {
+    let volume = if root.join(INFO_FILE).is_file() {
+        ""
+    } else {
+        layout::volume_prefix(Encoding::Jpeg)
+    };
+    Target::Folder { root, volume }
+}
+
+/// The URL of the volume folder `volume` below `base` (`volume` empty: `base` itself).
+fn volume_url(base: &str, volume: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if volume.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}/{volume}")
+    }
+}
+
+/// The destination part of a location that names a volume's own folder
+/// (`lab/run1/neuroglancer/jpeg` → `lab/run1`), `None` for any other location.
+fn volume_below(location: &str) -> Option<&str> {
+    let trimmed = location.trim_end_matches('/');
+    [Encoding::Jpeg, Encoding::Raw]
+        .into_iter()
+        .find_map(|encoding| {
+            let dest = trimmed.strip_suffix(layout::volume_prefix(encoding))?;
+            (dest.is_empty() || dest.ends_with('/')).then(|| dest.trim_end_matches('/'))
+        })
+}
+
+/// The volume's `info` in `volume` below `folder`, which must be there for the volume to be worth
+/// serving.
+fn read_info(folder: &Path, volume: &str) -> Result<VolumeInfo, HostError> {
+    let path = folder.join(volume).join(INFO_FILE);
     let bytes = std::fs::read(&path).map_err(|e| {
         HostError::Config(format!(
-            "no volume in {}: {}: {e} (LOCATION is a pipeline's dest)",
+            "no volume in {}: {}: {e} (LOCATION is a pipeline's dest, or the volume's own \
+             folder holding its info)",
             folder.display(),
             path.display()
         ))
@@ -202,9 +248,11 @@ fn read_jpeg_info(folder: &Path) -> Result<VolumeInfo, HostError> {
         .map_err(|e| HostError::Config(format!("{}: {}", path.display(), e.message())))
 }
 
-/// The image layer's name in the viewer: the location's last segment (`lab/run1` → `run1`).
+/// The image layer's name in the viewer: the destination's last segment (`lab/run1` and
+/// `lab/run1/neuroglancer/jpeg` → `run1`).
 fn layer_name(location: &str) -> String {
     let trimmed = location.trim_end_matches('/');
+    let trimmed = volume_below(trimmed).unwrap_or(trimmed);
     let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
     if last.is_empty() {
         "volume".to_owned()
@@ -393,30 +441,66 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("emwrite-view-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("lab/run1")).expect("scratch folders");
         let local = DefaultStore::Local;
+        let dest = |root: PathBuf| Target::Folder {
+            root,
+            volume: "neuroglancer/jpeg",
+        };
         assert_eq!(
             locate("lab", local, &dir).expect("a bucket folder"),
-            Target::Folder(dir.join("lab"))
+            dest(dir.join("lab"))
         );
         assert_eq!(
             locate("lab/run1/", local, &dir).expect("a bucket and prefix"),
-            Target::Folder(dir.join("lab/run1"))
+            dest(dir.join("lab/run1"))
         );
         let path = dir.join("lab").display().to_string();
         assert_eq!(
             locate(&path, local, Path::new("/nonexistent")).expect("a folder path"),
-            Target::Folder(PathBuf::from(&path))
+            dest(PathBuf::from(&path))
         );
         assert_eq!(
             locate("gs://lab/run1/", local, &dir).expect("a GCS URL"),
-            Target::Gcs("gs://lab/run1".to_owned())
+            Target::Gcs("gs://lab/run1/neuroglancer/jpeg".to_owned())
         );
         assert_eq!(
             locate("lab", DefaultStore::Gcs, &dir).expect("a GCS bucket"),
-            Target::Gcs("gs://lab".to_owned())
+            Target::Gcs("gs://lab/neuroglancer/jpeg".to_owned())
         );
         let missing = locate("nolab", local, &dir).expect_err("no such folder");
         assert!(missing.to_string().contains("nolab"), "{missing}");
         assert!(locate("http://example.org/v", local, &dir).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn the_volume_s_own_folder_is_taken_too() {
+        let dir = std::env::temp_dir().join(format!("emwrite-view-own-{}", std::process::id()));
+        let jpeg = dir.join("lab/neuroglancer/jpeg");
+        std::fs::create_dir_all(&jpeg).expect("scratch folders");
+        std::fs::write(jpeg.join("info"), b"{}").expect("an info");
+        let local = DefaultStore::Local;
+        let own = Target::Folder {
+            root: jpeg.clone(),
+            volume: "",
+        };
+        let path = jpeg.display().to_string();
+        assert_eq!(
+            locate(&path, local, Path::new("/nonexistent")).unwrap(),
+            own
+        );
+        assert_eq!(
+            locate("lab/neuroglancer/jpeg/", local, &dir).unwrap(),
+            own,
+            "a bucket folder and prefix"
+        );
+        assert_eq!(
+            locate("gs://lab/run1/neuroglancer/raw", local, &dir).unwrap(),
+            Target::Gcs("gs://lab/run1/neuroglancer/raw".to_owned())
+        );
+        assert_eq!(layer_name(&path), "lab");
+        assert_eq!(layer_name("gs://lab/run1/neuroglancer/jpeg/"), "run1");
+        assert_eq!(layer_name("lab/myneuroglancer/jpeg"), "jpeg");
+        assert_eq!(volume_url("http://127.0.0.1:9/", ""), "http://127.0.0.1:9");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
