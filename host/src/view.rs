@@ -42,8 +42,9 @@ use crate::error::HostError;
 use crate::neuroglancer::{self, Framing};
 use crate::shutdown;
 
-/// `emwrite view`'s port when none is given: next to `emwrite serve`'s 8080, and fixed so that
-/// the link `emwrite pipeline` prints before the server runs is the one it will serve.
+/// `emwrite view`'s port when none is given: next to `emwrite serve`'s 8080. The `emwrite view`
+/// command that `emwrite pipeline` prints names it, so the link printed with it is the one that
+/// command serves.
 pub const DEFAULT_PORT: u16 = 8081;
 
 /// The file a precomputed volume's folder holds its description in (the format's `info`).
@@ -139,8 +140,8 @@ pub fn view(options: ViewOptions) -> Result<(), HostError> {
 }
 
 /// The lines `emwrite pipeline` ends with: how to look at the volume it wrote to `dest`. For a
-/// local volume, the `emwrite view` command that serves it and the link that command prints at
-/// its default port; for GCS, the link.
+/// local volume, the `emwrite view` command that serves it, with its port, and the link that
+/// command prints (the same link: it depends on nothing else); for GCS, the link.
 pub fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing>) -> String {
     let name = layer_name(dest);
     let viewer = neuroglancer::DEMO_VIEWER;
@@ -149,7 +150,8 @@ pub fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing
             let base = format!("http://{}:{DEFAULT_PORT}", Ipv4Addr::LOCALHOST);
             let source = neuroglancer::jpeg_source(&base);
             format!(
-                "view it: emwrite view {dest} --data-dir {}\n{}",
+                "view it: emwrite view {dest} --data-dir {} --port {DEFAULT_PORT}\n\
+                 which prints this link to open while it runs:\n{}",
                 dir.display(),
                 neuroglancer::link(viewer, &source, &name, framing)
             )
@@ -526,8 +528,10 @@ mod tests {
     fn pipeline_hint_names_the_view_command_and_its_link() {
         let framing = Framing::of_stack([1100, 300], 5, 16, 8.0);
         let local = how_to_view("emdata", Some(Path::new("data")), framing.as_ref());
-        assert!(local.starts_with("view it: emwrite view emdata --data-dir data\n"));
-        assert!(local.contains("precomputed://http://127.0.0.1:8081/neuroglancer/jpeg"));
+        assert!(local.starts_with("view it: emwrite view emdata --data-dir data --port 8081\n"));
+        // The link is the one that command prints: for its port.
+        let link = local.lines().last().expect("the link last");
+        assert!(link.contains("precomputed://http://127.0.0.1:8081/neuroglancer/jpeg"));
         let gcs = how_to_view("gs://lab/run1", Some(Path::new("data")), framing.as_ref());
         assert!(gcs.contains("precomputed://gs://lab/run1/neuroglancer/jpeg"));
         let bare = how_to_view("lab", None, None);
