@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::{self, BLOCK_MANIFEST_FOLDER};
 use crate::request::NgShardRequest;
+use crate::request::wire::{self, BlockFields};
 use crate::storage::Storage;
 use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
@@ -38,10 +39,9 @@ const CHECKS_IN_FLIGHT: usize = 16;
 
 /// One block's manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(into = "ManifestJson", from = "ManifestJson")]
 pub struct BlockManifest {
     /// Always [`MANIFEST_TYPE`].
-    #[serde(rename = "@type")]
     pub format: String,
     /// The block, `[bx, by, bz]`.
     pub block: [u32; 3],
@@ -52,13 +52,63 @@ pub struct BlockManifest {
     /// The request's `maxz`.
     pub maxz: u32,
     /// The request's `writeRaw`.
-    #[serde(rename = "writeRaw")]
     pub write_raw: bool,
     /// The request's `jpeg-quality`.
-    #[serde(rename = "jpeg-quality")]
     pub jpeg_quality: u8,
     /// Every object the block wrote (its shards; none for an all-zero block), by name.
     pub objects: Vec<ListedObject>,
+}
+
+/// The manifest's JSON: the request's fields under the request's own keys
+/// ([`wire::BlockFields`]), between the block and the objects.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestJson {
+    #[serde(rename = "@type")]
+    format: String,
+    block: [u32; 3],
+    #[serde(flatten)]
+    request: BlockFields,
+    objects: Vec<ListedObject>,
+}
+
+impl From<BlockManifest> for ManifestJson {
+    fn from(manifest: BlockManifest) -> Self {
+        Self {
+            format: manifest.format,
+            block: manifest.block,
+            request: BlockFields {
+                bbox: manifest.bbox,
+                minz: manifest.minz,
+                maxz: manifest.maxz,
+                write_raw: manifest.write_raw,
+                jpeg_quality: manifest.jpeg_quality,
+            },
+            objects: manifest.objects,
+        }
+    }
+}
+
+impl From<ManifestJson> for BlockManifest {
+    fn from(json: ManifestJson) -> Self {
+        let BlockFields {
+            bbox,
+            minz,
+            maxz,
+            write_raw,
+            jpeg_quality,
+        } = json.request;
+        Self {
+            format: json.format,
+            block: json.block,
+            bbox,
+            minz,
+            maxz,
+            write_raw,
+            jpeg_quality,
+            objects: json.objects,
+        }
+    }
 }
 
 /// An object a block wrote.
@@ -128,15 +178,19 @@ impl BlockManifest {
         if self.block != expected.block {
             differs("block", &self.block, &expected.block)
         } else if self.bbox != expected.bbox {
-            differs("bbox", &self.bbox, &expected.bbox)
+            differs(wire::BBOX, &self.bbox, &expected.bbox)
         } else if self.minz != expected.minz {
-            differs("minz", &self.minz, &expected.minz)
+            differs(wire::MINZ, &self.minz, &expected.minz)
         } else if self.maxz != expected.maxz {
-            differs("maxz", &self.maxz, &expected.maxz)
+            differs(wire::MAXZ, &self.maxz, &expected.maxz)
         } else if self.write_raw != expected.write_raw {
-            differs("writeRaw", &self.write_raw, &expected.write_raw)
+            differs(wire::WRITE_RAW, &self.write_raw, &expected.write_raw)
         } else if self.jpeg_quality != expected.jpeg_quality {
-            differs("jpeg-quality", &self.jpeg_quality, &expected.jpeg_quality)
+            differs(
+                wire::JPEG_QUALITY,
+                &self.jpeg_quality,
+                &expected.jpeg_quality,
+            )
         } else {
             None
         }
@@ -291,6 +345,42 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""jpeg-quality": 75"#), "{text}");
+    }
+
+    #[test]
+    fn a_manifests_bytes_keep_the_request_fields_between_block_and_objects() {
+        let listed = vec![ListedObject {
+            name: SHARD.to_owned(),
+            bytes: 9,
+        }];
+        let json = BlockManifest::new(&request(), listed)
+            .to_json()
+            .expect("json");
+        let expected = r#"{
+  "@type": "emwrite_block_manifest_v1",
+  "block": [
+    1,
+    0,
+    0
+  ],
+  "bbox": [
+    2000,
+    900
+  ],
+  "minz": 3,
+  "maxz": 40,
+  "writeRaw": false,
+  "jpeg-quality": 75,
+  "objects": [
+    {
+      "name": "neuroglancer/jpeg/8.0x8.0x8.0/000008.shard",
+      "bytes": 9
+    }
+  ]
+}"#;
+        assert_eq!(String::from_utf8(json).expect("UTF-8"), expected);
+        let unknown = expected.replace(r#""minz": 3,"#, r#""minz": 3, "x": 1,"#);
+        assert!(BlockManifest::from_json(unknown.as_bytes()).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::bindings::exports::emwrite::core::types::{StageTimings, TaskError, Written};
 use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
 use crate::layout::BlockHalf;
+use crate::request::wire::{DEST, DEST_TMP, SOURCE, TRANSFORM};
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, check_block_size};
 use crate::storage::location::Location;
 use crate::{Error, ErrorKind, tasks};
@@ -63,8 +64,8 @@ impl From<ng_shard::BlockHalf> for BlockHalf {
 fn ng_shard_request(req: ng_shard::Request) -> Result<NgShardRequest, Error> {
     check_block_size(req.shard_size)?;
     let request = NgShardRequest {
-        dest: Location::parse("dest", &req.dest)?,
-        source: Location::parse("source", &req.source)?,
+        dest: Location::parse(DEST, &req.dest)?,
+        source: Location::parse(SOURCE, &req.source)?,
         start: [req.start.0, req.start.1, req.start.2],
         minz: req.minz,
         maxz: req.maxz,
@@ -79,7 +80,7 @@ fn ng_shard_request(req: ng_shard::Request) -> Result<NgShardRequest, Error> {
 fn transform(values: &[f64]) -> Result<[f64; 6], Error> {
     values.try_into().map_err(|_| {
         Error::bad_field(
-            "transform",
+            TRANSFORM,
             format!("expected 6 numbers, got {}", values.len()),
         )
     })
@@ -91,8 +92,8 @@ impl aligned_slice::Guest for Component {
             transform: transform(&req.transform)?,
             img: req.img,
             bbox: [req.bbox.0, req.bbox.1],
-            dest: Location::parse("dest", &req.dest)?,
-            dest_tmp: Location::parse("dest-tmp", &req.dest_tmp)?,
+            dest: Location::parse(DEST, &req.dest)?,
+            dest_tmp: Location::parse(DEST_TMP, &req.dest_tmp)?,
             slice: req.slice,
             shard_size: req.shard_size,
         };
@@ -107,7 +108,7 @@ impl ng_meta::Guest for Component {
     fn run(req: ng_meta::Request) -> Result<Written, TaskError> {
         check_block_size(req.shard_size)?;
         let request = NgMetaRequest {
-            dest: Location::parse("dest", &req.dest)?,
+            dest: Location::parse(DEST, &req.dest)?,
             minz: req.minz,
             maxz: req.maxz,
             bbox: [req.bbox.0, req.bbox.1],

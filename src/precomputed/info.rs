@@ -97,7 +97,7 @@ impl VolumeInfo {
         let expected = Some(scale0_size(bbox[0].into(), bbox[1].into(), maxz.into()));
         if size != expected {
             return Err(Error::bad_field(
-                "bbox",
+                crate::request::wire::BBOX,
                 format!(
                     "the volume's info {what} has size {size:?} at scale 0, but bbox {bbox:?} and \
                      maxz {maxz} give {expected:?}"

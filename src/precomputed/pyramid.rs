@@ -32,6 +32,7 @@ use crate::precomputed::block_shards::{BlockShards, ChunkEncoding, CompletedShar
 use crate::precomputed::codec::{ChunkSlices, Encoding};
 use crate::precomputed::downsample::{downsample_2x2x2, downsample_slice_pair};
 use crate::precomputed::info::Scale;
+use crate::request::wire;
 use crate::{Error, Result};
 
 /// Chunk edge of emwrite's scales, in voxels.
@@ -200,7 +201,7 @@ impl BlockPyramid {
         }
         if encodings.contains(&Encoding::Jpeg) && !(1..=100).contains(&jpeg_quality) {
             return Err(Error::bad_field(
-                "jpeg-quality",
+                wire::JPEG_QUALITY,
                 format_args!("{jpeg_quality} is not in 1..=100"),
             ));
         }
@@ -830,7 +831,7 @@ impl ScaleState {
         for axis in 0..3 {
             block_cell[axis] = block[axis].checked_mul(block_cells).ok_or_else(|| {
                 Error::bad_field(
-                    "start",
+                    wire::START,
                     format_args!("block {block:?} is outside any volume"),
                 )
             })?;

@@ -1,15 +1,16 @@
 //! Validated, typed requests, one per endpoint; required fields are never `Option`.
 //!
-//! Both doors lead here: the HTTP handler parses the original's loose JSON with
-//! [`raw::LooseFields`], the typed WIT exports build the structs directly, and both call
-//! `validate`, so one set of rules (and one set of messages) applies to every caller.
+//! Both doors lead here: the HTTP handler parses the original's loose JSON ([`wire`], over
+//! [`raw::LooseFields`]), the typed WIT exports build the structs directly, and both call
+//! `validate`, so one set of rules (and one set of messages) applies to every caller. The JSON
+//! shape itself, both ways, and every key's spelling are [`wire`]'s.
 
 pub mod raw;
+pub mod wire;
 
 use crate::layout::{BLOCK_EDGE, block_grid};
 use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
-use raw::LooseFields;
 
 /// Largest aligned frame edge we accept. alignedslice holds a strip of about 1024 rows of the
 /// frame and its tiles (`tasks::aligned_slice`), so the edge bounds its memory: 128 MiB of strip
@@ -85,31 +86,11 @@ pub struct NgShardRequest {
     pub jpeg_quality: u8,
 }
 
-fn u32_field(fields: &LooseFields, field: &str) -> Result<u32> {
-    let value = fields.uint(field)?;
-    u32::try_from(value).map_err(|_| Error::bad_field(field, format!("{value} is too large")))
-}
-
-fn u32_list<const N: usize>(fields: &LooseFields, field: &str) -> Result<[u32; N]> {
-    let values = fields.uints(field, N)?;
-    let mut out = [0u32; N];
-    for (slot, value) in out.iter_mut().zip(values) {
-        *slot = u32::try_from(value)
-            .map_err(|_| Error::bad_field(field, format!("{value} is too large")))?;
-    }
-    Ok(out)
-}
-
-fn require_block_size(fields: &LooseFields) -> Result<()> {
-    let size = fields.optional("shard-size", BLOCK_EDGE, u32_field)?;
-    check_block_size(size)
-}
-
 /// The volume's layout (docs/design.md §4) only works with 1024-voxel blocks.
 pub fn check_block_size(shard_size: u32) -> Result<()> {
     if shard_size != BLOCK_EDGE {
         return Err(Error::bad_field(
-            "shard-size",
+            wire::SHARD_SIZE,
             format!("must be {BLOCK_EDGE} (the volume's block size), got {shard_size}"),
         ));
     }
@@ -120,7 +101,7 @@ fn check_bbox(bbox: [u32; 2]) -> Result<()> {
     let [w, h] = bbox;
     if w == 0 || h == 0 {
         return Err(Error::bad_field(
-            "bbox",
+            wire::BBOX,
             format!("width and height must be at least 1, got [{w}, {h}]"),
         ));
     }
@@ -128,7 +109,8 @@ fn check_bbox(bbox: [u32; 2]) -> Result<()> {
         return Err(Error::new(
             crate::ErrorKind::TooLarge,
             format!(
-                "bbox: [{w}, {h}] exceeds the limit of {MAX_FRAME_PIXELS} pixels and {MAX_FRAME_EDGE} per edge"
+                "{}: [{w}, {h}] exceeds the limit of {MAX_FRAME_PIXELS} pixels and {MAX_FRAME_EDGE} per edge",
+                wire::BBOX
             ),
         ));
     }
@@ -138,7 +120,7 @@ fn check_bbox(bbox: [u32; 2]) -> Result<()> {
 fn check_z_range(minz: u32, maxz: u32) -> Result<()> {
     if minz > maxz {
         return Err(Error::bad_field(
-            "maxz",
+            wire::MAXZ,
             format!("{maxz} is below minz {minz}"),
         ));
     }
@@ -146,37 +128,13 @@ fn check_z_range(minz: u32, maxz: u32) -> Result<()> {
 }
 
 impl AlignedSliceRequest {
-    /// Parses and validates the original's JSON body.
-    pub fn from_json(body: &[u8]) -> Result<Self> {
-        let f = LooseFields::parse(body)?;
-        let transform = f.numbers("transform", 6)?;
-        let request = Self {
-            img: f.string("img")?,
-            transform: [
-                transform[0],
-                transform[1],
-                transform[2],
-                transform[3],
-                transform[4],
-                transform[5],
-            ],
-            bbox: u32_list(&f, "bbox")?,
-            dest: Location::parse("dest", &f.string("dest")?)?,
-            dest_tmp: Location::parse("dest-tmp", &f.string("dest-tmp")?)?,
-            slice: u32_field(&f, "slice")?,
-            shard_size: f.optional("shard-size", BLOCK_EDGE, u32_field)?,
-        };
-        request.validate()?;
-        Ok(request)
-    }
-
     /// Checks the rules that do not depend on the JSON form.
     pub fn validate(&self) -> Result<()> {
-        check_object_name("img", &self.img)?;
+        check_object_name(wire::IMG, &self.img)?;
         check_bbox(self.bbox)?;
         if !(16..=16384).contains(&self.shard_size) {
             return Err(Error::bad_field(
-                "shard-size",
+                wire::SHARD_SIZE,
                 format!("must be between 16 and 16384, got {}", self.shard_size),
             ));
         }
@@ -186,29 +144,13 @@ impl AlignedSliceRequest {
 }
 
 impl NgMetaRequest {
-    /// Parses and validates the original's JSON body.
-    pub fn from_json(body: &[u8]) -> Result<Self> {
-        let f = LooseFields::parse(body)?;
-        require_block_size(&f)?;
-        let request = Self {
-            dest: Location::parse("dest", &f.string("dest")?)?,
-            minz: u32_field(&f, "minz")?,
-            maxz: u32_field(&f, "maxz")?,
-            bbox: u32_list(&f, "bbox")?,
-            write_raw: f.optional("writeRaw", false, LooseFields::boolean)?,
-            resolution_nm: f.optional("resolution", DEFAULT_RESOLUTION_NM, LooseFields::number)?,
-        };
-        request.validate()?;
-        Ok(request)
-    }
-
     /// Checks the rules that do not depend on the JSON form.
     pub fn validate(&self) -> Result<()> {
         check_bbox(self.bbox)?;
         check_z_range(self.minz, self.maxz)?;
         if !(self.resolution_nm.is_finite() && self.resolution_nm > 0.0) {
             return Err(Error::bad_field(
-                "resolution",
+                wire::RESOLUTION,
                 format!(
                     "must be a positive number of nm, got {}",
                     self.resolution_nm
@@ -220,34 +162,6 @@ impl NgMetaRequest {
 }
 
 impl NgShardRequest {
-    /// Parses and validates the original's JSON body.
-    pub fn from_json(body: &[u8]) -> Result<Self> {
-        let f = LooseFields::parse(body)?;
-        require_block_size(&f)?;
-        let quality = f.optional(
-            "jpeg-quality",
-            u64::from(DEFAULT_JPEG_QUALITY),
-            LooseFields::uint,
-        )?;
-        let request = Self {
-            dest: Location::parse("dest", &f.string("dest")?)?,
-            source: Location::parse("source", &f.string("source")?)?,
-            start: u32_list(&f, "start")?,
-            minz: u32_field(&f, "minz")?,
-            maxz: u32_field(&f, "maxz")?,
-            bbox: u32_list(&f, "bbox")?,
-            write_raw: f.optional("writeRaw", false, LooseFields::boolean)?,
-            jpeg_quality: u8::try_from(quality).map_err(|_| {
-                Error::bad_field(
-                    "jpeg-quality",
-                    format!("must be between 1 and 100, got {quality}"),
-                )
-            })?,
-        };
-        request.validate()?;
-        Ok(request)
-    }
-
     /// Checks the rules that do not depend on the JSON form, including that the block lies
     /// inside the volume.
     pub fn validate(&self) -> Result<()> {
@@ -255,14 +169,14 @@ impl NgShardRequest {
         check_z_range(self.minz, self.maxz)?;
         if !(1..=100).contains(&self.jpeg_quality) {
             return Err(Error::bad_field(
-                "jpeg-quality",
+                wire::JPEG_QUALITY,
                 format!("must be between 1 and 100, got {}", self.jpeg_quality),
             ));
         }
         let blocks = block_grid(self.bbox, self.maxz);
         if self.start.iter().zip(blocks).any(|(&s, n)| s >= n) {
             return Err(Error::bad_field(
-                "start",
+                wire::START,
                 format!(
                     "block {:?} lies outside the volume, which has {:?} blocks of {BLOCK_EDGE}³",
                     self.start, blocks
