@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use emwrite::{ErrorBody, ErrorKind};
 
-use crate::bindings::TaskError;
+use crate::embed::bindings::TaskError;
 use crate::units::{show_bytes, show_duration};
 
 /// A failure of the host or of one request or task it ran.

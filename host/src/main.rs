@@ -6,39 +6,14 @@
 //! data directory (preopened at `/data` in the guest) or, with `--store gcs`, GCS buckets; the
 //! component reaches GCS through the host, which adds the credentials (`outgoing.rs`).
 
-mod auth;
-mod batch;
-mod bindings;
-mod credentials;
-mod driver;
-mod engine;
+mod commands;
+mod embed;
 mod error;
-mod executor;
-mod finished;
-mod guest_log;
-mod incoming;
-#[cfg(test)]
-mod isolation;
-mod limits;
 mod log;
-mod neuroglancer;
-mod outgoing;
-mod pipeline;
-mod plan;
-mod pooled_client;
-mod progress;
-mod run;
-mod serve;
-mod shutdown;
+mod server;
 mod stack;
-mod stack_file;
-mod status;
-mod store;
-mod sweep;
-mod task;
 mod units;
-mod verify;
-mod view;
+mod volume;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -50,18 +25,18 @@ use emwrite::endpoint::{Endpoint, MAX_BODY_BYTES};
 use emwrite::guest_env::DEFAULT_STORE_ENV;
 use emwrite::storage::router::DefaultStore;
 
-use crate::auth::BearerToken;
-use crate::batch::Share;
-use crate::driver::Mode;
-use crate::engine::Settings;
+use crate::embed::call::Split;
+use crate::embed::engine::Settings;
+use crate::embed::outgoing::AllowedHost;
 use crate::error::HostError;
-use crate::executor::remote::RemoteOptions;
-use crate::limits::{ServeLimits, default_max_in_flight};
-use crate::outgoing::AllowedHost;
-use crate::serve::ServeOptions;
-use crate::stack::{Overrides, Phase, Stack};
-use crate::stack_file::StackFile;
-use crate::task::Split;
+use crate::server::auth::BearerToken;
+use crate::server::limits::{ServeLimits, default_max_in_flight};
+use crate::server::serve::ServeOptions;
+use crate::stack::batch::Share;
+use crate::stack::driver::Mode;
+use crate::stack::executor::remote::RemoteOptions;
+use crate::stack::source::StackFile;
+use crate::stack::tasks::{Overrides, Phase, Stack};
 use crate::units::{parse_byte_size, parse_duration};
 
 /// Aligned EM slices and Neuroglancer precomputed volumes, run in a WASI component.
@@ -291,10 +266,10 @@ struct ViewArgs {
     /// DIR/BUCKET, or a GCS bucket with --store gcs), gs://bucket/prefix, or a folder path.
     location: String,
     /// Loopback port to serve on (0 picks a free one; the address is printed on stdout).
-    #[arg(long, default_value_t = view::DEFAULT_PORT)]
+    #[arg(long, default_value_t = volume::view::DEFAULT_PORT)]
     port: u16,
     /// The Neuroglancer deployment the link opens, e.g. a self-hosted one.
-    #[arg(long, value_name = "URL", default_value = neuroglancer::DEMO_VIEWER)]
+    #[arg(long, value_name = "URL", default_value = volume::neuroglancer::DEMO_VIEWER)]
     viewer: String,
     /// Where bare bucket names live: folders of --data-dir, or GCS buckets (gs://B/... is always
     /// GCS).
@@ -461,7 +436,7 @@ impl EngineArgs {
         let stale_temp_age = self.stale_temp_age;
         let settings = Settings::from(self);
         if settings.store == DefaultStore::Local {
-            sweep::sweep_at_start(&settings.data_dir, stale_temp_age);
+            embed::sweep::sweep_at_start(&settings.data_dir, stale_temp_age);
         }
         settings
     }
@@ -494,9 +469,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => args
             .options()
-            .and_then(|options| serve::serve(options, args.engine.prepare())),
+            .and_then(|options| server::serve::serve(options, args.engine.prepare())),
         Command::Run(args) => {
-            run::run(args.endpoint, &args.file, args.split, args.engine.prepare())
+            commands::run::run(args.endpoint, &args.file, args.split, args.engine.prepare())
         }
         Command::Pipeline(args) => args.stack.read(&args.engine.allow_hosts).and_then(|stack| {
             let mode = match args.remote.options() {
@@ -513,7 +488,7 @@ fn main() -> ExitCode {
                     force: args.force,
                 },
             };
-            pipeline::pipeline(&stack, mode)
+            commands::pipeline::pipeline(&stack, mode)
         }),
         Command::Task(args) => args.stack.read(&args.engine.allow_hosts).and_then(|stack| {
             let share = Share::resolve(args.task_index, args.task_count, |name| {
@@ -526,11 +501,11 @@ fn main() -> ExitCode {
                 split: args.split,
                 force: args.force,
             };
-            driver::drive(&stack, &[args.phase], share, mode).map(drop)
+            stack::driver::drive(&stack, &[args.phase], share, mode).map(drop)
         }),
         // No --allow-host: a stack file on GCS is read from GCS or its emulator, always allowed.
         Command::Plan(args) => args.stack.read(&[]).map(|stack| {
-            plan::plan(
+            stack::costs::plan(
                 &stack,
                 args.store,
                 &args.data_dir,
@@ -538,19 +513,19 @@ fn main() -> ExitCode {
             );
         }),
         // Read-only: no sweep of temporary files.
-        Command::Verify(args) => verify::verify_command(&args.location, args.engine.into()),
+        Command::Verify(args) => volume::verify::verify_command(&args.location, args.engine.into()),
         Command::Status(args) => args
             .stack
             .read(&args.engine.allow_hosts)
-            .and_then(|stack| status::status(&stack, args.engine.into())),
-        Command::View(args) => view::view(view::ViewOptions {
+            .and_then(|stack| commands::status::status(&stack, args.engine.into())),
+        Command::View(args) => volume::view::view(volume::view::ViewOptions {
             location: args.location,
             store: args.store,
             data_dir: args.data_dir,
             port: args.port,
             viewer: args.viewer,
         }),
-        Command::Precompile => engine::precompile().map(|path| {
+        Command::Precompile => embed::engine::precompile().map(|path| {
             println!("{}", path.display());
         }),
     };

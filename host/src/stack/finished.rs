@@ -11,9 +11,9 @@ use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use emwrite::tasks::finished::{block_finished, meta_finished, slice_finished};
 use futures::StreamExt;
 
+use crate::embed::store::HostStore;
 use crate::error::HostError;
-use crate::stack::StackTask;
-use crate::store::HostStore;
+use crate::stack::tasks::StackTask;
 
 /// Tasks checked at once: each check is one to a few metadata requests (a block: its manifest,
 /// then its shards' sizes, 16 at a time), so this keeps a few hundred requests in flight on GCS.

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use emwrite::storage::Storage;
 use emwrite::storage::location::{Location, ObjectPath, check_object_name};
 
+use crate::embed::outgoing::AllowedHost;
+use crate::embed::store;
 use crate::error::HostError;
-use crate::outgoing::AllowedHost;
-use crate::store;
 
 /// The argument's name in messages.
 const ARGUMENT: &str = "STACK";

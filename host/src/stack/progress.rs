@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::log::AboveBar;
-use crate::stack::Phase;
+use crate::stack::tasks::Phase;
 use crate::units::{show_bytes, show_duration};
 
 /// How often a plain progress line is printed when stderr is not a terminal.

@@ -25,12 +25,12 @@ use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::auth::BearerToken;
-use crate::engine::{Emwrite, HostState, Settings};
+use crate::embed::engine::{Emwrite, HostState, Settings};
+use crate::embed::incoming::{self, Started};
 use crate::error::HostError;
-use crate::incoming::{self, Started};
-use crate::limits::{self, Admission, RETRY_AFTER_SECONDS, ServeLimits};
-use crate::shutdown::{self, Connections, Shutdown};
+use crate::server::auth::BearerToken;
+use crate::server::limits::{self, Admission, RETRY_AFTER_SECONDS, ServeLimits};
+use crate::server::shutdown::{self, Connections, Shutdown};
 use crate::units::show_duration;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.

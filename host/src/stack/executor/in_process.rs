@@ -8,12 +8,12 @@
 use tokio::task::JoinSet;
 
 use super::Tally;
-use crate::bindings::EndpointsPre;
-use crate::engine::{Emwrite, HostState, Settings};
+use crate::embed::bindings::EndpointsPre;
+use crate::embed::call::{self, Split};
+use crate::embed::engine::{Emwrite, HostState, Settings};
 use crate::error::HostError;
-use crate::progress::{Done, Progress};
-use crate::stack::{Phase, StackTask};
-use crate::task::{self, Split};
+use crate::stack::progress::{Done, Progress};
+use crate::stack::tasks::{Phase, StackTask};
 
 /// Component instances in this process.
 pub struct InProcess {
@@ -71,7 +71,7 @@ impl InProcess {
                 let cores = task.cores();
                 busy_cores += cores;
                 let (emwrite, pre) = (self.emwrite.clone(), self.pre.clone());
-                running.spawn(async move { (cores, task::run(emwrite, pre, task).await) });
+                running.spawn(async move { (cores, call::run(emwrite, pre, task).await) });
             }
             let Some(joined) = running.join_next().await else {
                 break;

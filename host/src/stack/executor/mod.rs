@@ -18,8 +18,8 @@ pub mod retry;
 use std::sync::Arc;
 
 use crate::error::HostError;
-use crate::progress::Progress;
-use crate::stack::{Phase, StackTask};
+use crate::stack::progress::Progress;
+use crate::stack::tasks::{Phase, StackTask};
 
 /// Where a stack's tasks run.
 pub enum Executor {
@@ -63,7 +63,11 @@ impl Tally {
     }
 
     /// Records a task's outcome: counts it, and logs a failure with the task it belongs to.
-    fn record(&mut self, outcome: Result<crate::progress::Done, HostError>, progress: &Progress) {
+    fn record(
+        &mut self,
+        outcome: Result<crate::stack::progress::Done, HostError>,
+        progress: &Progress,
+    ) {
         match outcome {
             Ok(done) => {
                 self.done += 1;

@@ -8,7 +8,7 @@ use emwrite::layout::{BLOCK_EDGE, SCALE_COUNT, raw_slice_object};
 use emwrite::storage::location::{Location, Store};
 use emwrite::storage::router::DefaultStore;
 
-use crate::stack::{Phase, Stack};
+use crate::stack::tasks::{Phase, Stack};
 use crate::units::{show_bytes, show_duration};
 
 /// The measured figures the plan multiplies out. Sources: the README's Performance tables
@@ -199,7 +199,7 @@ pub fn costs(stack: &Stack, raw: Input) -> Vec<PhaseCost> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::Slice;
+    use crate::stack::tasks::Slice;
 
     fn stack(slices: u32, bbox: [u32; 2], write_raw: bool) -> Stack {
         Stack {

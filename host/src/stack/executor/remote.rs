@@ -27,10 +27,10 @@ use tokio::task::JoinSet;
 use super::Tally;
 use super::ramp::Ramp;
 use super::retry::{self, Next};
+use crate::embed::pooled_client::keep_alive_client;
 use crate::error::HostError;
-use crate::pooled_client::keep_alive_client;
-use crate::progress::{Done, Progress};
-use crate::stack::{Phase, StackTask};
+use crate::stack::progress::{Done, Progress};
+use crate::stack::tasks::{Phase, StackTask};
 use crate::units::show_duration;
 
 /// Largest answer read: a task's report lists its objects, a few KiB.

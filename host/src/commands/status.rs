@@ -4,11 +4,11 @@
 //! Per phase, the tasks finished out of all (the rule of `finished.rs`), and which are missing
 //! while few are.
 
-use crate::engine::Settings;
+use crate::embed::engine::Settings;
+use crate::embed::store;
 use crate::error::HostError;
-use crate::finished;
-use crate::stack::{Phase, Stack, StackTask};
-use crate::store;
+use crate::stack::finished;
+use crate::stack::tasks::{Phase, Stack, StackTask};
 
 /// Missing tasks named per phase; past it, only the count.
 const NAMED_MISSING: usize = 10;

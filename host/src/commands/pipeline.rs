@@ -8,13 +8,14 @@ use std::path::Path;
 
 use emwrite::storage::location::Location;
 
-use crate::batch::Share;
-use crate::driver::{self, Mode};
-use crate::engine::Settings;
+use crate::embed::engine::Settings;
+use crate::embed::store;
 use crate::error::HostError;
-use crate::neuroglancer::Framing;
-use crate::stack::{Phase, Stack};
-use crate::{store, verify, view};
+use crate::stack::batch::Share;
+use crate::stack::driver::{self, Mode};
+use crate::stack::tasks::{Phase, Stack};
+use crate::volume::neuroglancer::Framing;
+use crate::volume::{verify, view};
 
 /// Runs every phase of the stack (where the storage is visible: skipping finished tasks unless
 /// forced, then verifying the volume) and prints where the volume is and how to view it.

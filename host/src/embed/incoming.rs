@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::engine::{Emwrite, HostState};
+use crate::embed::engine::{Emwrite, HostState};
 use crate::error::HostError;
 
 /// A response the guest has set, and the task still running its handler.

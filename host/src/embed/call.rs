@@ -11,10 +11,10 @@ use emwrite::layout::BLOCK_EDGE;
 use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use wasmtime::Store;
 
-use crate::bindings::{
+use crate::embed::bindings::{
     Endpoints, EndpointsPre, TaskError, Written, aligned_slice, ng_meta, ng_shard,
 };
-use crate::engine::{Emwrite, HostState};
+use crate::embed::engine::{Emwrite, HostState};
 use crate::error::HostError;
 
 /// When a block runs as two halves in two instances (`--split`).
@@ -260,7 +260,7 @@ fn combine(parts: [Written; 3]) -> Written {
         bytes: 0,
         retries: 0,
         notes: Vec::new(),
-        stages: crate::bindings::StageTimings {
+        stages: crate::embed::bindings::StageTimings {
             fetch_us: 0,
             decode_us: 0,
             downsample_us: 0,

@@ -20,10 +20,10 @@ use emwrite::storage::router::Router;
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error, RequestOptions};
 
-use crate::credentials::Credentials;
-use crate::engine::Settings;
+use crate::embed::credentials::Credentials;
+use crate::embed::engine::Settings;
+use crate::embed::outgoing::{AllowedHost, Outgoing, Policy};
 use crate::error::HostError;
-use crate::outgoing::{AllowedHost, Outgoing, Policy};
 
 /// The stores as the host reads them: the core's router over the local data directory and GCS.
 pub type HostStore = Router<FsStorage, GcsStorage<HostHttpClient>>;

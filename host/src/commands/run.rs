@@ -12,10 +12,10 @@ use std::time::Instant;
 use emwrite::endpoint::Endpoint;
 use emwrite::tasks::{ReportBody, StageMicros};
 
-use crate::bindings::{EndpointsPre, Written};
-use crate::engine::{Emwrite, Settings};
+use crate::embed::bindings::{EndpointsPre, Written};
+use crate::embed::call::{self, Split, Task};
+use crate::embed::engine::{Emwrite, Settings};
 use crate::error::HostError;
-use crate::task::{self, Split, Task};
 
 /// Runs the request in `file` and prints the task's report: objects, bytes, retries, notes, the
 /// stage times in µs and the wall time.
@@ -51,7 +51,7 @@ pub fn run(
         })?;
         // The wall time of the task alone, without loading the component.
         let started = Instant::now();
-        let written = task::run(emwrite, pre, task).await?;
+        let written = call::run(emwrite, pre, task).await?;
         Ok::<_, HostError>((written, started.elapsed()))
     })?;
     println!("{}", report(&written, wall.as_micros()));

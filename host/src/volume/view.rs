@@ -39,8 +39,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::error::HostError;
-use crate::neuroglancer::{self, Framing};
-use crate::shutdown;
+use crate::server::shutdown;
+use crate::volume::neuroglancer::{self, Framing};
 
 /// `emwrite view`'s port when none is given: next to `emwrite serve`'s 8080. The `emwrite view`
 /// command that `emwrite pipeline` prints names it, so the link printed with it is the one that
@@ -274,7 +274,7 @@ async fn serve_until_signal(listener: TcpListener, resolver: Resolver<InsideFold
                 Err(error) => {
                     tracing::warn!("accept failed: {error}");
                     // As `serve` does: out of file descriptors, accept fails at once again.
-                    tokio::time::sleep(crate::serve::ACCEPT_BACKOFF).await;
+                    tokio::time::sleep(crate::server::serve::ACCEPT_BACKOFF).await;
                     continue;
                 }
             },

@@ -21,9 +21,9 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Request, Response, Uri};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::credentials::Credentials;
+use crate::embed::credentials::Credentials;
+use crate::embed::pooled_client::{InstanceSlot, PooledClient};
 use crate::error::HostError;
-use crate::pooled_client::{InstanceSlot, PooledClient};
 
 /// A host name or IP address with an optional port, as `--allow-host` takes it: an [`Authority`]
 /// with no user info whose port, if any, is 1–65535.

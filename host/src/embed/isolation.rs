@@ -12,7 +12,7 @@ use emwrite::storage::router::DefaultStore;
 use wasmtime_wasi::cli::WasiCliView;
 use wasmtime_wasi::p2::bindings::cli::environment::Host as _;
 
-use crate::engine::{Emwrite, Settings};
+use crate::embed::engine::{Emwrite, Settings};
 
 /// Set in the child process: it is the one that checks.
 const CHILD_MARK: &str = "EMWRITE_ISOLATION_CHILD";

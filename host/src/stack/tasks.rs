@@ -18,9 +18,9 @@ use emwrite::storage::router::DefaultStore;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::embed::call::Task;
 use crate::error::HostError;
-use crate::stack_file::StackFile;
-use crate::task::Task;
+use crate::stack::source::StackFile;
 
 /// The CSV columns, in the order aligners write them: the slice's z, its raw image under
 /// `<dest>/raw/`, and its transform `[a, b, c, d, e, f]`.

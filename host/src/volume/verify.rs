@@ -32,9 +32,9 @@ use emwrite::storage::location::Location;
 use emwrite::storage::router::DefaultStore;
 use futures::StreamExt;
 
-use crate::engine::Settings;
+use crate::embed::engine::Settings;
+use crate::embed::store::{self, HostStore};
 use crate::error::HostError;
-use crate::store::{self, HostStore};
 
 /// Largest shard read: a raw scale-0 shard of a full block is 128 MiB of voxels plus its index.
 pub const MAX_SHARD_BYTES: u64 = 256 << 20;

@@ -20,11 +20,11 @@ use wasmtime::{
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::credentials::Credentials;
+use crate::embed::credentials::Credentials;
+use crate::embed::guest_log::GuestLog;
+use crate::embed::outgoing::{AllowedHost, Outgoing, Policy};
+use crate::embed::pooled_client::InstanceSlot;
 use crate::error::HostError;
-use crate::guest_log::GuestLog;
-use crate::outgoing::{AllowedHost, Outgoing, Policy};
-use crate::pooled_client::InstanceSlot;
 
 /// The component built by `build.rs`; empty when built with `EMWRITE_SKIP_COMPONENT_BUILD=1`.
 static EMBEDDED_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/emwrite.wasm"));

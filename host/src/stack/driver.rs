@@ -10,17 +10,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::batch::Share;
-use crate::engine::Settings;
+use crate::embed::call::Split;
+use crate::embed::engine::Settings;
+use crate::embed::store::{self, HostStore};
 use crate::error::HostError;
-use crate::executor::Executor;
-use crate::executor::in_process::InProcess;
-use crate::executor::remote::{Remote, RemoteOptions};
-use crate::finished;
-use crate::progress::Progress;
-use crate::stack::{Phase, Stack, StackTask};
-use crate::store::{self, HostStore};
-use crate::task::Split;
+use crate::stack::batch::Share;
+use crate::stack::executor::Executor;
+use crate::stack::executor::in_process::InProcess;
+use crate::stack::executor::remote::{Remote, RemoteOptions};
+use crate::stack::finished;
+use crate::stack::progress::Progress;
+use crate::stack::tasks::{Phase, Stack, StackTask};
 
 /// Where the tasks run.
 pub enum Mode {
