@@ -1,25 +1,38 @@
 //! `emwrite pipeline STACK`: a whole stack, from raw slices to a sharded Neuroglancer volume,
-//! every phase through the driver (`driver.rs`), in-process or on a remote service; where this
-//! process sees the storage (in-process, or a service writing to GCS), finished tasks are skipped
-//! (`finished.rs`, `--force` redoes them) and the volume is verified at the end (`verify.rs`);
-//! then where the volume is.
+//! every phase through the driver (`stack/driver.rs`), in-process or on a remote service; where
+//! this process sees the storage (in-process, or a service writing to GCS), finished tasks are
+//! skipped (`stack/finished.rs`, `--force` redoes them) and the volume is verified at the end
+//! (`volume/verify.rs`); then where the volume is and how to view it.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
+use emwrite::layout;
+use emwrite::precomputed::codec::Encoding;
 use emwrite::storage::location::Location;
 
+use crate::cli::PipelineArgs;
 use crate::embed::engine::Settings;
 use crate::embed::store;
 use crate::error::HostError;
+use crate::runtime::runtime;
 use crate::stack::batch::Share;
 use crate::stack::driver::{self, Mode};
 use crate::stack::tasks::{Phase, Stack};
-use crate::volume::neuroglancer::Framing;
-use crate::volume::{verify, view};
+use crate::volume::neuroglancer::{self, Framing};
+use crate::volume::verify;
+use crate::volume::view::{DEFAULT_PORT, layer_name};
+
+/// Reads the stack and runs it where the flags say.
+pub fn run(args: PipelineArgs) -> Result<(), HostError> {
+    let stack = args.stack.read(&args.engine.allow_hosts)?;
+    let mode = args.mode(&stack);
+    pipeline(&stack, mode)
+}
 
 /// Runs every phase of the stack (where the storage is visible: skipping finished tasks unless
 /// forced, then verifying the volume) and prints where the volume is and how to view it.
-pub fn pipeline(stack: &Stack, mode: Mode) -> Result<(), HostError> {
+fn pipeline(stack: &Stack, mode: Mode) -> Result<(), HostError> {
     let remote = matches!(mode, Mode::Remote { .. });
     let verify_with = match &mode {
         Mode::InProcess { settings, .. } => Some(settings.clone()),
@@ -31,21 +44,21 @@ pub fn pipeline(stack: &Stack, mode: Mode) -> Result<(), HostError> {
     }
     if remote && !stack.dest.starts_with("gs://") {
         // A bucket name is the service's own: a folder of its data directory, or a GCS bucket.
-        println!("{}/neuroglancer/jpeg (on the service)", stack.dest);
+        println!("{} (on the service)", volume_url(&stack.dest));
         return Ok(());
     }
-    let volume = volume_location(&stack.dest, outcome.data_dir.as_deref());
-    println!("{volume}");
-    println!("{}", how_to_view(stack, outcome.data_dir.as_deref()));
+    let data_dir = outcome.data_dir.as_deref();
+    println!("{}", volume_location(&stack.dest, data_dir));
+    // Centred on the stack's slices.
+    let framing = Framing::of_stack(stack.bbox, stack.minz(), stack.maxz(), stack.resolution);
+    println!("{}", how_to_view(&stack.dest, data_dir, framing.as_ref()));
     Ok(())
 }
 
-/// Verifies the volume `stack` wrote (`verify.rs`): logs every problem and fails unless complete.
+/// Verifies the volume `stack` wrote (`volume/verify.rs`): logs every problem and fails unless
+/// complete.
 fn verify_volume(stack: &Stack, settings: &Settings) -> Result<(), HostError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime(None)?;
     let report = runtime.block_on(async {
         let store = store::open(settings)?;
         let dest =
@@ -59,30 +72,56 @@ fn verify_volume(stack: &Stack, settings: &Settings) -> Result<(), HostError> {
     report.into_result(&stack.dest)
 }
 
+/// The JPEG volume's folder below the location `base`.
+fn volume_url(base: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        layout::volume_prefix(Encoding::Jpeg)
+    )
+}
+
 /// Where the JPEG volume is: the URL as given for `gs://` locations; for a bucket name, a local
 /// path under the data dir, or `gs://bucket/...` when there is none (`--store gcs`).
 fn volume_location(dest: &str, data_dir: Option<&Path>) -> String {
     match data_dir {
-        _ if dest.starts_with("gs://") => {
-            format!("{}/neuroglancer/jpeg", dest.trim_end_matches('/'))
-        }
+        _ if dest.starts_with("gs://") => volume_url(dest),
         Some(data_dir) => data_dir
             .join(dest)
-            .join("neuroglancer")
-            .join("jpeg")
+            .join(layout::volume_prefix(Encoding::Jpeg))
             .display()
             .to_string(),
-        None => format!("gs://{}/neuroglancer/jpeg", dest.trim_end_matches('/')),
+        None => volume_url(&format!("gs://{dest}")),
     }
 }
 
-/// The `emwrite view` command for the stack's volume and the Neuroglancer link (`view.rs`),
-/// centred on the stack's slices.
-fn how_to_view(stack: &Stack, data_dir: Option<&Path>) -> String {
-    let minz = stack.slices.iter().map(|s| s.z).min().unwrap_or(0);
-    let maxz = stack.slices.iter().map(|s| s.z).max().unwrap_or(0);
-    let framing = Framing::of_stack(stack.bbox, minz, maxz, stack.resolution);
-    view::how_to_view(&stack.dest, data_dir, framing.as_ref())
+/// The lines the pipeline ends with: how to look at the volume it wrote to `dest`. For a local
+/// volume, the `emwrite view` command that serves it, with its port, and the link that command
+/// prints (the same link: it depends on nothing else); for GCS, the link.
+fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing>) -> String {
+    let name = layer_name(dest);
+    let viewer = neuroglancer::DEMO_VIEWER;
+    match data_dir {
+        Some(dir) if !dest.starts_with("gs://") => {
+            let base = format!("http://{}:{DEFAULT_PORT}", Ipv4Addr::LOCALHOST);
+            let source = neuroglancer::jpeg_source(&base);
+            format!(
+                "view it: emwrite view {dest} --data-dir {} --port {DEFAULT_PORT}\n\
+                 which prints this link to open while it runs:\n{}",
+                dir.display(),
+                neuroglancer::link(viewer, &source, &name, framing)
+            )
+        }
+        _ => {
+            let url = if dest.starts_with("gs://") {
+                dest.to_owned()
+            } else {
+                format!("gs://{dest}")
+            };
+            let source = neuroglancer::jpeg_source(&url);
+            neuroglancer::link(viewer, &source, &name, framing)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +148,19 @@ mod tests {
             volume_location("gs://lab/vol", None),
             "gs://lab/vol/neuroglancer/jpeg"
         );
+    }
+
+    #[test]
+    fn the_view_lines_name_the_view_command_and_its_link() {
+        let framing = Framing::of_stack([1100, 300], 5, 16, 8.0);
+        let local = how_to_view("emdata", Some(Path::new("data")), framing.as_ref());
+        assert!(local.starts_with("view it: emwrite view emdata --data-dir data --port 8081\n"));
+        // The link is the one that command prints: for its port.
+        let link = local.lines().last().expect("the link last");
+        assert!(link.contains("precomputed://http://127.0.0.1:8081/neuroglancer/jpeg"));
+        let gcs = how_to_view("gs://lab/run1", Some(Path::new("data")), framing.as_ref());
+        assert!(gcs.contains("precomputed://gs://lab/run1/neuroglancer/jpeg"));
+        let bare = how_to_view("lab", None, None);
+        assert!(bare.contains("precomputed://gs://lab/neuroglancer/jpeg"));
     }
 }

@@ -1,33 +1,30 @@
 //! `emwrite run ENDPOINT FILE`: one task from a request JSON file, through the component's typed
-//! exports in a fresh instance (an ngshard block possibly as two halves, `task.rs`), and its
+//! exports in a fresh instance (an ngshard block possibly as two halves, `embed/call.rs`), and its
 //! report as JSON on stdout.
 //!
 //! The file is parsed by the core's own parser of the original's request JSON (the one the
 //! component's HTTP handler runs, `docs/design.md` §2), compiled into the host, so `run` accepts
 //! exactly what `serve` accepts; the typed exports then validate the same request again.
 
-use std::path::Path;
 use std::time::Instant;
 
-use emwrite::endpoint::Endpoint;
 use emwrite::tasks::{ReportBody, StageMicros};
 
+use crate::cli::RunArgs;
 use crate::embed::bindings::{EndpointsPre, Written};
-use crate::embed::call::{self, Split, Task};
-use crate::embed::engine::{Emwrite, Settings};
+use crate::embed::call::{self, Task};
+use crate::embed::engine::Emwrite;
 use crate::error::HostError;
+use crate::runtime::{cores, runtime};
 
-/// Runs the request in `file` and prints the task's report: objects, bytes, retries, notes, the
-/// stage times in µs and the wall time.
-pub fn run(
-    endpoint: Endpoint,
-    file: &Path,
-    split: Split,
-    settings: Settings,
-) -> Result<(), HostError> {
+/// Runs the request in the file and prints the task's report: objects, bytes, retries, notes,
+/// the stage times in µs and the wall time.
+pub fn run(args: RunArgs) -> Result<(), HostError> {
+    let settings = args.engine.prepare();
+    let (endpoint, file, split) = (args.endpoint, args.file.as_path(), args.split.split);
     let body = std::fs::read(file)
         .map_err(|e| HostError::Config(format!("request file {}: {e}", file.display())))?;
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = cores();
     let task = Task::from_request(endpoint, &body, false)
         .map_err(|error| HostError::Task {
             context: format!("{} {}", endpoint.route(), file.display()),
@@ -36,11 +33,7 @@ pub fn run(
         .with_split(split, cores, 1);
     // One instance is one core (wasm32 has no threads): one worker per instance that runs at
     // once. The filesystem work still runs on tokio's blocking pool.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(task.cores())
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime(Some(task.cores()))?;
     let (written, wall) = runtime.block_on(async {
         let emwrite = Emwrite::load(&settings)?;
         let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {

@@ -4,21 +4,23 @@
 //! Per phase, the tasks finished out of all (the rule of `finished.rs`), and which are missing
 //! while few are.
 
+use crate::cli::StatusArgs;
 use crate::embed::engine::Settings;
 use crate::embed::store;
 use crate::error::HostError;
+use crate::runtime::runtime;
 use crate::stack::finished;
-use crate::stack::tasks::{Phase, Stack, StackTask};
+use crate::stack::tasks::{Phase, StackTask};
 
 /// Missing tasks named per phase; past it, only the count.
 const NAMED_MISSING: usize = 10;
 
 /// Prints one line per phase: `blocks  3/4 finished; missing: block (1, 0, 0)`.
-pub fn status(stack: &Stack, settings: Settings) -> Result<(), HostError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+pub fn run(args: StatusArgs) -> Result<(), HostError> {
+    let stack = args.stack.read(&args.engine.allow_hosts)?;
+    // Read-only: no sweep of temporary files.
+    let settings = Settings::from(args.engine);
+    let runtime = runtime(None)?;
     runtime.block_on(async {
         let store = store::open(&settings)?;
         for phase in Phase::ALL {

@@ -15,6 +15,7 @@ use hyper::{HeaderMap, Request};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::HostError;
+use crate::runtime::cores;
 
 /// The limits of `emwrite serve`, from its command line.
 #[derive(Clone, Debug)]
@@ -40,7 +41,7 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 /// The default `--max-in-flight`: two requests per core (a request waits on storage part of the
 /// time), but no more than the memory holds at `--memory-limit` each; at least one.
 pub fn default_max_in_flight(memory_limit_bytes: u64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = cores();
     let by_cores = 2 * cores;
     let by_memory = available_memory_bytes()
         .map(|total| usize::try_from(total / memory_limit_bytes.max(1)).unwrap_or(usize::MAX));

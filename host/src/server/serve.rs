@@ -28,13 +28,12 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::embed::engine::{Emwrite, HostState, Settings};
 use crate::embed::incoming::{self, Started};
 use crate::error::HostError;
+use crate::runtime::runtime;
+use crate::server::accept;
 use crate::server::auth::BearerToken;
 use crate::server::limits::{self, Admission, RETRY_AFTER_SECONDS, ServeLimits};
 use crate::server::shutdown::{self, Connections, Shutdown};
 use crate::units::show_duration;
-
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Time left for tasks after the grace: wasmtime's blocking file operations are short, and the
 /// process must exit before Cloud Run's SIGKILL.
@@ -54,10 +53,7 @@ pub struct ServeOptions {
 /// Loads the component, listens on `options.addr` and serves until SIGINT or SIGTERM, then
 /// drains (see `shutdown.rs`).
 pub fn serve(options: ServeOptions, settings: Settings) -> Result<(), HostError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime(None)?;
     let result = runtime.block_on(serve_until_shutdown(options, settings));
     // Requests still running after the grace are dropped here, with their instances.
     runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
@@ -118,20 +114,7 @@ async fn serve_until_shutdown(options: ServeOptions, settings: Settings) -> Resu
         auth: options.auth,
         shutdown: shutdown.clone(),
     });
-    let signal = shutdown::signal();
-    tokio::pin!(signal);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(error) => {
-                    tracing::warn!("accept failed: {error}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
-        };
+    accept::accept_until(&listener, shutdown::signal(), |stream, peer| {
         let Some(open) = connections.try_open() else {
             // Closing at once costs nothing; serving it would cost a task and buffers.
             tracing::warn!(
@@ -139,10 +122,11 @@ async fn serve_until_shutdown(options: ServeOptions, settings: Settings) -> Resu
                 server.limits.max_connections
             );
             drop(stream);
-            continue;
+            return;
         };
         tokio::spawn(serve_connection(server.clone(), stream, peer, local, open));
-    }
+    })
+    .await;
 
     // New connections are refused from here on; open ones finish their request and close.
     drop(listener);

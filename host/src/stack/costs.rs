@@ -1,15 +1,14 @@
-//! `emwrite plan STACK`: what a stack will cost, before anything runs — per phase the tasks,
-//! the bytes read and written, the peak memory of one task and the core-seconds, from measured
+//! What a stack will cost, before anything runs (`emwrite plan STACK`): per phase the tasks, the
+//! bytes read and written, the peak memory of one task and the core-seconds, from measured
 //! per-task figures ([`figures`]).
 
 use std::path::Path;
 
-use emwrite::layout::{BLOCK_EDGE, SCALE_COUNT, raw_slice_object};
+use emwrite::layout::{SCALE_COUNT, raw_slice_object};
 use emwrite::storage::location::{Location, Store};
 use emwrite::storage::router::DefaultStore;
 
 use crate::stack::tasks::{Phase, Stack};
-use crate::units::{show_bytes, show_duration};
 
 /// The measured figures the plan multiplies out. Sources: the README's Performance tables
 /// (`scripts/bench`, 2 cores; the full run for ngshard, the quick run for alignedslice, whose
@@ -80,53 +79,9 @@ pub enum Input {
     None,
 }
 
-/// Prints the plan of `stack` on `cores` cores; raw slices are sized from `data_dir` when their
-/// store is local.
-pub fn plan(stack: &Stack, store: DefaultStore, data_dir: &Path, cores: usize) {
-    let raw = raw_input(stack, store, data_dir);
-    let costs = costs(stack, raw);
-    println!(
-        "stack: {} slices (z {}–{}), frame {} × {}, {} blocks of {BLOCK_EDGE}³, writeRaw {}",
-        stack.slices.len(),
-        stack.minz(),
-        stack.maxz(),
-        stack.bbox[0],
-        stack.bbox[1],
-        stack.blocks().count(),
-        stack.write_raw
-    );
-    println!(
-        "{:<6} {:>7}  {:<26} {:>12}  {:>10}  {:>10}",
-        "phase", "tasks", "reads", "writes (est.)", "peak/task", "core-s"
-    );
-    let mut total = 0.0;
-    for cost in &costs {
-        let input = match &cost.input {
-            Input::Bytes(bytes) => show_bytes(*bytes),
-            Input::Unknown(why) => format!("unknown ({why})"),
-            Input::None => "-".to_owned(),
-        };
-        println!(
-            "{:<6} {:>7}  {:<26} {:>12}  {:>10}  {:>10.1}",
-            cost.phase.name(),
-            cost.tasks,
-            input,
-            show_bytes(cost.output),
-            show_bytes(cost.peak),
-            cost.core_seconds
-        );
-        total += cost.core_seconds;
-    }
-    let wall = std::time::Duration::from_secs_f64(total / cores.max(1) as f64);
-    println!(
-        "total: {total:.0} core-seconds, about {} on {cores} cores in-process; figures from \
-         measured runs (docs/design.md §10)",
-        show_duration(wall)
-    );
-}
-
-/// The raw slices' total size, if this machine can read it.
-fn raw_input(stack: &Stack, store: DefaultStore, data_dir: &Path) -> Input {
+/// The raw slices' total size, if this machine can read it: raw slices are sized from
+/// `data_dir` when their store is local.
+pub fn raw_input(stack: &Stack, store: DefaultStore, data_dir: &Path) -> Input {
     // The stack was checked: its dest parses.
     let Ok(dest) = Location::parse("dest", &stack.dest) else {
         return Input::Unknown("dest".to_owned());

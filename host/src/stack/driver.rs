@@ -14,6 +14,7 @@ use crate::embed::call::Split;
 use crate::embed::engine::Settings;
 use crate::embed::store::{self, HostStore};
 use crate::error::HostError;
+use crate::runtime::runtime;
 use crate::stack::batch::Share;
 use crate::stack::executor::Executor;
 use crate::stack::executor::in_process::InProcess;
@@ -66,11 +67,7 @@ pub fn drive(
         // Requests only wait on the network.
         Mode::Remote { .. } => 2,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime(Some(workers))?;
     runtime.block_on(async {
         // The store finished tasks are looked up in; none for a service whose storage this
         // process cannot see, or with --force.

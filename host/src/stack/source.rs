@@ -16,6 +16,7 @@ use emwrite::storage::location::{Location, ObjectPath, check_object_name};
 use crate::embed::outgoing::AllowedHost;
 use crate::embed::store;
 use crate::error::HostError;
+use crate::runtime::runtime;
 
 /// The argument's name in messages.
 const ARGUMENT: &str = "STACK";
@@ -73,10 +74,7 @@ impl StackFile {
         let bytes = match self {
             StackFile::Local(path) => std::fs::read(path).map_err(|e| failed(e.to_string()))?,
             StackFile::Gcs { object, .. } => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+                let runtime = runtime(Some(1))?;
                 runtime.block_on(async {
                     let gcs = store::open_gcs(allow_hosts)?.map_err(|e| failed(e.to_string()))?;
                     gcs.get(object).await.map_err(|e| failed(e.to_string()))

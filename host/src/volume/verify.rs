@@ -1,10 +1,7 @@
-//! `emwrite verify LOCATION`: checks a volume against its info and lists what must be redone.
+//! Verifying a volume (`emwrite verify LOCATION`, and the end of `emwrite pipeline`): checks it
+//! against its info and lists what must be redone.
 //!
-//! LOCATION is where a stack's `dest` points: a bucket name (a folder of `--data-dir`, or a GCS
-//! bucket with `--store gcs`), `gs://bucket/prefix`, or a local folder path (anything with a
-//! `/`: `data/lab`, `/srv/em/lab`, `./lab`), the folder holding `neuroglancer/`.
-//!
-//! From `<loc>/neuroglancer/jpeg/info` (and `raw/info` when it exists) verify derives the blocks
+//! From `<dest>/neuroglancer/jpeg/info` (and `raw/info` when it exists) verify derives the blocks
 //! of the stack (`layout::stack_blocks`, from the info's `realsize` and `realoffset`; the whole
 //! grid of its size when those are absent), and for every block checks (docs/design.md §4,
 //! "Verify"): its manifest exists, parses and agrees with the info; every shard it lists is a
@@ -19,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
 
 use emwrite::block_manifest::{BlockManifest, read_manifest_bytes};
 use emwrite::layout::{self, BLOCK_CHUNKS, BLOCK_EDGE};
@@ -29,12 +25,11 @@ use emwrite::precomputed::morton;
 use emwrite::precomputed::shard::decode_shard;
 use emwrite::storage::Storage;
 use emwrite::storage::location::Location;
-use emwrite::storage::router::DefaultStore;
 use futures::StreamExt;
 
-use crate::embed::engine::Settings;
-use crate::embed::store::{self, HostStore};
+use crate::embed::store::HostStore;
 use crate::error::HostError;
+use crate::runtime::cores;
 
 /// Largest shard read: a raw scale-0 shard of a full block is 128 MiB of voxels plus its index.
 pub const MAX_SHARD_BYTES: u64 = 256 << 20;
@@ -107,49 +102,6 @@ impl Report {
     }
 }
 
-/// `emwrite verify LOCATION`: prints each problem and the summary on stdout; fails unless the
-/// volume is complete.
-pub fn verify_command(location: &str, mut settings: Settings) -> Result<(), HostError> {
-    let dest = resolve_location(location, &mut settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
-    let report = runtime.block_on(async {
-        let store = store::open(&settings)?;
-        verify(&store, &dest).await
-    })?;
-    for line in report.problem_lines() {
-        println!("{line}");
-    }
-    println!("{}", report.summary(location));
-    report.into_result(location)
-}
-
-/// The location LOCATION names; a local folder path becomes a bucket of its parent folder, which
-/// becomes the data directory.
-pub fn resolve_location(location: &str, settings: &mut Settings) -> Result<Location, HostError> {
-    if location.starts_with("gs://") || !location.contains('/') {
-        return Location::parse("location", location).map_err(|e| HostError::Config(e.to_string()));
-    }
-    let folder = Path::new(location)
-        .canonicalize()
-        .map_err(|e| HostError::Config(format!("{location}: {e}")))?;
-    let (Some(parent), Some(name)) = (folder.parent(), folder.file_name()) else {
-        return Err(HostError::Config(format!(
-            "{location}: not a folder holding neuroglancer/"
-        )));
-    };
-    let bucket = Location::parse("location", &name.to_string_lossy()).map_err(|e| {
-        HostError::Config(format!(
-            "{location}: the folder's name must be a bucket name: {e}"
-        ))
-    })?;
-    settings.store = DefaultStore::Local;
-    settings.data_dir = parent.to_path_buf();
-    Ok(bucket)
-}
-
 /// Checks the volume at `dest` (module docs).
 pub async fn verify(store: &HostStore, dest: &Location) -> Result<Report, HostError> {
     let mut report = Report::default();
@@ -163,7 +115,7 @@ pub async fn verify(store: &HostStore, dest: &Location) -> Result<Report, HostEr
     report.blocks = volume.blocks.len();
     // Shards decode on tokio's blocking threads, so a few blocks at once keep every core busy
     // while their reads wait; each holds at most one shard.
-    let in_flight = 2 * std::thread::available_parallelism().map_or(1, usize::from);
+    let in_flight = 2 * cores();
     let mut checks = futures::stream::iter(volume.blocks.iter().copied())
         .map(|block| {
             let volume = &volume;

@@ -1,5 +1,5 @@
-//! `emwrite view LOCATION`: serves a local volume to a browser and prints the Neuroglancer link
-//! that opens it; for a volume on GCS it prints the link alone.
+//! Serving a volume to a browser, as `emwrite view LOCATION` does: where LOCATION's volume is,
+//! and the read-only file service that answers the viewer.
 //!
 //! LOCATION is a pipeline's `dest`, named as everywhere in emwrite (docs/design.md §3): a bucket
 //! name (with an optional prefix), the folder `<data-dir>/<bucket>` locally or a GCS bucket with
@@ -9,15 +9,12 @@
 //! and serves that folder read-only: GET and HEAD with byte ranges (Neuroglancer
 //! reads a chunk as a range of its shard), CORS for any origin (the viewer is another origin,
 //! e.g. neuroglancer-demo.appspot.com), nothing outside the folder (`..` is dropped, links that
-//! lead out are refused). It runs until Ctrl-C or SIGTERM.
+//! lead out are refused).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 
 use emwrite::layout;
 use emwrite::precomputed::codec::Encoding;
@@ -30,17 +27,11 @@ use hyper::header::{
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, ALLOW,
     CACHE_CONTROL, CONTENT_RANGE, HeaderMap, HeaderName, HeaderValue,
 };
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_staticfile::vfs::{FileOpener, FileWithMetadata};
 use hyper_staticfile::{Body, ResolveResult, Resolver, ResponseBuilder};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 use crate::error::HostError;
-use crate::server::shutdown;
-use crate::volume::neuroglancer::{self, Framing};
 
 /// `emwrite view`'s port when none is given: next to `emwrite serve`'s 8080. The `emwrite view`
 /// command that `emwrite pipeline` prints names it, so the link printed with it is the one that
@@ -64,24 +55,9 @@ const REQUEST_PRIVATE_NETWORK: HeaderName =
 const ALLOW_PRIVATE_NETWORK: HeaderName =
     HeaderName::from_static("access-control-allow-private-network");
 
-/// What `emwrite view` was asked for.
-#[derive(Debug)]
-pub struct ViewOptions {
-    /// The volume's destination, as given.
-    pub location: String,
-    /// Where bare bucket names live.
-    pub store: DefaultStore,
-    /// The local data directory of bare bucket names.
-    pub data_dir: PathBuf,
-    /// Loopback port to serve on; 0 picks a free one.
-    pub port: u16,
-    /// The Neuroglancer deployment the link opens.
-    pub viewer: String,
-}
-
 /// Where a LOCATION's volume is.
 #[derive(Debug, PartialEq)]
-enum Target {
+pub enum Target {
     /// A local folder to serve, and the volume's folder below it: `neuroglancer/jpeg` for a
     /// destination, empty for the volume's own folder.
     Folder {
@@ -94,84 +70,10 @@ enum Target {
     Gcs(String),
 }
 
-/// Serves the volume at `options.location` until Ctrl-C (for GCS: prints its link and returns).
-pub fn view(options: ViewOptions) -> Result<(), HostError> {
-    let name = layer_name(&options.location);
-    let (folder, volume) = match locate(&options.location, options.store, &options.data_dir)? {
-        Target::Gcs(url) => {
-            let source = neuroglancer::source(&url);
-            println!(
-                "{}",
-                neuroglancer::link(&options.viewer, &source, &name, None)
-            );
-            return Ok(());
-        }
-        Target::Folder { root, volume } => (root, volume),
-    };
-    let framing = Framing::of(&read_info(&folder, volume)?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HostError::Config(format!("cannot start the async runtime: {e}")))?;
-    let served = runtime.block_on(async {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, options.port))
-            .await
-            .map_err(|e| {
-                HostError::Config(format!("cannot listen on port {}: {e}", options.port))
-            })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| HostError::Config(format!("cannot listen: {e}")))?;
-        let resolver = Resolver::with_opener(InsideFolder::new(&folder)?);
-        tracing::info!("serving {} read-only; Ctrl-C stops", folder.display());
-        // On stdout, alone, as `emwrite serve` prints it: a caller of --port 0 reads the port here.
-        println!("listening on http://{local}");
-        let source = neuroglancer::source(&volume_url(&format!("http://{local}"), volume));
-        println!(
-            "{}",
-            neuroglancer::link(&options.viewer, &source, &name, framing.as_ref())
-        );
-        serve_until_signal(listener, resolver).await;
-        Ok(())
-    });
-    // Connections still open (a viewer keeps them alive) end with the runtime.
-    runtime.shutdown_background();
-    served
-}
-
-/// The lines `emwrite pipeline` ends with: how to look at the volume it wrote to `dest`. For a
-/// local volume, the `emwrite view` command that serves it, with its port, and the link that
-/// command prints (the same link: it depends on nothing else); for GCS, the link.
-pub fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing>) -> String {
-    let name = layer_name(dest);
-    let viewer = neuroglancer::DEMO_VIEWER;
-    match data_dir {
-        Some(dir) if !dest.starts_with("gs://") => {
-            let base = format!("http://{}:{DEFAULT_PORT}", Ipv4Addr::LOCALHOST);
-            let source = neuroglancer::jpeg_source(&base);
-            format!(
-                "view it: emwrite view {dest} --data-dir {} --port {DEFAULT_PORT}\n\
-                 which prints this link to open while it runs:\n{}",
-                dir.display(),
-                neuroglancer::link(viewer, &source, &name, framing)
-            )
-        }
-        _ => {
-            let url = if dest.starts_with("gs://") {
-                dest.to_owned()
-            } else {
-                format!("gs://{dest}")
-            };
-            let source = neuroglancer::jpeg_source(&url);
-            neuroglancer::link(viewer, &source, &name, framing)
-        }
-    }
-}
-
 /// Resolves LOCATION as the rest of emwrite names locations (module doc): a `gs://` URL or, with
 /// `--store gcs`, a bucket name is GCS; a bucket name is otherwise the folder under `data_dir`;
 /// anything else must be a folder. Each may be a destination or the volume's own folder.
-fn locate(location: &str, store: DefaultStore, data_dir: &Path) -> Result<Target, HostError> {
+pub fn locate(location: &str, store: DefaultStore, data_dir: &Path) -> Result<Target, HostError> {
     let gcs = |url: String| match volume_below(&url) {
         Some(_) => Target::Gcs(url),
         None => Target::Gcs(volume_url(&url, layout::volume_prefix(Encoding::Jpeg))),
@@ -213,7 +115,7 @@ fn local_target(root: PathBuf) -> Target {
 }
 
 /// The URL of the volume folder `volume` below `base` (`volume` empty: `base` itself).
-fn volume_url(base: &str, volume: &str) -> String {
+pub fn volume_url(base: &str, volume: &str) -> String {
     let base = base.trim_end_matches('/');
     if volume.is_empty() {
         base.to_owned()
@@ -236,7 +138,7 @@ fn volume_below(location: &str) -> Option<&str> {
 
 /// The volume's `info` in `volume` below `folder`, which must be there for the volume to be worth
 /// serving.
-fn read_info(folder: &Path, volume: &str) -> Result<VolumeInfo, HostError> {
+pub fn read_info(folder: &Path, volume: &str) -> Result<VolumeInfo, HostError> {
     let path = folder.join(volume).join(INFO_FILE);
     let bytes = std::fs::read(&path).map_err(|e| {
         HostError::Config(format!(
@@ -252,7 +154,7 @@ fn read_info(folder: &Path, volume: &str) -> Result<VolumeInfo, HostError> {
 
 /// The image layer's name in the viewer: the destination's last segment (`lab/run1` and
 /// `lab/run1/neuroglancer/jpeg` → `run1`).
-fn layer_name(location: &str) -> String {
+pub fn layer_name(location: &str) -> String {
     let trimmed = location.trim_end_matches('/');
     let trimmed = volume_below(trimmed).unwrap_or(trimmed);
     let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
@@ -263,43 +165,12 @@ fn layer_name(location: &str) -> String {
     }
 }
 
-async fn serve_until_signal(listener: TcpListener, resolver: Resolver<InsideFolder>) {
-    let resolver = Arc::new(resolver);
-    let signal = shutdown::signal();
-    tokio::pin!(signal);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(error) => {
-                    tracing::warn!("accept failed: {error}");
-                    // As `serve` does: out of file descriptors, accept fails at once again.
-                    tokio::time::sleep(crate::server::serve::ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
-        };
-        let resolver = resolver.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let resolver = resolver.clone();
-                async move { Ok::<_, Infallible>(respond(&resolver, request).await) }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                tracing::debug!("connection from {peer}: {error}");
-            }
-        });
-    }
-    tracing::info!("stopped");
-}
-
 /// Answers one request: a preflight, a file (whole, a range, or 416), or 405; every answer
 /// allows any origin.
-async fn respond(resolver: &Resolver<InsideFolder>, request: Request<Incoming>) -> Response<Body> {
+pub async fn respond(
+    resolver: &Resolver<InsideFolder>,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let mut response = match *request.method() {
         Method::OPTIONS => preflight(request.headers()),
         Method::GET | Method::HEAD => serve_file(resolver, &request).await,
@@ -383,12 +254,13 @@ fn status(status: StatusCode) -> Response<Body> {
 
 /// Opens files of one folder only: the resolved path, links followed, must lie inside the
 /// folder's own resolved path (a link out of it is refused with 403, as a missing file is 404).
-struct InsideFolder {
+pub struct InsideFolder {
     root: PathBuf,
 }
 
 impl InsideFolder {
-    fn new(folder: &Path) -> Result<Self, HostError> {
+    /// Serves `folder`, which must exist.
+    pub fn new(folder: &Path) -> Result<Self, HostError> {
         let root = folder
             .canonicalize()
             .map_err(|e| HostError::Config(format!("{}: {e}", folder.display())))?;
@@ -522,19 +394,5 @@ mod tests {
         let out = open_inside(&root, &root.join("out")).expect_err("a link out");
         assert_eq!(out.kind(), io::ErrorKind::PermissionDenied);
         std::fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[test]
-    fn pipeline_hint_names_the_view_command_and_its_link() {
-        let framing = Framing::of_stack([1100, 300], 5, 16, 8.0);
-        let local = how_to_view("emdata", Some(Path::new("data")), framing.as_ref());
-        assert!(local.starts_with("view it: emwrite view emdata --data-dir data --port 8081\n"));
-        // The link is the one that command prints: for its port.
-        let link = local.lines().last().expect("the link last");
-        assert!(link.contains("precomputed://http://127.0.0.1:8081/neuroglancer/jpeg"));
-        let gcs = how_to_view("gs://lab/run1", Some(Path::new("data")), framing.as_ref());
-        assert!(gcs.contains("precomputed://gs://lab/run1/neuroglancer/jpeg"));
-        let bare = how_to_view("lab", None, None);
-        assert!(bare.contains("precomputed://gs://lab/neuroglancer/jpeg"));
     }
 }
