@@ -30,8 +30,9 @@ use crate::server::limits::{ServeLimits, default_max_in_flight};
 use crate::server::serve::ServeOptions;
 use crate::stack::driver::Mode;
 use crate::stack::executor::remote::RemoteOptions;
+use crate::stack::parse::{self, Overrides};
 use crate::stack::source::StackFile;
-use crate::stack::tasks::{Overrides, Phase, Stack};
+use crate::stack::tasks::{Phase, Stack};
 use crate::units::{parse_byte_size, parse_duration};
 use crate::volume::neuroglancer::DEMO_VIEWER;
 use crate::volume::view::DEFAULT_PORT;
@@ -325,7 +326,7 @@ impl StackArgs {
             jpeg_quality: self.jpeg_quality,
         };
         let text = self.stack.read(allow_hosts)?;
-        Stack::parse(&self.stack, &text, &overrides)
+        parse::parse(&self.stack, &text, &overrides)
     }
 }
 

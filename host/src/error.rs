@@ -3,14 +3,13 @@
 //! Kinds follow who is at fault (docs/design.md §9): the user's setup (`Config`),
 //! wasmtime (`Engine`), the component's own bug (`Trap`), a limit the host enforces, or the task
 //! itself, whose WIT `task-error` case says whose fault it was: that case becomes the core's
-//! [`ErrorKind`] here, once, and the core says its status and name.
+//! `ErrorKind` (`embed/wit.rs`), and the core says its status and name.
 
 use std::fmt;
 use std::time::Duration;
 
-use emwrite::{ErrorBody, ErrorKind};
+use emwrite::ErrorBody;
 
-use crate::embed::bindings::TaskError;
 use crate::units::{show_bytes, show_duration};
 
 /// A failure of the host or of one request or task it ran.
@@ -249,67 +248,9 @@ impl HostError {
     }
 }
 
-/// The one mapping from the component's WIT `task-error` to the core error it was made from
-/// (`component/exports.rs` makes the opposite one).
-impl From<TaskError> for emwrite::Error {
-    fn from(error: TaskError) -> Self {
-        let (kind, message) = match error {
-            TaskError::BadRequest(message) => (ErrorKind::BadRequest, message),
-            TaskError::NotFound(message) => (ErrorKind::NotFound, message),
-            TaskError::UnreadableInput(message) => (ErrorKind::UnreadableInput, message),
-            TaskError::TooLarge(message) => (ErrorKind::TooLarge, message),
-            TaskError::Storage(message) => (ErrorKind::Storage, message),
-            TaskError::Internal(message) => (ErrorKind::Internal, message),
-        };
-        emwrite::Error::new(kind, message)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_errors_map_to_their_status_and_name_the_case() {
-        let cases = [
-            (
-                TaskError::BadRequest("bbox: expected 2 numbers, got 3".into()),
-                400,
-            ),
-            (
-                TaskError::NotFound("raw/s1.png in bucket lab: not found".into()),
-                404,
-            ),
-            (
-                TaskError::UnreadableInput("raw/s1.png: not a PNG".into()),
-                422,
-            ),
-            (
-                TaskError::TooLarge("bbox: 100000 x 100000 is too large".into()),
-                413,
-            ),
-            (
-                TaskError::Storage("gs://lab/x: 503 after 6 tries".into()),
-                502,
-            ),
-            (TaskError::Internal("shard index overflow".into()), 500),
-        ];
-        for (error, status) in cases {
-            let host = HostError::Task {
-                context: "slice z=3".into(),
-                error: error.into(),
-            };
-            assert_eq!(host.status(), status, "{host}");
-        }
-        let host = HostError::Task {
-            context: "slice z=3 (s3.png)".into(),
-            error: TaskError::BadRequest("bbox: expected 2 numbers, got 3".into()).into(),
-        };
-        assert_eq!(
-            host.to_string(),
-            "slice z=3 (s3.png): bad request: bbox: expected 2 numbers, got 3"
-        );
-    }
 
     #[test]
     fn memory_limit_is_413_and_names_both_sizes() {
@@ -330,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_core_error_keeps_the_core_body_and_a_refusal_its_own_kind() {
-        let core = emwrite::Error::new(ErrorKind::TooLarge, "body: larger than 10 bytes");
+        let core = emwrite::Error::new(emwrite::ErrorKind::TooLarge, "body: larger than 10 bytes");
         let host = HostError::Task {
             context: "#1 POST /ngmeta".into(),
             error: core.clone(),

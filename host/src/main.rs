@@ -14,6 +14,7 @@ mod commands;
 mod embed;
 mod error;
 mod log;
+mod request;
 mod runtime;
 mod server;
 mod stack;

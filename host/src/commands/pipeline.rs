@@ -9,7 +9,7 @@ use std::path::Path;
 
 use emwrite::layout;
 use emwrite::precomputed::codec::Encoding;
-use emwrite::storage::location::Location;
+use emwrite::storage::location::Store;
 
 use crate::cli::PipelineArgs;
 use crate::embed::engine::Settings;
@@ -42,16 +42,17 @@ fn pipeline(stack: &Stack, mode: Mode) -> Result<(), HostError> {
     if let Some(settings) = verify_with {
         verify_volume(stack, &settings)?;
     }
-    if remote && !stack.dest.starts_with("gs://") {
+    let dest = stack.dest.to_string();
+    if remote && stack.dest.store() != Store::Gcs {
         // A bucket name is the service's own: a folder of its data directory, or a GCS bucket.
-        println!("{} (on the service)", volume_url(&stack.dest));
+        println!("{} (on the service)", volume_url(&dest));
         return Ok(());
     }
     let data_dir = outcome.data_dir.as_deref();
-    println!("{}", volume_location(&stack.dest, data_dir));
+    println!("{}", volume_location(&dest, data_dir));
     // Centred on the stack's slices.
     let framing = Framing::of_stack(stack.bbox, stack.minz(), stack.maxz(), stack.resolution);
-    println!("{}", how_to_view(&stack.dest, data_dir, framing.as_ref()));
+    println!("{}", how_to_view(&dest, data_dir, framing.as_ref()));
     Ok(())
 }
 
@@ -61,15 +62,14 @@ fn verify_volume(stack: &Stack, settings: &Settings) -> Result<(), HostError> {
     let runtime = runtime(None)?;
     let report = runtime.block_on(async {
         let store = store::open(settings)?;
-        let dest =
-            Location::parse("dest", &stack.dest).map_err(|e| HostError::Config(e.to_string()))?;
-        verify::verify(&store, &dest).await
+        verify::verify(&store, &stack.dest).await
     })?;
     for line in report.problem_lines() {
         tracing::error!("{line}");
     }
-    tracing::info!("{}", report.summary(&stack.dest));
-    report.into_result(&stack.dest)
+    let dest = stack.dest.to_string();
+    tracing::info!("{}", report.summary(&dest));
+    report.into_result(&dest)
 }
 
 /// The JPEG volume's folder below the location `base`.

@@ -2,6 +2,7 @@
 //! (`stack/costs.rs` has the figures and how they multiply out).
 
 use emwrite::layout::BLOCK_EDGE;
+use emwrite::request::wire;
 
 use crate::cli::PlanArgs;
 use crate::error::HostError;
@@ -16,13 +17,14 @@ pub fn run(args: PlanArgs) -> Result<(), HostError> {
     let raw = raw_input(&stack, args.stores.store, &args.stores.data_dir());
     let costs = costs(&stack, raw);
     println!(
-        "stack: {} slices (z {}–{}), frame {} × {}, {} blocks of {BLOCK_EDGE}³, writeRaw {}",
+        "stack: {} slices (z {}–{}), frame {} × {}, {} blocks of {BLOCK_EDGE}³, {} {}",
         stack.slices.len(),
         stack.minz(),
         stack.maxz(),
         stack.bbox[0],
         stack.bbox[1],
         stack.blocks().count(),
+        wire::WRITE_RAW,
         stack.write_raw
     );
     println!(

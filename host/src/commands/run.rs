@@ -8,13 +8,14 @@
 
 use std::time::Instant;
 
-use emwrite::tasks::{ReportBody, StageMicros};
+use emwrite::tasks::ReportBody;
 
 use crate::cli::RunArgs;
-use crate::embed::bindings::{EndpointsPre, Written};
+use crate::embed::bindings::Written;
 use crate::embed::call::{self, Task};
 use crate::embed::engine::Emwrite;
 use crate::error::HostError;
+use crate::request::Request;
 use crate::runtime::{cores, runtime};
 
 /// Runs the request in the file and prints the task's report: objects, bytes, retries, notes,
@@ -24,24 +25,17 @@ pub fn run(args: RunArgs) -> Result<(), HostError> {
     let (endpoint, file, split) = (args.endpoint, args.file.as_path(), args.split.split);
     let body = std::fs::read(file)
         .map_err(|e| HostError::Config(format!("request file {}: {e}", file.display())))?;
-    let cores = cores();
-    let task = Task::from_request(endpoint, &body, false)
-        .map_err(|error| HostError::Task {
-            context: format!("{} {}", endpoint.route(), file.display()),
-            error,
-        })?
-        .with_split(split, cores, 1);
+    let request = Request::from_json(endpoint, &body).map_err(|error| HostError::Task {
+        context: format!("{} {}", endpoint.route(), file.display()),
+        error,
+    })?;
+    let task = Task::new(&request).with_split(split, cores(), 1);
     // One instance is one core (wasm32 has no threads): one worker per instance that runs at
     // once. The filesystem work still runs on tokio's blocking pool.
     let runtime = runtime(Some(task.cores()))?;
     let (written, wall) = runtime.block_on(async {
         let emwrite = Emwrite::load(&settings)?;
-        let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
-            HostError::engine(
-                "the component does not export the emwrite:core endpoints",
-                &e,
-            )
-        })?;
+        let pre = call::endpoints_pre(&emwrite)?;
         // The wall time of the task alone, without loading the component.
         let started = Instant::now();
         let written = call::run(emwrite, pre, task).await?;
@@ -53,21 +47,7 @@ pub fn run(args: RunArgs) -> Result<(), HostError> {
 
 /// The report `run` prints: the HTTP API's JSON success body plus the wall time.
 fn report(written: &Written, wall_us: u128) -> String {
-    let s = &written.stages;
-    let stages = StageMicros {
-        fetch_us: s.fetch_us,
-        decode_us: s.decode_us,
-        downsample_us: s.downsample_us,
-        encode_us: s.encode_us,
-        write_us: s.write_us,
-    };
-    let mut body = ReportBody::new(
-        written.objects.clone(),
-        written.bytes,
-        written.retries,
-        written.notes.clone(),
-        stages,
-    );
+    let mut body = ReportBody::from(written);
     body.wall_us = Some(u64::try_from(wall_us).unwrap_or(u64::MAX));
     body.to_json()
 }

@@ -6,9 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use clap::ValueEnum;
-use emwrite::endpoint::Endpoint;
-use emwrite::layout::BLOCK_EDGE;
-use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use wasmtime::Store;
 
 use crate::embed::bindings::{
@@ -16,6 +13,7 @@ use crate::embed::bindings::{
 };
 use crate::embed::engine::{Emwrite, HostState};
 use crate::error::HostError;
+use crate::request::Request;
 
 /// When a block runs as two halves in two instances (`--split`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,57 +70,17 @@ impl Task {
         }
     }
 
-    /// The typed call of a request body in the original API's JSON, parsed and checked by the
-    /// core's own parser (the one the component's HTTP handler runs, `docs/design.md` §2); a
-    /// block splits when `split_block`.
-    pub fn from_request(
-        endpoint: Endpoint,
-        body: &[u8],
-        split_block: bool,
-    ) -> emwrite::Result<Task> {
-        Ok(match endpoint {
-            Endpoint::AlignedSlice => {
-                let r = AlignedSliceRequest::from_json(body)?;
-                Task::Slice(aligned_slice::Request {
-                    img: r.img,
-                    transform: r.transform.to_vec(),
-                    bbox: (r.bbox[0], r.bbox[1]),
-                    dest: r.dest.to_string(),
-                    dest_tmp: r.dest_tmp.to_string(),
-                    slice: r.slice,
-                    shard_size: r.shard_size,
-                })
-            }
-            Endpoint::NgMeta => {
-                let r = NgMetaRequest::from_json(body)?;
-                Task::Meta(ng_meta::Request {
-                    dest: r.dest.to_string(),
-                    minz: r.minz,
-                    maxz: r.maxz,
-                    shard_size: BLOCK_EDGE,
-                    bbox: (r.bbox[0], r.bbox[1]),
-                    write_raw: r.write_raw,
-                    resolution: r.resolution_nm,
-                })
-            }
-            Endpoint::NgShard => {
-                let r = NgShardRequest::from_json(body)?;
-                Task::Block {
-                    request: ng_shard::Request {
-                        dest: r.dest.to_string(),
-                        source: r.source.to_string(),
-                        start: (r.start[0], r.start[1], r.start[2]),
-                        shard_size: BLOCK_EDGE,
-                        minz: r.minz,
-                        maxz: r.maxz,
-                        bbox: (r.bbox[0], r.bbox[1]),
-                        write_raw: r.write_raw,
-                        jpeg_quality: r.jpeg_quality,
-                    },
-                    split: split_block,
-                }
-            }
-        })
+    /// The call of `request`, a block whole ([`Task::with_split`] splits it): the core's request
+    /// as the component's WIT record (`wit.rs`).
+    pub fn new(request: &Request) -> Task {
+        match request {
+            Request::AlignedSlice(request) => Task::Slice(request.into()),
+            Request::NgMeta(request) => Task::Meta(request.into()),
+            Request::NgShard(request) => Task::Block {
+                request: request.into(),
+                split: false,
+            },
+        }
     }
 
     /// Cores the task keeps busy while it runs: two for a split block's halves, else one.
@@ -144,6 +102,16 @@ impl Task {
             task => task,
         }
     }
+}
+
+/// The component's typed endpoint exports, pre-instantiated.
+pub fn endpoints_pre(emwrite: &Emwrite) -> Result<EndpointsPre<HostState>, HostError> {
+    EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
+        HostError::engine(
+            "the component does not export the emwrite:core endpoints",
+            &e,
+        )
+    })
 }
 
 /// A call's future, borrowing the store it runs in.

@@ -16,3 +16,4 @@ pub mod outgoing;
 pub mod pooled_client;
 pub mod store;
 pub mod sweep;
+pub mod wit;

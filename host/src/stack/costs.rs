@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use emwrite::layout::{SCALE_COUNT, raw_slice_object};
-use emwrite::storage::location::{Location, Store};
+use emwrite::storage::location::Store;
 use emwrite::storage::router::DefaultStore;
 
 use crate::stack::tasks::{Phase, Stack};
@@ -82,17 +82,14 @@ pub enum Input {
 /// The raw slices' total size, if this machine can read it: raw slices are sized from
 /// `data_dir` when their store is local.
 pub fn raw_input(stack: &Stack, store: DefaultStore, data_dir: &Path) -> Input {
-    // The stack was checked: its dest parses.
-    let Ok(dest) = Location::parse("dest", &stack.dest) else {
-        return Input::Unknown("dest".to_owned());
-    };
+    let dest = &stack.dest;
     if dest.store() == Store::Gcs || store == DefaultStore::Gcs {
         return Input::Unknown("raw slices on GCS".to_owned());
     }
     let mut total = 0;
     let mut missing = 0;
     for slice in &stack.slices {
-        let object = raw_slice_object(&dest, &slice.img);
+        let object = raw_slice_object(dest, &slice.img);
         match std::fs::metadata(data_dir.join(&object.bucket).join(&object.name)) {
             Ok(meta) if meta.is_file() => total += meta.len(),
             _ => missing += 1,
@@ -153,13 +150,15 @@ pub fn costs(stack: &Stack, raw: Input) -> Vec<PhaseCost> {
 
 #[cfg(test)]
 mod tests {
+    use emwrite::storage::location::Location;
+
     use super::*;
     use crate::stack::tasks::Slice;
 
     fn stack(slices: u32, bbox: [u32; 2], write_raw: bool) -> Stack {
         Stack {
-            dest: "lab".into(),
-            dest_tmp: "lab-tmp".into(),
+            dest: Location::parse("dest", "lab").expect("a location"),
+            dest_tmp: Location::parse("dest-tmp", "lab-tmp").expect("a location"),
             bbox,
             resolution: 8.0,
             write_raw,

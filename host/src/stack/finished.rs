@@ -6,29 +6,25 @@
 //! same volume, a block when its manifest matches the request and every shard it lists exists
 //! with the listed size. Here it is applied to a stack's tasks, many at once.
 
-use emwrite::endpoint::Endpoint;
-use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use emwrite::tasks::finished::{block_finished, meta_finished, slice_finished};
 use futures::StreamExt;
 
 use crate::embed::store::HostStore;
 use crate::error::HostError;
+use crate::request::Request;
 use crate::stack::tasks::StackTask;
 
 /// Tasks checked at once: each check is one to a few metadata requests (a block: its manifest,
 /// then its shards' sizes, 16 at a time), so this keeps a few hundred requests in flight on GCS.
 const CHECKS_IN_FLIGHT: usize = 32;
 
-/// Whether `task`'s outputs are all in `store`, whole: its request, read by the core's parser,
-/// goes to the core's rule as it is.
+/// Whether `task`'s outputs are all in `store`, whole: its request goes to the core's rule as
+/// it is.
 pub async fn is_finished(store: &HostStore, task: &StackTask) -> emwrite::Result<bool> {
-    let body = &task.body;
-    match task.endpoint {
-        Endpoint::AlignedSlice => {
-            slice_finished(store, &AlignedSliceRequest::from_json(body)?).await
-        }
-        Endpoint::NgMeta => meta_finished(store, &NgMetaRequest::from_json(body)?).await,
-        Endpoint::NgShard => block_finished(store, &NgShardRequest::from_json(body)?).await,
+    match &task.request {
+        Request::AlignedSlice(request) => slice_finished(store, request).await,
+        Request::NgMeta(request) => meta_finished(store, request).await,
+        Request::NgShard(request) => block_finished(store, request).await,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod costs;
 pub mod driver;
 pub mod executor;
 pub mod finished;
+pub mod parse;
 pub mod progress;
 pub mod source;
 pub mod tasks;

@@ -23,6 +23,7 @@ use emwrite::precomputed::codec::{Encoding, decode_chunk};
 use emwrite::precomputed::info::{Scale, VolumeInfo};
 use emwrite::precomputed::morton;
 use emwrite::precomputed::shard::decode_shard;
+use emwrite::request::wire;
 use emwrite::storage::Storage;
 use emwrite::storage::location::Location;
 use futures::StreamExt;
@@ -356,15 +357,18 @@ impl Volume {
         if let Some((bbox, minz, maxz)) = self.stack
             && (manifest.bbox, manifest.minz, manifest.maxz) != (bbox, minz, maxz)
         {
+            // The manifest's fields, named as the request names them.
+            let (b, lo, hi) = (wire::BBOX, wire::MINZ, wire::MAXZ);
             why.push(format!(
-                "bbox {:?}, minz {}, maxz {}, but the info says bbox {bbox:?}, minz {minz}, maxz {maxz}",
+                "{b} {:?}, {lo} {}, {hi} {}, but the info says {b} {bbox:?}, {lo} {minz}, {hi} {maxz}",
                 manifest.bbox, manifest.minz, manifest.maxz
             ));
         }
         let has_raw = self.encodings.len() > 1;
         if manifest.write_raw != has_raw {
             why.push(format!(
-                "writeRaw {}, but the raw info {}",
+                "{} {}, but the raw info {}",
+                wire::WRITE_RAW,
                 manifest.write_raw,
                 if has_raw { "exists" } else { "does not" }
             ));

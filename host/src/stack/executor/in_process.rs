@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use super::Tally;
 use crate::embed::bindings::EndpointsPre;
-use crate::embed::call::{self, Split};
+use crate::embed::call::{self, Split, Task};
 use crate::embed::engine::{Emwrite, HostState, Settings};
 use crate::error::HostError;
 use crate::stack::progress::{Done, Progress};
@@ -28,12 +28,7 @@ impl InProcess {
     /// workers: a guest computes on the worker that polls it.
     pub fn load(settings: &Settings, jobs: usize, split: Split) -> Result<Self, HostError> {
         let emwrite = Emwrite::load(settings)?;
-        let pre = EndpointsPre::new(emwrite.instance_pre().clone()).map_err(|e| {
-            HostError::engine(
-                "the component does not export the emwrite:core endpoints",
-                &e,
-            )
-        })?;
+        let pre = call::endpoints_pre(&emwrite)?;
         Ok(InProcess {
             emwrite,
             pre,
@@ -61,13 +56,8 @@ impl InProcess {
                 let Some(next) = pending.next() else {
                     break;
                 };
-                let task = match next.typed(false) {
-                    Ok(task) => task.with_split(self.split, jobs - busy_cores, not_started),
-                    Err(error) => {
-                        tally.record(Err(error), progress);
-                        continue;
-                    }
-                };
+                let task =
+                    Task::new(&next.request).with_split(self.split, jobs - busy_cores, not_started);
                 let cores = task.cores();
                 busy_cores += cores;
                 let (emwrite, pre) = (self.emwrite.clone(), self.pre.clone());

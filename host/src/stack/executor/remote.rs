@@ -164,7 +164,7 @@ impl Inner {
     /// Sends `task` until it succeeds, fails for good, or runs out of attempts.
     async fn run_task(&self, task: &StackTask, progress: &Progress) -> Result<Done, HostError> {
         let policy = &self.options.policy;
-        let url = format!("{}{}", self.base, task.endpoint.route());
+        let url = format!("{}{}", self.base, task.request.endpoint().route());
         let mut retry = 0_u32;
         let mut refreshed = false;
         loop {
@@ -247,7 +247,7 @@ impl Inner {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = request
-            .body(Full::new(Bytes::from(task.body.clone())))
+            .body(Full::new(Bytes::from(task.request.to_json())))
             .map_err(|e| Failure::Transport(format!("cannot build the request: {e}")))?;
         let response = self
             .client
