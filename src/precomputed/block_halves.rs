@@ -353,7 +353,6 @@ mod tests {
 
     use super::*;
     use crate::precomputed::pyramid::BlockPyramid;
-    use crate::precomputed::sharding::ShardingSpec;
 
     /// Chunk edge of the small test blocks: 128³ voxels, 16 slabs of 8 slices.
     const C: usize = 8;
@@ -366,7 +365,7 @@ mod tests {
     /// emwrite's five scales for a scale-0 size of `size0` voxels and chunks of `C`³.
     fn scales_for(size0: [u64; 3]) -> Vec<Scale> {
         (0..)
-            .zip(ShardingSpec::for_emwrite_scales())
+            .zip(crate::layout::scale_sharding())
             .map(|(k, sharding)| {
                 Scale::new(
                     format!("s{k}"),

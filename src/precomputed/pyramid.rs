@@ -6,7 +6,7 @@
 //!
 //! Scale 0 is the block's 16³ chunks of 64³ voxels. Scale k (1–4) is the 2×2×2 mean of scale
 //! k − 1 over the same block, so it holds (1024 >> k)³ voxels of it: (16 >> k)³ chunks. With
-//! emwrite's sharding ([`crate::precomputed::sharding::ShardingSpec::for_emwrite_scales`]) that
+//! emwrite's sharding ([`crate::layout::scale_sharding`]) that
 //! is 8 shards at scale 0 and 1 at each coarser scale, none shared with another block, so a block
 //! task writes whole shards that no other task touches. [`BlockPyramid::new`] checks that the
 //! scales it is given have this property.
@@ -74,9 +74,9 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 ///
 /// ```
 /// use emwrite::precomputed::codec::Encoding;
-/// use emwrite::precomputed::info::VolumeInfo;
+/// use emwrite::layout::volume_info;
 /// use emwrite::precomputed::pyramid::BlockPyramid;
-/// let info = VolumeInfo::new(1024, 1024, 0, 1023, 8.0, Encoding::Jpeg);
+/// let info = volume_info([1024, 1024], 0, 1023, 8.0, Encoding::Jpeg)?;
 /// let mut pyramid = BlockPyramid::new(info.scales(), [0, 0, 0], &[Encoding::Jpeg], 75)?;
 /// let mut shards = Vec::new();
 /// for _ in 0..16 {
@@ -1014,7 +1014,6 @@ mod tests {
 
     use super::*;
     use crate::ErrorKind;
-    use crate::precomputed::info::VolumeInfo;
     use crate::precomputed::shard::decode_shard;
     use crate::precomputed::sharding::ShardingSpec;
     use crate::precomputed::{codec, morton};
@@ -1030,7 +1029,7 @@ mod tests {
     /// emwrite's five scales for a scale-0 size of `size0` voxels and chunks of `chunk`³.
     fn scales_for(size0: [u64; 3], chunk: u64) -> Vec<Scale> {
         (0..)
-            .zip(ShardingSpec::for_emwrite_scales())
+            .zip(layout::scale_sharding())
             .map(|(k, sharding)| {
                 let resolution = 8.0 * f64::from(1u32 << k);
                 let size = size0.map(|voxels| voxels >> k);
@@ -1647,7 +1646,7 @@ mod tests {
     /// shrunk by 2^k, 0 outside.
     #[test]
     fn full_size_block_with_one_slab_of_data() {
-        let info = VolumeInfo::new(2048, 1024, 0, 1023, 8.0, Encoding::Jpeg);
+        let info = layout::volume_info([2048, 1024], 0, 1023, 8.0, Encoding::Jpeg).expect("info");
         let scales = info.scales();
         let edge = 1024;
         let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];

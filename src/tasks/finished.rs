@@ -25,7 +25,7 @@ pub async fn slice_finished(storage: &impl Storage, request: &AlignedSliceReques
 /// Whether the ngmeta task `request` is finished: each info it writes exists and describes the
 /// same volume (sizes, resolutions, encodings, sharding, realsize and realoffset).
 pub async fn meta_finished(storage: &impl Storage, request: &NgMetaRequest) -> Result<bool> {
-    for (encoding, expected) in super::ng_meta::infos(request) {
+    for (encoding, expected) in super::ng_meta::infos(request)? {
         let found = match storage.get(&info_object(&request.dest, encoding)).await {
             Ok(bytes) => VolumeInfo::from_json(&bytes).ok(),
             Err(e) if e.kind() == ErrorKind::NotFound => None,

@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use super::Written;
 use crate::block_manifest::{BlockManifest, ListedObject};
-use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
+use crate::layout::{
+    self, BLOCK_EDGE, BlockHalf, check_info_matches_stack, encodings, info_object,
+};
 use crate::precomputed::block_halves::{self, HalfHandoff};
 use crate::precomputed::block_shards::{CompletedShard, ShardPart};
 use crate::precomputed::info::{Scale, VolumeInfo};
@@ -166,7 +168,7 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
             .await
             .map_err(|e| e.context("reading the volume's info (run ngmeta first)"))?;
         let info = VolumeInfo::from_json(&bytes).map_err(|e| e.context(&object))?;
-        info.check_matches_stack(&object, request.bbox, request.maxz)?;
+        check_info_matches_stack(&info, &object, request.bbox, request.maxz)?;
         scales.get_or_insert_with(|| info.scales().to_vec());
     }
     scales.ok_or_else(|| Error::internal("no encoding requested"))
