@@ -15,12 +15,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use emwrite::block::handoff::HalfHandoff;
+use emwrite::block::merge::merge_halves;
+use emwrite::block::pyramid::BlockPyramid;
+use emwrite::block::shards::CompletedShard;
 use emwrite::layout::{BLOCK_EDGE, BlockHalf, volume_info};
-use emwrite::precomputed::block_halves::{HalfHandoff, merge_halves};
-use emwrite::precomputed::block_shards::CompletedShard;
 use emwrite::precomputed::codec::Encoding;
 use emwrite::precomputed::info::VolumeInfo;
-use emwrite::precomputed::pyramid::BlockPyramid;
 use emwrite::request::DEFAULT_RESOLUTION_NM;
 
 /// Voxels in a block.

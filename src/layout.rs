@@ -12,13 +12,12 @@
 
 use std::ops::{Range, RangeInclusive};
 
+use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::sharding::ShardingSpec;
-use crate::request::wire;
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
-use crate::{Error, Result};
 
 /// Edge of a block in voxels: the unit of one ngshard task, the tile edge of the tile packs it
 /// reads, and the only `shard-size` the original's layout supports.
@@ -146,43 +145,14 @@ pub fn volume_info(
     )
 }
 
-/// Checks that `info`, read from `what`, describes the volume of a stack of `bbox` =
-/// `[width, height]` slices up to `maxz`, as [`volume_info`] makes it: the same size at scale
-/// 0. A mismatch is a bad `bbox` field: the request disagrees with the ngmeta run.
-///
-/// ```
-/// use emwrite::layout::{check_info_matches_stack, volume_info};
-/// use emwrite::precomputed::codec::Encoding;
-/// let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Jpeg)?;
-/// assert!(check_info_matches_stack(&info, "info", [1500, 700], 1030).is_ok());
-/// let e = check_info_matches_stack(&info, "info", [3000, 700], 1030).unwrap_err();
-/// assert!(e.message().starts_with("bbox: the volume's info info has size"));
-/// # Ok::<(), emwrite::Error>(())
-/// ```
-pub fn check_info_matches_stack(
-    info: &VolumeInfo,
-    what: impl std::fmt::Display,
-    bbox: [u32; 2],
-    maxz: u32,
-) -> Result<()> {
-    let size = info.scales().first().map(|s| s.size());
-    let expected = Some(scale0_size(bbox, maxz));
-    if size != expected {
-        return Err(Error::bad_field(
-            wire::BBOX,
-            format!(
-                "the volume's info {what} has size {size:?} at scale 0, but bbox {bbox:?} and \
-                 maxz {maxz} give {expected:?}"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Scale 0's size for a stack of `bbox` = `[width, height]` slices up to `maxz`: x in [0, W),
 /// y in [0, H) and z in [0, maxz], each rounded up to whole blocks so that every ngshard block
 /// lies inside it.
-fn scale0_size(bbox: [u32; 2], maxz: u32) -> [u64; 3] {
+///
+/// ```
+/// assert_eq!(emwrite::layout::scale0_size([1500, 700], 1030), [2048, 1024, 2048]);
+/// ```
+pub fn scale0_size(bbox: [u32; 2], maxz: u32) -> [u64; 3] {
     let block = u64::from(BLOCK_EDGE);
     let [width, height] = bbox.map(u64::from);
     [width, height, u64::from(maxz) + 1].map(|voxels| voxels.div_ceil(block) * block)
@@ -204,7 +174,7 @@ fn scale_key(resolution_nm: [f64; 3]) -> String {
 /// and at scales 1–3 each half owns whole chunk layers of the block's one shard, so a half
 /// encodes every chunk of those scales on its own. Only scale 4, where the block is one chunk,
 /// straddles the cut: each half holds 64 × 64 × 32 of its voxels. A merge step writes the shards
-/// of scales 1–4 from both halves' chunks ([`crate::precomputed::block_halves`]).
+/// of scales 1–4 from both halves' chunks ([`crate::block::merge`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockHalf {
     /// z ∈ [0, 512) of the block: the first 8 slabs.
@@ -307,7 +277,7 @@ pub fn shard_name(encoding: Encoding, scale_key: &str, file_name: &str) -> Strin
 pub const BLOCK_MANIFEST_FOLDER: &str = "neuroglancer/blocks";
 
 /// The manifest of block `[bx, by, bz]`, written by its ngshard task after its last shard
-/// ([`crate::block_manifest`]): `neuroglancer/blocks/<bx>_<by>_<bz>.json`.
+/// ([`crate::block::manifest`]): `neuroglancer/blocks/<bx>_<by>_<bz>.json`.
 ///
 /// ```
 /// use emwrite::layout::block_manifest_object;
@@ -579,21 +549,6 @@ mod tests {
         );
         assert_eq!(keys(3.3)[..2], ["3.3x3.3x3.3", "6.6x6.6x6.6"]);
         assert_eq!(keys(8.0)[1], "16.0x16.0x16.0");
-    }
-
-    #[test]
-    fn info_of_another_stack_is_a_bad_bbox() {
-        let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Raw).expect("info");
-        // Same blocks, other numbers: minz and exact sizes do not matter, whole blocks do.
-        check_info_matches_stack(&info, "info", [2048, 1024], 2047).expect("same scale-0 size");
-        let e = check_info_matches_stack(&info, "lab/info", [1500, 700], 2048)
-            .expect_err("one block deeper");
-        assert_eq!(e.kind(), ErrorKind::BadRequest);
-        assert_eq!(
-            e.to_string(),
-            "bbox: the volume's info lab/info has size Some([2048, 1024, 2048]) at scale 0, but \
-             bbox [1500, 700] and maxz 2048 give Some([2048, 1024, 3072])"
-        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-use emwrite::block_manifest::{BlockManifest, read_manifest_bytes};
+use emwrite::block::manifest::{BlockManifest, read_manifest_bytes};
 use emwrite::layout::{self, BLOCK_CHUNKS, BLOCK_EDGE};
 use emwrite::precomputed::codec::{Encoding, decode_chunk};
 use emwrite::precomputed::info::{Scale, VolumeInfo};
