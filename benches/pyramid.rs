@@ -15,12 +15,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use emwrite::layout::{BLOCK_EDGE, BlockHalf};
-use emwrite::precomputed::block_halves::{HalfHandoff, merge_halves};
-use emwrite::precomputed::block_shards::CompletedShard;
+use emwrite::block::handoff::HalfHandoff;
+use emwrite::block::merge::merge_halves;
+use emwrite::block::pyramid::BlockPyramid;
+use emwrite::block::shards::CompletedShard;
+use emwrite::layout::{BLOCK_EDGE, BlockHalf, volume_info};
 use emwrite::precomputed::codec::Encoding;
 use emwrite::precomputed::info::VolumeInfo;
-use emwrite::precomputed::pyramid::BlockPyramid;
 use emwrite::request::DEFAULT_RESOLUTION_NM;
 
 /// Voxels in a block.
@@ -107,15 +108,14 @@ fn megavoxels_per_second(time: Duration) -> f64 {
 }
 
 fn main() {
-    let edge = u64::from(BLOCK_EDGE);
-    let info = VolumeInfo::new(
-        edge,
-        edge,
+    let info = volume_info(
+        [BLOCK_EDGE, BLOCK_EDGE],
         0,
-        edge - 1,
+        BLOCK_EDGE - 1,
         DEFAULT_RESOLUTION_NM,
         Encoding::Jpeg,
-    );
+    )
+    .expect("one block's info");
     let slab = synthetic_slab();
     println!("block {BLOCK_EDGE}³ of synthetic voxels, jpeg quality 75");
     let mut configurations = vec![("jpeg", &[Encoding::Jpeg][..])];

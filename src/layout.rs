@@ -1,8 +1,9 @@
-//! emwrite's volume layout: blocks, scales and object names, each rule defined once.
+//! emwrite's volume layout: blocks, scales, sharding and object names, each rule defined once.
 //!
 //! docs/design.md §4 fixes these choices; the format modules ([`crate::precomputed`],
-//! [`crate::tilepack`]) implement the formats for any parameters, and the tasks (and the host's
-//! pipeline, which plans one task per block) take emwrite's parameters from here.
+//! [`crate::tilepack`]) implement the formats for any parameters and know nothing of these, and
+//! the tasks, the block engine ([`crate::block`]) and the host (which plans one task per block
+//! and verifies volumes block by block) take emwrite's parameters from here.
 //!
 //! The volume is cut into blocks of [`BLOCK_EDGE`]³ voxels, one ngshard task each. A block is
 //! [`BLOCK_CHUNKS`]³ chunks of [`CHUNK_EDGE`]³ at scale 0, and each of the [`SCALE_COUNT`]
@@ -11,7 +12,10 @@
 
 use std::ops::{Range, RangeInclusive};
 
+use crate::Result;
 use crate::precomputed::codec::Encoding;
+use crate::precomputed::info::{Scale, VolumeInfo};
+use crate::precomputed::sharding::ShardingSpec;
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
 
@@ -37,6 +41,132 @@ pub const SCALE_COUNT: usize = BLOCK_CHUNKS.ilog2() as usize + 1;
 /// tasks never collide.
 pub const SHARDING_BITS: [(u32, u32); SCALE_COUNT] = [(9, 24), (9, 21), (6, 21), (3, 21), (0, 21)];
 
+/// Chunks per block edge at scale `k`: [`BLOCK_CHUNKS`] at scale 0, halved at each coarser
+/// scale, 1 at the coarsest, and 0 past it.
+///
+/// ```
+/// use emwrite::layout::block_chunks;
+/// assert_eq!([0, 1, 4, 5].map(block_chunks), [16, 8, 1, 0]);
+/// ```
+pub fn block_chunks(k: usize) -> u32 {
+    u32::try_from(k)
+        .ok()
+        .and_then(|k| BLOCK_CHUNKS.checked_shr(k))
+        .unwrap_or(0)
+}
+
+/// The chunk grid cells of block `block` = `[bx, by, bz]` at scale `k` that lie inside the
+/// scale's grid of `grid` cells, per axis: [`block_chunks`]`(k)` cells from `b · block_chunks(k)`,
+/// clipped to the grid (empty where the block lies past it).
+///
+/// ```
+/// use emwrite::layout::block_cells;
+/// assert_eq!(block_cells([1, 0, 0], 1, [12, 8, 8]), [8..12, 0..8, 0..8]);
+/// assert_eq!(block_cells([2, 0, 0], 0, [20, 16, 16])[0], 20..20);
+/// ```
+pub fn block_cells(block: [u64; 3], k: usize, grid: [u64; 3]) -> [Range<u64>; 3] {
+    let cells = u64::from(block_chunks(k));
+    std::array::from_fn(|axis| {
+        let first = block[axis].saturating_mul(cells);
+        first.min(grid[axis])..first.saturating_add(cells).min(grid[axis])
+    })
+}
+
+/// emwrite's sharding of scales 0–4 ([`SHARDING_BITS`]): preshift 9, 9, 6, 3, 0; shard bits
+/// 24, 21, 21, 21, 21; no minishard bits.
+///
+/// ```
+/// let [s0, .., s4] = emwrite::layout::scale_sharding();
+/// assert_eq!((s0.preshift_bits(), s0.shard_bits()), (9, 24));
+/// assert_eq!((s4.preshift_bits(), s4.shard_bits()), (0, 21));
+/// ```
+pub fn scale_sharding() -> [ShardingSpec; SCALE_COUNT] {
+    SHARDING_BITS.map(|(preshift_bits, shard_bits)| {
+        // At most 24 + 9 bits: within what a spec allows.
+        ShardingSpec::new(preshift_bits, 0, shard_bits).expect("emwrite's bit counts are valid")
+    })
+}
+
+/// emwrite's info for a stack of `bbox` = `[width, height]` slices numbered `minz..=maxz`, at
+/// `resolution_nm` per voxel on every axis, with chunks in `encoding`.
+///
+/// Scale 0 covers x in [0, W), y in [0, H) and z in [0, maxz] (slice numbers are z
+/// coordinates), each rounded up to a multiple of [`BLOCK_EDGE`] so that every ngshard block lies
+/// inside it; scale k has size `size0 >> k`, resolution `resolution_nm · 2^k`, [`CHUNK_EDGE`]³
+/// chunks and the sharding [`scale_sharding`] gives it. The original's extra keys are kept:
+/// `realsize` = `[W, H, maxz − minz + 1]` and `realoffset` = `[0, 0, minz]`. Arithmetic
+/// saturates, so nonsense (maxz < minz) gives a nonsense info, not a panic; the request parser
+/// rejects it first.
+///
+/// ```
+/// use emwrite::layout::volume_info;
+/// use emwrite::precomputed::codec::Encoding;
+/// use emwrite::precomputed::info::VolumeInfo;
+/// let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Jpeg)?;
+/// let keys: Vec<&str> = info.scales().iter().map(|s| s.key()).collect();
+/// assert_eq!(keys[..2], ["8.0x8.0x8.0", "16.0x16.0x16.0"]);
+/// assert_eq!(keys[4], "128.0x128.0x128.0");
+/// assert_eq!(info.scales()[0].size(), [2048, 1024, 2048]);
+/// assert_eq!(VolumeInfo::from_json(&info.to_json()?)?, info);
+/// # Ok::<(), emwrite::Error>(())
+/// ```
+pub fn volume_info(
+    bbox: [u32; 2],
+    minz: u32,
+    maxz: u32,
+    resolution_nm: f64,
+    encoding: Encoding,
+) -> Result<VolumeInfo> {
+    let size0 = scale0_size(bbox, maxz);
+    let scales = (0u32..)
+        .zip(scale_sharding())
+        .map(|(k, sharding)| {
+            let resolution = [resolution_nm * f64::from(1u32 << k); 3];
+            let size = size0.map(|voxels| voxels >> k);
+            let chunk = [CHUNK_EDGE.into(); 3];
+            Scale::new(
+                scale_key(resolution),
+                size,
+                resolution,
+                chunk,
+                encoding,
+                sharding,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let [width, height] = bbox.map(u64::from);
+    let depth = u64::from(maxz)
+        .saturating_sub(minz.into())
+        .saturating_add(1);
+    VolumeInfo::new(
+        scales,
+        Some([width, height, depth]),
+        Some([0, 0, minz.into()]),
+    )
+}
+
+/// Scale 0's size for a stack of `bbox` = `[width, height]` slices up to `maxz`: x in [0, W),
+/// y in [0, H) and z in [0, maxz], each rounded up to whole blocks so that every ngshard block
+/// lies inside it.
+///
+/// ```
+/// assert_eq!(emwrite::layout::scale0_size([1500, 700], 1030), [2048, 1024, 2048]);
+/// ```
+pub fn scale0_size(bbox: [u32; 2], maxz: u32) -> [u64; 3] {
+    let block = u64::from(BLOCK_EDGE);
+    let [width, height] = bbox.map(u64::from);
+    [width, height, u64::from(maxz) + 1].map(|voxels| voxels.div_ceil(block) * block)
+}
+
+/// A scale key from its resolution: each axis formatted with Rust's shortest round-trip float
+/// formatting (`{:?}`), which keeps one decimal for whole numbers, as the original's
+/// `"<r·2^k>.0"` did: 8 → `"8.0"`, 16 → `"16.0"`, 4.5 → `"4.5"`, 3.3·2 → `"6.6"`. For resolutions
+/// people use this is also what Python's `str(float)` prints.
+fn scale_key(resolution_nm: [f64; 3]) -> String {
+    let [x, y, z] = resolution_nm;
+    format!("{x:?}x{y:?}x{z:?}")
+}
+
 /// One half of a block, cut along z so that two component instances (two cores) can build one
 /// block: the lower half holds the block's z ∈ [0, 512), the upper half z ∈ [512, 1024).
 ///
@@ -44,7 +174,7 @@ pub const SHARDING_BITS: [(u32, u32); SCALE_COUNT] = [(9, 24), (9, 21), (6, 21),
 /// and at scales 1–3 each half owns whole chunk layers of the block's one shard, so a half
 /// encodes every chunk of those scales on its own. Only scale 4, where the block is one chunk,
 /// straddles the cut: each half holds 64 × 64 × 32 of its voxels. A merge step writes the shards
-/// of scales 1–4 from both halves' chunks ([`crate::precomputed::block_halves`]).
+/// of scales 1–4 from both halves' chunks ([`crate::block::merge`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockHalf {
     /// z ∈ [0, 512) of the block: the first 8 slabs.
@@ -79,6 +209,18 @@ impl BlockHalf {
             Self::Lower => 0..half,
             Self::Upper => half..count,
         }
+    }
+
+    /// Whether the block's chunk layers at scale `k` divide between the halves: they do where
+    /// the block is at least two chunks deep. At the coarsest scale the block is one chunk,
+    /// which straddles the halves.
+    ///
+    /// ```
+    /// use emwrite::layout::BlockHalf;
+    /// assert!(BlockHalf::divide_scale(3) && !BlockHalf::divide_scale(4));
+    /// ```
+    pub fn divide_scale(k: usize) -> bool {
+        block_chunks(k) >= 2
     }
 
     /// The name of the half in messages and in the hand-off: `lower` or `upper`.
@@ -135,7 +277,7 @@ pub fn shard_name(encoding: Encoding, scale_key: &str, file_name: &str) -> Strin
 pub const BLOCK_MANIFEST_FOLDER: &str = "neuroglancer/blocks";
 
 /// The manifest of block `[bx, by, bz]`, written by its ngshard task after its last shard
-/// ([`crate::block_manifest`]): `neuroglancer/blocks/<bx>_<by>_<bz>.json`.
+/// ([`crate::block::manifest`]): `neuroglancer/blocks/<bx>_<by>_<bz>.json`.
 ///
 /// ```
 /// use emwrite::layout::block_manifest_object;
@@ -183,11 +325,19 @@ pub fn tile_pack_header(bbox: [u32; 2]) -> TilePackHeader {
 /// assert_eq!(block_grid([1024, 1024], 1024), [1, 1, 2]);
 /// ```
 pub fn block_grid(bbox: [u32; 2], maxz: u32) -> [u32; 3] {
-    [
-        bbox[0].div_ceil(BLOCK_EDGE),
-        bbox[1].div_ceil(BLOCK_EDGE),
-        maxz / BLOCK_EDGE + 1,
-    ]
+    // At most 2^32 / 1024 blocks per axis: each fits a u32.
+    blocks_of_size(scale0_size(bbox, maxz)).map(|blocks| blocks as u32)
+}
+
+/// Blocks per axis of a volume whose scale 0 is `size0` voxels (as its info says): the grid of
+/// [`block_grid`], for a volume known by its info alone.
+///
+/// ```
+/// use emwrite::layout::blocks_of_size;
+/// assert_eq!(blocks_of_size([2048, 1024, 3072]), [2, 1, 3]);
+/// ```
+pub fn blocks_of_size(size0: [u64; 3]) -> [u64; 3] {
+    size0.map(|voxels| voxels.div_ceil(BLOCK_EDGE.into()))
 }
 
 /// The blocks that hold slices `minz..=maxz` of a `bbox` stack, as `[bx, by, bz]`, z outermost
@@ -228,7 +378,13 @@ pub fn existing_slices(z0: u64, depth: u64, minz: u32, maxz: u32) -> RangeInclus
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
     use super::*;
+    use crate::ErrorKind;
+    use crate::precomputed::morton;
 
     #[test]
     fn a_block_is_16_chunks_in_5_scales() {
@@ -281,5 +437,180 @@ mod tests {
         assert_eq!(existing_slices(1024 + 960, 64, 1030, 9000), 1984..=2047);
         assert_eq!(existing_slices(0, 64, 3, 10), 3..=10);
         assert!(existing_slices(64, 64, 3, 10).is_empty());
+    }
+
+    #[test]
+    fn block_cells_halve_with_each_scale_and_stop_at_the_grid() {
+        // A 1300-voxel-wide volume: 21 chunks at scale 0, 11 at scale 1, 1 at scale 4.
+        assert_eq!(
+            block_cells([1, 0, 0], 0, [21, 16, 16]),
+            [16..21, 0..16, 0..16]
+        );
+        assert_eq!(block_cells([1, 0, 0], 1, [11, 8, 8]), [8..11, 0..8, 0..8]);
+        assert_eq!(block_cells([1, 0, 0], 4, [2, 1, 1]), [1..2, 0..1, 0..1]);
+        assert_eq!(block_cells([u64::MAX, 0, 0], 0, [2, 1, 1])[0], 2..2);
+        assert!((0..SCALE_COUNT).all(|k| block_chunks(k) == BLOCK_CHUNKS >> k));
+        assert_eq!(block_chunks(usize::MAX), 0);
+    }
+
+    #[test]
+    fn info_json_of_scale_0() {
+        let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Jpeg).expect("info");
+        let json: serde_json::Value =
+            serde_json::from_slice(&info.to_json().expect("serializes")).expect("valid json");
+        assert_eq!(json["realsize"], json!([1500, 700, 1028])); // maxz − minz + 1 slices
+        assert_eq!(json["realoffset"], json!([0, 0, 3]));
+        assert_eq!(
+            json["scales"][0],
+            json!({
+                "key": "8.0x8.0x8.0",
+                "size": [2048, 1024, 2048], // 1500, 700 and maxz + 1 = 1031 rounded up to 1024s
+                "resolution": [8.0, 8.0, 8.0],
+                "chunk_sizes": [[64, 64, 64]],
+                "encoding": "jpeg",
+                "voxel_offset": [0, 0, 0],
+                "sharding": {
+                    "@type": "neuroglancer_uint64_sharded_v1",
+                    "hash": "identity",
+                    "preshift_bits": 9,
+                    "minishard_bits": 0,
+                    "shard_bits": 24,
+                    "minishard_index_encoding": "gzip",
+                    "data_encoding": "raw",
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn five_scale_table_for_a_small_volume() {
+        let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Raw).expect("info");
+        /// key, size, resolution, preshift bits, shard bits
+        type Row<'a> = (&'a str, [u64; 3], [f64; 3], u32, u32);
+        let table: Vec<Row> = info
+            .scales()
+            .iter()
+            .map(|s| {
+                let sharding = s.sharding();
+                (
+                    s.key(),
+                    s.size(),
+                    s.resolution_nm(),
+                    sharding.preshift_bits(),
+                    sharding.shard_bits(),
+                )
+            })
+            .collect();
+        #[rustfmt::skip]
+        let want: [Row; 5] = [
+            // key                  size                 resolution            preshift shard
+            ("8.0x8.0x8.0",         [2048, 1024, 2048], [8.0, 8.0, 8.0],       9, 24),
+            ("16.0x16.0x16.0",      [1024, 512, 1024],  [16.0, 16.0, 16.0],    9, 21),
+            ("32.0x32.0x32.0",      [512, 256, 512],    [32.0, 32.0, 32.0],    6, 21),
+            ("64.0x64.0x64.0",      [256, 128, 256],    [64.0, 64.0, 64.0],    3, 21),
+            ("128.0x128.0x128.0",   [128, 64, 128],     [128.0, 128.0, 128.0], 0, 21),
+        ];
+        assert_eq!(table, want);
+        for scale in info.scales() {
+            assert_eq!(scale.encoding(), Encoding::Raw);
+            assert_eq!(scale.chunk_size(), [64; 3]);
+            assert_eq!(scale.voxel_offset(), [0; 3]);
+            scale.check_shard_capacity().expect("small volume fits");
+        }
+        assert_eq!(info.scales()[4].grid(), [2, 1, 2]);
+    }
+
+    #[test]
+    fn exact_multiples_are_not_rounded_further() {
+        // maxz = 1023: slices 0..=1023 are exactly one block deep.
+        let info = volume_info([2048, 1024], 0, 1023, 8.0, Encoding::Jpeg).expect("info");
+        assert_eq!(info.scales()[0].size(), [2048, 1024, 1024]);
+    }
+
+    #[test]
+    fn keys_for_non_integer_resolutions() {
+        let keys = |r: f64| -> Vec<String> {
+            volume_info([1, 1], 0, 0, r, Encoding::Jpeg)
+                .expect("info")
+                .scales()
+                .iter()
+                .map(|s| s.key().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            keys(4.5),
+            [
+                "4.5x4.5x4.5",
+                "9.0x9.0x9.0",
+                "18.0x18.0x18.0",
+                "36.0x36.0x36.0",
+                "72.0x72.0x72.0"
+            ]
+        );
+        assert_eq!(keys(3.3)[..2], ["3.3x3.3x3.3", "6.6x6.6x6.6"]);
+        assert_eq!(keys(8.0)[1], "16.0x16.0x16.0");
+    }
+
+    #[test]
+    fn the_largest_frame_fits_the_sharding_and_a_larger_one_would_not() {
+        // 2^17 voxels per axis, the largest frame edge a request may ask for, just fits.
+        let edge = crate::request::MAX_FRAME_EDGE;
+        let info = volume_info([edge, edge], 0, edge - 1, 8.0, Encoding::Jpeg).expect("info");
+        for scale in info.scales() {
+            scale.check_shard_capacity().expect("fits");
+        }
+        // 2^18: 12 bits per axis, 36 > 9 + 24 bits of chunk id.
+        let edge = 2 * edge;
+        let info = volume_info([edge, edge], 0, edge - 1, 8.0, Encoding::Jpeg).expect("info");
+        let e = info.scales()[0]
+            .check_shard_capacity()
+            .expect_err("too large");
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert!(
+            e.message()
+                .contains("needs 36-bit chunk ids, but the sharding holds 33"),
+            "{e}"
+        );
+    }
+
+    /// Shards touched by the block at `block` (units of 1024 voxels) at `scale`, for a volume of
+    /// `size0` voxels at scale 0, with emwrite's specs and 64³ chunks.
+    fn shards_of_block(size0: [u64; 3], block: [u64; 3], scale: usize) -> BTreeSet<u64> {
+        let spec = scale_sharding()[scale];
+        let size = size0.map(|s| s >> scale);
+        let grid = size.map(|s| s.div_ceil(64));
+        let bits = morton::bits_per_axis(grid);
+        let cells_per_block = 16 >> scale;
+        let mut shards = BTreeSet::new();
+        for z in 0..cells_per_block {
+            for y in 0..cells_per_block {
+                for x in 0..cells_per_block {
+                    let [bx, by, bz] = block.map(|b| b * cells_per_block);
+                    let id = morton::encode([bx + x, by + y, bz + z], bits);
+                    shards.insert(spec.shard_and_minishard(id).0);
+                }
+            }
+        }
+        shards
+    }
+
+    #[test]
+    fn emwrite_block_is_8_shards_at_scale_0_and_1_at_scales_1_to_4() {
+        let size0 = [3072, 2048, 2048];
+        let mut seen: [BTreeSet<u64>; 5] = Default::default();
+        for bz in 0..2 {
+            for by in 0..2 {
+                for bx in 0..3 {
+                    for (scale, seen) in seen.iter_mut().enumerate() {
+                        let shards = shards_of_block(size0, [bx, by, bz], scale);
+                        let want = if scale == 0 { 8 } else { 1 };
+                        assert_eq!(shards.len(), want, "block {bx},{by},{bz} scale {scale}");
+                        // No shard is shared with another block.
+                        assert!(seen.is_disjoint(&shards), "scale {scale} shares {shards:?}");
+                        seen.extend(shards);
+                    }
+                }
+            }
+        }
     }
 }

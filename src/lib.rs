@@ -1,11 +1,12 @@
 //! emwrite: aligned EM slices and Neuroglancer precomputed volumes, as a WASI component.
 //!
 //! The crate is the processing core (request parsing, the affine resampler, the tile pack, the
-//! precomputed formats and the streaming pyramid, all over the [`storage::Storage`] trait) and,
+//! precomputed format and the block engine's streaming pyramid, all over the
+//! [`storage::Storage`] trait) and,
 //! built for `wasm32-wasip2`, the component that exports one WIT interface per endpoint plus
 //! `wasi:http/incoming-handler`. See `../README.md` and `wit/` for the outside view.
 
-pub mod block_manifest;
+pub mod block;
 pub mod endpoint;
 pub mod error;
 pub mod guest_env;

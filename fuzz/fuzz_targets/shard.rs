@@ -11,6 +11,7 @@ use std::collections::btree_map::Entry;
 use std::io::Write;
 
 use emwrite::ErrorKind;
+use emwrite::layout::scale_sharding;
 use emwrite::precomputed::shard::{ShardEncoder, decode_shard};
 use emwrite::precomputed::sharding::ShardingSpec;
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
@@ -19,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 /// emwrite's specs for scales 0–4 (no minishard bits), then two with minishards, which the
 /// decoder supports and which spread one shard's chunks over several minishard indices.
 fn specs() -> Vec<ShardingSpec> {
-    let mut specs = ShardingSpec::for_emwrite_scales().to_vec();
+    let mut specs = scale_sharding().to_vec();
     specs.push(ShardingSpec::new(0, 1, 0).expect("valid spec"));
     specs.push(ShardingSpec::new(2, 2, 3).expect("valid spec"));
     specs

@@ -7,7 +7,8 @@
 use emwrite::ErrorKind;
 use emwrite::layout::{BLOCK_EDGE, tile_pack_header};
 use emwrite::request::MAX_FRAME_EDGE;
-use emwrite::tilepack::{TilePackHeader, read_tile};
+use emwrite::tasks::tile_reads::read_tile;
+use emwrite::tilepack::TilePackHeader;
 use emwrite_fuzz::{OneObject, heap_peak_of, object};
 use libfuzzer_sys::fuzz_target;
 

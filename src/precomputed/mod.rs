@@ -1,14 +1,13 @@
-//! The Neuroglancer precomputed format, one piece per module.
+//! The Neuroglancer precomputed format, one piece per module: the info, Morton chunk ids, the
+//! sharding spec, shard files and chunk codecs.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/volume.md>
-//! and `sharded.md` beside it; docs/design.md §4–5 fixes the parameters emwrite uses.
+//! and `sharded.md` beside it (docs/design.md §5). Nothing here knows emwrite's layout or does
+//! I/O: the parameters emwrite uses are [`crate::layout`]'s, and the block engine that writes
+//! volumes is [`crate::block`].
 
-pub mod block_halves;
-pub mod block_shards;
 pub mod codec;
-pub mod downsample;
 pub mod info;
 pub mod morton;
-pub mod pyramid;
 pub mod shard;
 pub mod sharding;

@@ -1,14 +1,13 @@
 //! The sharding spec: chunk id → shard and minishard, and shard file names.
 //!
 //! Spec: <https://github.com/google/neuroglancer/blob/master/src/datasource/precomputed/sharded.md>
-//! (docs/design.md §4 "ngmeta" for emwrite's parameters, §5 "Shard and minishard"). emwrite writes and
-//! reads one flavour of `neuroglancer_uint64_sharded_v1`: the `identity` hash, `gzip` minishard
-//! indices and `raw` chunk data; an info asking for anything else is rejected when parsed rather
-//! than misread later.
+//! (docs/design.md §5 "Shard and minishard"; emwrite's parameters are the layout's, §4
+//! "ngmeta"). emwrite writes and reads one flavour of `neuroglancer_uint64_sharded_v1`: the
+//! `identity` hash, `gzip` minishard indices and `raw` chunk data; an info asking for anything
+//! else is rejected when parsed rather than misread later.
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{self, SCALE_COUNT};
 use crate::precomputed::morton;
 use crate::{Error, Result};
 
@@ -62,23 +61,6 @@ impl ShardingSpec {
         Ok(Self {
             preshift_bits,
             minishard_bits,
-            shard_bits,
-        })
-    }
-
-    /// emwrite's specs for scales 0–4 ([`layout::SHARDING_BITS`]): preshift 9, 9, 6, 3, 0; shard
-    /// bits 24, 21, 21, 21, 21; no minishard bits.
-    ///
-    /// ```
-    /// use emwrite::precomputed::sharding::ShardingSpec;
-    /// let [s0, .., s4] = ShardingSpec::for_emwrite_scales();
-    /// assert_eq!((s0.preshift_bits(), s0.shard_bits()), (9, 24));
-    /// assert_eq!((s4.preshift_bits(), s4.shard_bits()), (0, 21));
-    /// ```
-    pub fn for_emwrite_scales() -> [Self; SCALE_COUNT] {
-        layout::SHARDING_BITS.map(|(preshift_bits, shard_bits)| Self {
-            preshift_bits,
-            minishard_bits: 0,
             shard_bits,
         })
     }
@@ -253,8 +235,6 @@ impl From<ShardingSpec> for ShardingJson {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
 
     #[test]
@@ -296,50 +276,9 @@ mod tests {
         assert!(e.message().contains("sharding.shard_bits"), "{e}");
     }
 
-    /// Shards touched by the block at `block` (units of 1024 voxels) at `scale`, for a volume of
-    /// `size0` voxels at scale 0, with emwrite's specs and 64³ chunks.
-    fn shards_of_block(size0: [u64; 3], block: [u64; 3], scale: usize) -> BTreeSet<u64> {
-        let spec = ShardingSpec::for_emwrite_scales()[scale];
-        let size = size0.map(|s| s >> scale);
-        let grid = size.map(|s| s.div_ceil(64));
-        let bits = morton::bits_per_axis(grid);
-        let cells_per_block = 16 >> scale;
-        let mut shards = BTreeSet::new();
-        for z in 0..cells_per_block {
-            for y in 0..cells_per_block {
-                for x in 0..cells_per_block {
-                    let [bx, by, bz] = block.map(|b| b * cells_per_block);
-                    let id = morton::encode([bx + x, by + y, bz + z], bits);
-                    shards.insert(spec.shard_and_minishard(id).0);
-                }
-            }
-        }
-        shards
-    }
-
-    #[test]
-    fn emwrite_block_is_8_shards_at_scale_0_and_1_at_scales_1_to_4() {
-        let size0 = [3072, 2048, 2048];
-        let mut seen: [BTreeSet<u64>; 5] = Default::default();
-        for bz in 0..2 {
-            for by in 0..2 {
-                for bx in 0..3 {
-                    for (scale, seen) in seen.iter_mut().enumerate() {
-                        let shards = shards_of_block(size0, [bx, by, bz], scale);
-                        let want = if scale == 0 { 8 } else { 1 };
-                        assert_eq!(shards.len(), want, "block {bx},{by},{bz} scale {scale}");
-                        // No shard is shared with another block.
-                        assert!(seen.is_disjoint(&shards), "scale {scale} shares {shards:?}");
-                        seen.extend(shards);
-                    }
-                }
-            }
-        }
-    }
-
     #[test]
     fn json_uses_the_spec_field_names() {
-        let spec = ShardingSpec::for_emwrite_scales()[0];
+        let spec = ShardingSpec::new(9, 0, 24).expect("valid spec");
         let json = serde_json::to_value(spec).expect("serializes");
         assert_eq!(
             json,

@@ -5,9 +5,9 @@
 //! the same objects: an alignedslice task is finished when its aligned PNG and its tile pack
 //! exist; an ngmeta task when its info(s) exist and equal what it would write. An ngshard task
 //! writes no shard for an all-zero region, so it is finished when its block manifest says so
-//! ([`crate::block_manifest`]).
+//! ([`crate::block::manifest`]).
 
-use crate::block_manifest::{BlockState, block_state};
+use crate::block::manifest::{BlockState, block_state};
 use crate::layout::{aligned_slice_object, info_object, tile_pack_object};
 use crate::precomputed::info::VolumeInfo;
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
@@ -25,7 +25,7 @@ pub async fn slice_finished(storage: &impl Storage, request: &AlignedSliceReques
 /// Whether the ngmeta task `request` is finished: each info it writes exists and describes the
 /// same volume (sizes, resolutions, encodings, sharding, realsize and realoffset).
 pub async fn meta_finished(storage: &impl Storage, request: &NgMetaRequest) -> Result<bool> {
-    for (encoding, expected) in super::ng_meta::infos(request) {
+    for (encoding, expected) in super::ng_meta::infos(request)? {
         let found = match storage.get(&info_object(&request.dest, encoding)).await {
             Ok(bytes) => VolumeInfo::from_json(&bytes).ok(),
             Err(e) if e.kind() == ErrorKind::NotFound => None,

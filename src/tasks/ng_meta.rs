@@ -2,32 +2,34 @@
 
 use super::Written;
 use crate::Result;
-use crate::layout::{encodings, info_object};
+use crate::layout::{encodings, info_object, volume_info};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::VolumeInfo;
 use crate::request::NgMetaRequest;
 use crate::storage::{self, Storage};
 
 /// The infos `request` writes, one per encoding: what `run` puts, and what a finished task left.
-pub fn infos(request: &NgMetaRequest) -> impl Iterator<Item = (Encoding, VolumeInfo)> + '_ {
-    encodings(request.write_raw).iter().map(|&encoding| {
-        let info = VolumeInfo::new(
-            request.bbox[0].into(),
-            request.bbox[1].into(),
-            request.minz.into(),
-            request.maxz.into(),
-            request.resolution_nm,
-            encoding,
-        );
-        (encoding, info)
-    })
+pub fn infos(request: &NgMetaRequest) -> Result<Vec<(Encoding, VolumeInfo)>> {
+    encodings(request.write_raw)
+        .iter()
+        .map(|&encoding| {
+            let info = volume_info(
+                request.bbox,
+                request.minz,
+                request.maxz,
+                request.resolution_nm,
+                encoding,
+            )?;
+            Ok((encoding, info))
+        })
+        .collect()
 }
 
 /// Runs one ngmeta task.
 pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Written> {
     let retries_before = storage.retries();
     let mut written = Written::default();
-    for (encoding, info) in infos(request) {
+    for (encoding, info) in infos(request)? {
         // Fail here, not blocks later in ngshard, when chunk ids would not fit the sharding.
         for scale in info.scales() {
             scale.check_shard_capacity()?;

@@ -8,7 +8,7 @@
 //! third step writes the shards both halves hold chunks of ([`merge_halves`]): two component
 //! instances on two cores build a block in about half the time. Both ways write the same bytes.
 //!
-//! Either way the block's last put is its manifest ([`crate::block_manifest`]), after every
+//! Either way the block's last put is its manifest ([`crate::block::manifest`]), after every
 //! shard is whole: it lists every shard the block wrote, so a rerun can tell a finished block
 //! (whose all-zero regions have no shard) from one cut short.
 
@@ -17,13 +17,14 @@ use std::ops::{Range, RangeInclusive};
 use std::time::Instant;
 
 use super::Written;
-use crate::block_manifest::{BlockManifest, ListedObject};
+use crate::block::handoff::HalfHandoff;
+use crate::block::manifest::{BlockManifest, ListedObject};
+use crate::block::merge;
+use crate::block::pyramid::BlockPyramid;
+use crate::block::shards::{CompletedShard, ShardPart};
 use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
-use crate::precomputed::block_halves::{self, HalfHandoff};
-use crate::precomputed::block_shards::{CompletedShard, ShardPart};
 use crate::precomputed::info::{Scale, VolumeInfo};
-use crate::precomputed::pyramid::BlockPyramid;
-use crate::request::NgShardRequest;
+use crate::request::{NgShardRequest, wire};
 use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tasks::StageTimings;
 use crate::tasks::tile_reads::{self, TileReads};
@@ -136,7 +137,7 @@ pub async fn merge_halves(
     let started = Instant::now();
     let lower = HalfHandoff::from_bytes(lower, BlockHalf::Lower.as_str())?;
     let upper = HalfHandoff::from_bytes(upper, BlockHalf::Upper.as_str())?;
-    let shards = block_halves::merge_halves(
+    let shards = merge::merge_halves(
         &scales,
         request.start.map(u64::from),
         encodings(request.write_raw),
@@ -166,10 +167,33 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
             .await
             .map_err(|e| e.context("reading the volume's info (run ngmeta first)"))?;
         let info = VolumeInfo::from_json(&bytes).map_err(|e| e.context(&object))?;
-        info.check_matches_stack(&object, request.bbox, request.maxz)?;
+        check_info_matches_request(&info, &object, request)?;
         scales.get_or_insert_with(|| info.scales().to_vec());
     }
     scales.ok_or_else(|| Error::internal("no encoding requested"))
+}
+
+/// Checks that `info`, read from `what`, describes the volume of `request`'s stack as ngmeta
+/// makes it ([`layout::volume_info`]): the same size at scale 0. A mismatch is a bad `bbox`
+/// field: the request disagrees with the ngmeta run.
+fn check_info_matches_request(
+    info: &VolumeInfo,
+    what: impl std::fmt::Display,
+    request: &NgShardRequest,
+) -> Result<()> {
+    let (bbox, maxz) = (request.bbox, request.maxz);
+    let size = info.scales().first().map(|s| s.size());
+    let expected = Some(layout::scale0_size(bbox, maxz));
+    if size != expected {
+        return Err(Error::bad_field(
+            wire::BBOX,
+            format!(
+                "the volume's info {what} has size {size:?} at scale 0, but bbox {bbox:?} and \
+                 maxz {maxz} give {expected:?}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Pushes the block's slabs `slabs` (of 0..16) into `pyramid` and writes the shards they
@@ -471,7 +495,7 @@ mod tests {
     /// The halves and the merge write every object `run` writes, byte for byte, on a real 1024³
     /// block whose data crosses the halves; raw scale-0 and scale-1 shards go out in parts. JPEG
     /// and raw at once: a debug build takes seconds per 64 MiB slab, and JPEG alone is the same
-    /// path with one encoding fewer (`block_halves`' tests run both on small blocks).
+    /// path with one encoding fewer (`block::merge`'s tests run both on small blocks).
     #[test]
     fn halves_and_merge_write_what_one_task_writes() {
         let storage = storage_with_stack();
@@ -522,7 +546,7 @@ mod tests {
             written.objects.last().map(String::as_str),
             Some("whole/neuroglancer/blocks/0_0_0.json")
         );
-        let manifest = crate::block_manifest::BlockManifest::from_json(
+        let manifest = crate::block::manifest::BlockManifest::from_json(
             &want["neuroglancer/blocks/0_0_0.json"],
         )
         .expect("a manifest");
@@ -598,5 +622,33 @@ mod tests {
         let e =
             block_on(merge_halves(&storage, &split, &lower.handoff, b"junk")).expect_err("junk");
         assert!(e.message().starts_with("upper: "), "{e}");
+    }
+
+    #[test]
+    fn an_info_of_another_stack_is_a_bad_bbox() {
+        let info = layout::volume_info(
+            [1500, 700],
+            3,
+            1030,
+            8.0,
+            crate::precomputed::codec::Encoding::Raw,
+        )
+        .expect("info");
+        let request = |bbox, maxz| NgShardRequest {
+            bbox,
+            maxz,
+            ..request("lab", false)
+        };
+        // Same blocks, other numbers: minz and exact sizes do not matter, whole blocks do.
+        check_info_matches_request(&info, "info", &request([2048, 1024], 2047))
+            .expect("same scale-0 size");
+        let e = check_info_matches_request(&info, "lab/info", &request([1500, 700], 2048))
+            .expect_err("one block deeper");
+        assert_eq!(e.kind(), crate::ErrorKind::BadRequest);
+        assert_eq!(
+            e.to_string(),
+            "bbox: the volume's info lab/info has size Some([2048, 1024, 2048]) at scale 0, but \
+             bbox [1500, 700] and maxz 2048 give Some([2048, 1024, 3072])"
+        );
     }
 }

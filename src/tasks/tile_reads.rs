@@ -1,7 +1,8 @@
 //! A block's tiles, read ahead of the pyramid in slice order, on a single thread.
 //!
 //! Each tile takes two dependent range reads of its slice's pack: the header and offsets
-//! ([`tilepack::locate_tile`]), then the tile ([`tilepack::fetch_located`]). Against a bucket
+//! ([`locate_tile`]), then the tile ([`fetch_located`]); the tile pack format itself
+//! ([`crate::tilepack`]) does no I/O. Against a bucket
 //! 20 ms away, a tile fetched as one chain costs two round trips; here the locations run up to
 //! [`LOCATE_AHEAD`] slices ahead of the tiles, so a tile needed now costs one.
 //!
@@ -19,10 +20,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::Result;
 use crate::storage::Storage;
-use crate::storage::location::Location;
-use crate::tilepack::{self, FetchedTile, TileLocation, TilePackHeader};
+use crate::storage::location::{Location, ObjectPath};
+use crate::tilepack::{Tile, TilePackHeader, TilePlace, decode_tile, decode_tile_into};
+use crate::{Error, Result};
 
 /// Tiles held at once, fetched or being fetched: what may arrive ahead of the slice being
 /// encoded. Each costs up to ~1 MiB (a stored PNG tile) per instance. With 7, a block over a
@@ -146,7 +147,7 @@ impl<'a, S: Storage> TileReads<'a, S> {
                 let step = match located {
                     Ok(location) => {
                         running += 1;
-                        Step::Running(Box::pin(tilepack::fetch_located(self.storage, location)))
+                        Step::Running(Box::pin(fetch_located(self.storage, location)))
                     }
                     // The failure comes out in its slice's turn.
                     Err(e) => Step::Done(Err(e)),
@@ -158,8 +159,7 @@ impl<'a, S: Storage> TileReads<'a, S> {
                 let Some(z) = self.slices.next() else { break };
                 let (storage, expected, tile) = (self.storage, self.expected, self.tile);
                 let pack = crate::layout::tile_pack_object(self.source, z);
-                let read =
-                    async move { tilepack::locate_tile(storage, &pack, &expected, tile).await };
+                let read = async move { locate_tile(storage, &pack, &expected, tile).await };
                 self.locating.push_back((z, Step::Running(Box::pin(read))));
                 running += 1;
                 started = true;
@@ -169,6 +169,114 @@ impl<'a, S: Storage> TileReads<'a, S> {
                 return;
             }
         }
+    }
+}
+
+/// Reads tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry `expected`:
+/// [`locate_tile`], [`fetch_located`], then [`FetchedTile::decode`].
+///
+/// Every error is [`crate::ErrorKind::UnreadableInput`] naming the pack (and the tile where it is
+/// at fault), except a missing pack or a failing store, which keep the storage's error.
+pub async fn read_tile(
+    storage: &impl Storage,
+    pack: &ObjectPath,
+    expected: &TilePackHeader,
+    tile: [u64; 2],
+) -> Result<Tile> {
+    let location = locate_tile(storage, pack, expected, tile).await?;
+    fetch_located(storage, location).await?.decode()
+}
+
+/// A tile's PNG as read from its pack, not yet decoded: a caller that overlaps reads with
+/// compute fetches the next tiles while it decodes these.
+#[derive(Clone, Debug)]
+pub struct FetchedTile {
+    pack: ObjectPath,
+    index: u64,
+    extent: [u64; 2],
+    png: Vec<u8>,
+}
+
+/// Where a tile's PNG lies in its pack: what [`locate_tile`] learns from the pack's header and
+/// offsets, and [`fetch_located`] reads.
+#[derive(Clone, Debug)]
+pub struct TileLocation {
+    pack: ObjectPath,
+    place: TilePlace,
+}
+
+/// Reads the header of the tile pack at `pack` and the offsets up to tile `(tx, ty)`'s, in one
+/// range read, and checks the pack has the geometry `expected` ([`TilePackHeader::locate`]).
+/// Errors as [`read_tile`]'s.
+pub async fn locate_tile(
+    storage: &impl Storage,
+    pack: &ObjectPath,
+    expected: &TilePackHeader,
+    tile: [u64; 2],
+) -> Result<TileLocation> {
+    let offsets = TilePackHeader::offsets_range(expected.tile_index(tile));
+    let prefix = storage.get_range(pack, 0..offsets.end).await?;
+    Ok(TileLocation {
+        pack: pack.clone(),
+        place: expected.locate(&prefix, tile, pack)?,
+    })
+}
+
+/// Reads the tile PNG at `location`, in one range read. Errors as [`read_tile`]'s.
+pub async fn fetch_located(storage: &impl Storage, location: TileLocation) -> Result<FetchedTile> {
+    let TileLocation {
+        pack,
+        place: TilePlace {
+            index,
+            extent,
+            bytes,
+        },
+    } = location;
+    let png = storage.get_range(&pack, bytes.clone()).await?;
+    if png.len() as u64 != bytes.end - bytes.start {
+        return Err(Error::unreadable(&pack, format!("truncated tile {index}")));
+    }
+    Ok(FetchedTile {
+        pack,
+        index,
+        extent,
+        png,
+    })
+}
+
+impl FetchedTile {
+    /// Decodes the tile's PNG, which must be 8-bit grayscale of the tile's extent.
+    pub fn decode(&self) -> Result<Tile> {
+        let [width, height] = self.extent;
+        Ok(Tile {
+            pixels: decode_tile(&self.png, self.extent, &self.name())?,
+            width: width as usize,
+            height: height as usize,
+        })
+    }
+
+    /// Decodes the tile's PNG into `out` with rows `stride` bytes apart ([`decode_tile_into`]).
+    pub fn decode_into(&self, out: &mut [u8], stride: usize) -> Result<()> {
+        decode_tile_into(&self.png, self.extent, &self.name(), out, stride)
+    }
+
+    fn name(&self) -> TileName<'_> {
+        TileName {
+            pack: &self.pack,
+            index: self.index,
+        }
+    }
+}
+
+/// Names a tile in errors: `tile 3 of 17 in bucket lab-tmp`.
+struct TileName<'a> {
+    pack: &'a ObjectPath,
+    index: u64,
+}
+
+impl std::fmt::Display for TileName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tile {} of {}", self.index, self.pack)
     }
 }
 
@@ -315,5 +423,85 @@ mod tests {
                 Ok(_) => assert_ne!(z, 9),
             }
         }
+    }
+
+    fn gradient(w: u32, h: u32) -> Vec<u8> {
+        (0..w * h)
+            .map(|i| ((i % w) * 3 + (i / w) * 7) as u8)
+            .collect()
+    }
+
+    /// A 9×7 pack of 4² tiles stored as `tmp/3`, and its expected header.
+    fn stored_pack(edit: impl FnOnce(&mut Vec<u8>)) -> (MemoryStorage, ObjectPath, TilePackHeader) {
+        let mut pack = encode_tile_pack(&gradient(9, 7), 9, 7, 4).unwrap();
+        edit(&mut pack);
+        let storage = MemoryStorage::default();
+        let object = Location::parse("source", "tmp").unwrap().object("3");
+        block_on(storage.put(&object, &pack, "")).unwrap();
+        let header = TilePackHeader {
+            width: 9,
+            height: 7,
+            tile_size: 4,
+        };
+        (storage, object, header)
+    }
+
+    #[test]
+    fn read_tile_reads_a_clipped_edge_tile() {
+        let (storage, pack, header) = stored_pack(|_| {});
+        let tile = block_on(read_tile(&storage, &pack, &header, [2, 1])).unwrap();
+        assert_eq!([tile.width, tile.height], [1, 3]);
+        // Column x = 8 of rows y = 4..7 of the gradient.
+        let want: Vec<u8> = (4..7).map(|y| (8 * 3 + y * 7) as u8).collect();
+        assert_eq!(tile.pixels, want);
+    }
+
+    #[test]
+    fn read_tile_errors_name_the_pack_and_tile() {
+        // The pack's own checks are the format's (`tilepack`); these are the reads'.
+        /// What the case breaks, how, and the start of the error message.
+        type Case = (&'static str, fn(&mut Vec<u8>), &'static str);
+        let cases: [Case; 2] = [
+            (
+                "header mismatch",
+                |pack| pack[16..24].copy_from_slice(&8u64.to_le_bytes()),
+                "3 in bucket tmp: tile pack is TilePackHeader { width: 9, height: 7, tile_size: 8 }, \
+                 but the request expects",
+            ),
+            (
+                "truncated tile",
+                |pack| pack.truncate(pack.len() - 1),
+                "3 in bucket tmp: truncated tile 5",
+            ),
+        ];
+        for (name, edit, message) in cases {
+            let (storage, pack, header) = stored_pack(edit);
+            let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err(name);
+            assert_eq!(e.kind(), ErrorKind::UnreadableInput, "{name}");
+            assert!(
+                e.message().starts_with(message),
+                "{name}: want {message:?} in {e}"
+            );
+        }
+        // A pack cut short inside its offsets table.
+        let (storage, pack, header) = stored_pack(|pack| pack.truncate(30));
+        let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err("short");
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert_eq!(
+            e.message(),
+            "3 in bucket tmp: truncated tile pack: expected 16 bytes, got 0"
+        );
+        // A corrupt tile is named by its index and pack.
+        let (storage, pack, header) = stored_pack(|pack| {
+            let at = pack.len() - 20;
+            pack[at..].fill(0);
+        });
+        let e = block_on(read_tile(&storage, &pack, &header, [2, 1])).expect_err("corrupt");
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert!(
+            e.message()
+                .starts_with("tile 5 of 3 in bucket tmp: corrupt tile"),
+            "{e}"
+        );
     }
 }

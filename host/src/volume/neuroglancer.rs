@@ -70,15 +70,7 @@ impl Framing {
 
     /// The framing of the JPEG volume a stack makes, computed by the info ngmeta writes for it.
     pub fn of_stack(bbox: [u32; 2], minz: u32, maxz: u32, resolution_nm: f64) -> Option<Self> {
-        let [width, height] = bbox;
-        Self::of(&VolumeInfo::new(
-            width.into(),
-            height.into(),
-            minz.into(),
-            maxz.into(),
-            resolution_nm,
-            Encoding::Jpeg,
-        ))
+        Self::of(&layout::volume_info(bbox, minz, maxz, resolution_nm, Encoding::Jpeg).ok()?)
     }
 }
 

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use emwrite::block_manifest::{BlockManifest, read_manifest_bytes};
+use emwrite::block::manifest::{BlockManifest, read_manifest_bytes};
 use emwrite::layout::{self, BLOCK_CHUNKS, BLOCK_EDGE};
 use emwrite::precomputed::codec::{Encoding, decode_chunk};
 use emwrite::precomputed::info::{Scale, VolumeInfo};
@@ -458,7 +458,8 @@ mod tests {
 
     /// The jpeg scales of a 2048 × 1024 × 1024 volume.
     fn scales() -> Vec<Scale> {
-        VolumeInfo::new(2048, 1024, 0, 1000, 8.0, Encoding::Jpeg)
+        layout::volume_info([2048, 1024], 0, 1000, 8.0, Encoding::Jpeg)
+            .unwrap()
             .scales()
             .to_vec()
     }

@@ -6,40 +6,39 @@
 //!
 //! Scale 0 is the block's 16³ chunks of 64³ voxels. Scale k (1–4) is the 2×2×2 mean of scale
 //! k − 1 over the same block, so it holds (1024 >> k)³ voxels of it: (16 >> k)³ chunks. With
-//! emwrite's sharding ([`crate::precomputed::sharding::ShardingSpec::for_emwrite_scales`]) that
-//! is 8 shards at scale 0 and 1 at each coarser scale, none shared with another block, so a block
-//! task writes whole shards that no other task touches. [`BlockPyramid::new`] checks that the
-//! scales it is given have this property.
+//! emwrite's sharding ([`crate::layout::scale_sharding`]) that is 8 shards at scale 0 and 1 at
+//! each coarser scale, none shared with another block, so a block task writes whole shards that
+//! no other task touches. [`BlockPyramid::new`] checks that the scales it is given have this
+//! property.
 //!
 //! The block arrives as 16 slabs of 64 slices, fed one slice at a time: each slice is encoded
-//! into the scale-0 chunks it crosses as it comes. A slab gives one layer of scale-0 chunks and,
-//! folded by 2×2×2 means, half a slab of scale 1; two scale-1 halves make a scale-1 chunk layer,
-//! which folds into half a slab of scale 2, and so on: scale k encodes a chunk layer every 2^k
-//! slabs. The means themselves are [`crate::precomputed::downsample`]'s, and the shards' chunks
-//! are collected by [`crate::precomputed::block_shards`].
+//! into the scale-0 chunks it crosses as it comes ([`super::slice_feed`]). A slab gives one
+//! layer of scale-0 chunks and, folded by 2×2×2 means, half a slab of scale 1 ([`super::level`]);
+//! two scale-1 halves make a scale-1 chunk layer, which folds into half a slab of scale 2, and so
+//! on: scale k encodes a chunk layer every 2^k slabs ([`super::scale`]). The means themselves are
+//! [`super::downsample`]'s, and the shards' chunks are collected by [`super::shards`].
 //!
 //! Two tasks can share a block, one half each ([`BlockPyramid::for_half`], see
 //! [`BlockHalf`]): a half is the same pyramid fed 8 slabs, which writes its whole scale-0
-//! shards, holds back its chunks of the shards the halves share and hands them, with its half of
-//! the coarsest scale's voxels, to the merge ([`crate::precomputed::block_halves`]).
+//! shards, holds back its chunks of the shards the halves share and hands them
+//! ([`super::handoff`]), with its half of the coarsest scale's voxels, to the merge
+//! ([`super::merge`]).
 
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use super::handoff::{HalfHandoff, PartialShardFile};
+use super::level::Level;
+use super::scale::{BLOCK_CHUNKS, BlockGeometry, LayerOutput, ScaleState, scale_layers};
+use super::shards::{ChunkEncoding, CompletedShard, ShardPart};
+use super::slice_feed::SliceFeed;
 use crate::layout::{self, BlockHalf, SCALE_COUNT};
-use crate::precomputed::block_halves::{HalfHandoff, PartialShardFile};
-use crate::precomputed::block_shards::{BlockShards, ChunkEncoding, CompletedShard, ShardPart};
-use crate::precomputed::codec::{ChunkSlices, Encoding};
-use crate::precomputed::downsample::{downsample_2x2x2, downsample_slice_pair};
+use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
 use crate::request::wire;
 use crate::{Error, Result};
 
 /// Chunk edge of emwrite's scales, in voxels.
 const CHUNK_EDGE: usize = layout::CHUNK_EDGE as usize;
-
-/// Chunks per block edge at scale 0 (16); scale k has `BLOCK_CHUNKS >> k`.
-const BLOCK_CHUNKS: usize = layout::BLOCK_CHUNKS as usize;
 
 /// Slabs per block: one per layer of scale-0 chunks.
 const SLAB_COUNT: usize = BLOCK_CHUNKS;
@@ -74,9 +73,9 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 ///
 /// ```
 /// use emwrite::precomputed::codec::Encoding;
-/// use emwrite::precomputed::info::VolumeInfo;
-/// use emwrite::precomputed::pyramid::BlockPyramid;
-/// let info = VolumeInfo::new(1024, 1024, 0, 1023, 8.0, Encoding::Jpeg);
+/// use emwrite::layout::volume_info;
+/// use emwrite::block::pyramid::BlockPyramid;
+/// let info = volume_info([1024, 1024], 0, 1023, 8.0, Encoding::Jpeg)?;
 /// let mut pyramid = BlockPyramid::new(info.scales(), [0, 0, 0], &[Encoding::Jpeg], 75)?;
 /// let mut shards = Vec::new();
 /// for _ in 0..16 {
@@ -314,65 +313,20 @@ impl BlockPyramid {
         if self.feed.is_none() {
             self.begin_slab()?;
             let cells = self.scales[0].start_layer(self.chunk_edge)?;
-            self.feed = Some(SliceFeed {
-                chunks: cells
-                    .into_iter()
-                    .map(|cell| FedChunk {
-                        cell,
-                        encoders: Vec::new(),
-                    })
-                    .collect(),
-                slices: 0,
-            });
+            self.feed = Some(SliceFeed::new(cells));
         }
-        let Self {
-            feed: Some(feed),
-            chunk_voxels: region,
-            encodings,
-            jpeg_quality,
-            chunk_edge,
-            ..
-        } = self
-        else {
+        let chunk = ChunkEncoding {
+            chunk_edge: self.chunk_edge,
+            encodings: &self.encodings,
+            jpeg_quality: self.jpeg_quality,
+        };
+        let Some(feed) = self.feed.as_mut() else {
             unreachable!("the feed was just started");
         };
-        let dz = feed.slices;
-        if dz == *chunk_edge {
-            return Err(Error::internal(
-                "block pyramid: a slice after the slab's last; end the slab first",
-            ));
-        }
+        // This slice's z in the slab.
+        let dz = feed.slices();
         let started = Instant::now();
-        for chunk in &mut feed.chunks {
-            let [ex, ey, ez] = chunk.cell.extent;
-            if dz >= ez {
-                continue;
-            }
-            let [ox, oy] = chunk.cell.origin;
-            region.clear();
-            for row in slice[oy * block_edge..].chunks_exact(block_edge).take(ey) {
-                region.extend_from_slice(&row[ox..][..ex]);
-            }
-            if chunk.encoders.is_empty() {
-                if is_all_zero(region) {
-                    continue;
-                }
-                // The chunk's first nonzero slice: its encoders start with the zero slices
-                // before it.
-                let zeros = vec![0; ex * ey];
-                for &encoding in encodings.iter() {
-                    let mut encoder = ChunkSlices::new(encoding, chunk.cell.extent, *jpeg_quality)?;
-                    for _ in 0..dz {
-                        encoder.push_slice(&zeros)?;
-                    }
-                    chunk.encoders.push(encoder);
-                }
-            }
-            for encoder in &mut chunk.encoders {
-                encoder.push_slice(region)?;
-            }
-        }
-        feed.slices += 1;
+        feed.push(slice, block_edge, &chunk, &mut self.chunk_voxels)?;
         self.timings.encode += started.elapsed();
 
         if let Some(scale1) = self.levels.first_mut() {
@@ -536,32 +490,7 @@ impl BlockPyramid {
         let scale0 = &mut self.scales[0];
         let fed = feed.is_some();
         match feed {
-            Some(feed) => {
-                if feed.slices != self.chunk_edge {
-                    return Err(Error::internal(format_args!(
-                        "block pyramid: a slab ended after {} of its {} slices",
-                        feed.slices, self.chunk_edge
-                    )));
-                }
-                for FedChunk { cell, encoders } in feed.chunks {
-                    if !encoders.is_empty() {
-                        let encoded = encoders
-                            .into_iter()
-                            .map(ChunkSlices::finish)
-                            .collect::<Result<Vec<_>>>()?;
-                        scale0.shards.add_encoded_chunk(cell.id, &chunk, &encoded)?;
-                    }
-                    scale0.shards.chunk_done(
-                        cell.id,
-                        chunk.encodings,
-                        output.completed,
-                        output.parts,
-                    )?;
-                    if cell.ends_row {
-                        (output.between_rows)();
-                    }
-                }
-            }
+            Some(feed) => feed.finish(&mut scale0.shards, &chunk, &mut output)?,
             None => scale0.encode_layer(None, &chunk, &mut self.chunk_voxels, &mut output)?,
         }
         self.timings.encode += started.elapsed();
@@ -600,421 +529,14 @@ impl BlockPyramid {
     }
 }
 
-/// The scale-0 chunk layer of a slab being fed slice by slice.
-#[derive(Debug)]
-struct SliceFeed {
-    /// The layer's chunks inside the volume, in the order they are encoded.
-    chunks: Vec<FedChunk>,
-    /// Slices fed so far.
-    slices: usize,
-}
-
-/// A scale-0 chunk of the slab being fed.
-#[derive(Debug)]
-struct FedChunk {
-    cell: LayerCell,
-    /// One per encoding, from the chunk's first slice with a nonzero voxel; none while all of
-    /// its voxels so far are zero.
-    encoders: Vec<ChunkSlices>,
-}
-
-/// The chunk layers of scale `k` a pyramid encodes, and those another task encodes, relative
-/// to the block: all of them for the whole block; for a half, its half of them if the block is at
-/// least two chunks deep at that scale, otherwise none (the merge encodes that scale).
-fn scale_layers(k: usize, half: Option<BlockHalf>) -> (Range<u64>, Range<u64>) {
-    let layers = (BLOCK_CHUNKS >> k) as u64;
-    match half {
-        None => (0..layers, 0..0),
-        Some(_) if layers < 2 => (0..0, 0..0),
-        Some(half) => (half.layers(layers), half.other().layers(layers)),
-    }
-}
-
-/// The scale's one chunk layer of the block at `block` from the voxels of both halves of its
-/// partial slab (each `None` if all zero), encoded into the scale's shards: the merge's share
-/// of a block built in halves, for the scale whose block is a single chunk.
-pub(crate) fn encode_straddling_scale(
-    scale: &Scale,
-    k: usize,
-    block: [u64; 3],
-    halves: [Option<&[u8]>; 2],
-    encodings: &[Encoding],
-    jpeg_quality: u8,
-    chunk_edge: usize,
-) -> Result<Vec<CompletedShard>> {
-    let layers = (BLOCK_CHUNKS >> k) as u64;
-    if layers != 1 {
-        return Err(Error::internal(format_args!(
-            "block pyramid: scale {} splits into whole chunk layers, it does not straddle",
-            scale.key()
-        )));
-    }
-    let geometry = BlockGeometry { block, chunk_edge };
-    let mut state = ScaleState::new(scale, k, geometry, 0..1, 0..0, encodings.len())?;
-    let edge = (BLOCK_CHUNKS * chunk_edge) >> k;
-    let half_len = edge * edge * chunk_edge / 2;
-    for voxels in halves.iter().flatten() {
-        if voxels.len() != half_len {
-            return Err(Error::internal(format_args!(
-                "block pyramid: scale {}: half a slab of {} bytes, expected {half_len}",
-                scale.key(),
-                voxels.len()
-            )));
-        }
-    }
-    let slab = match halves {
-        [None, None] => None,
-        [lower, upper] => {
-            let zeros = vec![0; half_len];
-            Some([lower.unwrap_or(&zeros), upper.unwrap_or(&zeros)].concat())
-        }
-    };
-    let chunk = ChunkEncoding {
-        chunk_edge,
-        encodings,
-        jpeg_quality,
-    };
-    let (mut completed, mut parts) = (Vec::new(), Vec::new());
-    let mut scratch = Vec::with_capacity(chunk_edge.pow(3));
-    let mut output = LayerOutput {
-        completed: &mut completed,
-        parts: &mut parts,
-        between_rows: &mut || {},
-    };
-    state.encode_layer(slab.as_deref(), &chunk, &mut scratch, &mut output)?;
-    if !parts.is_empty() {
-        return Err(Error::internal(
-            "block pyramid: a straddling scale's shard was streamed",
-        ));
-    }
-    if state.shards.incomplete() > 0 {
-        return Err(Error::internal(format_args!(
-            "block pyramid: scale {} incomplete after its one layer",
-            scale.key()
-        )));
-    }
-    Ok(completed)
-}
-
-/// Where a block is, and its chunk edge.
-#[derive(Clone, Copy, Debug)]
-struct BlockGeometry {
-    /// `[bx, by, bz]`, in blocks.
-    block: [u64; 3],
-    /// Chunk edge in voxels.
-    chunk_edge: usize,
-}
-
-/// A coarser scale's slab, filled half a slab at a time.
-#[derive(Debug)]
-struct Level {
-    /// Slice edge in voxels: the block's edge at this scale.
-    edge: usize,
-    /// Slices per slab: one chunk deep.
-    depth: usize,
-    /// `edge² × depth` voxels, x fastest, then y, then z.
-    voxels: Vec<u8>,
-    /// Slices filled so far: 0, half the depth, or all of it.
-    slices: usize,
-    /// Whether any voxel folded in since the last clear may be nonzero.
-    nonzero: bool,
-}
-
-impl Level {
-    fn new(edge: usize, depth: usize) -> Self {
-        Self {
-            edge,
-            depth,
-            voxels: vec![0; edge * edge * depth],
-            slices: 0,
-            nonzero: false,
-        }
-    }
-
-    /// The slab, `None` if it is known to be all zero.
-    fn contents(&self) -> Option<&[u8]> {
-        self.nonzero.then_some(self.voxels.as_slice())
-    }
-
-    /// The first half of the slab, `None` if it is known to be all zero: what a half of the
-    /// block folds into a level whose chunk layer straddles the halves.
-    fn half_contents(&self) -> Option<&[u8]> {
-        let half = self.edge * self.edge * self.depth / 2;
-        self.contents().map(|voxels| &voxels[..half])
-    }
-
-    fn is_full(&self) -> bool {
-        self.slices == self.depth
-    }
-
-    fn clear(&mut self) {
-        self.slices = 0;
-        self.nonzero = false;
-    }
-
-    /// Folds two slices of the next finer scale into this slab's next slice.
-    fn fold_in_pair(&mut self, lower: &[u8], upper: &[u8], row_sums: &mut [u16]) {
-        let slice = self.edge * self.edge;
-        let coarse = &mut self.voxels[self.slices * slice..][..slice];
-        downsample_slice_pair(lower, upper, 2 * self.edge, coarse, row_sums);
-        self.nonzero = true;
-        self.slices += 1;
-    }
-
-    /// Folds a full slab of the next finer scale (`None`: all zero) into the next half of this
-    /// one.
-    fn fold_in(&mut self, finer: Option<&[u8]>, row_sums: &mut [u16]) {
-        let slice = self.edge * self.edge;
-        let half = &mut self.voxels[self.slices * slice..][..slice * self.depth / 2];
-        match finer {
-            Some(finer) => {
-                downsample_2x2x2(finer, 2 * self.edge, half, row_sums);
-                self.nonzero = true;
-            }
-            None => half.fill(0),
-        }
-        self.slices += self.depth / 2;
-    }
-}
-
-/// One scale's progress through the block.
-#[derive(Debug)]
-struct ScaleState {
-    scale: Scale,
-    /// The scale's chunk grid.
-    grid: [u64; 3],
-    /// Block edge at this scale, in voxels.
-    block_edge: usize,
-    /// Block edge at this scale, in chunks.
-    block_cells: u64,
-    /// The block's first grid cell.
-    block_cell: [u64; 3],
-    /// The block's chunk layers this scale encodes, relative to the block.
-    layers: Range<u64>,
-    /// The next chunk layer to encode, relative to the block.
-    next_layer: u64,
-    /// The block's shards at this scale, until each is complete.
-    shards: BlockShards,
-}
-
-impl ScaleState {
-    /// Scale `k`'s state for the block of `geometry`, encoding the chunk `layers` (relative to
-    /// the block) while another task encodes the layers `others`, with every shard those layers
-    /// touch pending.
-    fn new(
-        scale: &Scale,
-        k: usize,
-        geometry: BlockGeometry,
-        layers: Range<u64>,
-        others: Range<u64>,
-        encoding_count: usize,
-    ) -> Result<Self> {
-        let BlockGeometry { block, chunk_edge } = geometry;
-        let key = scale.key();
-        let chunk = chunk_edge as u64;
-        if scale.chunk_size() != [chunk; 3] {
-            return Err(Error::internal(format_args!(
-                "block pyramid: scale {key}: chunk size {:?}, expected {chunk}³",
-                scale.chunk_size()
-            )));
-        }
-        if scale.voxel_offset() != [0; 3] {
-            return Err(Error::internal(format_args!(
-                "block pyramid: scale {key}: voxel offset {:?}, expected [0, 0, 0]",
-                scale.voxel_offset()
-            )));
-        }
-        scale.check_shard_capacity()?;
-
-        let block_cells = (BLOCK_CHUNKS >> k) as u64;
-        let mut block_cell = [0; 3];
-        for axis in 0..3 {
-            block_cell[axis] = block[axis].checked_mul(block_cells).ok_or_else(|| {
-                Error::bad_field(
-                    wire::START,
-                    format_args!("block {block:?} is outside any volume"),
-                )
-            })?;
-        }
-        let grid = scale.grid();
-        scale
-            .sharding()
-            .check_block_owns_its_shards(grid, block_cell, block_cells)
-            .map_err(|e| e.context(format_args!("block pyramid: scale {key}")))?;
-
-        let cells_in_block = |axis: usize| cells_in_block(grid, block_cell, block_cells, axis);
-        let [xs, ys, zs] = [0, 1, 2].map(cells_in_block);
-        let chunk_ids = |layers: &Range<u64>| {
-            let mut ids = Vec::new();
-            let z_cells = block_cell[2] + layers.start..block_cell[2] + layers.end;
-            for z in z_cells.filter(|z| zs.contains(z)) {
-                for y in ys.clone() {
-                    for x in xs.clone() {
-                        ids.push(scale.chunk_id([x, y, z]));
-                    }
-                }
-            }
-            ids
-        };
-        Ok(Self {
-            shards: BlockShards::new(
-                scale,
-                chunk_ids(&layers),
-                chunk_ids(&others),
-                encoding_count,
-            ),
-            scale: scale.clone(),
-            grid,
-            block_edge: (BLOCK_CHUNKS * chunk_edge) >> k,
-            block_cells,
-            block_cell,
-            next_layer: layers.start,
-            layers,
-        })
-    }
-
-    /// The grid cells of the block along `axis` that lie inside the scale.
-    fn cells_in_block(&self, axis: usize) -> Range<u64> {
-        cells_in_block(self.grid, self.block_cell, self.block_cells, axis)
-    }
-
-    /// Starts the block's next layer of chunks: the layer's chunks inside the scale, in the
-    /// order they are encoded (y, then x), with their place in a slab of chunk edge
-    /// `chunk_edge`. None if the layer lies past the scale's end.
-    fn start_layer(&mut self, chunk_edge: usize) -> Result<Vec<LayerCell>> {
-        if !self.layers.contains(&self.next_layer) {
-            return Err(Error::internal(format_args!(
-                "block pyramid: scale {}: chunk layer {} is not among this task's {:?}",
-                self.scale.key(),
-                self.next_layer,
-                self.layers
-            )));
-        }
-        let z = self.block_cell[2].saturating_add(self.next_layer);
-        self.next_layer += 1;
-        let mut cells = Vec::new();
-        if z >= self.grid[2] {
-            return Ok(cells);
-        }
-        let xs = self.cells_in_block(0);
-        for y in self.cells_in_block(1) {
-            for x in xs.clone() {
-                let cell = [x, y, z];
-                cells.push(LayerCell {
-                    id: self.scale.chunk_id(cell),
-                    // Each extent is at most the chunk edge, a usize, so the casts are lossless.
-                    extent: self.scale.chunk_extent(cell).map(|voxels| voxels as usize),
-                    origin: [x - self.block_cell[0], y - self.block_cell[1]]
-                        .map(|cells| cells as usize * chunk_edge),
-                    ends_row: x + 1 == xs.end,
-                });
-            }
-        }
-        Ok(cells)
-    }
-
-    /// Encodes the block's next layer of chunks from `slab` (this scale's voxels, one chunk
-    /// deep; `None`: all zero) and hands out what it completes to `output`.
-    fn encode_layer(
-        &mut self,
-        slab: Option<&[u8]>,
-        chunk: &ChunkEncoding<'_>,
-        voxels: &mut Vec<u8>,
-        output: &mut LayerOutput<'_>,
-    ) -> Result<()> {
-        for cell in self.start_layer(chunk.chunk_edge)? {
-            if let Some(slab) = slab {
-                extract_chunk(slab, self.block_edge, cell.origin, cell.extent, voxels);
-                if !is_all_zero(voxels) {
-                    self.shards.add_chunk(cell.id, voxels, cell.extent, chunk)?;
-                }
-            }
-            self.shards
-                .chunk_done(cell.id, chunk.encodings, output.completed, output.parts)?;
-            if cell.ends_row {
-                (output.between_rows)();
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A chunk of a scale's layer and its place in the layer's slab.
-#[derive(Clone, Copy, Debug)]
-struct LayerCell {
-    id: u64,
-    /// Voxels, clipped to the scale.
-    extent: [usize; 3],
-    /// x and y of its first voxel in the slab.
-    origin: [usize; 2],
-    /// Whether it is the last chunk of its row.
-    ends_row: bool,
-}
-
-/// Where a scale's layer puts what it completes.
-struct LayerOutput<'a> {
-    /// Whole shards.
-    completed: &'a mut Vec<CompletedShard>,
-    /// Parts of streamed shards.
-    parts: &'a mut Vec<ShardPart>,
-    /// Called after each row of chunks.
-    between_rows: &'a mut dyn FnMut(),
-}
-
-/// The cells along `axis` of a block of `block_cells` per axis from `block_cell` that lie
-/// inside a chunk grid of `grid` cells.
-fn cells_in_block(
-    grid: [u64; 3],
-    block_cell: [u64; 3],
-    block_cells: u64,
-    axis: usize,
-) -> Range<u64> {
-    let start = block_cell[axis].min(grid[axis]);
-    let end = block_cell[axis].saturating_add(block_cells).min(grid[axis]);
-    start..end
-}
-
-/// Copies into `out` the chunk of `extent` voxels at `origin` = `[x, y]` of a slab whose
-/// slices are `edge` × `edge` voxels: one contiguous row of `extent[0]` voxels at a time.
-fn extract_chunk(
-    slab: &[u8],
-    edge: usize,
-    origin: [usize; 2],
-    extent: [usize; 3],
-    out: &mut Vec<u8>,
-) {
-    let [nx, ny, nz] = extent;
-    out.clear();
-    for z in 0..nz {
-        for y in 0..ny {
-            let row = (z * edge + origin[1] + y) * edge + origin[0];
-            let voxels = &slab[row..row + nx];
-            // A full row has a size known here, which compiles to a few vector moves; a copy
-            // of unknown size is a `memory.copy` in wasm, a call into the runtime that costs
-            // three times as much for a 64-byte row (a block copies ~19 M rows).
-            match <&[u8; CHUNK_EDGE]>::try_from(voxels) {
-                Ok(full) => out.extend_from_slice(full),
-                Err(_) => out.extend_from_slice(voxels),
-            }
-        }
-    }
-}
-
-fn is_all_zero(voxels: &[u8]) -> bool {
-    // OR-folding a fixed-size run vectorizes where an early-exit scan would not; stopping after
-    // the first nonzero run keeps dense chunks cheap.
-    voxels
-        .chunks(4096)
-        .all(|run| run.iter().fold(0, |acc, &v| acc | v) == 0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
     use crate::ErrorKind;
-    use crate::precomputed::info::VolumeInfo;
+    use crate::block::scale::is_all_zero;
+    use crate::block::test_support::scales_for;
     use crate::precomputed::shard::decode_shard;
     use crate::precomputed::sharding::ShardingSpec;
     use crate::precomputed::{codec, morton};
@@ -1026,26 +548,6 @@ mod tests {
 
     /// Shards by (scale key, file name), each as chunks by id.
     type Shards = BTreeMap<(String, String), BTreeMap<u64, Vec<u8>>>;
-
-    /// emwrite's five scales for a scale-0 size of `size0` voxels and chunks of `chunk`³.
-    fn scales_for(size0: [u64; 3], chunk: u64) -> Vec<Scale> {
-        (0..)
-            .zip(ShardingSpec::for_emwrite_scales())
-            .map(|(k, sharding)| {
-                let resolution = 8.0 * f64::from(1u32 << k);
-                let size = size0.map(|voxels| voxels >> k);
-                Scale::new(
-                    format!("s{k}"),
-                    size,
-                    [resolution; 3],
-                    [chunk; 3],
-                    Encoding::Raw,
-                    sharding,
-                )
-                .expect("valid scale")
-            })
-            .collect()
-    }
 
     /// A B³ block: pseudo-random voxels (sometimes 0) inside `dense` (block-local voxel ranges
     /// per axis), zero elsewhere.
@@ -1647,7 +1149,7 @@ mod tests {
     /// shrunk by 2^k, 0 outside.
     #[test]
     fn full_size_block_with_one_slab_of_data() {
-        let info = VolumeInfo::new(2048, 1024, 0, 1023, 8.0, Encoding::Jpeg);
+        let info = layout::volume_info([2048, 1024], 0, 1023, 8.0, Encoding::Jpeg).expect("info");
         let scales = info.scales();
         let edge = 1024;
         let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];

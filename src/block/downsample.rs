@@ -9,7 +9,7 @@
 /// scratch of at least `fine_edge` entries.
 ///
 /// ```
-/// use emwrite::precomputed::downsample::downsample_2x2x2;
+/// use emwrite::block::downsample::downsample_2x2x2;
 /// let fine = [10, 20, 30, 40, 50, 60, 70, 80]; // one 2×2×2 cube
 /// let mut coarse = [0u8; 1];
 /// downsample_2x2x2(&fine, 2, &mut coarse, &mut [0; 2]);
