@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use emwrite::block::manifest::{BlockManifest, read_manifest_bytes};
-use emwrite::layout::{self, BLOCK_CHUNKS, BLOCK_EDGE};
+use emwrite::layout;
 use emwrite::precomputed::codec::{Encoding, decode_chunk};
 use emwrite::precomputed::info::{Scale, VolumeInfo};
 use emwrite::precomputed::morton;
@@ -209,7 +209,7 @@ impl Volume {
             Some((bbox, minz, maxz)) => layout::stack_blocks(bbox, minz, maxz).collect(),
             None => {
                 let size = jpeg.scales().first().map_or([0; 3], Scale::size);
-                let grid = size.map(|s| u32::try_from(s.div_ceil(BLOCK_EDGE.into())).unwrap_or(0));
+                let grid = layout::blocks_of_size(size).map(|n| u32::try_from(n).unwrap_or(0));
                 (0..grid[2])
                     .flat_map(|z| {
                         (0..grid[1]).flat_map(move |y| (0..grid[0]).map(move |x| [x, y, z]))
@@ -230,12 +230,7 @@ impl Volume {
         let mut shards = HashMap::new();
         for (encoding, scales) in &self.encodings {
             for (k, scale) in scales.iter().enumerate() {
-                let edge = u64::from((BLOCK_CHUNKS >> k).max(1));
-                let grid = scale.grid();
-                let cells: [Range<u64>; 3] = std::array::from_fn(|axis| {
-                    let first = u64::from(block[axis]) * edge;
-                    first.min(grid[axis])..(first + edge).min(grid[axis])
-                });
+                let cells = layout::block_cells(block.map(u64::from), k, scale.grid());
                 let spec = scale.sharding();
                 for z in cells[2].clone() {
                     for y in cells[1].clone() {
