@@ -7,7 +7,7 @@
 
 use tokio::task::JoinSet;
 
-use super::Tally;
+use super::tally::Tally;
 use crate::embed::bindings::EndpointsPre;
 use crate::embed::call::{self, Split, Task};
 use crate::embed::engine::{Emwrite, HostState, Settings};

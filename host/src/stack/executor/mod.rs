@@ -14,6 +14,7 @@ pub mod in_process;
 pub mod ramp;
 pub mod remote;
 pub mod retry;
+mod tally;
 
 use std::sync::Arc;
 
@@ -41,63 +42,5 @@ impl Executor {
             Executor::InProcess(executor) => executor.run_phase(phase, tasks, progress).await,
             Executor::Remote(executor) => executor.run_phase(phase, tasks, progress).await,
         }
-    }
-}
-
-/// Counts a phase's outcomes as tasks finish, and turns them into the phase's result.
-struct Tally {
-    phase: Phase,
-    total: usize,
-    done: usize,
-    failed: usize,
-}
-
-impl Tally {
-    fn new(phase: Phase, total: usize) -> Self {
-        Tally {
-            phase,
-            total,
-            done: 0,
-            failed: 0,
-        }
-    }
-
-    /// Records a task's outcome: counts it, and logs a failure with the task it belongs to.
-    fn record(
-        &mut self,
-        outcome: Result<crate::stack::progress::Done, HostError>,
-        progress: &Progress,
-    ) {
-        match outcome {
-            Ok(done) => {
-                self.done += 1;
-                progress.done(done);
-            }
-            Err(error) => {
-                self.failed += 1;
-                progress.failed();
-                if let Some(backtrace) = error.backtrace() {
-                    tracing::error!("{backtrace}");
-                }
-                tracing::error!("{error}");
-            }
-        }
-    }
-
-    /// Whether new tasks may start: not after a failure.
-    fn may_start(&self) -> bool {
-        self.failed == 0
-    }
-
-    fn result(&self) -> Result<(), HostError> {
-        if self.failed == 0 {
-            return Ok(());
-        }
-        Err(HostError::Phase {
-            phase: self.phase.name(),
-            failed: self.failed,
-            done: self.done,
-            total: self.total,
-        })
     }
 }

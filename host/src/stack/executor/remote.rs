@@ -24,9 +24,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
-use super::Tally;
 use super::ramp::Ramp;
 use super::retry::{self, Next};
+use super::tally::Tally;
 use crate::embed::pooled_client::keep_alive_client;
 use crate::error::HostError;
 use crate::stack::progress::{Done, Progress};
