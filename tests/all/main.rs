@@ -1,5 +1,0 @@
-//! The project's one integration test binary (one link on 2 cores).
-
-mod outgoing;
-mod serve;
-mod split;
