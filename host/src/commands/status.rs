@@ -1,8 +1,8 @@
 //! `emwrite status STACK`: how far a stack's run has got, from what storage holds, for a run
 //! happening elsewhere (batch tasks, a remote service) or one that was cut short.
 //!
-//! Per phase, the tasks finished out of all (the rule of `finished.rs`), and which are missing
-//! while few are.
+//! Per phase, the tasks finished out of all (the rule of `stack/finished.rs`), and which are
+//! missing while few are.
 
 use crate::cli::StatusArgs;
 use crate::embed::engine::Settings;

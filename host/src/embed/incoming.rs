@@ -1,5 +1,5 @@
-//! One HTTP request through a fresh instance's `wasi:http/incoming-handler`, shared by `serve`
-//! and `run`.
+//! One HTTP request through a fresh instance's `wasi:http/incoming-handler`, for `emwrite serve`
+//! (`server/serve.rs`).
 //!
 //! The flow is `wasmtime serve`'s: the handler runs in its own task, the response arrives
 //! through the `response-outparam` as soon as the guest sets it, and the body streams while the

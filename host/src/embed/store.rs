@@ -5,8 +5,8 @@
 //!
 //! GCS requests go through the same outgoing policy as the component's (`outgoing.rs`): the
 //! emulator of `STORAGE_EMULATOR_HOST` without credentials, GCS with the host's Application
-//! Default Credentials, `--allow-host` hosts, nothing else. `finished.rs`, `verify.rs` and
-//! `status.rs` read through it.
+//! Default Credentials, `--allow-host` hosts, nothing else. `stack/finished.rs`,
+//! `volume/verify.rs`, `commands/status.rs` and `stack/source.rs` read through it.
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! `emwrite task STACK --phase P`: one batch-engine task runs its share of a phase, in-process.
+//! Batch shares: which of a phase's tasks one batch-engine task runs (`emwrite task STACK --phase
+//! P`, in-process).
 //!
 //! Batch engines start N copies of one container and tell each its index: Cloud Run Jobs set
 //! `CLOUD_RUN_TASK_INDEX` and `CLOUD_RUN_TASK_COUNT`; a Kubernetes Indexed Job sets

@@ -3,7 +3,7 @@
 //!
 //! `emwrite pipeline` drives every phase, in-process or on a remote service; `emwrite task`
 //! drives one phase's share in-process (`batch.rs`). The tasks come from the stack alone
-//! (`stack.rs`), so the three give the same volume. A task whose outputs are all in storage,
+//! (`tasks.rs`), so the three give the same volume. A task whose outputs are all in storage,
 //! whole, is skipped (`finished.rs`), unless `--force`: in-process, and on a service whose
 //! storage this process sees too (GCS).
 

@@ -1,7 +1,7 @@
 //! Where a stack file is read from: a path on this machine, or a GCS object
-//! (`gs://bucket/path/stack.json`) read through the host's own storage access (`store.rs`), with
-//! the credentials and the `STORAGE_EMULATOR_HOST` rule of every other GCS request: a Cloud Run
-//! Job or a Kubernetes Job then needs no volume for it.
+//! (`gs://bucket/path/stack.json`) read through the host's own storage access
+//! (`embed/store.rs`), with the credentials and the `STORAGE_EMULATOR_HOST` rule of every other
+//! GCS request: a Cloud Run Job or a Kubernetes Job then needs no volume for it.
 //!
 //! Only a `gs://` URL names an object. Anything else is a path, also with `--store gcs`: the stack
 //! file has always been a local file, and `runs/stack.json` must not turn into the bucket `runs`
@@ -66,7 +66,7 @@ impl StackFile {
             .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"))
     }
 
-    /// The file's text. A GCS object is read as the component reads GCS (`store.rs`): the
+    /// The file's text. A GCS object is read as the component reads GCS (`embed/store.rs`): the
     /// emulator of `STORAGE_EMULATOR_HOST`, else GCS with the host's credentials; a missing object
     /// is an error naming it.
     pub fn read(&self, allow_hosts: &[AllowedHost]) -> Result<String, HostError> {

@@ -1,9 +1,10 @@
 //! The in-process executor: each task in a fresh component instance in this process, through
 //! the typed WIT exports, `--jobs` cores busy at once.
 //!
-//! A block splits into two halves on two cores (`--split`, `task.rs`) when fewer blocks are left
-//! to start than there are free cores: with many blocks, whole blocks already fill every core,
-//! and it is the last ones (or a stack of fewer blocks than `--jobs`) that would leave cores idle.
+//! A block splits into two halves on two cores (`--split`, `embed/call.rs`) when fewer blocks are
+//! left to start than there are free cores: with many blocks, whole blocks already fill every
+//! core, and it is the last ones (or a stack of fewer blocks than `--jobs`) that would leave cores
+//! idle.
 
 use tokio::task::JoinSet;
 

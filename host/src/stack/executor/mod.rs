@@ -1,10 +1,11 @@
-//! The executors that run a phase's tasks, chosen by the command line; the driver (`driver.rs`)
-//! hands each the same tasks (`stack.rs`), so every executor makes the same volume:
+//! The executors that run a phase's tasks, chosen by the command line; the driver
+//! (`stack/driver.rs`) hands each the same tasks (`stack/tasks.rs`), so every executor makes the
+//! same volume:
 //!
 //! - [`in_process::InProcess`]: component instances in this process, `--jobs` at once;
 //! - [`remote::Remote`]: the original API's requests POSTed to a deployed emwrite
 //!   (`--endpoint`), `--concurrency` at once, ramped up, retried;
-//! - batch tasks (`batch.rs`) run their share of a phase with [`in_process::InProcess`].
+//! - batch tasks (`stack/batch.rs`) run their share of a phase with [`in_process::InProcess`].
 //!
 //! Both stop starting tasks after a task failed for good (a failure is usually systematic: a
 //! wrong bucket, a bad transform), let the running ones finish, log every failure with its task,
