@@ -721,69 +721,7 @@ mod tests {
     use super::super::http_client::TransportError;
     use super::*;
     use crate::storage::location::Location;
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
-    use std::time::Duration;
-
-    /// Answers from a script, records what was sent and how long it was asked to sleep.
-    #[derive(Default)]
-    struct ScriptedClient {
-        answers: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
-        sent: RefCell<Vec<Sent>>,
-        slept: RefCell<Vec<Duration>>,
-    }
-
-    /// A request as the client saw it.
-    struct Sent {
-        method: Method,
-        url: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    }
-
-    impl ScriptedClient {
-        fn new(answers: Vec<Result<HttpResponse, TransportError>>) -> Self {
-            Self {
-                answers: RefCell::new(answers.into()),
-                ..Self::default()
-            }
-        }
-
-        fn header(&self, request: usize, name: &str) -> Option<String> {
-            self.sent.borrow()[request]
-                .headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
-
-    impl HttpClient for &ScriptedClient {
-        async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
-            self.sent.borrow_mut().push(Sent {
-                method: request.method().clone(),
-                url: request.uri().to_string(),
-                headers: request
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-                    .collect(),
-                body: request.body().to_vec(),
-            });
-            self.answers
-                .borrow_mut()
-                .pop_front()
-                .expect("the script has an answer for every request")
-        }
-
-        async fn sleep(&self, duration: Duration) {
-            self.slept.borrow_mut().push(duration);
-        }
-    }
-
-    fn answer(status: u16, body: &str) -> Result<HttpResponse, TransportError> {
-        Ok(partial(status, None, body))
-    }
+    use crate::storage::scripted_client::{ScriptedClient, answer};
 
     /// A response with an optional `Content-Range`.
     fn partial(status: u16, content_range: Option<&str>, body: &str) -> HttpResponse {
@@ -816,14 +754,12 @@ mod tests {
         let o = object("run 1/raw/s+1.png");
         pollster::block_on(gcs.get(&o)).unwrap();
         pollster::block_on(gcs.put(&o, b"png", super::super::PNG)).unwrap();
-        let sent = client.sent.borrow();
         assert_eq!(
-            sent[0].url,
-            "http://127.0.0.1:9/storage/v1/b/lab/o/run%201%2Fraw%2Fs%2B1.png?alt=media"
-        );
-        assert_eq!(
-            sent[1].url,
-            "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=media&name=run%201%2Fraw%2Fs%2B1.png"
+            client.urls(),
+            [
+                "http://127.0.0.1:9/storage/v1/b/lab/o/run%201%2Fraw%2Fs%2B1.png?alt=media",
+                "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=media&name=run%201%2Fraw%2Fs%2B1.png"
+            ]
         );
     }
 

@@ -13,6 +13,8 @@ pub mod location;
 pub(crate) mod memory;
 pub mod retry;
 pub mod router;
+#[cfg(test)]
+pub(crate) mod scripted_client;
 
 use crate::Result;
 use location::ObjectPath;
