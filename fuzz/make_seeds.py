@@ -43,7 +43,7 @@ def tiff_gray(width, height, pixels):
 
 
 def tile_pack(width, height, tile, pixels):
-    """emwrite's tile pack (src/tilepack.rs): u64 LE header, n + 1 offsets, PNG tiles."""
+    """emwrite's tile pack (src/tilepack/): u64 LE header, n + 1 offsets, PNG tiles."""
     tiles = []
     for ty in range(0, height, tile):
         for tx in range(0, width, tile):
@@ -59,7 +59,7 @@ def tile_pack(width, height, tile, pixels):
 
 
 def shard(chunks):
-    """One shard of a spec without minishard bits (src/precomputed/shard.rs): chunks by id."""
+    """One shard of a spec without minishard bits (src/precomputed/shard/encode.rs): chunks by id."""
     data, ids, offsets, sizes = b"", [], [], []
     previous_id = previous_end = 0
     for chunk_id, chunk in sorted(chunks.items()):

@@ -43,7 +43,7 @@ fn build() -> Result<(), String> {
         return Ok(());
     }
 
-    // `vendor` holds patched dependencies of the component (`[patch.crates-io]`).
+    // `vendor` holds the component's forked dependencies (path dependencies, e.g. jpeg-encoder).
     for watched in ["src", "wit", "vendor", "Cargo.toml", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",

@@ -9,7 +9,7 @@ use emwrite::layout::{BLOCK_EDGE, tile_pack_header};
 use emwrite::request::MAX_FRAME_EDGE;
 use emwrite::tasks::tile_reads::read_tile;
 use emwrite::tilepack::TilePackHeader;
-use emwrite_fuzz::{OneObject, heap_peak_of, object};
+use emwrite_fuzz::{heap_peak_of, object, stored};
 use libfuzzer_sys::fuzz_target;
 
 /// The geometry a caller could expect: the pack's own header where a validated request could
@@ -37,7 +37,7 @@ fn expected(pack: &[u8]) -> TilePackHeader {
 fuzz_target!(|pack: &[u8]| {
     let expected = expected(pack);
     let [nx, ny] = expected.tiles_xy();
-    let store = OneObject(pack.to_vec());
+    let store = stored(pack);
     for tile in [[0, 0], [nx / 2, ny / 2], [nx - 1, ny - 1]] {
         let (read, peak) =
             heap_peak_of(|| pollster::block_on(read_tile(&store, &object(), &expected, tile)));

@@ -1,4 +1,4 @@
-//! What the fuzz targets share: a one-object in-memory store and a heap meter.
+//! What the fuzz targets share: their input as a stored object, and a heap meter.
 //!
 //! The targets feed emwrite's readers bytes that a client or a corrupt object could hold. Beyond
 //! "no panic", two of them check memory: a reader must not let a few bytes of input make it
@@ -6,12 +6,10 @@
 //! allocator and [`heap_peak_of`] reads the heap's high-water mark around the call under test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use emwrite::storage::Storage;
 use emwrite::storage::location::{Location, ObjectPath};
-use emwrite::{Error, Result};
+use emwrite::storage::memory::MemoryStorage;
 
 /// The system allocator, counting live bytes and their high-water mark.
 pub struct MeteredAlloc;
@@ -78,35 +76,16 @@ pub fn heap_peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Ordering::Relaxed) - before)
 }
 
-/// A store holding one object, `object()`, with the fuzz input as its bytes.
-pub struct OneObject(pub Vec<u8>);
-
-/// The name every target reads its input as.
+/// The name every target reads its input as; [`stored`] puts the input there.
 pub fn object() -> ObjectPath {
     Location::parse("source", "fuzz")
         .expect("a valid bucket name")
         .object("0")
 }
 
-impl Storage for OneObject {
-    async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
-        self.get_range(object, 0..u64::MAX).await
-    }
-
-    /// Like a real store, a range past the end yields the bytes there are.
-    async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
-        if object.name != "0" {
-            return Err(Error::not_found(object));
-        }
-        let len = self.0.len();
-        let end = usize::try_from(range.end).map_or(len, |end| end.min(len));
-        let start = usize::try_from(range.start).map_or(end, |start| start.min(end));
-        Ok(self.0[start..end].to_vec())
-    }
-
-    async fn put(&self, object: &ObjectPath, _: &[u8], _: &str) -> Result<()> {
-        Err(Error::internal(format_args!(
-            "{object}: the readers under test never write"
-        )))
-    }
+/// A store (emwrite's own in-memory one) holding the fuzz input as [`object`].
+pub fn stored(input: &[u8]) -> MemoryStorage {
+    let store = MemoryStorage::default();
+    store.insert(&object(), input.to_vec());
+    store
 }

@@ -651,7 +651,7 @@ mod tests {
                 level = naive_downsample(&level, edge);
                 edge /= 2;
             }
-            let cells = (BLOCK_CHUNKS >> k) as u64;
+            let cells = u64::from(layout::block_chunks(k));
             let grid = scale.grid();
             for cz in 0..cells {
                 for cy in 0..cells {

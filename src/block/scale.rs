@@ -53,7 +53,7 @@ pub(super) fn encode_straddling_scale(
     }
     let geometry = BlockGeometry { block, chunk_edge };
     let mut state = ScaleState::new(scale, k, geometry, 0..1, 0..0, encodings.len())?;
-    let edge = (BLOCK_CHUNKS * chunk_edge) >> k;
+    let edge = layout::block_chunks(k) as usize * chunk_edge;
     let half_len = edge * edge * chunk_edge / 2;
     for voxels in halves.iter().flatten() {
         if voxels.len() != half_len {
@@ -195,7 +195,7 @@ impl ScaleState {
             ),
             scale: scale.clone(),
             grid,
-            block_edge: (BLOCK_CHUNKS * chunk_edge) >> k,
+            block_edge: layout::block_chunks(k) as usize * chunk_edge,
             block_cell,
             cells,
             next_layer: layers.start,

@@ -1,16 +1,26 @@
 //! Validated, typed requests, one per endpoint; required fields are never `Option`.
 //!
-//! Both doors lead here: the HTTP handler parses the original's loose JSON ([`wire`], over
+//! Both doors lead here: the HTTP handler parses the original's loose JSON (`from_json`, over
 //! [`raw::LooseFields`]), the typed WIT exports build the structs directly, and both call
-//! `validate`, so one set of rules (and one set of messages) applies to every caller. The JSON
-//! shape itself, both ways, and every key's spelling are [`wire`]'s.
+//! `validate`, so one set of rules (and one set of messages) applies to every caller. Each
+//! request also writes itself back as the original's plain JSON (`to_json`), which `from_json`
+//! reads back to an equal request: the host builds typed requests and sends them so. Every key
+//! is spelled in [`wire`].
 
 pub mod raw;
 pub mod wire;
 
+use serde_json::{Map, Value};
+
 use crate::layout::{BLOCK_EDGE, block_grid};
 use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
+use raw::LooseFields;
+use wire::{
+    BBOX, DEST, DEST_TMP, IMG, JPEG_QUALITY, MAXZ, MINZ, RESOLUTION, SHARD_SIZE, SLICE, SOURCE,
+    START, TRANSFORM, WRITE_RAW,
+};
+pub use wire::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM};
 
 /// Largest aligned frame edge we accept. alignedslice holds a strip of about 1024 rows of the
 /// frame and its tiles (`tasks::aligned_slice`), so the edge bounds its memory: 128 MiB of strip
@@ -22,12 +32,6 @@ pub const MAX_FRAME_EDGE: u32 = 1 << 17;
 /// [`MAX_FRAME_EDGE`]); this bounds the time of one alignedslice task (minutes) and the size
 /// of its objects.
 pub const MAX_FRAME_PIXELS: u64 = 1 << 32;
-
-/// tensorstore's default JPEG quality, which the original service used.
-pub const DEFAULT_JPEG_QUALITY: u8 = 75;
-
-/// Default voxel size in nm (the original wrote 8 nm isotropic).
-pub const DEFAULT_RESOLUTION_NM: f64 = 8.0;
 
 /// `POST /alignedslice`.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,11 +90,47 @@ pub struct NgShardRequest {
     pub jpeg_quality: u8,
 }
 
+/// `field`, an integer that must fit a u32.
+fn u32_field(fields: &LooseFields, field: &str) -> Result<u32> {
+    let value = fields.uint(field)?;
+    u32::try_from(value).map_err(|_| Error::bad_field(field, format!("{value} is too large")))
+}
+
+/// `field`, a list of `N` integers that must each fit a u32.
+fn u32_list<const N: usize>(fields: &LooseFields, field: &str) -> Result<[u32; N]> {
+    let values = fields.uints(field, N)?;
+    let mut out = [0u32; N];
+    for (slot, value) in out.iter_mut().zip(values) {
+        *slot = u32::try_from(value)
+            .map_err(|_| Error::bad_field(field, format!("{value} is too large")))?;
+    }
+    Ok(out)
+}
+
+/// The location in `field`.
+fn location(fields: &LooseFields, field: &str) -> Result<Location> {
+    Location::parse(field, &fields.string(field)?)
+}
+
+/// The volume's endpoints take `shard-size` only to check it: the block edge is fixed.
+fn require_block_size(fields: &LooseFields) -> Result<()> {
+    check_block_size(fields.optional(SHARD_SIZE, BLOCK_EDGE, u32_field)?)
+}
+
+/// A JSON object from `(key, value)` pairs, as bytes.
+fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Vec<u8> {
+    let map: Map<String, Value> = pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    Value::Object(map).to_string().into_bytes()
+}
+
 /// The volume's layout (docs/design.md §4) only works with 1024-voxel blocks.
 pub fn check_block_size(shard_size: u32) -> Result<()> {
     if shard_size != BLOCK_EDGE {
         return Err(Error::bad_field(
-            wire::SHARD_SIZE,
+            SHARD_SIZE,
             format!("must be {BLOCK_EDGE} (the volume's block size), got {shard_size}"),
         ));
     }
@@ -101,7 +141,7 @@ fn check_bbox(bbox: [u32; 2]) -> Result<()> {
     let [w, h] = bbox;
     if w == 0 || h == 0 {
         return Err(Error::bad_field(
-            wire::BBOX,
+            BBOX,
             format!("width and height must be at least 1, got [{w}, {h}]"),
         ));
     }
@@ -110,7 +150,7 @@ fn check_bbox(bbox: [u32; 2]) -> Result<()> {
             crate::ErrorKind::TooLarge,
             format!(
                 "{}: [{w}, {h}] exceeds the limit of {MAX_FRAME_PIXELS} pixels and {MAX_FRAME_EDGE} per edge",
-                wire::BBOX
+                BBOX
             ),
         ));
     }
@@ -120,7 +160,7 @@ fn check_bbox(bbox: [u32; 2]) -> Result<()> {
 fn check_z_range(minz: u32, maxz: u32) -> Result<()> {
     if minz > maxz {
         return Err(Error::bad_field(
-            wire::MAXZ,
+            MAXZ,
             format!("{maxz} is below minz {minz}"),
         ));
     }
@@ -128,13 +168,53 @@ fn check_z_range(minz: u32, maxz: u32) -> Result<()> {
 }
 
 impl AlignedSliceRequest {
+    /// Parses and validates the original's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let f = LooseFields::parse(body)?;
+        let transform = f.numbers(TRANSFORM, 6)?;
+        let request = Self {
+            img: f.string(IMG)?,
+            transform: std::array::from_fn(|i| transform[i]),
+            bbox: u32_list(&f, BBOX)?,
+            dest: location(&f, DEST)?,
+            dest_tmp: location(&f, DEST_TMP)?,
+            slice: u32_field(&f, SLICE)?,
+            shard_size: f.optional(SHARD_SIZE, BLOCK_EDGE, u32_field)?,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The request as the original's JSON body, which [`AlignedSliceRequest::from_json`] reads
+    /// back to an equal request.
+    ///
+    /// ```
+    /// use emwrite::request::AlignedSliceRequest;
+    /// let body = br#"{"img": "s3.png", "transform": "[1 0 0 1 0 0]", "bbox": "[1300, 1100]",
+    ///     "dest": "emdata", "dest-tmp": "emdata-tmp", "slice": "3"}"#;
+    /// let request = AlignedSliceRequest::from_json(body)?;
+    /// assert_eq!(AlignedSliceRequest::from_json(&request.to_json())?, request);
+    /// # Ok::<(), emwrite::Error>(())
+    /// ```
+    pub fn to_json(&self) -> Vec<u8> {
+        object([
+            (IMG, self.img.as_str().into()),
+            (TRANSFORM, self.transform.as_slice().into()),
+            (BBOX, self.bbox.as_slice().into()),
+            (DEST, self.dest.to_string().into()),
+            (DEST_TMP, self.dest_tmp.to_string().into()),
+            (SLICE, self.slice.into()),
+            (SHARD_SIZE, self.shard_size.into()),
+        ])
+    }
+
     /// Checks the rules that do not depend on the JSON form.
     pub fn validate(&self) -> Result<()> {
-        check_object_name(wire::IMG, &self.img)?;
+        check_object_name(IMG, &self.img)?;
         check_bbox(self.bbox)?;
         if !(16..=16384).contains(&self.shard_size) {
             return Err(Error::bad_field(
-                wire::SHARD_SIZE,
+                SHARD_SIZE,
                 format!("must be between 16 and 16384, got {}", self.shard_size),
             ));
         }
@@ -144,13 +224,43 @@ impl AlignedSliceRequest {
 }
 
 impl NgMetaRequest {
+    /// Parses and validates the original's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let f = LooseFields::parse(body)?;
+        require_block_size(&f)?;
+        let request = Self {
+            dest: location(&f, DEST)?,
+            minz: u32_field(&f, MINZ)?,
+            maxz: u32_field(&f, MAXZ)?,
+            bbox: u32_list(&f, BBOX)?,
+            write_raw: f.optional(WRITE_RAW, false, LooseFields::boolean)?,
+            resolution_nm: f.optional(RESOLUTION, DEFAULT_RESOLUTION_NM, LooseFields::number)?,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The request as the original's JSON body (with `shard-size`, which the original
+    /// required), which [`NgMetaRequest::from_json`] reads back to an equal request.
+    pub fn to_json(&self) -> Vec<u8> {
+        object([
+            (DEST, self.dest.to_string().into()),
+            (MINZ, self.minz.into()),
+            (MAXZ, self.maxz.into()),
+            (SHARD_SIZE, BLOCK_EDGE.into()),
+            (BBOX, self.bbox.as_slice().into()),
+            (WRITE_RAW, self.write_raw.into()),
+            (RESOLUTION, self.resolution_nm.into()),
+        ])
+    }
+
     /// Checks the rules that do not depend on the JSON form.
     pub fn validate(&self) -> Result<()> {
         check_bbox(self.bbox)?;
         check_z_range(self.minz, self.maxz)?;
         if !(self.resolution_nm.is_finite() && self.resolution_nm > 0.0) {
             return Err(Error::bad_field(
-                wire::RESOLUTION,
+                RESOLUTION,
                 format!(
                     "must be a positive number of nm, got {}",
                     self.resolution_nm
@@ -162,6 +272,50 @@ impl NgMetaRequest {
 }
 
 impl NgShardRequest {
+    /// Parses and validates the original's JSON body.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let f = LooseFields::parse(body)?;
+        require_block_size(&f)?;
+        let quality = f.optional(
+            JPEG_QUALITY,
+            u64::from(DEFAULT_JPEG_QUALITY),
+            LooseFields::uint,
+        )?;
+        let request = Self {
+            dest: location(&f, DEST)?,
+            source: location(&f, SOURCE)?,
+            start: u32_list(&f, START)?,
+            minz: u32_field(&f, MINZ)?,
+            maxz: u32_field(&f, MAXZ)?,
+            bbox: u32_list(&f, BBOX)?,
+            write_raw: f.optional(WRITE_RAW, false, LooseFields::boolean)?,
+            jpeg_quality: u8::try_from(quality).map_err(|_| {
+                Error::bad_field(
+                    JPEG_QUALITY,
+                    format!("must be between 1 and 100, got {quality}"),
+                )
+            })?,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// The request as the original's JSON body (with `shard-size`, which the original
+    /// required), which [`NgShardRequest::from_json`] reads back to an equal request.
+    pub fn to_json(&self) -> Vec<u8> {
+        object([
+            (DEST, self.dest.to_string().into()),
+            (SOURCE, self.source.to_string().into()),
+            (START, self.start.as_slice().into()),
+            (SHARD_SIZE, BLOCK_EDGE.into()),
+            (MINZ, self.minz.into()),
+            (MAXZ, self.maxz.into()),
+            (BBOX, self.bbox.as_slice().into()),
+            (WRITE_RAW, self.write_raw.into()),
+            (JPEG_QUALITY, self.jpeg_quality.into()),
+        ])
+    }
+
     /// Checks the rules that do not depend on the JSON form, including that the block lies
     /// inside the volume.
     pub fn validate(&self) -> Result<()> {
@@ -169,14 +323,14 @@ impl NgShardRequest {
         check_z_range(self.minz, self.maxz)?;
         if !(1..=100).contains(&self.jpeg_quality) {
             return Err(Error::bad_field(
-                wire::JPEG_QUALITY,
+                JPEG_QUALITY,
                 format!("must be between 1 and 100, got {}", self.jpeg_quality),
             ));
         }
         let blocks = block_grid(self.bbox, self.maxz);
         if self.start.iter().zip(blocks).any(|(&s, n)| s >= n) {
             return Err(Error::bad_field(
-                wire::START,
+                START,
                 format!(
                     "block {:?} lies outside the volume, which has {:?} blocks of {BLOCK_EDGE}³",
                     self.start, blocks
@@ -263,5 +417,128 @@ mod tests {
             NgMetaRequest::from_json(br#"{"dest": "d", "minz": 0, "maxz": 2, "bbox": "[0, 1]"}"#)
                 .unwrap_err();
         assert!(e.message().starts_with("bbox: "));
+    }
+
+    fn location(text: &str) -> Location {
+        Location::parse("test", text).expect("a valid location")
+    }
+
+    fn aligned() -> AlignedSliceRequest {
+        AlignedSliceRequest {
+            img: "sub/s0003.png".to_owned(),
+            transform: [
+                1.000586, -0.001459, 0.001459, 1.000586, 42.760783, 38.143721,
+            ],
+            bbox: [1300, 1100],
+            dest: location("gs://lab/run1"),
+            dest_tmp: location("lab-tmp"),
+            slice: 3,
+            shard_size: 512,
+        }
+    }
+
+    fn meta() -> NgMetaRequest {
+        NgMetaRequest {
+            dest: location("emdata"),
+            minz: 3,
+            maxz: 1030,
+            bbox: [1300, 1100],
+            write_raw: true,
+            resolution_nm: 4.5,
+        }
+    }
+
+    fn shard() -> NgShardRequest {
+        NgShardRequest {
+            dest: location("gs://lab/run1/"),
+            source: location("emdata-tmp"),
+            start: [1, 1, 1],
+            minz: 3,
+            maxz: 1030,
+            bbox: [1300, 1100],
+            write_raw: false,
+            jpeg_quality: 90,
+        }
+    }
+
+    fn keys(json: &[u8]) -> Vec<String> {
+        let value: Value = serde_json::from_slice(json).expect("JSON");
+        value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn typed_requests_round_trip_through_their_json() {
+        let request = aligned();
+        assert_eq!(
+            AlignedSliceRequest::from_json(&request.to_json()).unwrap(),
+            request
+        );
+        let request = meta();
+        assert_eq!(
+            NgMetaRequest::from_json(&request.to_json()).unwrap(),
+            request
+        );
+        let request = shard();
+        assert_eq!(
+            NgShardRequest::from_json(&request.to_json()).unwrap(),
+            request
+        );
+    }
+
+    #[test]
+    fn written_json_is_plain_and_names_every_field() {
+        let json: Value = serde_json::from_slice(&aligned().to_json()).unwrap();
+        assert_eq!(json[TRANSFORM][4], 42.760783);
+        assert_eq!(json[DEST], "gs://lab/run1");
+        assert_eq!(json[SLICE], 3);
+        assert_eq!(
+            keys(&aligned().to_json()),
+            [BBOX, DEST, DEST_TMP, IMG, SHARD_SIZE, SLICE, TRANSFORM]
+        );
+        let json: Value = serde_json::from_slice(&meta().to_json()).unwrap();
+        assert_eq!(json[WRITE_RAW], true);
+        assert_eq!(json[RESOLUTION], 4.5);
+        assert_eq!(json[SHARD_SIZE], 1024);
+        assert_eq!(
+            keys(&meta().to_json()),
+            [BBOX, DEST, MAXZ, MINZ, RESOLUTION, SHARD_SIZE, WRITE_RAW]
+        );
+        let json: Value = serde_json::from_slice(&shard().to_json()).unwrap();
+        assert_eq!(json[START], serde_json::json!([1, 1, 1]));
+        assert_eq!(json[JPEG_QUALITY], 90);
+        assert_eq!(
+            keys(&shard().to_json()),
+            [
+                BBOX,
+                DEST,
+                JPEG_QUALITY,
+                MAXZ,
+                MINZ,
+                SHARD_SIZE,
+                SOURCE,
+                START,
+                WRITE_RAW
+            ]
+        );
+    }
+
+    #[test]
+    fn the_originals_loose_forms_read_as_the_plain_ones() {
+        let loose = br#"{"img": "sub/s0003.png", "transform":
+            "[1.000586 -0.001459 0.001459 1.000586 42.760783 38.143721]", "bbox": "[1300, 1100]",
+            "dest": "gs://lab/run1", "dest-tmp": "lab-tmp", "slice": "3", "shard-size": "512"}"#;
+        assert_eq!(AlignedSliceRequest::from_json(loose).unwrap(), aligned());
+        let loose = br#"{"dest": "emdata", "minz": "3", "maxz": 1030.0, "shard-size": "1024",
+            "bbox": "[1300 1100]", "writeRaw": "True", "resolution": "4.5"}"#;
+        assert_eq!(NgMetaRequest::from_json(loose).unwrap(), meta());
+        let loose = br#"{"dest": "gs://lab/run1/", "source": "emdata-tmp", "start": "[1, 1, 1]",
+            "minz": 3, "maxz": "1030", "bbox": ["1300", 1100], "writeRaw": "false",
+            "jpeg-quality": "90"}"#;
+        assert_eq!(NgShardRequest::from_json(loose).unwrap(), shard());
     }
 }

@@ -6,6 +6,7 @@
 //! output pixel to the source, as `data = (A, B, C, D, E, F)` with `x_in = A·x + B·y + C` and
 //! `y_in = D·x + E·y + F`; [`AffineTransform::inverse`] computes it.
 
+use crate::request::wire::TRANSFORM;
 use crate::{Error, Result};
 
 /// An affine transform from raw-slice pixels to the aligned frame, as the request gives it.
@@ -63,7 +64,7 @@ impl AffineTransform {
         let columns = self.columns;
         if let Some((i, v)) = columns.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::bad_field(
-                "transform",
+                TRANSFORM,
                 format!("coefficient {i} is {v}, expected a finite number"),
             ));
         }
@@ -71,14 +72,14 @@ impl AffineTransform {
         let det = a * d - b * c;
         if det == 0.0 || !det.is_finite() {
             return Err(Error::bad_field(
-                "transform",
+                TRANSFORM,
                 format!("not invertible (determinant {det})"),
             ));
         }
         let inverse = inverse_coefficients(columns);
         if inverse.iter().any(|v| !v.is_finite()) {
             return Err(Error::bad_field(
-                "transform",
+                TRANSFORM,
                 format!("not invertible in f64 (determinant {det:e}, inverse {inverse:?})"),
             ));
         }

@@ -1,5 +1,6 @@
-//! An in-memory store for unit tests: objects by `bucket/name`; a streamed object appears, whole,
-//! only when its writer finishes, as in the real stores.
+//! An in-memory store for tests: objects by `bucket/name`; a streamed object appears, whole, only
+//! when its writer finishes, as in the real stores. The crate's unit tests use it, and with the
+//! `test-support` feature so do the fuzz targets.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,8 +11,8 @@ use super::{FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, Streami
 use crate::{Error, Result};
 
 /// Objects by `bucket/name`.
-#[derive(Default)]
-pub(crate) struct MemoryStorage(RefCell<BTreeMap<String, Vec<u8>>>);
+#[derive(Debug, Default)]
+pub struct MemoryStorage(RefCell<BTreeMap<String, Vec<u8>>>);
 
 impl MemoryStorage {
     fn key(object: &ObjectPath) -> String {
@@ -19,7 +20,7 @@ impl MemoryStorage {
     }
 
     /// The objects in `bucket`, by name.
-    pub(crate) fn bucket(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    pub fn bucket(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
         let prefix = format!("{bucket}/");
         self.0
             .borrow()
@@ -29,17 +30,17 @@ impl MemoryStorage {
     }
 
     /// The object's bytes, if it exists.
-    pub(crate) fn bytes(&self, object: &ObjectPath) -> Option<Vec<u8>> {
+    pub fn bytes(&self, object: &ObjectPath) -> Option<Vec<u8>> {
         self.0.borrow().get(&Self::key(object)).cloned()
     }
 
     /// Puts `bytes` at `object` at once, bypassing the trait.
-    pub(crate) fn insert(&self, object: &ObjectPath, bytes: Vec<u8>) {
+    pub fn insert(&self, object: &ObjectPath, bytes: Vec<u8>) {
         self.0.borrow_mut().insert(Self::key(object), bytes);
     }
 
     /// Removes `object`; returns its bytes if it existed.
-    pub(crate) fn remove(&self, object: &ObjectPath) -> Option<Vec<u8>> {
+    pub fn remove(&self, object: &ObjectPath) -> Option<Vec<u8>> {
         self.0.borrow_mut().remove(&Self::key(object))
     }
 }
@@ -49,10 +50,15 @@ impl Storage for MemoryStorage {
         self.bytes(object).ok_or_else(|| Error::not_found(object))
     }
 
+    /// Like a real store, a range past the end yields the bytes there are. Only the range is
+    /// copied, so a reader's memory use is its own.
     async fn get_range(&self, object: &ObjectPath, range: Range<u64>) -> Result<Vec<u8>> {
-        let bytes = self.get(object).await?;
-        let end = (range.end as usize).min(bytes.len());
-        let start = (range.start as usize).min(end);
+        let objects = self.0.borrow();
+        let bytes = objects
+            .get(&Self::key(object))
+            .ok_or_else(|| Error::not_found(object))?;
+        let end = usize::try_from(range.end).map_or(bytes.len(), |end| end.min(bytes.len()));
+        let start = usize::try_from(range.start).map_or(end, |start| start.min(end));
         Ok(bytes[start..end].to_vec())
     }
 
@@ -63,7 +69,8 @@ impl Storage for MemoryStorage {
 }
 
 /// An object being written: visible only when finished.
-pub(crate) struct MemoryWriter<'a> {
+#[derive(Debug)]
+pub struct MemoryWriter<'a> {
     storage: &'a MemoryStorage,
     object: ObjectPath,
     prefix_len: u64,

@@ -9,10 +9,12 @@ pub mod fs;
 pub mod gcs;
 pub mod http_client;
 pub mod location;
-#[cfg(test)]
-pub(crate) mod memory;
+#[cfg(any(test, feature = "test-support"))]
+pub mod memory;
 pub mod retry;
 pub mod router;
+#[cfg(test)]
+pub(crate) mod scripted_client;
 
 use crate::Result;
 use location::ObjectPath;

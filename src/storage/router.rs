@@ -16,7 +16,8 @@ use std::ops::Range;
 pub enum DefaultStore {
     /// Folders of the data directory: bucket B is `<data-dir>/B`.
     Local,
-    /// Google Cloud Storage buckets (or the emulator's, with `STORAGE_EMULATOR_HOST`).
+    /// Google Cloud Storage buckets (or the emulator's, with
+    /// [`EMULATOR_HOST_ENV`](crate::guest_env::EMULATOR_HOST_ENV) set).
     Gcs,
 }
 
@@ -34,11 +35,12 @@ impl DefaultStore {
 
     /// What it means, for command-line help.
     #[cfg(feature = "clap")]
-    fn description(self) -> &'static str {
+    fn description(self) -> String {
         match self {
-            Self::Local => "folders of the data directory: bucket B is <data-dir>/B",
+            Self::Local => "folders of the data directory: bucket B is <data-dir>/B".to_owned(),
             Self::Gcs => {
-                "Google Cloud Storage buckets (or the emulator's, with STORAGE_EMULATOR_HOST)"
+                let emulator = crate::guest_env::EMULATOR_HOST_ENV;
+                format!("Google Cloud Storage buckets (or the emulator's, with {emulator})")
             }
         }
     }

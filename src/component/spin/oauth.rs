@@ -224,77 +224,9 @@ impl<C: HttpClient> HttpClient for AuthorizingClient<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::scripted_client::{ScriptedClient, answer};
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     use rsa::{Generate, PrivateKey};
-    use std::cell::RefCell;
-
-    /// A request as it reached the inner client.
-    struct Sent {
-        url: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    }
-
-    /// Answers requests from a script and records what was sent.
-    struct ScriptedClient {
-        answers: RefCell<Vec<Result<HttpResponse, TransportError>>>,
-        sent: RefCell<Vec<Sent>>,
-    }
-
-    impl fmt::Debug for ScriptedClient {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("ScriptedClient")
-        }
-    }
-
-    impl ScriptedClient {
-        fn new(mut answers: Vec<Result<HttpResponse, TransportError>>) -> Self {
-            answers.reverse();
-            Self {
-                answers: RefCell::new(answers),
-                sent: RefCell::new(Vec::new()),
-            }
-        }
-
-        fn urls(&self) -> Vec<String> {
-            self.sent.borrow().iter().map(|s| s.url.clone()).collect()
-        }
-
-        fn authorization(&self, i: usize) -> Option<String> {
-            self.sent.borrow()[i]
-                .headers
-                .iter()
-                .find(|(n, _)| n == "authorization")
-                .map(|(_, v)| v.clone())
-        }
-    }
-
-    impl HttpClient for ScriptedClient {
-        async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
-            self.sent.borrow_mut().push(Sent {
-                url: request.uri().to_string(),
-                headers: request
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-                    .collect(),
-                body: request.body().to_vec(),
-            });
-            self.answers
-                .borrow_mut()
-                .pop()
-                .expect("the script has an answer for every request")
-        }
-
-        async fn sleep(&self, _: Duration) {}
-    }
-
-    fn answer(status: u16, body: &str) -> Result<HttpResponse, TransportError> {
-        Ok(http::Response::builder()
-            .status(status)
-            .body(body.as_bytes().to_vec())
-            .unwrap())
-    }
 
     fn token(value: &str, expires_in: u64) -> Result<HttpResponse, TransportError> {
         answer(
@@ -354,13 +286,13 @@ mod tests {
             )
             .expect("a JWT-bearer grant");
         assert_eq!(assertion.split('.').count(), 3);
-        assert_eq!(client.authorization(0), None);
+        assert_eq!(client.header(0, "authorization"), None);
         assert_eq!(
-            client.authorization(1).as_deref(),
+            client.header(1, "authorization").as_deref(),
             Some("Bearer ya29.first")
         );
         assert_eq!(
-            client.authorization(2).as_deref(),
+            client.header(2, "authorization").as_deref(),
             Some("Bearer ya29.first")
         );
         // The caller's own headers are kept.
@@ -386,7 +318,10 @@ mod tests {
         pollster::block_on(authorizing.send(&get(OBJECT))).unwrap();
         let client = &authorizing.inner;
         assert_eq!(client.urls(), [TOKEN_URL, OBJECT, TOKEN_URL, OBJECT]);
-        assert_eq!(client.authorization(3).as_deref(), Some("Bearer ya29.next"));
+        assert_eq!(
+            client.header(3, "authorization").as_deref(),
+            Some("Bearer ya29.next")
+        );
 
         let start = Instant::now();
         let hour = AccessToken::new(String::new(), start, Duration::from_secs(3600));
@@ -407,7 +342,7 @@ mod tests {
         assert_eq!(first.status(), 401);
         pollster::block_on(authorizing.send(&get(OBJECT))).unwrap();
         assert_eq!(
-            authorizing.inner.authorization(3).as_deref(),
+            authorizing.inner.header(3, "authorization").as_deref(),
             Some("Bearer ya29.new")
         );
     }
@@ -421,14 +356,14 @@ mod tests {
         pollster::block_on(authorizing.send(&get(emulator))).unwrap();
         pollster::block_on(authorizing.send(&get(lookalike))).unwrap();
         assert_eq!(authorizing.inner.urls(), [emulator, lookalike]);
-        assert_eq!(authorizing.inner.authorization(0), None);
-        assert_eq!(authorizing.inner.authorization(1), None);
+        assert_eq!(authorizing.inner.header(0, "authorization"), None);
+        assert_eq!(authorizing.inner.header(1, "authorization"), None);
 
         let client = ScriptedClient::new(vec![answer(200, "a")]);
         let keyless = AuthorizingClient::new(client, None);
         pollster::block_on(keyless.send(&get(OBJECT))).unwrap();
         assert_eq!(keyless.inner.urls(), [OBJECT]);
-        assert_eq!(keyless.inner.authorization(0), None);
+        assert_eq!(keyless.inner.header(0, "authorization"), None);
     }
 
     #[test]
