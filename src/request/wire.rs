@@ -109,16 +109,6 @@ fn default_jpeg_quality() -> u8 {
 mod tests {
     use super::*;
 
-    fn keys(json: &[u8]) -> Vec<String> {
-        let value: serde_json::Value = serde_json::from_slice(json).expect("JSON");
-        value
-            .as_object()
-            .expect("an object")
-            .keys()
-            .cloned()
-            .collect()
-    }
-
     #[test]
     fn serde_spellings_are_the_keys() {
         // serde's attributes take literals only; this holds them to the constants.
@@ -129,10 +119,13 @@ mod tests {
             write_raw: false,
             jpeg_quality: 90,
         };
-        assert_eq!(
-            keys(&serde_json::to_vec(&fields).unwrap()),
-            [BBOX, JPEG_QUALITY, MAXZ, MINZ, WRITE_RAW]
-        );
+        let json = serde_json::to_value(&fields).unwrap();
+        for (key, value) in [(BBOX, "[1300,1100]"), (MINZ, "3"), (MAXZ, "1030")] {
+            assert_eq!(json[key].to_string(), value, "{key}");
+        }
+        let (write_raw, quality) = (json[WRITE_RAW].as_bool(), json[JPEG_QUALITY].as_u64());
+        assert_eq!((write_raw, quality), (Some(false), Some(90)));
+        assert_eq!(json.as_object().map(|o| o.len()), Some(5));
         let file = format!(
             r#"{{"{DEST}": "lab", "{DEST_TMP}": "t", "{BBOX}": [1, 1], "{RESOLUTION}": 4,
                 "{WRITE_RAW}": true, "{JPEG_QUALITY}": 80, "slices": []}}"#
