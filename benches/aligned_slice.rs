@@ -167,6 +167,7 @@ fn main() -> Result<(), emwrite::Error> {
             dest_tmp: Location::parse("dest-tmp", "lab/tmp")?,
             slice: 0,
             shard_size: 1024,
+            window: None,
         };
         let written = measure("strips", w * h, || {
             pollster::block_on(emwrite::tasks::aligned_slice::run(&store, &request))

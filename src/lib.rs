@@ -19,6 +19,7 @@ pub mod slice_image;
 pub mod storage;
 pub mod tasks;
 pub mod tilepack;
+pub mod window;
 
 #[cfg(any(target_family = "wasm", feature = "spin"))]
 pub mod component;

@@ -1,16 +1,20 @@
-//! Decoding a raw slice image: 8-bit grayscale PNG, TIFF or JPEG, within a memory limit.
+//! Decoding a raw slice image: 8-bit grayscale PNG, TIFF or JPEG, within a memory limit, or a
+//! 16-bit grayscale PNG or TIFF mapped to 8 bits through the request's [`Window`].
 //!
 //! The original service read slices with Pillow and required 8-bit grayscale (docs/design.md §4
-//! "alignedslice"); colour and 16-bit images are an error naming the object, not a conversion.
+//! "alignedslice"); colour images, and 16-bit ones without a window, are an error naming the
+//! object, not a guess.
 //!
-//! [`SliceRows`] reads a slice band of rows by band, top to bottom: a plain 8-bit grey PNG
-//! (not interlaced, no transparency) is fetched in range reads and decoded row by row, keeping
+//! [`SliceRows`] reads a slice band of rows by band, top to bottom: a plain 8-bit grey PNG, or a
+//! 16-bit one with a window (not interlaced, no transparency) is fetched in range reads and
+//! decoded row by row, keeping
 //! only the rows asked for; anything else (TIFF, JPEG, other PNGs, and every error) goes
 //! through [`decode_gray`] whole, as before, so results and messages stay the same.
 
 use crate::resample::bicubic::SourceRows;
 use crate::storage::Storage;
 use crate::storage::location::ObjectPath;
+use crate::window::Window;
 use crate::{Error, ErrorKind, Result};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -45,6 +49,16 @@ pub struct GrayImage {
 /// assert!(decode_gray(b"not an image", &what).is_err());
 /// ```
 pub fn decode_gray(bytes: &[u8], what: &ObjectPath) -> Result<GrayImage> {
+    decode_windowed(bytes, what, None)
+}
+
+/// Decodes `bytes` (the object `what`): an 8-bit grayscale image, or a 16-bit one when a
+/// `window` maps it to 8 bits. The window maps an 8-bit image too.
+pub fn decode_windowed(
+    bytes: &[u8],
+    what: &ObjectPath,
+    window: Option<Window>,
+) -> Result<GrayImage> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::unreadable(what, e))?;
@@ -58,19 +72,65 @@ pub fn decode_gray(bytes: &[u8], what: &ObjectPath) -> Result<GrayImage> {
         ),
         other => Error::unreadable(what, format!("cannot decode image: {other}")),
     })?;
-    let color = image.color();
-    let image::DynamicImage::ImageLuma8(gray) = image else {
-        return Err(Error::unreadable(
-            what,
-            format!("expected an 8-bit grayscale image, got {color:?}"),
-        ));
+    let (width, height) = (image.width(), image.height());
+    let pixels = match (image, window) {
+        (image::DynamicImage::ImageLuma8(gray), None) => gray.into_raw(),
+        (image::DynamicImage::ImageLuma8(gray), Some(window)) => {
+            let mut pixels = gray.into_raw();
+            pixels
+                .iter_mut()
+                .for_each(|v| *v = window.map(u16::from(*v)));
+            pixels
+        }
+        (image::DynamicImage::ImageLuma16(gray), Some(window)) => {
+            let table = window.table();
+            gray.pixels().map(|p| table[usize::from(p.0[0])]).collect()
+        }
+        (image::DynamicImage::ImageLuma16(_), None) => {
+            return Err(Error::unreadable(
+                what,
+                format!(
+                    "expected an 8-bit grayscale image, got L16: give a {}: [low, high] to map \
+                     a 16-bit image to 8 bits",
+                    crate::request::wire::WINDOW
+                ),
+            ));
+        }
+        (other, _) => {
+            return Err(Error::unreadable(
+                what,
+                format!("expected an 8-bit grayscale image, got {:?}", other.color()),
+            ));
+        }
     };
-    let (width, height) = gray.dimensions();
     Ok(GrayImage {
-        pixels: gray.into_raw(),
+        pixels,
         width,
         height,
     })
+}
+
+/// How many pixels of `bytes` (the object `what`, 8- or 16-bit grey) have each value: 65,536
+/// counts, from which a window is chosen (the host's `emwrite window`).
+pub fn value_histogram(bytes: &[u8], what: &ObjectPath) -> Result<Vec<u64>> {
+    let image = image::load_from_memory(bytes)
+        .map_err(|e| Error::unreadable(what, format!("cannot decode image: {e}")))?;
+    let mut counts = vec![0u64; 1 << 16];
+    match image {
+        image::DynamicImage::ImageLuma8(gray) => {
+            gray.pixels().for_each(|p| counts[usize::from(p.0[0])] += 1);
+        }
+        image::DynamicImage::ImageLuma16(gray) => {
+            gray.pixels().for_each(|p| counts[usize::from(p.0[0])] += 1);
+        }
+        other => {
+            return Err(Error::unreadable(
+                what,
+                format!("expected a grayscale image, got {:?}", other.color()),
+            ));
+        }
+    }
+    Ok(counts)
 }
 
 /// Encoded bytes fetched per range read while decoding progressively: few requests, little
@@ -95,16 +155,22 @@ enum Rows {
 }
 
 impl SliceRows {
-    /// Opens the slice `object`: reads its first bytes, and its header if it is a PNG; decodes
-    /// it whole unless it is a PNG that can be decoded row by row.
-    pub async fn open(storage: &impl Storage, object: &ObjectPath) -> Result<Self> {
-        Self::open_fetching(storage, object, FETCH_BYTES).await
+    /// Opens the slice `object`, its values mapped through `window` if given: reads its first
+    /// bytes, and its header if it is a PNG; decodes it whole unless it is a PNG that can be
+    /// decoded row by row.
+    pub async fn open(
+        storage: &impl Storage,
+        object: &ObjectPath,
+        window: Option<Window>,
+    ) -> Result<Self> {
+        Self::open_fetching(storage, object, window, FETCH_BYTES).await
     }
 
     /// [`Self::open`], reading `fetch_bytes` at a time.
     async fn open_fetching(
         storage: &impl Storage,
         object: &ObjectPath,
+        window: Option<Window>,
         fetch_bytes: u64,
     ) -> Result<Self> {
         let mut wanted = fetch_bytes;
@@ -112,17 +178,21 @@ impl SliceRows {
             let head = storage.get_range(object, 0..wanted).await?;
             let complete = (head.len() as u64) < wanted;
             if !head.starts_with(PNG_SIGNATURE) {
-                return Self::decode_whole(storage, object, head, complete).await;
+                return Self::decode_whole(storage, object, window, head, complete).await;
             }
             let fetched = head.len() as u64;
             let input = QueuedInput::default();
             // The decoder takes the bytes; a PNG it cannot stream is read again, whole.
             input.push(head);
             match png::Decoder::new(input.clone()).read_info() {
-                Ok(reader) if streamable(&reader) => {
+                Ok(reader) if streamable(&reader, window.is_some()) => {
                     let info = reader.info();
                     let (width, height) = (info.width as usize, info.height as usize);
+                    let sixteen = info.bit_depth == png::BitDepth::Sixteen;
                     let png = ProgressivePng {
+                        window_of_values: window,
+                        levels: window.map(Window::table),
+                        wide_row: vec![0; if sixteen { 2 * width } else { 0 }],
                         object: object.clone(),
                         input,
                         reader,
@@ -148,7 +218,7 @@ impl SliceRows {
                 }
                 // Colour, 16-bit, interlaced or broken: the whole-image path says why, as
                 // before, or decodes what it can.
-                _ => return Self::decode_whole(storage, object, Vec::new(), false).await,
+                _ => return Self::decode_whole(storage, object, window, Vec::new(), false).await,
             }
         }
     }
@@ -157,6 +227,7 @@ impl SliceRows {
     async fn decode_whole(
         storage: &impl Storage,
         object: &ObjectPath,
+        window: Option<Window>,
         head: Vec<u8>,
         complete: bool,
     ) -> Result<Self> {
@@ -166,7 +237,7 @@ impl SliceRows {
             drop(head);
             storage.get(object).await?
         };
-        let image = decode_gray(&encoded, object)?;
+        let image = decode_windowed(&encoded, object, window)?;
         Ok(Self {
             width: image.width as usize,
             height: image.height as usize,
@@ -195,8 +266,9 @@ impl SliceRows {
         match self.rows {
             Rows::Whole(_) => Ok(self),
             Rows::Progressive(png) => {
+                let window = png.window_of_values;
                 drop(png);
-                Self::decode_whole(storage, object, Vec::new(), false).await
+                Self::decode_whole(storage, object, window, Vec::new(), false).await
             }
         }
     }
@@ -235,22 +307,32 @@ impl SliceRows {
     }
 }
 
-/// Whether `reader`'s image decodes row by row to exactly what [`decode_gray`] gives: 8-bit
-/// grey, not interlaced (rows come in passes), no transparency (`image` would make it grey and
-/// alpha), a single image.
-fn streamable<R: BufRead + Seek>(reader: &png::Reader<R>) -> bool {
+/// Whether `reader`'s image decodes row by row to exactly what [`decode_windowed`] gives: 8-bit
+/// grey, or 16-bit grey when `windowed`, not interlaced (rows come in passes), no transparency
+/// (`image` would make it grey and alpha), a single image.
+fn streamable<R: BufRead + Seek>(reader: &png::Reader<R>, windowed: bool) -> bool {
     let info = reader.info();
+    let depth = match info.bit_depth {
+        png::BitDepth::Eight => png::BitDepth::Eight,
+        png::BitDepth::Sixteen if windowed => png::BitDepth::Sixteen,
+        _ => return false,
+    };
     info.color_type == png::ColorType::Grayscale
-        && info.bit_depth == png::BitDepth::Eight
         && !info.interlaced
         && info.trns.is_none()
         && info.animation_control.is_none()
-        && reader.output_color_type() == (png::ColorType::Grayscale, png::BitDepth::Eight)
+        && reader.output_color_type() == (png::ColorType::Grayscale, depth)
 }
 
 /// A PNG being decoded row by row, its encoded bytes fetched as the decoder needs them.
 struct ProgressivePng {
     object: ObjectPath,
+    /// The request's window, kept for [`SliceRows::into_whole`].
+    window_of_values: Option<Window>,
+    /// The window's 8-bit value of each input value ([`Window::table`]), when there is one.
+    levels: Option<Vec<u8>>,
+    /// A 16-bit row as decoded (big-endian), before the window; empty for 8-bit images.
+    wide_row: Vec<u8>,
     input: QueuedInput,
     reader: png::Reader<QueuedInput>,
     /// Encoded bytes fetched so far.
@@ -301,8 +383,24 @@ impl ProgressivePng {
     async fn decode_row(&mut self, storage: &impl Storage, at: usize) -> Result<()> {
         loop {
             let row = &mut self.window[at..at + self.width];
-            match self.reader.read_row(row) {
+            let decoded = if self.wide_row.is_empty() {
+                self.reader.read_row(row)
+            } else {
+                self.reader.read_row(&mut self.wide_row)
+            };
+            match decoded {
                 Ok(Some(_)) => {
+                    match (&self.levels, self.wide_row.is_empty()) {
+                        (Some(levels), false) => {
+                            for (out, wide) in row.iter_mut().zip(self.wide_row.chunks_exact(2)) {
+                                *out = levels[usize::from(u16::from_be_bytes([wide[0], wide[1]]))];
+                            }
+                        }
+                        (Some(levels), true) => {
+                            row.iter_mut().for_each(|v| *v = levels[usize::from(*v)]);
+                        }
+                        (None, _) => {}
+                    }
                     self.next_row += 1;
                     return Ok(());
                 }
@@ -469,11 +567,21 @@ mod tests {
 
     /// Reads `bands` of the slice `bytes` and checks each against the whole decode.
     fn read_bands(bytes: Vec<u8>, fetch: u64, bands: &[Range<usize>]) -> (bool, u32) {
-        let whole = decode_gray(&bytes, &what()).unwrap();
+        read_windowed_bands(bytes, None, fetch, bands)
+    }
+
+    /// [`read_bands`] with the values mapped through `window`.
+    fn read_windowed_bands(
+        bytes: Vec<u8>,
+        window: Option<Window>,
+        fetch: u64,
+        bands: &[Range<usize>],
+    ) -> (bool, u32) {
+        let whole = decode_windowed(&bytes, &what(), window).unwrap();
         let w = whole.width as usize;
         let store = OneObject::new(bytes);
         let mut slice =
-            pollster::block_on(SliceRows::open_fetching(&store, &what(), fetch)).unwrap();
+            pollster::block_on(SliceRows::open_fetching(&store, &what(), window, fetch)).unwrap();
         assert_eq!((slice.width(), slice.height()), (w, whole.height as usize));
         let progressive = slice.is_progressive();
         for rows in bands {
@@ -508,6 +616,47 @@ mod tests {
         read_bands(png, 1 << 20, &[0..400, 299..500]);
     }
 
+    /// A 16-bit grey image of `w` × `h` values spread over the whole range, and its bytes as
+    /// `format`.
+    fn sixteen_bit(w: u32, h: u32, format: image::ImageFormat) -> (Vec<u16>, Vec<u8>) {
+        let values: Vec<u16> = (0..w * h)
+            .map(|i| (i.wrapping_mul(40_503) >> 3) as u16)
+            .collect();
+        let image = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, values.clone());
+        let mut bytes = Vec::new();
+        image
+            .unwrap()
+            .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+            .unwrap();
+        (values, bytes)
+    }
+
+    #[test]
+    fn sixteen_bit_slices_map_through_the_window_row_by_row_or_whole() {
+        let window = Window::new(1000, 50_000).unwrap();
+        for format in [image::ImageFormat::Png, image::ImageFormat::Tiff] {
+            let (values, bytes) = sixteen_bit(61, 90, format);
+            let whole = decode_windowed(&bytes, &what(), Some(window)).unwrap();
+            let expected: Vec<u8> = values.iter().map(|&v| window.map(v)).collect();
+            assert_eq!(whole.pixels, expected, "{format:?}");
+            let (progressive, _) =
+                read_windowed_bands(bytes, Some(window), 500, &[0..10, 5..60, 80..90]);
+            assert_eq!(progressive, format == image::ImageFormat::Png, "{format:?}");
+        }
+        // Without a window a 16-bit slice is refused, naming the field to give.
+        let (_, png) = sixteen_bit(5, 5, image::ImageFormat::Png);
+        let store = OneObject::new(png);
+        let e = pollster::block_on(SliceRows::open(&store, &what(), None))
+            .err()
+            .unwrap();
+        assert!(e.message().contains("give a window: [low, high]"), "{e}");
+        // An 8-bit slice maps through a window too, progressively as whole.
+        let png = crate::tilepack::encode_png(&noise(40, 30), 40, 30).unwrap();
+        let window = Some(Window::new(20, 200).unwrap());
+        let (progressive, _) = read_windowed_bands(png, window, 100, &[0..10, 10..30]);
+        assert!(progressive);
+    }
+
     #[test]
     fn other_images_are_decoded_whole_with_the_same_results() {
         let pixels = noise(40, 30);
@@ -540,7 +689,7 @@ mod tests {
     fn a_band_above_the_last_one_is_refused() {
         let png = crate::tilepack::encode_png(&noise(20, 20), 20, 20).unwrap();
         let store = OneObject::new(png);
-        let mut slice = pollster::block_on(SliceRows::open(&store, &what())).unwrap();
+        let mut slice = pollster::block_on(SliceRows::open(&store, &what(), None)).unwrap();
         pollster::block_on(slice.band(&store, 5..10)).unwrap();
         let e = pollster::block_on(slice.band(&store, 4..10)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Internal);
@@ -556,7 +705,7 @@ mod tests {
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         let store = OneObject::new(png);
-        let e = pollster::block_on(SliceRows::open(&store, &what()))
+        let e = pollster::block_on(SliceRows::open(&store, &what(), None))
             .err()
             .unwrap();
         assert!(
@@ -568,7 +717,8 @@ mod tests {
 
         let png = crate::tilepack::encode_png(&noise(64, 64), 64, 64).unwrap();
         let store = OneObject::new(png[..png.len() / 2].to_vec());
-        let mut slice = pollster::block_on(SliceRows::open_fetching(&store, &what(), 100)).unwrap();
+        let mut slice =
+            pollster::block_on(SliceRows::open_fetching(&store, &what(), None, 100)).unwrap();
         let e = pollster::block_on(slice.band(&store, 0..64)).err().unwrap();
         assert_eq!(e.kind(), ErrorKind::UnreadableInput);
         assert!(e.message().contains("cannot decode image"), "{e}");

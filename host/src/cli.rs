@@ -68,6 +68,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Tasks of a stack finished per phase, from what storage holds.
     Status(StatusArgs),
+    /// Suggest the window that maps a 16-bit stack to 8 bits, from a sample of its raw slices.
+    Window(WindowArgs),
     /// Serve a local volume to Neuroglancer on loopback and print the link that opens it (for a
     /// GCS volume: print its link).
     View(ViewArgs),
@@ -266,6 +268,36 @@ pub struct StatusArgs {
     pub engine: EngineArgs,
 }
 
+/// Options of `emwrite window`.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// The stack.
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// The engine (its stores and reach).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Raw slices read, spread evenly through the stack.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub sample: usize,
+    /// The percentiles of the sampled pixels that become LOW and HIGH.
+    #[arg(long, value_name = "LOW,HIGH", default_value = "0.5,99.5", value_parser = parse_percentiles)]
+    pub percentiles: [f64; 2],
+}
+
+/// `--percentiles 0.5,99.5`.
+fn parse_percentiles(text: &str) -> Result<[f64; 2], String> {
+    let parts: Vec<Option<f64>> = text.split(',').map(|p| p.trim().parse().ok()).collect();
+    match parts.as_slice() {
+        [Some(low), Some(high)] if (0.0..=100.0).contains(low) && low < high && *high <= 100.0 => {
+            Ok([*low, *high])
+        }
+        _ => Err(format!(
+            "{text:?}: expected LOW,HIGH with 0 ≤ LOW < HIGH ≤ 100, e.g. 0.5,99.5"
+        )),
+    }
+}
+
 /// Options of `emwrite view`.
 #[derive(Debug, Args)]
 pub struct ViewArgs {
@@ -311,6 +343,14 @@ pub struct StackArgs {
     /// JPEG quality of the volume, 1-100 [CSV default: 75].
     #[arg(long, value_name = "Q")]
     jpeg_quality: Option<u8>,
+    /// Maps 16-bit slices to 8 bits: LOW and below to 0, HIGH and above to 255, linear between
+    /// (replaces the JSON's "window"; `emwrite window STACK` suggests one).
+    #[arg(long, value_name = "LOW,HIGH", value_parser = parse_window)]
+    window: Option<[u64; 2]>,
+    /// Fills slices missing between the first and last z with black, instead of refusing the
+    /// stack (as "fill-missing": true in a JSON stack file).
+    #[arg(long)]
+    fill_missing: bool,
 }
 
 impl StackArgs {
@@ -324,9 +364,29 @@ impl StackArgs {
             resolution: self.resolution,
             write_raw: self.write_raw,
             jpeg_quality: self.jpeg_quality,
+            window: self.window,
+            fill_missing: self.fill_missing.then_some(true),
         };
         let text = self.stack.read(allow_hosts)?;
         parse::parse(&self.stack, &text, &overrides)
+    }
+}
+
+/// `--window 100,4000`.
+fn parse_window(text: &str) -> Result<[u64; 2], String> {
+    match text
+        .split(',')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [low, high] => match (low.parse(), high.parse()) {
+            (Ok(low), Ok(high)) => Ok([low, high]),
+            _ => Err(format!(
+                "{text:?}: expected LOW,HIGH in whole numbers, e.g. 100,4000"
+            )),
+        },
+        _ => Err(format!("{text:?}: expected LOW,HIGH, e.g. 100,4000")),
     }
 }
 

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::View(args) => commands::view::run(args),
+        Command::Window(args) => commands::window::run(args),
         Command::Precompile => commands::precompile::run(),
     };
     match result {

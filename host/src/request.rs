@@ -69,6 +69,7 @@ mod tests {
                 dest_tmp: location("gs://lab/tmp"),
                 slice: 3,
                 shard_size: 1024,
+                window: Some(emwrite::window::Window::new(9, 900).expect("a window")),
             }),
             Request::NgMeta(NgMetaRequest {
                 dest: location("emdata"),
@@ -87,6 +88,7 @@ mod tests {
                 bbox: [1300, 1100],
                 write_raw: false,
                 jpeg_quality: 90,
+                missing: vec![7],
             }),
         ];
         for (request, endpoint) in requests.into_iter().zip(Endpoint::ALL) {

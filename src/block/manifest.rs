@@ -55,6 +55,8 @@ pub struct BlockManifest {
     pub write_raw: bool,
     /// The request's `jpeg-quality`.
     pub jpeg_quality: u8,
+    /// The request's `missing` slices inside the block ([`NgShardRequest::missing_in_block`]).
+    pub missing: Vec<u32>,
     /// Every object the block wrote (its shards; none for an all-zero block), by name.
     pub objects: Vec<ListedObject>,
 }
@@ -83,6 +85,7 @@ impl From<BlockManifest> for ManifestJson {
                 maxz: manifest.maxz,
                 write_raw: manifest.write_raw,
                 jpeg_quality: manifest.jpeg_quality,
+                missing: manifest.missing,
             },
             objects: manifest.objects,
         }
@@ -97,6 +100,7 @@ impl From<ManifestJson> for BlockManifest {
             maxz,
             write_raw,
             jpeg_quality,
+            missing,
         } = json.request;
         Self {
             format: json.format,
@@ -106,6 +110,7 @@ impl From<ManifestJson> for BlockManifest {
             maxz,
             write_raw,
             jpeg_quality,
+            missing,
             objects: json.objects,
         }
     }
@@ -133,6 +138,7 @@ impl BlockManifest {
             maxz: request.maxz,
             write_raw: request.write_raw,
             jpeg_quality: request.jpeg_quality,
+            missing: request.missing_in_block(),
             objects,
         }
     }
@@ -191,6 +197,8 @@ impl BlockManifest {
                 &self.jpeg_quality,
                 &expected.jpeg_quality,
             )
+        } else if self.missing != expected.missing {
+            differs(wire::MISSING, &self.missing, &expected.missing)
         } else {
             None
         }
@@ -289,6 +297,7 @@ mod tests {
             bbox: [2000, 900],
             write_raw: false,
             jpeg_quality: 75,
+            missing: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ use crate::layout::BlockHalf;
 use crate::request::wire::{DEST, DEST_TMP, SOURCE, TRANSFORM};
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, check_block_size};
 use crate::storage::location::Location;
+use crate::window::Window;
 use crate::{Error, ErrorKind, tasks};
 
 /// The component's implementation of the endpoint interfaces.
@@ -72,6 +73,7 @@ fn ng_shard_request(req: ng_shard::Request) -> Result<NgShardRequest, Error> {
         bbox: [req.bbox.0, req.bbox.1],
         write_raw: req.write_raw,
         jpeg_quality: req.jpeg_quality,
+        missing: req.missing,
     };
     request.validate()?;
     Ok(request)
@@ -96,6 +98,10 @@ impl aligned_slice::Guest for Component {
             dest_tmp: Location::parse(DEST_TMP, &req.dest_tmp)?,
             slice: req.slice,
             shard_size: req.shard_size,
+            window: req
+                .window
+                .map(|(low, high)| Window::new(low.into(), high.into()))
+                .transpose()?,
         };
         request.validate()?;
         let written =

@@ -12,13 +12,14 @@ pub mod wire;
 
 use serde_json::{Map, Value};
 
-use crate::layout::{BLOCK_EDGE, block_grid};
+use crate::layout::{BLOCK_EDGE, block_grid, block_origin};
 use crate::storage::location::{Location, check_object_name};
+use crate::window::Window;
 use crate::{Error, Result};
 use raw::LooseFields;
 use wire::{
-    BBOX, DEST, DEST_TMP, IMG, JPEG_QUALITY, MAXZ, MINZ, RESOLUTION, SHARD_SIZE, SLICE, SOURCE,
-    START, TRANSFORM, WRITE_RAW,
+    BBOX, DEST, DEST_TMP, IMG, JPEG_QUALITY, MAXZ, MINZ, MISSING, RESOLUTION, SHARD_SIZE, SLICE,
+    SOURCE, START, TRANSFORM, WINDOW, WRITE_RAW,
 };
 pub use wire::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM};
 
@@ -50,6 +51,8 @@ pub struct AlignedSliceRequest {
     pub slice: u32,
     /// Tile edge of the tile pack.
     pub shard_size: u32,
+    /// Maps a 16-bit slice to 8 bits; `None` for 8-bit slices, which a window would also map.
+    pub window: Option<Window>,
 }
 
 /// `POST /ngmeta`.
@@ -88,6 +91,8 @@ pub struct NgShardRequest {
     pub write_raw: bool,
     /// JPEG quality, 1–100.
     pub jpeg_quality: u8,
+    /// Slices of `[minz, maxz]` with no tile pack, black in the volume: ascending, no repeats.
+    pub missing: Vec<u32>,
 }
 
 /// `field`, an integer that must fit a u32.
@@ -180,6 +185,12 @@ impl AlignedSliceRequest {
             dest_tmp: location(&f, DEST_TMP)?,
             slice: u32_field(&f, SLICE)?,
             shard_size: f.optional(SHARD_SIZE, BLOCK_EDGE, u32_field)?,
+            window: f.optional(WINDOW, None, |f, field| {
+                let [low, high] = f.uints(field, 2)?[..] else {
+                    unreachable!("uints gives the 2 numbers asked for")
+                };
+                Window::new(low, high).map(Some)
+            })?,
         };
         request.validate()?;
         Ok(request)
@@ -197,15 +208,20 @@ impl AlignedSliceRequest {
     /// # Ok::<(), emwrite::Error>(())
     /// ```
     pub fn to_json(&self) -> Vec<u8> {
-        object([
-            (IMG, self.img.as_str().into()),
-            (TRANSFORM, self.transform.as_slice().into()),
-            (BBOX, self.bbox.as_slice().into()),
-            (DEST, self.dest.to_string().into()),
-            (DEST_TMP, self.dest_tmp.to_string().into()),
-            (SLICE, self.slice.into()),
-            (SHARD_SIZE, self.shard_size.into()),
-        ])
+        let window = self.window.map(|w| (WINDOW, w.bounds().as_slice().into()));
+        object(
+            [
+                (IMG, self.img.as_str().into()),
+                (TRANSFORM, self.transform.as_slice().into()),
+                (BBOX, self.bbox.as_slice().into()),
+                (DEST, self.dest.to_string().into()),
+                (DEST_TMP, self.dest_tmp.to_string().into()),
+                (SLICE, self.slice.into()),
+                (SHARD_SIZE, self.shard_size.into()),
+            ]
+            .into_iter()
+            .chain(window),
+        )
     }
 
     /// Checks the rules that do not depend on the JSON form.
@@ -295,6 +311,15 @@ impl NgShardRequest {
                     format!("must be between 1 and 100, got {quality}"),
                 )
             })?,
+            missing: f.optional(MISSING, Vec::new(), |f, field| {
+                f.uint_list(field)?
+                    .into_iter()
+                    .map(|z| {
+                        u32::try_from(z)
+                            .map_err(|_| Error::bad_field(field, format!("{z} is too large")))
+                    })
+                    .collect()
+            })?,
         };
         request.validate()?;
         Ok(request)
@@ -303,17 +328,35 @@ impl NgShardRequest {
     /// The request as the original's JSON body (with `shard-size`, which the original
     /// required), which [`NgShardRequest::from_json`] reads back to an equal request.
     pub fn to_json(&self) -> Vec<u8> {
-        object([
-            (DEST, self.dest.to_string().into()),
-            (SOURCE, self.source.to_string().into()),
-            (START, self.start.as_slice().into()),
-            (SHARD_SIZE, BLOCK_EDGE.into()),
-            (MINZ, self.minz.into()),
-            (MAXZ, self.maxz.into()),
-            (BBOX, self.bbox.as_slice().into()),
-            (WRITE_RAW, self.write_raw.into()),
-            (JPEG_QUALITY, self.jpeg_quality.into()),
-        ])
+        object(
+            [
+                (DEST, self.dest.to_string().into()),
+                (SOURCE, self.source.to_string().into()),
+                (START, self.start.as_slice().into()),
+                (SHARD_SIZE, BLOCK_EDGE.into()),
+                (MINZ, self.minz.into()),
+                (MAXZ, self.maxz.into()),
+                (BBOX, self.bbox.as_slice().into()),
+                (WRITE_RAW, self.write_raw.into()),
+                (JPEG_QUALITY, self.jpeg_quality.into()),
+            ]
+            .into_iter()
+            .chain((!self.missing.is_empty()).then(|| (MISSING, self.missing.as_slice().into()))),
+        )
+    }
+
+    /// Whether slice `z` is one of the request's [`missing`](Self::missing) slices.
+    pub fn is_missing(&self, z: u64) -> bool {
+        u32::try_from(z).is_ok_and(|z| self.missing.binary_search(&z).is_ok())
+    }
+
+    /// The missing slices inside the request's block: what decides the block's bytes, and what
+    /// its manifest records.
+    pub fn missing_in_block(&self) -> Vec<u32> {
+        let [_, _, z0] = block_origin(self.start);
+        let block = z0..z0 + u64::from(BLOCK_EDGE);
+        let inside = |z: &&u32| block.contains(&u64::from(**z));
+        self.missing.iter().filter(inside).copied().collect()
     }
 
     /// Checks the rules that do not depend on the JSON form, including that the block lies
@@ -325,6 +368,25 @@ impl NgShardRequest {
             return Err(Error::bad_field(
                 JPEG_QUALITY,
                 format!("must be between 1 and 100, got {}", self.jpeg_quality),
+            ));
+        }
+        if let Some(pair) = self.missing.windows(2).find(|pair| pair[0] >= pair[1]) {
+            return Err(Error::bad_field(
+                MISSING,
+                format!(
+                    "must ascend with no repeats, got {} then {}",
+                    pair[0], pair[1]
+                ),
+            ));
+        }
+        if let Some(z) = self
+            .missing
+            .iter()
+            .find(|&&z| z < self.minz || z > self.maxz)
+        {
+            return Err(Error::bad_field(
+                MISSING,
+                format!("{z} is outside minz..maxz ({}..{})", self.minz, self.maxz),
             ));
         }
         let blocks = block_grid(self.bbox, self.maxz);
@@ -434,6 +496,7 @@ mod tests {
             dest_tmp: location("lab-tmp"),
             slice: 3,
             shard_size: 512,
+            window: None,
         }
     }
 
@@ -458,6 +521,7 @@ mod tests {
             bbox: [1300, 1100],
             write_raw: false,
             jpeg_quality: 90,
+            missing: Vec::new(),
         }
     }
 
@@ -540,5 +604,57 @@ mod tests {
             "minz": 3, "maxz": "1030", "bbox": ["1300", 1100], "writeRaw": "false",
             "jpeg-quality": "90"}"#;
         assert_eq!(NgShardRequest::from_json(loose).unwrap(), shard());
+    }
+
+    #[test]
+    fn window_and_missing_round_trip_and_are_checked() {
+        let request = AlignedSliceRequest {
+            window: Some(Window::new(100, 4000).unwrap()),
+            ..aligned()
+        };
+        let json = request.to_json();
+        assert_eq!(AlignedSliceRequest::from_json(&json).unwrap(), request);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&json).unwrap()[WINDOW],
+            serde_json::json!([100, 4000])
+        );
+        let loose = ALIGNED.replace(r#""slice": "3""#, r#""slice": "3", "window": "[7 9]""#);
+        let request = AlignedSliceRequest::from_json(loose.as_bytes()).unwrap();
+        assert_eq!(request.window.map(Window::bounds), Some([7, 9]));
+        for (window, problem) in [
+            ("[9, 7]", "low must be below high"),
+            ("[1, 2, 3]", "expected 2"),
+        ] {
+            let body = ALIGNED.replace(
+                r#""slice": "3""#,
+                &format!(r#""slice": 3, "window": {window:?}"#),
+            );
+            let e = AlignedSliceRequest::from_json(body.as_bytes()).unwrap_err();
+            assert!(
+                e.message().starts_with("window: ") && e.message().contains(problem),
+                "{e}"
+            );
+        }
+
+        let request = NgShardRequest {
+            missing: vec![4, 1029],
+            ..shard()
+        };
+        assert_eq!(
+            NgShardRequest::from_json(&request.to_json()).unwrap(),
+            request
+        );
+        assert!(request.is_missing(1029) && !request.is_missing(5));
+        // Block [1, 1, 1] holds z 1024..2048.
+        assert_eq!(request.missing_in_block(), [1029]);
+        for (missing, problem) in [(vec![9, 4], "must ascend"), (vec![2], "outside minz..maxz")] {
+            let e = NgShardRequest { missing, ..shard() }
+                .validate()
+                .unwrap_err();
+            assert!(
+                e.message().starts_with("missing: ") && e.message().contains(problem),
+                "{e}"
+            );
+        }
     }
 }

@@ -90,6 +90,25 @@ impl LooseFields {
     /// A required list of finite numbers: a JSON array, or a string such as `"[1, 0, 0]"` or
     /// `"[1 0 0]"` (the original's README shows both). `len` is the exact count expected.
     pub fn numbers(&self, field: &str, len: usize) -> Result<Vec<f64>> {
+        let numbers = self.number_list(field, &format!("a list of {len} numbers"))?;
+        if numbers.len() != len {
+            return Err(Error::bad_field(
+                field,
+                format!("expected {len} numbers, got {}", numbers.len()),
+            ));
+        }
+        Ok(numbers)
+    }
+
+    /// A required list of non-negative integers of any length (see [`LooseFields::numbers`] for
+    /// the accepted forms).
+    pub fn uint_list(&self, field: &str) -> Result<Vec<u64>> {
+        let numbers = self.number_list(field, "a list of whole numbers")?;
+        whole_numbers(field, numbers)
+    }
+
+    /// The numbers of a list field, `expected` naming what was wanted when it is none.
+    fn number_list(&self, field: &str, expected: &str) -> Result<Vec<f64>> {
         let value = self.required(field)?;
         let numbers = match value {
             Value::Array(items) => items
@@ -103,36 +122,12 @@ impl LooseFields {
             Value::String(s) => parse_number_list(s),
             _ => None,
         };
-        let numbers = numbers.ok_or_else(|| {
-            Error::bad_field(
-                field,
-                format!("expected a list of {len} numbers, got {value}"),
-            )
-        })?;
-        if numbers.len() != len {
-            return Err(Error::bad_field(
-                field,
-                format!("expected {len} numbers, got {}", numbers.len()),
-            ));
-        }
-        Ok(numbers)
+        numbers.ok_or_else(|| Error::bad_field(field, format!("expected {expected}, got {value}")))
     }
 
     /// A list of non-negative integers (see [`LooseFields::numbers`] for the accepted forms).
     pub fn uints(&self, field: &str, len: usize) -> Result<Vec<u64>> {
-        self.numbers(field, len)?
-            .into_iter()
-            .map(|x| {
-                if x >= 0.0 && x.fract() == 0.0 && x <= u64::MAX as f64 {
-                    Ok(x as u64)
-                } else {
-                    Err(Error::bad_field(
-                        field,
-                        format!("expected non-negative integers, got {x}"),
-                    ))
-                }
-            })
-            .collect()
+        whole_numbers(field, self.numbers(field, len)?)
     }
 
     /// A boolean: JSON `true`/`false`, or the original's strings `"True"`/`"False"` in any case.
@@ -165,6 +160,23 @@ impl LooseFields {
 }
 
 /// `"[1, 0, 0]"`, `"[1 0 0]"`, `"1,0,0"`: brackets optional, commas and/or spaces between.
+/// `numbers` of `field` as non-negative integers.
+fn whole_numbers(field: &str, numbers: Vec<f64>) -> Result<Vec<u64>> {
+    numbers
+        .into_iter()
+        .map(|x| {
+            if x >= 0.0 && x.fract() == 0.0 && x <= u64::MAX as f64 {
+                Ok(x as u64)
+            } else {
+                Err(Error::bad_field(
+                    field,
+                    format!("expected non-negative integers, got {x}"),
+                ))
+            }
+        })
+        .collect()
+}
+
 fn parse_number_list(text: &str) -> Option<Vec<f64>> {
     let inner = text.trim();
     let inner = inner.strip_prefix('[').unwrap_or(inner);

@@ -39,6 +39,12 @@ pub const WRITE_RAW: &str = "writeRaw";
 pub const RESOLUTION: &str = "resolution";
 /// `jpeg-quality`: JPEG quality, 1–100 (ngshard; ours, not the original's).
 pub const JPEG_QUALITY: &str = "jpeg-quality";
+/// `window`: `[low, high]`, the 16-bit values that map to 0 and 255 (alignedslice; ours).
+pub const WINDOW: &str = "window";
+/// `missing`: the slices of `[minz, maxz]` that have no tile pack and are black (ngshard; ours).
+pub const MISSING: &str = "missing";
+/// `fill-missing`: a stack file's consent to fill its missing slices with black (the host's).
+pub const FILL_MISSING: &str = "fill-missing";
 
 /// tensorstore's default JPEG quality, which the original service used: `jpeg-quality` when
 /// absent.
@@ -64,6 +70,10 @@ pub struct BlockFields {
     /// As [`JPEG_QUALITY`].
     #[serde(rename = "jpeg-quality")]
     pub jpeg_quality: u8,
+    /// As [`MISSING`], only those in the block: absent when none, so a block of a stack without
+    /// gaps records what it always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<u32>,
 }
 
 /// A JSON stack file as the native host reads it (`emwrite pipeline STACK`): the fields every
@@ -93,6 +103,12 @@ pub struct StackFile<S> {
         default = "default_jpeg_quality"
     )]
     pub jpeg_quality: u8,
+    /// As [`WINDOW`], for 16-bit slices.
+    #[serde(default)]
+    pub window: Option<[u64; 2]>,
+    /// As [`FILL_MISSING`], default false: a gap in z is an error.
+    #[serde(rename = "fill-missing", alias = "fillMissing", default)]
+    pub fill_missing: bool,
     /// The slices, in file order.
     pub slices: Vec<S>,
 }
@@ -118,6 +134,7 @@ mod tests {
             maxz: 1030,
             write_raw: false,
             jpeg_quality: 90,
+            missing: Vec::new(),
         };
         let json = serde_json::to_value(&fields).unwrap();
         for (key, value) in [(BBOX, "[1300,1100]"), (MINZ, "3"), (MAXZ, "1030")] {
@@ -132,6 +149,20 @@ mod tests {
         );
         let file: StackFile<u32> = serde_json::from_str(&file).unwrap();
         assert_eq!((file.write_raw, file.jpeg_quality), (true, 80));
+        let gaps = BlockFields {
+            missing: vec![7, 9],
+            ..fields
+        };
+        assert_eq!(
+            serde_json::to_value(&gaps).unwrap()[MISSING],
+            serde_json::json!([7, 9])
+        );
+        let file = format!(
+            r#"{{"{DEST}": "lab", "{DEST_TMP}": "t", "{BBOX}": [1, 1], "{WINDOW}": [9, 900],
+                "{FILL_MISSING}": true, "slices": []}}"#
+        );
+        let file: StackFile<u32> = serde_json::from_str(&file).unwrap();
+        assert_eq!((file.window, file.fill_missing), (Some([9, 900]), true));
     }
 
     #[test]

@@ -58,7 +58,7 @@ async fn run_in_strips(
     let raw_object = raw_slice_object(&request.dest, &request.img);
     let aligned_object = aligned_slice_object(&request.dest, &request.img);
     let pack_object = tile_pack_object(&request.dest_tmp, request.slice.into());
-    let mut raw = SliceRows::open(storage, &raw_object).await?;
+    let mut raw = SliceRows::open(storage, &raw_object, request.window).await?;
 
     let inverse = AffineTransform::new(request.transform).inverse()?;
     let [out_w, out_h] = request.bbox;
@@ -216,6 +216,7 @@ mod tests {
             dest_tmp: Location::parse("dest-tmp", "lab-tmp").unwrap(),
             slice: 3,
             shard_size: 16,
+            window: None,
         };
         let written = pollster::block_on(run_in_strips(&store, &request, strip_rows)).unwrap();
 

@@ -222,7 +222,10 @@ async fn push_slabs<S: StreamingStorage>(
         &request.source,
         layout::tile_pack_header(request.bbox),
         [bx, by],
-        slabs.clone().flat_map(|index| slab_slices(request, index)),
+        slabs
+            .clone()
+            .flat_map(|index| slab_slices(request, index))
+            .filter(|&z| !request.is_missing(z)),
     );
     // What the slab before completed, still to be written.
     let mut unwritten = (Vec::new(), Vec::new());
@@ -231,7 +234,8 @@ async fn push_slabs<S: StreamingStorage>(
         if !zs.is_empty() {
             let mut stages = StageTimings::default();
             let z0 = slab_z0(request, index);
-            let push = push_slab(&mut tiles, pyramid, &mut slice, zs, z0, &mut stages);
+            let tiled = |z| zs.contains(&z) && !request.is_missing(z);
+            let push = push_slab(&mut tiles, pyramid, &mut slice, tiled, z0, &mut stages);
             let write = write_completed(storage, request, out, &mut open, unwritten);
             futures::try_join!(push, write)?;
             out.written.stages.fetch += stages.fetch;
@@ -260,20 +264,20 @@ async fn write_completed<'s, S: StreamingStorage>(
 }
 
 /// Pushes the slab of first slice `z0` into `pyramid`, slice by slice through `slice`: the
-/// tiles of slices `zs`, zeros for the others. Adds the time it waited for tiles and decoded
-/// them to `stages`.
+/// tiles of the slices `tiled` says have a tile pack, zeros for the others (outside
+/// `[minz, maxz]`, or missing). Adds the time it waited for tiles and decoded them to `stages`.
 async fn push_slab<S: Storage>(
     tiles: &mut TileReads<'_, S>,
     pyramid: &mut BlockPyramid,
     slice: &mut [u8],
-    zs: RangeInclusive<u64>,
+    tiled: impl Fn(u64) -> bool,
     z0: u64,
     stages: &mut StageTimings,
 ) -> Result<()> {
     for z in z0..z0 + BlockPyramid::SLAB_DEPTH as u64 {
         // Edge tiles and missing slices leave the rest of the slice 0.
         slice.fill(0);
-        if zs.contains(&z) {
+        if tiled(z) {
             let started = Instant::now();
             let next = tiles.next().await;
             stages.fetch += started.elapsed();
@@ -476,6 +480,7 @@ mod tests {
             bbox: BBOX,
             write_raw,
             jpeg_quality: 75,
+            missing: Vec::new(),
         }
     }
 
@@ -597,6 +602,59 @@ mod tests {
             .object("neuroglancer/jpeg/16.0x16.0x16.0/000000.shard");
         assert!(storage.remove(&shard).is_some());
         assert!(!block_on(finished::block_finished(&storage, &full)).expect("checks"));
+    }
+
+    /// Slices listed missing are not read and are black: the block is byte for byte the block
+    /// whose packs hold black tiles there (its manifest aside, which records them); without the
+    /// list, the absent pack is a 404.
+    #[test]
+    fn missing_slices_are_black_and_not_read() {
+        let storage = storage_with_stack();
+        let gaps = [510, 511];
+        let black = encode_tile_pack(&vec![0; 1100 * 1024], BBOX[0], BBOX[1], BLOCK_EDGE);
+        let black = black.expect("pack");
+        let black_stack = location("black-tiles");
+        for z in MINZ..=MAXZ {
+            let from = layout::tile_pack_object(&location("tiles"), z.into());
+            let to = layout::tile_pack_object(&black_stack, z.into());
+            let pack = if gaps.contains(&z) {
+                storage.remove(&from).expect("a pack");
+                black.clone()
+            } else {
+                block_on(storage.get(&from)).expect("a pack")
+            };
+            block_on(storage.put(&to, &pack, storage::BINARY)).expect("put");
+        }
+        let filled = NgShardRequest {
+            source: black_stack,
+            ..request("filled", false)
+        };
+        let gapped = NgShardRequest {
+            missing: gaps.to_vec(),
+            ..request("gapped", false)
+        };
+        write_info(&storage, &filled);
+        write_info(&storage, &gapped);
+        let e = block_on(run(&storage, &request("gapped", false))).expect_err("a pack is gone");
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound, "{e}");
+        block_on(run(&storage, &filled)).expect("black packs");
+        block_on(run(&storage, &gapped)).expect("missing listed");
+        let (want, got) = (storage.bucket("filled"), storage.bucket("gapped"));
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (name, bytes) in want.iter().filter(|(name, _)| name.ends_with(".shard")) {
+            assert!(got[name] == *bytes, "{name} differs");
+        }
+        let manifest = crate::block::manifest::BlockManifest::from_json(
+            &got["neuroglancer/blocks/0_0_0.json"],
+        );
+        assert_eq!(manifest.expect("a manifest").missing, gaps);
+        assert!(block_on(finished::block_finished(&storage, &gapped)).expect("checks"));
+        // A rerun that no longer lists the gap must build the block again.
+        let unlisted = request("gapped", false);
+        assert!(!block_on(finished::block_finished(&storage, &unlisted)).expect("checks"));
     }
 
     #[test]

@@ -10,3 +10,4 @@ pub mod status;
 pub mod task;
 pub mod verify;
 pub mod view;
+pub mod window;

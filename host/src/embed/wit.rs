@@ -23,6 +23,10 @@ impl From<&AlignedSliceRequest> for aligned_slice::Request {
             dest_tmp: request.dest_tmp.to_string(),
             slice: request.slice,
             shard_size: request.shard_size,
+            window: request.window.map(|w| {
+                let [low, high] = w.bounds();
+                (low, high)
+            }),
         }
     }
 }
@@ -55,6 +59,7 @@ impl From<&NgShardRequest> for ng_shard::Request {
             bbox: (request.bbox[0], request.bbox[1]),
             write_raw: request.write_raw,
             jpeg_quality: request.jpeg_quality,
+            missing: request.missing.clone(),
         }
     }
 }

@@ -163,6 +163,8 @@ mod tests {
             resolution: 8.0,
             write_raw,
             jpeg_quality: 75,
+            window: None,
+            missing: Vec::new(),
             slices: (0..slices)
                 .map(|z| Slice {
                     z,

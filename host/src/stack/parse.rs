@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use emwrite::request::wire::{self, StackFile as JsonStack};
 use emwrite::request::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM};
 use emwrite::storage::location::Location;
+use emwrite::window::Window;
 
 use crate::error::HostError;
 use crate::stack::source::StackFile;
@@ -54,6 +55,10 @@ pub struct Overrides {
     pub write_raw: Option<bool>,
     /// `--jpeg-quality`.
     pub jpeg_quality: Option<u8>,
+    /// `--window LOW,HIGH`.
+    pub window: Option<[u64; 2]>,
+    /// `--fill-missing`.
+    pub fill_missing: Option<bool>,
 }
 
 /// Where a slice was written: `line 7` of a CSV file, `slices[5]` of a JSON one.
@@ -90,6 +95,8 @@ struct Read {
     resolution: f64,
     write_raw: bool,
     jpeg_quality: u8,
+    window: Option<[u64; 2]>,
+    fill_missing: bool,
     slices: Vec<Slice>,
     origins: Vec<Origin>,
     unreadable: Vec<Problem>,
@@ -119,6 +126,19 @@ impl Read {
                 return Err(problems.map(|e| e.message().to_owned()).collect());
             }
         };
+        let window = match self
+            .window
+            .map(|[low, high]| Window::new(low, high))
+            .transpose()
+        {
+            Ok(window) => window,
+            Err(e) => return Err(vec![e.message().to_owned()]),
+        };
+        let missing = gaps(slices.iter().map(|s| s.z));
+        // A row that could not be read may be the slice that looks missing: gaps are named once
+        // every row reads.
+        let gap_problem = (!missing.is_empty() && !self.fill_missing && unreadable.is_empty())
+            .then(|| gaps_problem(&slices, &missing));
         let stack = Stack {
             dest,
             dest_tmp,
@@ -126,6 +146,8 @@ impl Read {
             resolution: self.resolution,
             write_raw: self.write_raw,
             jpeg_quality: self.jpeg_quality,
+            window,
+            missing,
             slices,
         };
         let shared: Vec<String> = [stack.meta_request().validate()]
@@ -142,11 +164,13 @@ impl Read {
             return Err(shared);
         }
         unreadable.extend(slice_problems(&stack, &origins));
-        if unreadable.is_empty() {
+        if unreadable.is_empty() && gap_problem.is_none() {
             return Ok(stack);
         }
         unreadable.sort_by_key(|p| p.order);
-        Err(unreadable.into_iter().map(|p| p.text).collect())
+        // The gap first: it is about the stack as a whole.
+        let texts = unreadable.into_iter().map(|p| p.text);
+        Err(gap_problem.into_iter().chain(texts).collect())
     }
 }
 
@@ -166,6 +190,51 @@ fn slice_problems(stack: &Stack, origins: &[Origin]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// The z between the first and the last of `zs` that none of them is, ascending.
+fn gaps(zs: impl Iterator<Item = u32>) -> Vec<u32> {
+    let present: std::collections::BTreeSet<u32> = zs.collect();
+    let (Some(&first), Some(&last)) = (present.first(), present.last()) else {
+        return Vec::new();
+    };
+    (first..=last).filter(|z| !present.contains(z)).collect()
+}
+
+/// Most runs of missing slices named in the gap problem; the count covers the rest.
+const MAX_GAPS_SHOWN: usize = 20;
+
+/// The problem of a stack with `missing` slices: its z range, each run of missing z, and the
+/// way to go on.
+fn gaps_problem(slices: &[Slice], missing: &[u32]) -> String {
+    let first = slices.iter().map(|s| s.z).min().unwrap_or(0);
+    let last = slices.iter().map(|s| s.z).max().unwrap_or(0);
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &z in missing {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == z => *end = z,
+            _ => runs.push((z, z)),
+        }
+    }
+    let mut named: Vec<String> = runs
+        .iter()
+        .take(MAX_GAPS_SHOWN)
+        .map(|&(start, end)| match end - start {
+            0 => start.to_string(),
+            _ => format!("{start}-{end}"),
+        })
+        .collect();
+    if runs.len() > MAX_GAPS_SHOWN {
+        named.push(format!("and {} more runs", runs.len() - MAX_GAPS_SHOWN));
+    }
+    format!(
+        "slices: z {first}-{last} has {} missing slice{} (z {}); give --fill-missing \
+         (\"{}\": true in a JSON stack file) to fill them with black",
+        missing.len(),
+        if missing.len() == 1 { "" } else { "s" },
+        named.join(", "),
+        wire::FILL_MISSING,
+    )
 }
 
 /// `problem` or `N problems:` and one per line, at most [`MAX_PROBLEMS_SHOWN`].
@@ -214,6 +283,8 @@ fn from_json(text: &str, overrides: &Overrides) -> Result<Read, Vec<String>> {
         resolution: overrides.resolution.unwrap_or(file.resolution),
         write_raw: overrides.write_raw.unwrap_or(file.write_raw),
         jpeg_quality: overrides.jpeg_quality.unwrap_or(file.jpeg_quality),
+        window: overrides.window.or(file.window),
+        fill_missing: overrides.fill_missing.unwrap_or(file.fill_missing),
         slices: file.slices,
         origins,
         unreadable: Vec::new(),
@@ -275,6 +346,8 @@ fn from_csv(text: &str, overrides: &Overrides) -> Result<Read, Vec<String>> {
         resolution: overrides.resolution.unwrap_or(DEFAULT_RESOLUTION_NM),
         write_raw: overrides.write_raw.unwrap_or(false),
         jpeg_quality: overrides.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY),
+        window: overrides.window,
+        fill_missing: overrides.fill_missing.unwrap_or(false),
         slices,
         origins,
         unreadable,
@@ -512,6 +585,38 @@ mod tests {
         let problems =
             checked(from_csv("z,img,a,b,c,d,e,f\n", &csv_overrides())).expect_err("no rows");
         assert_eq!(problems, ["slices: empty"]);
+    }
+
+    #[test]
+    fn a_gap_in_z_is_named_and_refused_unless_filled() {
+        let text = "z,img,a,b,c,d,e,f\n3,s3.png,1,0,0,1,0,0\n5,s5.png,1,0,0,1,0,0\n\
+                    9,s9.png,1,0,0,1,0,0\n";
+        let problems = checked(from_csv(text, &csv_overrides())).expect_err("gaps");
+        assert_eq!(
+            problems,
+            [
+                "slices: z 3-9 has 4 missing slices (z 4, 6-8); give --fill-missing \
+              (\"fill-missing\": true in a JSON stack file) to fill them with black"
+            ]
+        );
+        let filled = Overrides {
+            fill_missing: Some(true),
+            ..csv_overrides()
+        };
+        let stack = checked(from_csv(text, &filled)).expect("filled");
+        assert_eq!(stack.missing, [4, 6, 7, 8]);
+        let json = r#"{"dest": "lab", "dest-tmp": "t", "bbox": [20, 10], "fill-missing": true,
+            "window": [100, 4000], "slices": [{"z": 0, "img": "a.png", "transform": [1, 0, 0, 1, 0, 0]},
+            {"z": 2, "img": "b.png", "transform": [1, 0, 0, 1, 0, 0]}]}"#;
+        let stack = checked(from_json(json, &Overrides::default())).expect("filled");
+        assert_eq!(stack.missing, [1]);
+        assert_eq!(stack.window.map(Window::bounds), Some([100, 4000]));
+        let bad_window = Overrides {
+            window: Some([4000, 100]),
+            ..Overrides::default()
+        };
+        let problems = checked(from_json(json, &bad_window)).expect_err("bad window");
+        assert!(problems[0].starts_with("window: "), "{problems:?}");
     }
 
     #[test]

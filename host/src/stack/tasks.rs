@@ -13,6 +13,7 @@ use emwrite::layout::{BLOCK_EDGE, stack_blocks};
 use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use emwrite::storage::location::{Location, Store};
 use emwrite::storage::router::DefaultStore;
+use emwrite::window::Window;
 use serde::Deserialize;
 
 use crate::request::Request;
@@ -32,6 +33,11 @@ pub struct Stack {
     pub write_raw: bool,
     /// JPEG quality of the volume, 1–100.
     pub jpeg_quality: u8,
+    /// Maps 16-bit slices to 8 bits.
+    pub window: Option<Window>,
+    /// The z between the first and last slice that no slice has, filled with black; empty
+    /// unless the stack file or the command line asked for gaps to be filled.
+    pub missing: Vec<u32>,
     /// The slices, in file order; their z are distinct.
     pub slices: Vec<Slice>,
 }
@@ -186,6 +192,7 @@ impl Stack {
             dest_tmp: self.dest_tmp.clone(),
             slice: slice.z,
             shard_size: BLOCK_EDGE,
+            window: self.window,
         }
     }
 
@@ -201,9 +208,10 @@ impl Stack {
         }
     }
 
-    /// The ngshard request of `block`, reading the tile packs of `dest_tmp`.
+    /// The ngshard request of `block`, reading the tile packs of `dest_tmp`; it lists only the
+    /// missing slices inside the block.
     pub fn block_request(&self, block: [u32; 3]) -> NgShardRequest {
-        NgShardRequest {
+        let mut request = NgShardRequest {
             dest: self.dest.clone(),
             source: self.dest_tmp.clone(),
             start: block,
@@ -212,7 +220,10 @@ impl Stack {
             bbox: self.bbox,
             write_raw: self.write_raw,
             jpeg_quality: self.jpeg_quality,
-        }
+            missing: self.missing.clone(),
+        };
+        request.missing = request.missing_in_block();
+        request
     }
 }
 
@@ -229,6 +240,8 @@ mod tests {
             resolution: 8.0,
             write_raw: false,
             jpeg_quality: 75,
+            window: None,
+            missing: Vec::new(),
             slices: zs
                 .iter()
                 .map(|&z| Slice {

@@ -1,0 +1,104 @@
+"""Stacks as labs have them: gaps in z, 16-bit slices.
+
+A gap (a lost section) is named before anything runs; filled when asked, the volume holds zeros
+there and every other slice exactly as the aligned PNGs (read through tensorstore). A 16-bit stack
+goes through its window — numpy's integer formula, then Pillow's transform — and must match that
+pixel for pixel; `emwrite window` suggests the window numpy's percentiles give.
+"""
+
+import json
+import math
+
+import numpy as np
+from PIL import Image
+
+from conftest import generate_stack, run_emwrite
+from test_aligned_slice import pillow_aligned, rotation
+from test_volume import check_volume, read
+
+
+def drop_slices(data, stack, zs, **fields):
+    """Rewrites data/stack.json without the slices `zs`, with `fields` added."""
+    stack = {**stack, **fields, "slices": [s for s in stack["slices"] if s["z"] not in zs]}
+    (data / "stack.json").write_text(json.dumps(stack))
+    return stack
+
+
+def test_a_gap_is_refused_by_name_then_filled_with_black_when_asked(emwrite, make_stack, tmp_path):
+    data = tmp_path / "data"
+    stack = generate_stack(make_stack, data, width=200, height=150, margin=40, slices=10, minz=3)
+    stack = drop_slices(data, stack, {5, 6, 9})
+
+    refused = run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), check=False)
+    assert refused.returncode != 0
+    assert ("slices: z 3-12 has 3 missing slices (z 5-6, 9); give --fill-missing "
+            '("fill-missing": true in a JSON stack file) to fill them with black') in refused.stderr
+    assert not (data / "emdata" / "align").exists(), "nothing runs before the gap is settled"
+    # The flag is the other way to consent; plan then counts the slices that exist.
+    planned = run_emwrite(emwrite, "plan", str(data / "stack.json"), "--data-dir", str(data), "--fill-missing")
+    assert "7 slices" in planned.stdout
+
+    stack = drop_slices(data, stack, set(), **{"fill-missing": True})
+    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data))
+    volume = data / "emdata"
+    run_emwrite(emwrite, "verify", str(volume))
+    # Every existing slice exactly as aligned, zeros in the gap, every scale the mean of the one
+    # below (check_volume builds scale 0 from the slices listed, so the gap is zero there).
+    check_volume(volume, stack, ((0, 256), (0, 192), (0, 16)))
+    for z in (5, 6, 9):
+        for encoding in ("raw", "jpeg"):
+            assert not read(volume, encoding, 0, (0, 256), (0, 192), (z, z + 1)).any(), (encoding, z)
+    assert read(volume, "raw", 0, (0, 256), (0, 192), (4, 5)).any()
+
+
+def window_numpy(values, low, high):
+    """The window as docs/design.md states it: integer, rounded half up, clamped."""
+    v = values.astype(np.int64)
+    mapped = (510 * (v - low) + (high - low)) // (2 * (high - low))
+    return np.clip(mapped, 0, 255).astype(np.uint8)
+
+
+def sixteen_bit_slice(width, height, seed):
+    """A detector-like 16-bit slice: a smooth field around 20,000 plus noise, over the whole range."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    field = 20_000 + 12_000 * np.sin(x / 9.0 + seed) * np.cos(y / 13.0) + rng.normal(0, 3_000, (height, width))
+    return np.clip(field, 0, 65535).astype(np.uint16)
+
+
+def test_a_sixteen_bit_stack_goes_through_its_window_exactly(emwrite, tmp_path):
+    data = tmp_path / "data"
+    raw = data / "lab" / "raw"
+    raw.mkdir(parents=True)
+    width, height, bbox = 160, 120, [180, 140]
+    slices, values = [], {}
+    for z, name in enumerate(["s0.png", "s1.tif", "s2.png"]):
+        values[name] = sixteen_bit_slice(width, height, seed=z)
+        Image.fromarray(values[name]).save(raw / name)
+        slices.append({"z": z, "img": name, "transform": rotation(4.0 * z - 3, 80, 60, (10, 8), 1.01)})
+    with Image.open(raw / "s1.tif") as tif, Image.open(raw / "s0.png") as png:
+        assert tif.mode == png.mode == "I;16", "the inputs really are 16-bit"
+    stack = {"dest": "lab", "dest-tmp": "lab-tmp", "bbox": bbox, "writeRaw": True, "slices": slices}
+    (data / "stack.json").write_text(json.dumps(stack))
+
+    # Without a window the slices are refused, naming the field to give.
+    refused = run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), check=False)
+    assert refused.returncode != 0
+    assert "give a window: [low, high]" in refused.stdout + refused.stderr
+
+    # The suggestion: numpy's 0.5th and 99.5th percentiles (the smallest value with at least that
+    # share of the pixels at or below it) of every sampled slice, all three here.
+    suggested = run_emwrite(emwrite, "window", str(data / "stack.json"), "--data-dir", str(data))
+    every = np.sort(np.concatenate([v.ravel() for v in values.values()]))
+    low = int(every[math.ceil(every.size * 0.005) - 1])
+    high = int(every[math.ceil(every.size * 0.995) - 1])
+    assert f"--window {low},{high}" in suggested.stdout
+
+    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), "--window", f"{low},{high}")
+    for entry in slices:
+        eight_bit = Image.fromarray(window_numpy(values[entry["img"]], low, high))
+        expected = pillow_aligned(eight_bit, entry["transform"], bbox)
+        ours = np.asarray(Image.open(data / "lab" / "align" / entry["img"]))
+        differing = np.argwhere(ours != expected)
+        assert len(differing) == 0, f"{entry['img']}: {len(differing)} pixels differ, first {differing[:5].tolist()}"
+    check_volume(data / "lab", stack, ((0, 192), (0, 144), (0, 16)))
