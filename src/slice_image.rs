@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// Largest raw slice we decode, in bytes of pixels (the component's memory is capped at 2 GiB
 /// by default and holds the raw and the aligned image at once).
@@ -145,6 +146,9 @@ pub struct SliceRows {
     width: usize,
     height: usize,
     rows: Rows,
+    /// Time spent waiting for the object's bytes (not decoding them) outside the progressive
+    /// decoder, which keeps its own.
+    waited: Duration,
 }
 
 enum Rows {
@@ -174,11 +178,15 @@ impl SliceRows {
         fetch_bytes: u64,
     ) -> Result<Self> {
         let mut wanted = fetch_bytes;
+        let mut waited = Duration::ZERO;
         loop {
+            let started = Instant::now();
             let head = storage.get_range(object, 0..wanted).await?;
+            waited += started.elapsed();
             let complete = (head.len() as u64) < wanted;
             if !head.starts_with(PNG_SIGNATURE) {
-                return Self::decode_whole(storage, object, window, head, complete).await;
+                let whole = Self::decode_whole(storage, object, window, head, complete).await?;
+                return Ok(whole.having_waited(waited));
             }
             let fetched = head.len() as u64;
             let input = QueuedInput::default();
@@ -199,6 +207,7 @@ impl SliceRows {
                         fetched,
                         fetch_bytes,
                         complete,
+                        waited: Duration::ZERO,
                         width,
                         window: Vec::new(),
                         first_row: 0,
@@ -208,6 +217,7 @@ impl SliceRows {
                         width,
                         height,
                         rows: Rows::Progressive(Box::new(png)),
+                        waited,
                     });
                 }
                 // Header chunks longer than what was read: read more.
@@ -218,7 +228,10 @@ impl SliceRows {
                 }
                 // Colour, 16-bit, interlaced or broken: the whole-image path says why, as
                 // before, or decodes what it can.
-                _ => return Self::decode_whole(storage, object, window, Vec::new(), false).await,
+                _ => {
+                    let whole = Self::decode_whole(storage, object, window, Vec::new(), false);
+                    return Ok(whole.await?.having_waited(waited));
+                }
             }
         }
     }
@@ -231,18 +244,35 @@ impl SliceRows {
         head: Vec<u8>,
         complete: bool,
     ) -> Result<Self> {
+        let started = Instant::now();
         let encoded = if complete {
             head
         } else {
             drop(head);
             storage.get(object).await?
         };
+        let waited = started.elapsed();
         let image = decode_windowed(&encoded, object, window)?;
         Ok(Self {
             width: image.width as usize,
             height: image.height as usize,
             rows: Rows::Whole(image.pixels),
+            waited,
         })
+    }
+
+    /// `self`, having also waited `earlier` for bytes before it was made.
+    fn having_waited(mut self, earlier: Duration) -> Self {
+        self.waited += earlier;
+        self
+    }
+
+    /// The time spent so far waiting for the slice's bytes, rather than decoding them.
+    pub fn read_time(&self) -> Duration {
+        match &self.rows {
+            Rows::Whole(_) => self.waited,
+            Rows::Progressive(png) => self.waited + png.waited,
+        }
     }
 
     /// Columns.
@@ -266,9 +296,10 @@ impl SliceRows {
         match self.rows {
             Rows::Whole(_) => Ok(self),
             Rows::Progressive(png) => {
-                let window = png.window_of_values;
+                let (window, waited) = (png.window_of_values, self.waited + png.waited);
                 drop(png);
-                Self::decode_whole(storage, object, window, Vec::new(), false).await
+                let whole = Self::decode_whole(storage, object, window, Vec::new(), false);
+                Ok(whole.await?.having_waited(waited))
             }
         }
     }
@@ -341,6 +372,8 @@ struct ProgressivePng {
     fetch_bytes: u64,
     /// Whether the object has no more bytes.
     complete: bool,
+    /// Time spent waiting for fetched bytes.
+    waited: Duration,
     width: usize,
     /// Decoded rows `first_row .. next_row`.
     window: Vec<u8>,
@@ -429,7 +462,9 @@ impl ProgressivePng {
     /// Reads the next bytes of the object for the decoder.
     async fn fetch(&mut self, storage: &impl Storage) -> Result<()> {
         let range = self.fetched..self.fetched + self.fetch_bytes;
+        let started = Instant::now();
         let bytes = storage.get_range(&self.object, range).await?;
+        self.waited += started.elapsed();
         self.complete = (bytes.len() as u64) < self.fetch_bytes;
         self.fetched += bytes.len() as u64;
         self.input.push(bytes);

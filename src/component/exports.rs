@@ -45,6 +45,7 @@ impl From<tasks::StageTimings> for StageTimings {
         Self {
             fetch_us: us.fetch_us,
             decode_us: us.decode_us,
+            resample_us: us.resample_us,
             downsample_us: us.downsample_us,
             encode_us: us.encode_us,
             write_us: us.write_us,

@@ -18,7 +18,7 @@
 //! `shard-size` 1024): 57 MiB at 8192², 97 MiB at 16384², 185 MiB at 34,432 × 39,552, against
 //! 266 MiB and 1064 MiB for the whole-image path at the first two.
 
-use super::Written;
+use super::{StageTimings, Written};
 use crate::layout::{aligned_slice_object, raw_slice_object, tile_pack_object};
 use crate::png_rows::PngRowEncoder;
 use crate::request::AlignedSliceRequest;
@@ -29,6 +29,7 @@ use crate::storage::{self, ObjectWriter, PrefixedObjectWriter, StreamingStorage}
 use crate::tilepack::TilePackBuilder;
 use crate::{Error, ErrorKind, Result};
 use std::ops::Range;
+use std::time::Instant;
 
 /// Output rows per strip, as near as whole rows of tiles allow: large enough that per-strip
 /// costs vanish, small enough that a strip of the widest frame stays a few tens of MiB.
@@ -58,6 +59,8 @@ async fn run_in_strips(
     let raw_object = raw_slice_object(&request.dest, &request.img);
     let aligned_object = aligned_slice_object(&request.dest, &request.img);
     let pack_object = tile_pack_object(&request.dest_tmp, request.slice.into());
+    let mut stages = StageTimings::default();
+    let opening = Instant::now();
     let mut raw = SliceRows::open(storage, &raw_object, request.window).await?;
 
     let inverse = AffineTransform::new(request.transform).inverse()?;
@@ -72,15 +75,18 @@ async fn run_in_strips(
             .notes
             .push(format!("{raw_object}: decoded whole, because {reason}"));
     }
+    stages.decode += opening.elapsed();
 
     storage.check_writable(&aligned_object).await?;
     storage.check_writable(&pack_object).await?;
     let mut png = PngRowEncoder::new(out_w, out_h)?;
     let mut pack = TilePackBuilder::new(out_w, out_h, request.shard_size);
+    let started = Instant::now();
     let mut png_writer = storage.start_put(&aligned_object, storage::PNG).await?;
     let mut pack_writer = storage
         .start_put_with_prefix(&pack_object, storage::BINARY, pack.prefix_len())
         .await?;
+    stages.write += started.elapsed();
     let out_w = out_w as usize;
     let mut strip = Vec::new();
     for Strip { rows, needed } in strips {
@@ -95,23 +101,46 @@ async fn run_in_strips(
             })?;
             strip.resize(len, 0);
         }
+        let started = Instant::now();
         let band = raw.band(storage, needed).await?;
+        stages.decode += started.elapsed();
+        let started = Instant::now();
         resample_affine_rows(band, &inverse, out_w, rows, &mut strip)
             .map_err(|e| Error::internal(format!("{raw_object}: {e}")))?;
+        stages.resample += started.elapsed();
+        let started = Instant::now();
         png.write_rows(&strip)?;
-        png_writer.append(&png.take_encoded()).await?;
+        let encoded = png.take_encoded();
+        stages.encode += started.elapsed();
+        let started = Instant::now();
+        png_writer.append(&encoded).await?;
+        stages.write += started.elapsed();
         for tile_row in strip.chunks(pack.tile_row_bytes()) {
-            pack_writer.append(&pack.encode_tile_row(tile_row)?).await?;
+            let started = Instant::now();
+            let tiles = pack.encode_tile_row(tile_row)?;
+            stages.encode += started.elapsed();
+            let started = Instant::now();
+            pack_writer.append(&tiles).await?;
+            stages.write += started.elapsed();
         }
     }
+    // Reads were waited for inside the decode time: move them to fetch.
+    stages.fetch = raw.read_time();
+    stages.decode = stages.decode.saturating_sub(stages.fetch);
     drop(raw);
-    png_writer.append(&png.finish()?).await?;
+    let started = Instant::now();
+    let (tail, prefix) = (png.finish()?, pack.prefix()?);
+    stages.encode += started.elapsed();
+    let started = Instant::now();
+    png_writer.append(&tail).await?;
     let png_bytes = png_writer.finish().await?;
     written.record(&aligned_object, png_bytes);
-    let finished = pack_writer.finish_with_prefix(&pack.prefix()?).await?;
+    let finished = pack_writer.finish_with_prefix(&prefix).await?;
+    stages.write += started.elapsed();
     written.record(&pack_object, finished.bytes);
     written.notes.extend(finished.notes);
     written.retries = storage.retries().saturating_sub(retries_before);
+    written.stages = stages;
     Ok(written)
 }
 
@@ -242,6 +271,16 @@ mod tests {
         let small_rotation = [c, s, -s, c, 5.0, -3.0];
         let written = check(small_rotation, (w, h), [170, 240], 48);
         assert!(written.notes.is_empty(), "{:?}", written.notes);
+        // Every stage of the task is timed (fetch too: the raw PNG is read in range reads).
+        let stages = written.stages;
+        let timed = [
+            stages.fetch,
+            stages.decode,
+            stages.resample,
+            stages.encode,
+            stages.write,
+        ];
+        assert!(timed.iter().all(|t| !t.is_zero()), "{stages:?}");
         // Strips of one row of tiles, a scale, a frame wider than the source.
         check([1.7, 0.1, -0.2, 0.6, -20.0, 9.0], (w, h), [300, 100], 1);
         // A frame taller than the shifted source: the last strips reach no source row (a

@@ -39,11 +39,14 @@ pub struct StageTimings {
     /// Waiting for input: the wall time the task had nothing to compute because reads were not
     /// done (reads hidden behind compute do not count).
     pub fetch: Duration,
-    /// Decoding input images (ngshard: the tiles' PNGs).
+    /// Decoding input images (alignedslice: the raw slice; ngshard: the tiles' PNGs).
     pub decode: Duration,
+    /// Resampling the raw slice through its transform (alignedslice).
+    pub resample: Duration,
     /// Making the coarser scales (ngshard: the 2×2×2 means).
     pub downsample: Duration,
-    /// Encoding output: chunks into JPEG or raw, and assembling shard files.
+    /// Encoding output: the aligned PNG and the tile pack; chunks into JPEG or raw, and
+    /// assembling shard files.
     pub encode: Duration,
     /// Writing objects: the puts, from start to acknowledgement.
     pub write: Duration,
@@ -56,6 +59,8 @@ pub struct StageMicros {
     pub fetch_us: u64,
     /// [`StageTimings::decode`].
     pub decode_us: u64,
+    /// [`StageTimings::resample`].
+    pub resample_us: u64,
     /// [`StageTimings::downsample`].
     pub downsample_us: u64,
     /// [`StageTimings::encode`].
@@ -71,6 +76,7 @@ impl From<StageTimings> for StageMicros {
         Self {
             fetch_us: us(t.fetch),
             decode_us: us(t.decode),
+            resample_us: us(t.resample),
             downsample_us: us(t.downsample),
             encode_us: us(t.encode),
             write_us: us(t.write),

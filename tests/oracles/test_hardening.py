@@ -341,7 +341,7 @@ def test_json_success_reports_notes_and_stages(emwrite, prepared):
     assert status == 200, text
     answer = json.loads(text)
     assert answer["notes"] == [] or all(isinstance(n, str) for n in answer["notes"])
-    assert set(answer["stages"]) == {"fetch_us", "decode_us", "downsample_us", "encode_us", "write_us"}
+    assert set(answer["stages"]) == {"fetch_us", "decode_us", "resample_us", "downsample_us", "encode_us", "write_us"}
     assert answer["stages"]["encode_us"] > 0
 
 

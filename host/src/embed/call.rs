@@ -231,6 +231,7 @@ fn combine(parts: [Written; 3]) -> Written {
         stages: crate::embed::bindings::StageTimings {
             fetch_us: 0,
             decode_us: 0,
+            resample_us: 0,
             downsample_us: 0,
             encode_us: 0,
             write_us: 0,
@@ -244,6 +245,7 @@ fn combine(parts: [Written; 3]) -> Written {
         let (sum, add) = (&mut total.stages, part.stages);
         sum.fetch_us += add.fetch_us;
         sum.decode_us += add.decode_us;
+        sum.resample_us += add.resample_us;
         sum.downsample_us += add.downsample_us;
         sum.encode_us += add.encode_us;
         sum.write_us += add.write_us;

@@ -84,6 +84,7 @@ impl From<&StageTimings> for StageMicros {
         Self {
             fetch_us: stages.fetch_us,
             decode_us: stages.decode_us,
+            resample_us: stages.resample_us,
             downsample_us: stages.downsample_us,
             encode_us: stages.encode_us,
             write_us: stages.write_us,
