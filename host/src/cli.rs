@@ -334,9 +334,9 @@ pub struct StackArgs {
     /// Width and height of the aligned frame (required for CSV; replaces the JSON's).
     #[arg(long, value_name = "W,H", value_parser = parse_bbox)]
     bbox: Option<[u32; 2]>,
-    /// Voxel size in nm [CSV default: 8].
-    #[arg(long, value_name = "NM")]
-    resolution: Option<f64>,
+    /// Voxel size in nm: one number for cubic voxels, or X,Y,Z (e.g. 8,8,40) [CSV default: 8].
+    #[arg(long, value_name = "NM|X,Y,Z", value_parser = parse_resolution)]
+    resolution: Option<[f64; 3]>,
     /// Also write the raw-encoded volume [CSV default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     write_raw: Option<bool>,
@@ -369,6 +369,18 @@ impl StackArgs {
         };
         let text = self.stack.read(allow_hosts)?;
         parse::parse(&self.stack, &text, &overrides)
+    }
+}
+
+/// `--resolution 8` or `--resolution 8,8,40`.
+fn parse_resolution(text: &str) -> Result<[f64; 3], String> {
+    let axes: Vec<Option<f64>> = text.split(',').map(|nm| nm.trim().parse().ok()).collect();
+    match axes.as_slice() {
+        [Some(nm)] => Ok([*nm; 3]),
+        [Some(x), Some(y), Some(z)] => Ok([*x, *y, *z]),
+        _ => Err(format!(
+            "{text:?}: expected nm as NM or X,Y,Z, e.g. 8 or 8,8,40"
+        )),
     }
 }
 

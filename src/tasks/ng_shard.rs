@@ -492,7 +492,7 @@ mod tests {
             maxz: request.maxz,
             bbox: request.bbox,
             write_raw: request.write_raw,
-            resolution_nm: 8.0,
+            resolution_nm: [8.0; 3],
         };
         block_on(ng_meta::run(storage, &meta)).expect("ngmeta");
     }
@@ -688,7 +688,7 @@ mod tests {
             [1500, 700],
             3,
             1030,
-            8.0,
+            [8.0; 3],
             crate::precomputed::codec::Encoding::Raw,
         )
         .expect("info");

@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn the_view_lines_name_the_view_command_and_its_link() {
-        let framing = Framing::of_stack([1100, 300], 5, 16, 8.0);
+        let framing = Framing::of_stack([1100, 300], 5, 16, [8.0; 3]);
         let local = how_to_view("emdata", Some(Path::new("data")), framing.as_ref());
         assert!(local.starts_with("view it: emwrite view emdata --data-dir data --port 8081\n"));
         // The link is the one that command prints: for its port.
