@@ -1,4 +1,5 @@
-"""Fixtures for the oracle tests: the built emwrite binaries, scratch data dirs, a live server.
+"""Fixtures for the oracle tests (tests/oracles) and the system tests (tests/system): the built
+emwrite binaries, scratch data dirs, a live server.
 
 The test command (scripts/test) builds `target/release/emwrite` and the `make_stack` example
 before running pytest; these tests never build anything themselves.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

