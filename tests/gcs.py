@@ -95,18 +95,13 @@ class Emulator:
         self.log.close()
 
 
-class FaultyProxy:
-    """Forwards to `upstream_port`, but fails a fixed share of requests, in a fixed rotation:
-    a 503, a 429, a reset before forwarding, and a reset after forwarding (the write happened,
-    the client never hears of it). Every other request passes."""
-
-    FAULTS = ["503", "pass", "429", "pass", "reset-before", "pass", "reset-after", "pass", "pass"]
+class Proxy:
+    """Forwards every request to `upstream_port` on loopback. A subclass decides, per request,
+    whether to pass it (`verdict`, which may block) and which headers to add (`extra_headers`)."""
 
     def __init__(self, port: int, upstream_port: int):
         self.port = port
-        self.counter = itertools.count()
-        self.faults_injected = 0
-        self.lock = threading.Lock()
+        self.url = f"http://127.0.0.1:{port}"
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -118,9 +113,7 @@ class FaultyProxy:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                with proxy.lock:
-                    fault = proxy.FAULTS[next(proxy.counter) % len(proxy.FAULTS)]
-                    proxy.faults_injected += fault != "pass"
+                fault = proxy.verdict(self.command, self.path)
                 if fault in ("503", "429"):
                     message = b"injected fault"
                     self.send_response(int(fault))
@@ -133,7 +126,7 @@ class FaultyProxy:
                     return
                 upstream = http.client.HTTPConnection("127.0.0.1", upstream_port)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                upstream.request(self.command, self.path, body=body, headers=headers)
+                upstream.request(self.command, self.path, body=body, headers={**headers, **proxy.extra_headers()})
                 response = upstream.getresponse()
                 data = response.read()
                 upstream.close()
@@ -160,6 +153,55 @@ class FaultyProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def verdict(self, method: str, path: str) -> str:
+        """"pass", or the fault to inject: "503", "429", "reset-before" (the request never reaches
+        the upstream), "reset-after" (it does; the client never hears the answer)."""
+        return "pass"
+
+    def extra_headers(self) -> dict:
+        return {}
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class FaultyProxy(Proxy):
+    """Fails a fixed share of requests, in a fixed rotation: a 503, a 429, a reset before
+    forwarding, and a reset after forwarding (the write happened, the client never hears of it).
+    Every other request passes."""
+
+    FAULTS = ["503", "pass", "429", "pass", "reset-before", "pass", "reset-after", "pass", "pass"]
+
+    def __init__(self, port: int, upstream_port: int):
+        self.counter = itertools.count()
+        self.faults_injected = 0
+        self.lock = threading.Lock()
+        super().__init__(port, upstream_port)
+
+    def verdict(self, method: str, path: str) -> str:
+        with self.lock:
+            fault = self.FAULTS[next(self.counter) % len(self.FAULTS)]
+            self.faults_injected += fault != "pass"
+        return fault
+
+
+class GateProxy(Proxy):
+    """Passes every request, except that once armed it holds the next one until released: a test
+    then knows that a request is in the middle of its storage calls."""
+
+    def __init__(self, port: int, upstream_port: int):
+        self.armed = threading.Event()
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        super().__init__(port, upstream_port)
+
+    def verdict(self, method: str, path: str) -> str:
+        with self.lock:
+            hold = self.armed.is_set() and not self.reached.is_set()
+            if hold:
+                self.reached.set()
+        if hold:
+            self.released.wait()
+        return "pass"

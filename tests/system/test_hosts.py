@@ -136,23 +136,33 @@ def job_requests(stack: dict, bucket: str) -> list[tuple[str, dict]]:
     return requests
 
 
-def run_job(server: Server, emulator, stack_and_dir, bucket: str) -> dict:
-    """Runs the job through `server` into fresh buckets; returns every object written, by name
-    within its bucket, as (content type, bytes)."""
+def prepare_buckets(emulator, stack_and_dir, bucket: str):
+    """Fresh buckets `bucket` and `<bucket>-tmp`, with the stack's raw slices in the first."""
     data_dir, stack = stack_and_dir
     emulator.create_bucket(bucket)
     emulator.create_bucket(f"{bucket}-tmp")
     for entry in stack["slices"]:
         raw = (data_dir / stack["dest"] / "raw" / entry["img"]).read_bytes()
         emulator.upload(bucket, f"raw/{entry['img']}", raw, "image/png")
-    for endpoint, body in job_requests(stack, bucket):
-        assert server.post(endpoint, body) == (200, "success"), (endpoint, body)
+
+
+def written_objects(emulator, bucket: str) -> dict:
+    """Every object the job wrote to `bucket` and `<bucket>-tmp`, by name within its bucket, as
+    (content type, bytes)."""
     objects = {}
     for b, key in ((bucket, "dest"), (f"{bucket}-tmp", "tmp")):
         for name in emulator.list(b):
             if not name.startswith("raw/"):
                 objects[f"{key}:{name}"] = (emulator.metadata(b, name)["contentType"], emulator.download(b, name))
     return objects
+
+
+def run_job(server: Server, emulator, stack_and_dir, bucket: str) -> dict:
+    """Runs the job through `server` into fresh buckets; returns every object written."""
+    prepare_buckets(emulator, stack_and_dir, bucket)
+    for endpoint, body in job_requests(stack_and_dir[1], bucket):
+        assert server.post(endpoint, body) == (200, "success"), (endpoint, body)
+    return written_objects(emulator, bucket)
 
 
 def assert_same_objects(ours: dict, reference: dict):
