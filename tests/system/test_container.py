@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, free_port, generate_stack
-from gcs import GateProxy, wait_for_port
-from test_gcs import RETRY_BASE_MS, upload_stack
-from test_hosts import assert_same_objects, job_requests, prepare_buckets, run_job, written_objects
+from conftest import Server, free_port
+from gcs import RETRY_BASE_MS, GateProxy, wait_for_port
+from job import assert_same_objects, job_requests, prepare_buckets, run_job, written_objects
+from test_gcs import upload_stack
 
 IMAGE = os.environ.get("EMWRITE_IMAGE")
 # Cloud Run's contract: SIGTERM, then SIGKILL 10 s later.
@@ -30,7 +30,8 @@ def podman() -> list[str]:
     """podman, with runc where it is installed: Debian 12's default crun refuses hybrid cgroups."""
     path = shutil.which("podman")
     if path is None:
-        pytest.skip("podman is not installed (Debian: apt-get install podman runc mmdebstrap); scripts/test installs it")
+        pytest.skip("podman is not installed (Debian: apt-get install podman runc mmdebstrap); "
+                    "scripts/test installs it")
     if not IMAGE:
         pytest.skip("EMWRITE_IMAGE is not set: scripts/test sets it to the image scripts/image builds")
     return [path, *(["--runtime", "runc"] if shutil.which("runc") else [])]
@@ -83,25 +84,6 @@ def image_run(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def example(make_stack, tmp_path_factory):
-    """A small stack: two blocks in x (1200 × 300 after the margin), four slices from z = 2."""
-    data_dir = tmp_path_factory.mktemp("container-stack")
-    return data_dir, generate_stack(make_stack, data_dir, width=1100, height=200, margin=100, slices=4, minz=2)
-
-
-@pytest.fixture(scope="module")
-def native_objects(emwrite, emulator, example, tmp_path_factory):
-    """The reference: the native host, `emwrite serve --store gcs`, given the stack's requests."""
-    workdir = tmp_path_factory.mktemp("container-native")
-    server = Server(emwrite, workdir, "--store", "gcs",
-                    env={"STORAGE_EMULATOR_HOST": emulator.url, "EMWRITE_RETRY_BASE_MS": RETRY_BASE_MS})
-    try:
-        return run_job(server, emulator, example, "container-native")
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def service(emulator, tmp_path_factory):
     podman()  # skips before anything starts
     service = Service(tmp_path_factory.mktemp("container-service"), emulator.url)
@@ -110,9 +92,9 @@ def service(emulator, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def service_objects(service, emulator, example):
+def service_objects(service, emulator, example_stack):
     """What the service wrote for the stack's requests."""
-    return run_job(service, emulator, example, "container-service")
+    return run_job(service, emulator, example_stack, "container-service")
 
 
 def test_the_service_runs_as_a_non_root_user(service):
@@ -120,10 +102,10 @@ def test_the_service_runs_as_a_non_root_user(service):
     assert service.exec("id", "-un").strip() == "emwrite"
 
 
-def test_the_first_task_runs_the_precompiled_component(service, emulator, example):
+def test_the_first_task_runs_the_precompiled_component(service, emulator, example_stack):
     # `serve` loads the component before it listens: a port that answers has it already.
-    prepare_buckets(emulator, example, "container-first")
-    endpoint, body = job_requests(example[1], "container-first")[0]
+    prepare_buckets(emulator, example_stack, "container-first")
+    endpoint, body = job_requests(example_stack[1], "container-first")[0]
     assert service.post(endpoint, body) == (200, "success")
     # The code that ran is the image's precompiled file, mapped executable into the server
     # (PID 1); a component compiled at start-up would live in anonymous memory instead.
@@ -138,14 +120,14 @@ def test_the_service_writes_what_the_native_host_writes(service_objects, native_
 
 
 def test_sigterm_during_an_ngshard_lets_it_answer_200_and_the_container_exits_0(
-        emulator, example, native_objects, tmp_path):
+        emulator, example_stack, native_objects, tmp_path):
     gate = GateProxy(free_port(), emulator.port)
     service = Service(tmp_path, gate.url)
     stopper = None
     try:
         # Every request but the last ngshard as usual.
-        prepare_buckets(emulator, example, "container-sigterm")
-        *before, (last_endpoint, last_body) = job_requests(example[1], "container-sigterm")
+        prepare_buckets(emulator, example_stack, "container-sigterm")
+        *before, (last_endpoint, last_body) = job_requests(example_stack[1], "container-sigterm")
         assert last_endpoint == "ngshard"
         for endpoint, body in before:
             assert service.post(endpoint, body) == (200, "success"), (endpoint, body)
@@ -177,8 +159,8 @@ def test_sigterm_during_an_ngshard_lets_it_answer_200_and_the_container_exits_0(
     assert_same_objects(written_objects(emulator, "container-sigterm"), native_objects)
 
 
-def test_the_image_as_a_cloud_run_job_writes_the_services_volume(emulator, example, service_objects, tmp_path):
-    data_dir, stack = example
+def test_the_image_as_a_cloud_run_job_writes_the_services_volume(emulator, example_stack, service_objects, tmp_path):
+    data_dir, stack = example_stack
     stack_file = upload_stack(emulator, data_dir, stack, "container-job", "container-job-tmp")
     # A Job reads its stack file from GCS: it needs no volume.
     emulator.create_bucket("container-job-stacks")

@@ -15,10 +15,7 @@ from PIL import Image
 
 from conftest import Server, free_port, generate_stack, run_emwrite
 from expect import CASES, JPEG_RMS_BOUND, em_like, mean_2x2x2, pillow_aligned, reassemble, read_tile_pack, rms
-from gcs import FaultyProxy
-
-RETRY_BASE_MS = "5"
-
+from gcs import RETRY_BASE_MS, FaultyProxy
 
 @pytest.fixture(scope="module")
 def gcs_server(emwrite, emulator, tmp_path_factory):
