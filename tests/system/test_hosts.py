@@ -77,10 +77,10 @@ class HostServer(Server):
     """A wasi:http host serving a component on a loopback port. It runs in a process group of its
     own because `jco serve` serves from a child node process, and the whole group is stopped."""
 
-    def __init__(self, args: list[str], port: int, env: dict, log_path: Path):
+    def __init__(self, args: list[str], port: int, env: dict, log_path: Path, cwd: Path | None = None):
         self.port = port
         self.log = open(log_path, "w")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
                                         env={**os.environ, **env}, start_new_session=True)
         wait_for_port(port, self.process)
 
