@@ -133,18 +133,40 @@ class Proxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 upstream.request(self.command, self.path, body=body, headers={**headers, **proxy.extra_headers()})
                 response = upstream.getresponse()
-                data = response.read()
-                upstream.close()
-                if fault == "reset-after":
+                try:
+                    if fault == "reset-after":
+                        response.read()
+                        self._reset()
+                        return
+                    self._relay(response)
+                finally:
+                    upstream.close()
+
+            def _relay(self, response):
+                """Sends `response` on as it arrives; a body the upstream breaks off is broken off
+                here too, after the bytes that came."""
+                length = response.getheader("Content-Length")
+                try:
+                    first = response.read() if length is None else b""
+                except (http.client.HTTPException, OSError):
                     self._reset()
                     return
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", length if length is not None else str(len(first)))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(first)
+                sent = len(first)
+                try:
+                    while chunk := response.read1(1 << 16):
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                except (http.client.HTTPException, OSError):
+                    pass
+                if length is not None and sent < int(length):
+                    self._reset()
 
             def _reset(self):
                 # SO_LINGER 0: close with RST, as a dropped connection looks to the client.
