@@ -3,9 +3,9 @@
 docs/design.md §7: `jco serve` (Node) and `wasmtime serve` run the portable component with nothing of
 ours around it. Given the same requests against fake-gcs-server, each must write byte-identical
 objects, with the same content types, to what the native host (`emwrite serve --store gcs`)
-writes. The Spin CLI cannot be installed on this machine, so the Spin build is proven as far as
-the machine allows: it runs the same job under jco with Spin's variables interface stood in by
-`spin_variables.js`; it imports nothing beyond the portable build's `wasi:*@0.2` plus
+writes. The Spin build is checked here without the Spin CLI (test_spin.py runs it under the real
+one where it is available): it runs the same job under jco with Spin's variables interface stood
+in by `spin_variables.js`; it imports nothing beyond the portable build's `wasi:*@0.2` plus
 `fermyon:spin/variables`; and spin.toml's routes, variables and `source` match the component
 and what its build command produces.
 
