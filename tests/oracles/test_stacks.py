@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import generate_stack, run_emwrite
-from test_aligned_slice import pillow_aligned, rotation
+from expect import pillow_aligned, rotation
 from test_volume import check_volume, open_scale, read
 
 
