@@ -14,9 +14,11 @@ ARG BASE=debian:trixie-slim
 
 # ---- build: host/build.rs builds the wasm32-wasip2 component and the host embeds it
 FROM rust:1.95-trixie AS build
-RUN rustup target add wasm32-wasip2
 WORKDIR /src
 COPY . .
+# After the sources: rust-toolchain.toml, where present, names the toolchain, and rustup installs
+# it with the target.
+RUN rustup target add wasm32-wasip2
 # Every crate of the lock file, for both targets, before the build (which runs a nested cargo
 # for the component).
 RUN cargo fetch --locked

@@ -20,6 +20,7 @@ RETRY_TESTS. Without them the tests skip, saying why.
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import urllib.error
@@ -71,8 +72,11 @@ class StorageTestbench:
         self.log = open(log_path, "w")
         # It starts gunicorn by name: its environment's bin/ goes first on PATH.
         env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
+        # In a process group of its own: testbench_run.py serves from gunicorn's children, and
+        # the whole group is stopped.
         self.process = subprocess.Popen([str(python), str(Path(TESTBENCH) / "testbench_run.py"), "127.0.0.1",
-                                         str(self.port), "1"], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+                                         str(self.port), "1"], stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
         wait_for_port(self.port, self.process)
 
     def call(self, method: str, path: str, body=None, content_type="application/json"):
@@ -116,7 +120,8 @@ class StorageTestbench:
             self.delete(bucket, name)
 
     def stop(self):
-        self.process.terminate()
+        # gunicorn's master and worker stop on SIGTERM as the launcher does.
+        os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait()
         self.log.close()
 
