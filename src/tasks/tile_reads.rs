@@ -40,6 +40,9 @@ pub const REQUESTS_IN_FLIGHT: usize = 7;
 /// that a slab's locations are found while the slab before it computes.
 pub const LOCATE_AHEAD: usize = 64;
 
+/// Range reads one tile costs: what `emwrite plan` counts per tile of a block.
+pub const READS_PER_TILE: u64 = 2;
+
 type Read<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
 
 /// A read in flight or its outcome, for one slice.
@@ -382,7 +385,7 @@ mod tests {
             );
         }
         assert!(block_on(reads.next()).is_none());
-        assert_eq!(storage.reads.get(), 300, "two reads a tile");
+        assert_eq!(storage.reads.get() as u64, 150 * READS_PER_TILE);
         assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
     }
 
