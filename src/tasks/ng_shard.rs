@@ -45,7 +45,7 @@ const BLOCK: usize = BLOCK_EDGE as usize;
 /// dense block with `writeRaw` about 600 MiB more, and their JPEG files about 100 MiB. Scale 2 is
 /// 16 MiB of voxels at most, and on GCS a file in parts costs a resumable upload and a compose
 /// rather than one request.
-const STREAM_SHARDS_FROM: usize = 32 << 20;
+pub const STREAM_SHARDS_FROM: usize = 32 << 20;
 
 /// What one half of a block wrote, and what it hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
