@@ -269,7 +269,7 @@ mod tests {
             dest: Location::parse("dest", "lab").expect("a location"),
             dest_tmp: Location::parse("dest-tmp", "lab-tmp").expect("a location"),
             bbox,
-            resolution: 8.0,
+            resolution: [8.0; 3],
             write_raw,
             jpeg_quality: 75,
             window: None,
