@@ -123,7 +123,7 @@ fn resolution(fields: &LooseFields, field: &str) -> Result<[f64; 3]> {
         Ok(nm) => Ok([nm; 3]),
         Err(_) => {
             let axes = fields.numbers(field, 3).map_err(|_| {
-                Error::bad_field(field, "expected nm as one number or [x, y, z]".to_owned())
+                Error::bad_field(field, "expected a number of nm, or [x, y, z]".to_owned())
             })?;
             Ok([axes[0], axes[1], axes[2]])
         }
@@ -303,7 +303,7 @@ impl NgMetaRequest {
         {
             return Err(Error::bad_field(
                 RESOLUTION,
-                format!("must be positive numbers of nm, got {nm}"),
+                format!("must be a positive number of nm, got {nm}"),
             ));
         }
         Ok(())
