@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// this file's content, trimmed, read once at start.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// How an ngshard block splits: auto splits a block when two cores are free (counting a
+    /// request in flight as one core busy, a split block as two).
+    #[command(flatten)]
+    pub split: SplitArgs,
     /// The engine.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -141,6 +145,8 @@ impl ServeArgs {
                 .as_deref()
                 .map(BearerToken::read)
                 .transpose()?,
+            split: self.split.split,
+            cores: cores(),
         })
     }
 }
