@@ -248,10 +248,10 @@ pub struct PlanArgs {
     /// Machines or service instances running tasks at once, each with --cores cores.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub instances: u32,
-    /// US dollars per 1,000 GCS class A requests (writes) [default: GCS Standard's].
+    /// US dollars per 1,000 GCS class A requests (writes); the default is GCS Standard's.
     #[arg(long, value_name = "USD", default_value_t = Prices::GCS_STANDARD.class_a_per_1000, value_parser = parse_price)]
     pub price_class_a: f64,
-    /// US dollars per 1,000 GCS class B requests (reads) [default: GCS Standard's].
+    /// US dollars per 1,000 GCS class B requests (reads); the default is GCS Standard's.
     #[arg(long, value_name = "USD", default_value_t = Prices::GCS_STANDARD.class_b_per_1000, value_parser = parse_price)]
     pub price_class_b: f64,
     /// US dollars per core-second of compute, to add the compute to the cost (e.g. Cloud Run's
