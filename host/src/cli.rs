@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// this file's content, trimmed, read once at start.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// How an ngshard block splits: auto splits a block when two cores are free (counting a
+    /// request in flight as one core busy, a split block as two).
+    #[command(flatten)]
+    pub split: SplitArgs,
     /// The engine.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -141,6 +145,8 @@ impl ServeArgs {
                 .as_deref()
                 .map(BearerToken::read)
                 .transpose()?,
+            split: self.split.split,
+            cores: cores(),
         })
     }
 }
@@ -242,10 +248,10 @@ pub struct PlanArgs {
     /// Machines or service instances running tasks at once, each with --cores cores.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub instances: u32,
-    /// US dollars per 1,000 GCS class A requests (writes) [default: GCS Standard's].
+    /// US dollars per 1,000 GCS class A requests (writes); the default is GCS Standard's.
     #[arg(long, value_name = "USD", default_value_t = Prices::GCS_STANDARD.class_a_per_1000, value_parser = parse_price)]
     pub price_class_a: f64,
-    /// US dollars per 1,000 GCS class B requests (reads) [default: GCS Standard's].
+    /// US dollars per 1,000 GCS class B requests (reads); the default is GCS Standard's.
     #[arg(long, value_name = "USD", default_value_t = Prices::GCS_STANDARD.class_b_per_1000, value_parser = parse_price)]
     pub price_class_b: f64,
     /// US dollars per core-second of compute, to add the compute to the cost (e.g. Cloud Run's

@@ -1,10 +1,13 @@
 //! A block as two halves in two instances plus their merge (`--split`) writes exactly the bytes
-//! of one instance running the whole block: through `emwrite pipeline` and `emwrite run`.
+//! of one instance running the whole block: through `emwrite pipeline`, `emwrite run` and
+//! `emwrite serve`.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::serve::Server;
 
 /// Slices on both sides of the halves' cut at z = 512, so each half has voxels to write.
 const SLICES: [u32; 4] = [510, 511, 512, 513];
@@ -46,6 +49,61 @@ fn split_blocks_write_the_bytes_of_whole_blocks() {
         "{report}"
     );
     assert_same_volume(&expected, &whole.volume());
+}
+
+#[test]
+fn serve_splits_blocks_into_the_bytes_of_whole_blocks() {
+    let whole = Workspace::new("serve");
+    whole.emwrite(
+        &["pipeline", "--split", "never", "--jobs", "1"],
+        "stack.json",
+    );
+    let expected = whole.volume();
+    let block = fs::read_to_string(whole.dir.join("block.json")).expect("the request");
+    for split in ["always", "never"] {
+        let server = Server::start_with_env(&["--split", split], &[]);
+        // The raw slices, the tile packs and the infos: what the block reads.
+        copy(&whole.dir.join("data"), &server.data(), &|path: &Path| {
+            !path.components().any(|c| c.as_os_str() == "neuroglancer")
+                || path.extension().is_none() && path.ends_with("info")
+                || path.is_dir() && !path.ends_with("blocks")
+        });
+        let reply = server.post("/ngshard", &block);
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "success"),
+            "{}",
+            server.log()
+        );
+        let root = server.data().join("lab/neuroglancer");
+        let mut volume = BTreeMap::new();
+        collect(&root, &root, &mut volume);
+        volume.retain(|name, _| !name.ends_with("/info"));
+        assert_same_volume(&expected, &volume);
+        assert_eq!(
+            server.log().contains("two halves"),
+            split == "always",
+            "--split {split}: {}",
+            server.log()
+        );
+    }
+}
+
+/// Copies what `keep` keeps of `from` into `to`, folders included.
+fn copy(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
+    fs::create_dir_all(to).expect("create a folder");
+    for entry in fs::read_dir(from).expect("read a folder") {
+        let path = entry.expect("a folder entry").path();
+        if !keep(&path) {
+            continue;
+        }
+        let target = to.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            copy(&path, &target, keep);
+        } else {
+            fs::copy(&path, &target).expect("copy a file");
+        }
+    }
 }
 
 fn assert_same_volume(expected: &BTreeMap<String, Vec<u8>>, actual: &BTreeMap<String, Vec<u8>>) {

@@ -93,6 +93,11 @@ impl Admission {
     pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().try_acquire_owned().ok()
     }
+
+    /// Slots free now.
+    pub fn free(&self) -> usize {
+        self.slots.available_permits()
+    }
 }
 
 /// The 413 a body over `max_body` gets: the core's own error, as the component words it.

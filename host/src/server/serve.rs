@@ -3,6 +3,9 @@
 //!
 //! The component routes and answers (the original API and `GET /healthz`); the host adds only
 //! what a guest cannot say about itself: traps, exceeded limits, and a log line per request.
+//! One exception: an ngshard block the `--split` rule splits (two cores free) runs as two
+//! halves in two instances and their merge (`embed/call.rs`), as `run` and `pipeline` do, since
+//! one instance is one core; its answer is the component's (`success`, or the JSON report).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use emwrite::endpoint::is_health_route;
+use emwrite::endpoint::{Endpoint, is_health_route};
+use emwrite::request::NgShardRequest;
+use emwrite::tasks::ReportBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -25,9 +30,12 @@ use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::embed::bindings::EndpointsPre;
+use crate::embed::call::{self, Split, Task};
 use crate::embed::engine::{Emwrite, HostState, Settings};
 use crate::embed::incoming::{self, Started};
 use crate::error::HostError;
+use crate::request::Request as TaskRequest;
 use crate::runtime::runtime;
 use crate::server::accept;
 use crate::server::auth::BearerToken;
@@ -48,6 +56,10 @@ pub struct ServeOptions {
     pub limits: ServeLimits,
     /// The token requests must carry, if any.
     pub auth: Option<BearerToken>,
+    /// When an ngshard block runs as two halves.
+    pub split: Split,
+    /// This machine's cores.
+    pub cores: usize,
 }
 
 /// Loads the component, listens on `options.addr` and serves until SIGINT or SIGTERM, then
@@ -63,6 +75,9 @@ pub fn serve(options: ServeOptions, settings: Settings) -> Result<(), HostError>
 struct Server {
     emwrite: Emwrite,
     proxy: ProxyPre<HostState>,
+    endpoints: EndpointsPre<HostState>,
+    split: Split,
+    cores: usize,
     next_id: AtomicU64,
     limits: ServeLimits,
     admission: Admission,
@@ -74,6 +89,7 @@ async fn serve_until_shutdown(options: ServeOptions, settings: Settings) -> Resu
     let addr = options.addr;
     let emwrite = Emwrite::load(&settings)?;
     let proxy = incoming::proxy_pre(&emwrite)?;
+    let endpoints = call::endpoints_pre(&emwrite)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| HostError::Config(format!("cannot listen on {addr}: {e}")))?;
@@ -108,6 +124,9 @@ async fn serve_until_shutdown(options: ServeOptions, settings: Settings) -> Resu
     let server = Arc::new(Server {
         emwrite,
         proxy,
+        endpoints,
+        split: options.split,
+        cores: options.cores,
         next_id: AtomicU64::new(1),
         admission: Admission::new(limits.max_in_flight),
         limits,
@@ -260,7 +279,7 @@ impl Server {
         }
         // Read before admission: a slow client holds a socket and the buffer, never a slot.
         let request = limits::read_body(line, request, &self.limits).await?;
-        let slot = if health {
+        let mut slot = if health {
             None
         } else {
             Some(self.admission.try_admit().ok_or_else(|| {
@@ -273,12 +292,50 @@ impl Server {
                 )
             })?)
         };
+        if let Some(first) = &mut slot
+            && let Some(task) = self.block_to_split(&request)
+            // The second core's slot; without it the block runs whole, in the component.
+            && let Some(second) = self.admission.try_admit()
+        {
+            first.merge(second);
+            tracing::info!("{line}: the block runs as two halves in two instances (--split)");
+            let written = call::run(self.emwrite.clone(), self.endpoints.clone(), task).await?;
+            let (content_type, body) = if accepts_json(request.headers()) {
+                ("application/json", ReportBody::from(&written).to_json())
+            } else {
+                // The original answered a bare `success`, as the component does.
+                ("text/plain; charset=utf-8", "success".to_owned())
+            };
+            let started = Started {
+                response: response(StatusCode::OK, content_type, body),
+                finished: tokio::spawn(async { Ok(()) }),
+            };
+            return Ok((started, slot));
+        }
         let request = request.map(|bytes| {
             Full::new(bytes).map_err(|never: Infallible| -> hyper::Error { match never {} })
         });
         let started =
             incoming::handle(&self.emwrite, &self.proxy, line.to_owned(), request).await?;
         Ok((started, slot))
+    }
+
+    /// The block of a `POST /ngshard` request to run as two halves, when the `--split` rule
+    /// says so for the cores free: this machine's, less one per request in flight besides this
+    /// one (a split block holds two slots). A body the core refuses goes to the component,
+    /// which answers it.
+    fn block_to_split(&self, request: &Request<Bytes>) -> Option<Task> {
+        let route = request.uri().path().trim_end_matches('/');
+        if request.method() != hyper::Method::POST
+            || Endpoint::from_route(route) != Some(Endpoint::NgShard)
+        {
+            return None;
+        }
+        let block = NgShardRequest::from_json(request.body()).ok()?;
+        let in_flight = self.limits.max_in_flight - self.admission.free();
+        let free_cores = self.cores.saturating_sub(in_flight.saturating_sub(1));
+        let task = Task::new(&TaskRequest::NgShard(block)).with_split(self.split, free_cores, 1);
+        (task.cores() == 2).then_some(task)
     }
 
     /// Headers a refused client needs: when to retry (503), how to authenticate (401), and that
@@ -344,6 +401,15 @@ fn error_response(error: &HostError, json: bool) -> Response<HyperOutgoingBody> 
             format!("{}\n", error.body().message),
         )
     };
+    response(status, content_type, body)
+}
+
+/// A whole response of the host's own.
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<HyperOutgoingBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})
