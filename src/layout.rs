@@ -18,6 +18,7 @@ use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::sharding::ShardingSpec;
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
+use crate::zarr::metadata::{METADATA_FILE, ZarrScale};
 
 /// Edge of a block in voxels: the unit of one ngshard task, the tile edge of the tile packs it
 /// reads, and the only `shard-size` the original's layout supports.
@@ -165,6 +166,84 @@ pub fn scale0_size(bbox: [u32; 2], maxz: u32) -> [u64; 3] {
 fn scale_key(resolution_nm: [f64; 3]) -> String {
     let [x, y, z] = resolution_nm;
     format!("{x:?}x{y:?}x{z:?}")
+}
+
+/// Inner chunks per Zarr shard edge at scale `k`: as many as a precomputed shard of that scale
+/// holds per edge ([`SHARDING_BITS`]: its preshift bits, a third per axis), so that a Zarr shard
+/// holds exactly the chunks of one precomputed shard: 8 at scales 0 and 1 (8 shards per block,
+/// then 1), 4, 2 and 1 (the whole block) at scales 2–4. A block therefore owns whole Zarr shards
+/// at every scale, the halves own whole scale-0 shards, and the engine's shard of raw chunks
+/// becomes one Zarr shard ([`crate::block::zarr`]).
+///
+/// ```
+/// assert_eq!([0, 1, 2, 3, 4].map(emwrite::layout::zarr_shard_chunks), [8, 8, 4, 2, 1]);
+/// ```
+pub fn zarr_shard_chunks(k: usize) -> u64 {
+    SHARDING_BITS
+        .get(k)
+        .map_or(1, |&(preshift_bits, _)| 1 << (preshift_bits / 3))
+}
+
+/// The folder of the OME-Zarr image below the destination, beside `neuroglancer/`: its group
+/// `zarr.json` and one array per scale. Its Neuroglancer source is `zarr3://<dest>/ome-zarr/`.
+pub const ZARR_FOLDER: &str = "ome-zarr";
+
+/// The OME-Zarr image's scales, finest first, for a stack of `bbox` slices up to `maxz` at
+/// `resolution_nm`: one array per scale of [`volume_info`], with the same size and voxel size
+/// (so the same voxels as the precomputed volume's scale), [`CHUNK_EDGE`]³ inner chunks and
+/// shards of [`zarr_shard_chunks`] chunks per edge. Arrays are named `0`, `1`, … below
+/// [`ZARR_FOLDER`].
+///
+/// Everything the Zarr output knows of the layout comes from here: a change to the scales
+/// (their sizes, voxel sizes or factors) changes [`volume_info`], and this follows it.
+///
+/// ```
+/// let scales = emwrite::layout::zarr_scales([1500, 700], 3, 1030, 8.0)?;
+/// assert_eq!(scales[0].shape, [2048, 1024, 2048]);
+/// assert_eq!(scales[0].shard_shape, [512; 3]);
+/// assert_eq!(scales[4].shard_shape, [64; 3]);
+/// assert_eq!(scales[4].resolution_nm, [128.0; 3]);
+/// # Ok::<(), emwrite::Error>(())
+/// ```
+pub fn zarr_scales(
+    bbox: [u32; 2],
+    minz: u32,
+    maxz: u32,
+    resolution_nm: f64,
+) -> Result<Vec<ZarrScale>> {
+    let info = volume_info(bbox, minz, maxz, resolution_nm, Encoding::Raw)?;
+    info.scales()
+        .iter()
+        .enumerate()
+        .map(|(k, scale)| {
+            let chunk_shape = scale.chunk_size();
+            let zarr = ZarrScale {
+                path: k.to_string(),
+                shape: scale.size(),
+                shard_shape: chunk_shape.map(|edge| edge * zarr_shard_chunks(k)),
+                chunk_shape,
+                resolution_nm: scale.resolution_nm(),
+            };
+            zarr.check()?;
+            Ok(zarr)
+        })
+        .collect()
+}
+
+/// The OME-Zarr group's `zarr.json`: `ome-zarr/zarr.json`.
+pub fn zarr_group_object(dest: &Location) -> ObjectPath {
+    dest.object(&format!("{ZARR_FOLDER}/{METADATA_FILE}"))
+}
+
+/// The `zarr.json` of the array of `scale`: `ome-zarr/<path>/zarr.json`.
+pub fn zarr_array_object(dest: &Location, scale: &ZarrScale) -> ObjectPath {
+    dest.object(&format!("{ZARR_FOLDER}/{}/{METADATA_FILE}", scale.path))
+}
+
+/// The name below the destination of shard `shard` (xyz, in shards) of the array of `scale`,
+/// as it is written and block manifests list it: `ome-zarr/0/c/<z>/<y>/<x>`.
+pub fn zarr_shard_name(scale: &ZarrScale, shard: [u64; 3]) -> String {
+    format!("{ZARR_FOLDER}/{}/{}", scale.path, scale.shard_key(shard))
 }
 
 /// One half of a block, cut along z so that two component instances (two cores) can build one
