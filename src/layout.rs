@@ -16,6 +16,7 @@ use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::sharding::ShardingSpec;
+use crate::request::OutputFormat;
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
 use crate::zarr::metadata::{METADATA_FILE, ZarrScale};
@@ -317,6 +318,26 @@ pub fn encodings(write_raw: bool) -> &'static [Encoding] {
         &[Encoding::Jpeg, Encoding::Raw]
     } else {
         &[Encoding::Jpeg]
+    }
+}
+
+/// The encodings the block engine builds for a request of `format`: the precomputed ones
+/// ([`encodings`]), and raw wherever the OME-Zarr image is written, since its shards are made of
+/// the raw chunks ([`crate::block::zarr`]).
+///
+/// ```
+/// use emwrite::layout::engine_encodings;
+/// use emwrite::precomputed::codec::Encoding::{Jpeg, Raw};
+/// use emwrite::request::OutputFormat;
+/// assert_eq!(engine_encodings(OutputFormat::Precomputed, false), [Jpeg]);
+/// assert_eq!(engine_encodings(OutputFormat::OmeZarr, true), [Raw]);
+/// assert_eq!(engine_encodings(OutputFormat::Both, false), [Jpeg, Raw]);
+/// ```
+pub fn engine_encodings(format: OutputFormat, write_raw: bool) -> &'static [Encoding] {
+    match format {
+        OutputFormat::Precomputed => encodings(write_raw),
+        OutputFormat::OmeZarr => &[Encoding::Raw],
+        OutputFormat::Both => &[Encoding::Jpeg, Encoding::Raw],
     }
 }
 

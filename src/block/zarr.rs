@@ -31,6 +31,7 @@ pub fn zarr_shard(
     let bits = scale.morton_bits();
     let mut builder = ShardBuilder::new(per_shard)?;
     let mut place = None;
+    let mut chunks = Vec::new();
     for (id, voxels) in shard.chunks() {
         let cell = morton::decode(id, bits);
         let here: [u64; 3] = std::array::from_fn(|axis| cell[axis] / per_shard[axis]);
@@ -40,9 +41,15 @@ pub fn zarr_shard(
             ))
             .context(context()));
         }
-        let within = std::array::from_fn(|axis| cell[axis] % per_shard[axis]);
+        let [x, y, z] = std::array::from_fn(|axis| cell[axis] % per_shard[axis]);
+        chunks.push(([z, y, x], voxels));
+    }
+    // In the index's (C) order, whatever order the chunks were encoded in: a block built in
+    // halves, whose merge adds them in another order, writes the same file.
+    chunks.sort_unstable_by_key(|&(zyx, _)| zyx);
+    for ([z, y, x], voxels) in chunks {
         builder
-            .add_chunk(within, &encode_chunk(voxels)?)
+            .add_chunk([x, y, z], &encode_chunk(voxels)?)
             .map_err(|e| e.context(context()))?;
     }
     Ok(place.map(|place| (layout::zarr_shard_name(zarr, place), builder.finish())))
