@@ -16,7 +16,7 @@ use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::sharding::ShardingSpec;
-use crate::request::OutputFormat;
+use crate::request::{OutputFormat, wire};
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
 use crate::zarr::metadata::{METADATA_FILE, ZarrScale};
@@ -229,6 +229,46 @@ pub fn zarr_scales(
             Ok(zarr)
         })
         .collect()
+}
+
+/// The attribute of the OME-Zarr group, beside `ome`, that records the stack the image was made
+/// from, as the precomputed info's `realsize` and `realoffset` do: `{"bbox": [W, H], "minz": …,
+/// "maxz": …}` under the requests' keys. `verify` finds an OME-Zarr-only volume's blocks by it.
+pub const ZARR_STACK_ATTRIBUTE: &str = "emwrite";
+
+/// The group attributes of [`ZARR_STACK_ATTRIBUTE`] for a stack of `bbox` slices `minz..=maxz`.
+pub fn zarr_stack_attributes(
+    bbox: [u32; 2],
+    minz: u32,
+    maxz: u32,
+) -> serde_json::Map<String, serde_json::Value> {
+    let stack = serde_json::json!({wire::BBOX: bbox, wire::MINZ: minz, wire::MAXZ: maxz});
+    serde_json::Map::from_iter([(ZARR_STACK_ATTRIBUTE.to_owned(), stack)])
+}
+
+/// The stack `(bbox, minz, maxz)` an OME-Zarr group's `zarr.json` records
+/// ([`zarr_stack_attributes`]); `None` if it records none.
+///
+/// ```
+/// use emwrite::layout::{zarr_stack_attributes, zarr_stack_of_group};
+/// let attributes = serde_json::Value::Object(zarr_stack_attributes([1500, 700], 3, 1030));
+/// let group = serde_json::json!({"attributes": attributes}).to_string();
+/// assert_eq!(zarr_stack_of_group(group.as_bytes()), Some(([1500, 700], 3, 1030)));
+/// assert_eq!(zarr_stack_of_group(b"{}"), None);
+/// ```
+pub fn zarr_stack_of_group(group: &[u8]) -> Option<([u32; 2], u32, u32)> {
+    let group: serde_json::Value = serde_json::from_slice(group).ok()?;
+    let stack = &group["attributes"][ZARR_STACK_ATTRIBUTE];
+    let number = |value: &serde_json::Value| u32::try_from(value.as_u64()?).ok();
+    let bbox = [
+        number(&stack[wire::BBOX][0])?,
+        number(&stack[wire::BBOX][1])?,
+    ];
+    Some((
+        bbox,
+        number(&stack[wire::MINZ])?,
+        number(&stack[wire::MAXZ])?,
+    ))
 }
 
 /// The OME-Zarr group's `zarr.json`: `ome-zarr/zarr.json`.

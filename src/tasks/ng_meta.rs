@@ -5,6 +5,7 @@ use super::Written;
 use crate::Result;
 use crate::layout::{
     encodings, info_object, volume_info, zarr_array_object, zarr_group_object, zarr_scales,
+    zarr_stack_attributes,
 };
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::VolumeInfo;
@@ -61,7 +62,11 @@ pub fn zarr_documents(request: &NgMetaRequest) -> Result<Vec<(ObjectPath, Vec<u8
         .collect::<Result<Vec<_>>>()?;
     documents.push((
         zarr_group_object(&request.dest),
-        group_metadata(IMAGE_NAME, &scales)?,
+        group_metadata(
+            IMAGE_NAME,
+            &scales,
+            zarr_stack_attributes(request.bbox, request.minz, request.maxz),
+        )?,
     ));
     Ok(documents)
 }

@@ -117,8 +117,13 @@ impl ZarrScale {
 }
 
 /// The group's `zarr.json`: one multiscale image named `name`, whose datasets are `scales`,
-/// finest first.
-pub fn group_metadata(name: &str, scales: &[ZarrScale]) -> Result<Vec<u8>> {
+/// finest first, and the writer's own `extra` attributes beside `ome` (Zarr v3 leaves
+/// `attributes` to applications; NGFF 0.5 claims only the `ome` key).
+pub fn group_metadata(
+    name: &str,
+    scales: &[ZarrScale],
+    extra: serde_json::Map<String, Value>,
+) -> Result<Vec<u8>> {
     let axes: Vec<Value> = ["z", "y", "x"]
         .iter()
         .map(|axis| json!({"name": axis, "type": "space", "unit": "nanometer"}))
@@ -134,15 +139,18 @@ pub fn group_metadata(name: &str, scales: &[ZarrScale]) -> Result<Vec<u8>> {
             })
         })
         .collect();
+    let mut attributes = extra;
+    attributes.insert(
+        "ome".to_owned(),
+        json!({
+            "version": NGFF_VERSION,
+            "multiscales": [{"name": name, "axes": axes, "datasets": datasets}]
+        }),
+    );
     let metadata = json!({
         "zarr_format": 3,
         "node_type": "group",
-        "attributes": {
-            "ome": {
-                "version": NGFF_VERSION,
-                "multiscales": [{"name": name, "axes": axes, "datasets": datasets}]
-            }
-        }
+        "attributes": attributes
     });
     to_vec(&metadata)
 }
@@ -225,10 +233,12 @@ mod tests {
     #[test]
     fn group_metadata_names_each_scale_and_its_voxel_size() {
         let scales: Vec<ZarrScale> = (0..3).map(scale).collect();
-        let bytes = group_metadata("emwrite", &scales).expect("json");
+        let extra = serde_json::Map::from_iter([("lab".to_owned(), json!(1))]);
+        let bytes = group_metadata("emwrite", &scales, extra).expect("json");
         let group = parse(&bytes);
         let ome = &group["attributes"]["ome"];
         assert_eq!(ome["version"], "0.5");
+        assert_eq!(group["attributes"]["lab"], 1);
         let multiscale = &ome["multiscales"][0];
         assert_eq!(multiscale["axes"][0]["name"], "z");
         assert_eq!(multiscale["axes"][2]["unit"], "nanometer");
