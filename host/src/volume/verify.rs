@@ -606,6 +606,7 @@ mod tests {
         let volume = Volume {
             dest: Location::parse("dest", "lab").unwrap(),
             encodings: vec![(Encoding::Jpeg, scales())],
+            zarr: Vec::new(),
             stack: Some(([2048, 1024], 0, 1000)),
             blocks: vec![[0, 0, 0], [1, 0, 0]],
         };
