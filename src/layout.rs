@@ -15,6 +15,7 @@ use std::ops::{Range, RangeInclusive};
 use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
+use crate::precomputed::morton;
 use crate::precomputed::sharding::ShardingSpec;
 use crate::request::{OutputFormat, wire};
 use crate::storage::location::{Location, ObjectPath};
@@ -169,20 +170,17 @@ fn scale_key(resolution_nm: [f64; 3]) -> String {
     format!("{x:?}x{y:?}x{z:?}")
 }
 
-/// Inner chunks per Zarr shard edge at scale `k`: as many as a precomputed shard of that scale
-/// holds per edge ([`SHARDING_BITS`]: its preshift bits, a third per axis), so that a Zarr shard
-/// holds exactly the chunks of one precomputed shard: 8 at scales 0 and 1 (8 shards per block,
-/// then 1), 4, 2 and 1 (the whole block) at scales 2–4. A block therefore owns whole Zarr shards
-/// at every scale, the halves own whole scale-0 shards, and the engine's shard of raw chunks
-/// becomes one Zarr shard ([`crate::block::zarr`]).
-///
-/// ```
-/// assert_eq!([0, 1, 2, 3, 4].map(emwrite::layout::zarr_shard_chunks), [8, 8, 4, 2, 1]);
-/// ```
-pub fn zarr_shard_chunks(k: usize) -> u64 {
-    SHARDING_BITS
-        .get(k)
-        .map_or(1, |&(preshift_bits, _)| 1 << (preshift_bits / 3))
+/// Inner chunks per Zarr shard edge (xyz) at `scale`: the box of chunks one of its precomputed
+/// shards holds (the ids sharing the bits above the preshift and minishard bits,
+/// [`morton::low_bits_per_axis`]), so that a Zarr shard holds exactly the chunks of one
+/// precomputed shard. With [`SHARDING_BITS`] that is 8 chunks per edge at scales 0 and 1 (8
+/// shards per block, then 1), 4, 2 and 1 (the whole block) at scales 2–4. A block therefore owns
+/// whole Zarr shards wherever it owns whole precomputed shards, the halves own whole scale-0
+/// shards, and the engine's shard of raw chunks becomes one Zarr shard ([`crate::block::zarr`]).
+pub fn zarr_shard_chunks(scale: &Scale) -> [u64; 3] {
+    let sharding = scale.sharding();
+    let low_bits = sharding.preshift_bits() + sharding.minishard_bits();
+    morton::low_bits_per_axis(scale.morton_bits(), low_bits).map(|bits| 1 << bits)
 }
 
 /// The folder of the OME-Zarr image below the destination, beside `neuroglancer/`: its group
@@ -196,7 +194,7 @@ pub const ZARR_FOLDER: &str = "ome-zarr";
 /// [`ZARR_FOLDER`].
 ///
 /// Everything the Zarr output knows of the layout comes from here: a change to the scales
-/// (their sizes, voxel sizes or factors) changes [`volume_info`], and this follows it.
+/// (their sizes, voxel sizes, factors or sharding) changes [`volume_info`], and this follows it.
 ///
 /// ```
 /// let scales = emwrite::layout::zarr_scales([1500, 700], 3, 1030, 8.0)?;
@@ -218,10 +216,13 @@ pub fn zarr_scales(
         .enumerate()
         .map(|(k, scale)| {
             let chunk_shape = scale.chunk_size();
+            // Shards stay inside the array (`check`): scale sizes are whole blocks.
             let zarr = ZarrScale {
                 path: k.to_string(),
                 shape: scale.size(),
-                shard_shape: chunk_shape.map(|edge| edge * zarr_shard_chunks(k)),
+                shard_shape: std::array::from_fn(|axis| {
+                    chunk_shape[axis] * zarr_shard_chunks(scale)[axis]
+                }),
                 chunk_shape,
                 resolution_nm: scale.resolution_nm(),
             };
@@ -642,6 +643,20 @@ mod tests {
             scale.check_shard_capacity().expect("small volume fits");
         }
         assert_eq!(info.scales()[4].grid(), [2, 1, 2]);
+    }
+
+    #[test]
+    fn a_zarr_shard_is_the_box_of_one_precomputed_shard() {
+        let info = volume_info([3072, 1024], 0, 2047, 8.0, Encoding::Raw).expect("info");
+        let per_edge: Vec<[u64; 3]> = info.scales().iter().map(zarr_shard_chunks).collect();
+        assert_eq!(per_edge, [[8; 3], [8; 3], [4; 3], [2; 3], [1; 3]]);
+        let zarr = zarr_scales([3072, 1024], 0, 2047, 8.0).expect("scales");
+        for (scale, array) in info.scales().iter().zip(&zarr) {
+            assert_eq!(array.shape, scale.size());
+            assert_eq!(array.resolution_nm, scale.resolution_nm());
+        }
+        assert_eq!(zarr[0].shard_shape, [512; 3]);
+        assert_eq!(zarr[4].shard_shape, [64; 3]);
     }
 
     #[test]
