@@ -89,6 +89,16 @@ def test_ome_zarr_scales_equal_the_raw_precomputed_volume(emwrite, make_stack, t
     for name in shard_files(volume):
         assert (only / "ome-zarr" / name).read_bytes() == (volume / "ome-zarr" / name).read_bytes(), name
 
+    # verify names a damaged shard (its index checksum) and a lost one.
+    damaged = only / "ome-zarr" / "2" / "c" / "0" / "0" / "0"
+    damaged.write_bytes(damaged.read_bytes()[:-1] + bytes([damaged.read_bytes()[-1] ^ 1]))
+    (only / "ome-zarr" / "4" / "c" / "0" / "0" / "0").unlink()
+    failed = run_emwrite(emwrite, "verify", str(only), check=False)
+    assert failed.returncode != 0
+    said = failed.stdout + failed.stderr
+    assert "ome-zarr/2/c/0/0/0: zarr shard: index checksum mismatch" in said, said
+    assert "ome-zarr/4/c/0/0/0: missing" in said, said
+
 
 def test_a_bad_format_is_refused_by_name(emwrite, make_stack, tmp_path):
     data = tmp_path / "data"
