@@ -112,7 +112,7 @@ fn main() {
         [BLOCK_EDGE, BLOCK_EDGE],
         0,
         BLOCK_EDGE - 1,
-        DEFAULT_RESOLUTION_NM,
+        [DEFAULT_RESOLUTION_NM; 3],
         Encoding::Jpeg,
     )
     .expect("one block's info");

@@ -90,12 +90,13 @@ pub fn scale_sharding() -> [ShardingSpec; SCALE_COUNT] {
     })
 }
 
-/// emwrite's info for a stack of `bbox` = `[width, height]` slices numbered `minz..=maxz`, at
-/// `resolution_nm` per voxel on every axis, with chunks in `encoding`.
+/// emwrite's info for a stack of `bbox` = `[width, height]` slices numbered `minz..=maxz`, with
+/// voxels of `resolution_nm` = `[x, y, z]` nm at scale 0, and chunks in `encoding`.
 ///
 /// Scale 0 covers x in [0, W), y in [0, H) and z in [0, maxz] (slice numbers are z
 /// coordinates), each rounded up to a multiple of [`BLOCK_EDGE`] so that every ngshard block lies
-/// inside it; scale k has size `size0 >> k`, resolution `resolution_nm · 2^k`, [`CHUNK_EDGE`]³
+/// inside it; scale k has size `size0 >> k`, resolution `resolution_nm · 2^k` on each axis
+/// (every scale halves all three axes, whatever the voxels' shape), [`CHUNK_EDGE`]³
 /// chunks and the sharding [`scale_sharding`] gives it. The original's extra keys are kept:
 /// `realsize` = `[W, H, maxz − minz + 1]` and `realoffset` = `[0, 0, minz]`. Arithmetic
 /// saturates, so nonsense (maxz < minz) gives a nonsense info, not a panic; the request parser
@@ -105,7 +106,7 @@ pub fn scale_sharding() -> [ShardingSpec; SCALE_COUNT] {
 /// use emwrite::layout::volume_info;
 /// use emwrite::precomputed::codec::Encoding;
 /// use emwrite::precomputed::info::VolumeInfo;
-/// let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Jpeg)?;
+/// let info = volume_info([1500, 700], 3, 1030, [8.0; 3], Encoding::Jpeg)?;
 /// let keys: Vec<&str> = info.scales().iter().map(|s| s.key()).collect();
 /// assert_eq!(keys[..2], ["8.0x8.0x8.0", "16.0x16.0x16.0"]);
 /// assert_eq!(keys[4], "128.0x128.0x128.0");
@@ -117,14 +118,14 @@ pub fn volume_info(
     bbox: [u32; 2],
     minz: u32,
     maxz: u32,
-    resolution_nm: f64,
+    resolution_nm: [f64; 3],
     encoding: Encoding,
 ) -> Result<VolumeInfo> {
     let size0 = scale0_size(bbox, maxz);
     let scales = (0u32..)
         .zip(scale_sharding())
         .map(|(k, sharding)| {
-            let resolution = [resolution_nm * f64::from(1u32 << k); 3];
+            let resolution = resolution_nm.map(|nm| nm * f64::from(1u32 << k));
             let size = size0.map(|voxels| voxels >> k);
             let chunk = [CHUNK_EDGE.into(); 3];
             Scale::new(
@@ -197,7 +198,7 @@ pub const ZARR_FOLDER: &str = "ome-zarr";
 /// (their sizes, voxel sizes, factors or sharding) changes [`volume_info`], and this follows it.
 ///
 /// ```
-/// let scales = emwrite::layout::zarr_scales([1500, 700], 3, 1030, 8.0)?;
+/// let scales = emwrite::layout::zarr_scales([1500, 700], 3, 1030, [8.0; 3])?;
 /// assert_eq!(scales[0].shape, [2048, 1024, 2048]);
 /// assert_eq!(scales[0].shard_shape, [512; 3]);
 /// assert_eq!(scales[4].shard_shape, [64; 3]);
@@ -208,7 +209,7 @@ pub fn zarr_scales(
     bbox: [u32; 2],
     minz: u32,
     maxz: u32,
-    resolution_nm: f64,
+    resolution_nm: [f64; 3],
 ) -> Result<Vec<ZarrScale>> {
     let info = volume_info(bbox, minz, maxz, resolution_nm, Encoding::Raw)?;
     info.scales()
@@ -595,7 +596,7 @@ mod tests {
 
     #[test]
     fn info_json_of_scale_0() {
-        let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Jpeg).expect("info");
+        let info = volume_info([1500, 700], 3, 1030, [8.0; 3], Encoding::Jpeg).expect("info");
         let json: serde_json::Value =
             serde_json::from_slice(&info.to_json().expect("serializes")).expect("valid json");
         assert_eq!(json["realsize"], json!([1500, 700, 1028])); // maxz − minz + 1 slices
@@ -609,7 +610,7 @@ mod tests {
 
     #[test]
     fn five_scale_table_for_a_small_volume() {
-        let info = volume_info([1500, 700], 3, 1030, 8.0, Encoding::Raw).expect("info");
+        let info = volume_info([1500, 700], 3, 1030, [8.0; 3], Encoding::Raw).expect("info");
         /// key, size, resolution, preshift bits, shard bits
         type Row<'a> = (&'a str, [u64; 3], [f64; 3], u32, u32);
         let table: Vec<Row> = info
@@ -647,10 +648,10 @@ mod tests {
 
     #[test]
     fn a_zarr_shard_is_the_box_of_one_precomputed_shard() {
-        let info = volume_info([3072, 1024], 0, 2047, 8.0, Encoding::Raw).expect("info");
+        let info = volume_info([3072, 1024], 0, 2047, [8.0; 3], Encoding::Raw).expect("info");
         let per_edge: Vec<[u64; 3]> = info.scales().iter().map(zarr_shard_chunks).collect();
         assert_eq!(per_edge, [[8; 3], [8; 3], [4; 3], [2; 3], [1; 3]]);
-        let zarr = zarr_scales([3072, 1024], 0, 2047, 8.0).expect("scales");
+        let zarr = zarr_scales([3072, 1024], 0, 2047, [8.0; 3]).expect("scales");
         for (scale, array) in info.scales().iter().zip(&zarr) {
             assert_eq!(array.shape, scale.size());
             assert_eq!(array.resolution_nm, scale.resolution_nm());
@@ -662,14 +663,23 @@ mod tests {
     #[test]
     fn exact_multiples_are_not_rounded_further() {
         // maxz = 1023: slices 0..=1023 are exactly one block deep.
-        let info = volume_info([2048, 1024], 0, 1023, 8.0, Encoding::Jpeg).expect("info");
+        let info = volume_info([2048, 1024], 0, 1023, [8.0; 3], Encoding::Jpeg).expect("info");
         assert_eq!(info.scales()[0].size(), [2048, 1024, 1024]);
+    }
+
+    #[test]
+    fn anisotropic_voxels_keep_their_shape_at_every_scale() {
+        let info = volume_info([1500, 700], 3, 1030, [8.0, 8.0, 40.0], Encoding::Jpeg);
+        let info = info.expect("info");
+        let keys: Vec<&str> = info.scales().iter().map(|s| s.key()).collect();
+        assert_eq!(keys[..2], ["8.0x8.0x40.0", "16.0x16.0x80.0"]);
+        assert_eq!(info.scales()[4].resolution_nm(), [128.0, 128.0, 640.0]);
     }
 
     #[test]
     fn keys_for_non_integer_resolutions() {
         let keys = |r: f64| -> Vec<String> {
-            volume_info([1, 1], 0, 0, r, Encoding::Jpeg)
+            volume_info([1, 1], 0, 0, [r; 3], Encoding::Jpeg)
                 .expect("info")
                 .scales()
                 .iter()
@@ -694,7 +704,7 @@ mod tests {
     fn the_largest_frame_fits_the_sharding() {
         // 2^17 voxels per axis, the largest frame edge a request may ask for, just fits.
         let edge = crate::request::MAX_FRAME_EDGE;
-        let info = volume_info([edge, edge], 0, edge - 1, 8.0, Encoding::Jpeg).expect("info");
+        let info = volume_info([edge, edge], 0, edge - 1, [8.0; 3], Encoding::Jpeg).expect("info");
         for scale in info.scales() {
             scale.check_shard_capacity().expect("fits");
         }

@@ -139,7 +139,7 @@ pub fn value_histogram(bytes: &[u8], what: &ObjectPath) -> Result<Vec<u64>> {
 pub const FETCH_BYTES: u64 = 8 << 20;
 
 /// The PNG signature, by which a PNG is recognised.
-const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+pub(crate) const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// A raw slice read band by band, top to bottom (see the module docs).
 pub struct SliceRows {

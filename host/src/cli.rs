@@ -32,6 +32,7 @@ use crate::server::serve::ServeOptions;
 use crate::stack::driver::Mode;
 use crate::stack::executor::remote::RemoteOptions;
 use crate::stack::parse::{self, Overrides};
+use crate::stack::requests::Prices;
 use crate::stack::source::StackFile;
 use crate::stack::tasks::{Phase, Stack};
 use crate::units::{parse_byte_size, parse_duration};
@@ -235,15 +236,48 @@ pub struct PlanArgs {
     /// Where the raw slices are (they are sized only on the local store).
     #[command(flatten)]
     pub stores: StoreArgs,
-    /// Cores the in-process estimate assumes (default: this machine's).
-    #[arg(long, value_name = "N")]
-    cores: Option<usize>,
+    /// Cores of each machine or service instance the wall time assumes (default: this
+    /// machine's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    cores: Option<u32>,
+    /// Machines or service instances running tasks at once, each with --cores cores.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub instances: u32,
+    /// US dollars per 1,000 GCS class A requests (writes) [default: GCS Standard's].
+    #[arg(long, value_name = "USD", default_value_t = Prices::GCS_STANDARD.class_a_per_1000, value_parser = parse_price)]
+    pub price_class_a: f64,
+    /// US dollars per 1,000 GCS class B requests (reads) [default: GCS Standard's].
+    #[arg(long, value_name = "USD", default_value_t = Prices::GCS_STANDARD.class_b_per_1000, value_parser = parse_price)]
+    pub price_class_b: f64,
+    /// US dollars per core-second of compute, to add the compute to the cost (e.g. Cloud Run's
+    /// price per vCPU-second).
+    #[arg(long, value_name = "USD", value_parser = parse_price)]
+    pub price_core_second: Option<f64>,
 }
 
 impl PlanArgs {
     /// `--cores`, or this machine's.
     pub fn cores(&self) -> usize {
-        self.cores.unwrap_or_else(cores)
+        self.cores.map_or_else(cores, |n| n as usize)
+    }
+
+    /// The prices the cost is computed from.
+    pub fn prices(&self) -> Prices {
+        Prices {
+            class_a_per_1000: self.price_class_a,
+            class_b_per_1000: self.price_class_b,
+            core_second: self.price_core_second,
+        }
+    }
+}
+
+/// A price in US dollars: a finite number, zero or more.
+fn parse_price(text: &str) -> Result<f64, String> {
+    match text.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(price) if price.is_finite() && price >= 0.0 => Ok(price),
+        _ => Err(format!(
+            "{text:?}: expected a price in US dollars, like 0.005"
+        )),
     }
 }
 
@@ -335,9 +369,9 @@ pub struct StackArgs {
     /// Width and height of the aligned frame (required for CSV; replaces the JSON's).
     #[arg(long, value_name = "W,H", value_parser = parse_bbox)]
     bbox: Option<[u32; 2]>,
-    /// Voxel size in nm [CSV default: 8].
-    #[arg(long, value_name = "NM")]
-    resolution: Option<f64>,
+    /// Voxel size in nm: one number for cubic voxels, or X,Y,Z (e.g. 8,8,40) [CSV default: 8].
+    #[arg(long, value_name = "NM|X,Y,Z", value_parser = parse_resolution)]
+    resolution: Option<[f64; 3]>,
     /// Also write the raw-encoded volume [CSV default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     write_raw: Option<bool>,
@@ -375,6 +409,18 @@ impl StackArgs {
         };
         let text = self.stack.read(allow_hosts)?;
         parse::parse(&self.stack, &text, &overrides)
+    }
+}
+
+/// `--resolution 8` or `--resolution 8,8,40`.
+fn parse_resolution(text: &str) -> Result<[f64; 3], String> {
+    let axes: Vec<Option<f64>> = text.split(',').map(|nm| nm.trim().parse().ok()).collect();
+    match axes.as_slice() {
+        [Some(nm)] => Ok([*nm; 3]),
+        [Some(x), Some(y), Some(z)] => Ok([*x, *y, *z]),
+        _ => Err(format!(
+            "{text:?}: expected nm as NM or X,Y,Z, e.g. 8 or 8,8,40"
+        )),
     }
 }
 

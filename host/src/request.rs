@@ -77,7 +77,7 @@ mod tests {
                 maxz: 40,
                 bbox: [1300, 1100],
                 write_raw: true,
-                resolution_nm: 4.0,
+                resolution_nm: [4.0, 4.0, 40.0],
                 format: Default::default(),
             }),
             Request::NgShard(NgShardRequest {

@@ -75,7 +75,7 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 /// use emwrite::precomputed::codec::Encoding;
 /// use emwrite::layout::volume_info;
 /// use emwrite::block::pyramid::BlockPyramid;
-/// let info = volume_info([1024, 1024], 0, 1023, 8.0, Encoding::Jpeg)?;
+/// let info = volume_info([1024, 1024], 0, 1023, [8.0; 3], Encoding::Jpeg)?;
 /// let mut pyramid = BlockPyramid::new(info.scales(), [0, 0, 0], &[Encoding::Jpeg], 75)?;
 /// let mut shards = Vec::new();
 /// for _ in 0..16 {
@@ -1149,7 +1149,8 @@ mod tests {
     /// shrunk by 2^k, 0 outside.
     #[test]
     fn full_size_block_with_one_slab_of_data() {
-        let info = layout::volume_info([2048, 1024], 0, 1023, 8.0, Encoding::Jpeg).expect("info");
+        let info =
+            layout::volume_info([2048, 1024], 0, 1023, [8.0; 3], Encoding::Jpeg).expect("info");
         let scales = info.scales();
         let edge = 1024;
         let mut slab = vec![0u8; BlockPyramid::SLAB_BYTES];

@@ -66,8 +66,9 @@ mod tests {
     /// place of its chunks: a block at [1, 0, 0] of a two-block-wide volume.
     #[test]
     fn each_raw_shard_becomes_the_zarr_shard_of_its_chunks() {
-        let info = layout::volume_info([2048, 1024], 0, 1023, 8.0, Encoding::Raw).expect("info");
-        let zarr = layout::zarr_scales([2048, 1024], 0, 1023, 8.0).expect("scales");
+        let info =
+            layout::volume_info([2048, 1024], 0, 1023, [8.0; 3], Encoding::Raw).expect("info");
+        let zarr = layout::zarr_scales([2048, 1024], 0, 1023, [8.0; 3]).expect("scales");
         let scales = info.scales();
         let mut pyramid =
             BlockPyramid::new(scales, [1, 0, 0], &[Encoding::Raw], 75).expect("pyramid");

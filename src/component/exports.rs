@@ -135,7 +135,7 @@ impl ng_meta::Guest for Component {
             maxz: req.maxz,
             bbox: [req.bbox.0, req.bbox.1],
             write_raw: req.write_raw,
-            resolution_nm: req.resolution,
+            resolution_nm: req.resolution.into(),
             format: req.format.into(),
         };
         request.validate()?;

@@ -68,8 +68,8 @@ pub struct NgMetaRequest {
     pub bbox: [u32; 2],
     /// Also describe a raw-encoded volume.
     pub write_raw: bool,
-    /// Voxel size in nm at scale 0.
-    pub resolution_nm: f64,
+    /// Voxel size in nm at scale 0, x y z.
+    pub resolution_nm: [f64; 3],
     /// The volumes described: the precomputed `info`s, the OME-Zarr metadata, or both.
     pub format: OutputFormat,
 }
@@ -119,6 +119,28 @@ fn u32_list<const N: usize>(fields: &LooseFields, field: &str) -> Result<[u32; N
 /// The location in `field`.
 fn location(fields: &LooseFields, field: &str) -> Result<Location> {
     Location::parse(field, &fields.string(field)?)
+}
+
+/// `resolution`: one number of nm for cubic voxels (the original's form), or `[x, y, z]`.
+fn resolution(fields: &LooseFields, field: &str) -> Result<[f64; 3]> {
+    match fields.number(field) {
+        Ok(nm) => Ok([nm; 3]),
+        Err(_) => {
+            let axes = fields.numbers(field, 3).map_err(|_| {
+                Error::bad_field(field, "expected nm as one number or [x, y, z]".to_owned())
+            })?;
+            Ok([axes[0], axes[1], axes[2]])
+        }
+    }
+}
+
+/// `resolution` as written back: one number when the voxels are cubes, as the original wrote it.
+fn resolution_json([x, y, z]: [f64; 3]) -> Value {
+    if x == y && y == z {
+        x.into()
+    } else {
+        [x, y, z].as_slice().into()
+    }
 }
 
 /// The volume's endpoints take `shard-size` only to check it: the block edge is fixed.
@@ -269,7 +291,7 @@ impl NgMetaRequest {
             maxz: u32_field(&f, MAXZ)?,
             bbox: u32_list(&f, BBOX)?,
             write_raw: f.optional(WRITE_RAW, false, LooseFields::boolean)?,
-            resolution_nm: f.optional(RESOLUTION, DEFAULT_RESOLUTION_NM, LooseFields::number)?,
+            resolution_nm: f.optional(RESOLUTION, [DEFAULT_RESOLUTION_NM; 3], resolution)?,
             format: format_field(&f)?,
         };
         request.validate()?;
@@ -287,7 +309,7 @@ impl NgMetaRequest {
                 (SHARD_SIZE, BLOCK_EDGE.into()),
                 (BBOX, self.bbox.as_slice().into()),
                 (WRITE_RAW, self.write_raw.into()),
-                (RESOLUTION, self.resolution_nm.into()),
+                (RESOLUTION, resolution_json(self.resolution_nm)),
             ]
             .into_iter()
             .chain(format_pair(self.format)),
@@ -298,13 +320,14 @@ impl NgMetaRequest {
     pub fn validate(&self) -> Result<()> {
         check_bbox(self.bbox)?;
         check_z_range(self.minz, self.maxz)?;
-        if !(self.resolution_nm.is_finite() && self.resolution_nm > 0.0) {
+        if let Some(nm) = self
+            .resolution_nm
+            .iter()
+            .find(|nm| !(nm.is_finite() && **nm > 0.0))
+        {
             return Err(Error::bad_field(
                 RESOLUTION,
-                format!(
-                    "must be a positive number of nm, got {}",
-                    self.resolution_nm
-                ),
+                format!("must be positive numbers of nm, got {nm}"),
             ));
         }
         Ok(())
@@ -533,7 +556,7 @@ mod tests {
             maxz: 1030,
             bbox: [1300, 1100],
             write_raw: true,
-            resolution_nm: 4.5,
+            resolution_nm: [4.5; 3],
             format: OutputFormat::Precomputed,
         }
     }
@@ -632,6 +655,37 @@ mod tests {
             "minz": 3, "maxz": "1030", "bbox": ["1300", 1100], "writeRaw": "false",
             "jpeg-quality": "90"}"#;
         assert_eq!(NgShardRequest::from_json(loose).unwrap(), shard());
+    }
+
+    #[test]
+    fn resolution_is_one_number_or_three() {
+        let body = |resolution: &str| {
+            format!(
+                r#"{{"dest": "d", "minz": 0, "maxz": 5, "bbox": [10, 10], "resolution": {resolution}}}"#
+            )
+        };
+        let read = |resolution: &str| NgMetaRequest::from_json(body(resolution).as_bytes());
+        assert_eq!(read("8").unwrap().resolution_nm, [8.0; 3]);
+        assert_eq!(read("[8, 8, 40]").unwrap().resolution_nm, [8.0, 8.0, 40.0]);
+        assert_eq!(
+            read(r#""[4 4 40]""#).unwrap().resolution_nm,
+            [4.0, 4.0, 40.0]
+        );
+        for bad in ["[8, 40]", "[8, 0, 40]", "-1", r#""fine""#] {
+            let e = read(bad).unwrap_err();
+            assert!(e.message().starts_with("resolution: "), "{bad}: {e}");
+        }
+        // Written back as it came: cubes as one number, as the original wrote it.
+        let cubic = read("8").unwrap().to_json();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&cubic).unwrap()[RESOLUTION],
+            8.0
+        );
+        let request = read("[8, 8, 40]").unwrap();
+        assert_eq!(
+            NgMetaRequest::from_json(&request.to_json()).unwrap(),
+            request
+        );
     }
 
     #[test]

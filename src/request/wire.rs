@@ -35,7 +35,8 @@ pub const MINZ: &str = "minz";
 pub const MAXZ: &str = "maxz";
 /// `writeRaw`: also write the raw-encoded volume (ngmeta, ngshard).
 pub const WRITE_RAW: &str = "writeRaw";
-/// `resolution`: voxel size in nm (ngmeta; ours, not the original's).
+/// `resolution`: voxel size in nm, one number for cubes or `[x, y, z]` (ngmeta; ours, not the
+/// original's).
 pub const RESOLUTION: &str = "resolution";
 /// `jpeg-quality`: JPEG quality, 1–100 (ngshard; ours, not the original's).
 pub const JPEG_QUALITY: &str = "jpeg-quality";
@@ -158,7 +159,7 @@ pub struct StackFile<S> {
     pub bbox: [u32; 2],
     /// As [`RESOLUTION`], default [`DEFAULT_RESOLUTION_NM`].
     #[serde(default = "default_resolution")]
-    pub resolution: f64,
+    pub resolution: ResolutionField,
     /// As [`WRITE_RAW`], default false.
     #[serde(rename = "writeRaw", alias = "write-raw", default)]
     pub write_raw: bool,
@@ -182,8 +183,28 @@ pub struct StackFile<S> {
     pub slices: Vec<S>,
 }
 
-fn default_resolution() -> f64 {
-    DEFAULT_RESOLUTION_NM
+/// [`RESOLUTION`] as a stack file writes it: one number of nm for cubic voxels, or `[x, y, z]`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(untagged, expecting = "nm as one number or [x, y, z]")]
+pub enum ResolutionField {
+    /// Cubic voxels of this edge.
+    Cubic(f64),
+    /// Voxels of `[x, y, z]` nm.
+    Axes([f64; 3]),
+}
+
+impl ResolutionField {
+    /// The voxel size per axis, x y z.
+    pub fn nm(self) -> [f64; 3] {
+        match self {
+            Self::Cubic(nm) => [nm; 3],
+            Self::Axes(axes) => axes,
+        }
+    }
+}
+
+fn default_resolution() -> ResolutionField {
+    ResolutionField::Cubic(DEFAULT_RESOLUTION_NM)
 }
 
 fn default_jpeg_quality() -> u8 {
@@ -270,14 +291,25 @@ mod tests {
         .unwrap();
         assert!(file.write_raw);
         assert_eq!(file.jpeg_quality, 90);
-        assert_eq!(file.resolution, DEFAULT_RESOLUTION_NM);
+        assert_eq!(file.resolution.nm(), [DEFAULT_RESOLUTION_NM; 3]);
         let file: StackFile<u32> = serde_json::from_str(
             r#"{"dest": "lab", "dest-tmp": "lab-tmp", "bbox": [20, 10], "writeRaw": false,
                 "jpegQuality": 80, "resolution": 4, "slices": []}"#,
         )
         .unwrap();
         assert_eq!((file.write_raw, file.jpeg_quality), (false, 80));
-        assert_eq!(file.resolution, 4.0);
+        assert_eq!(file.resolution.nm(), [4.0; 3]);
+        let file: StackFile<u32> = serde_json::from_str(
+            r#"{"dest": "lab", "dest-tmp": "t", "bbox": [1, 1], "resolution": [8, 8, 40], "slices": []}"#,
+        )
+        .unwrap();
+        assert_eq!(file.resolution.nm(), [8.0, 8.0, 40.0]);
+        let two = r#"{"dest": "lab", "dest-tmp": "t", "bbox": [1, 1], "resolution": [8, 40], "slices": []}"#;
+        let e = serde_json::from_str::<StackFile<u32>>(two).unwrap_err();
+        assert!(
+            e.to_string().contains("nm as one number or [x, y, z]"),
+            "{e}"
+        );
         let unknown = r#"{"dest": "lab", "dest-tmp": "t", "bbox": [1, 1], "slices": [], "x": 1}"#;
         assert!(serde_json::from_str::<StackFile<u32>>(unknown).is_err());
     }

@@ -48,7 +48,7 @@ const BLOCK: usize = BLOCK_EDGE as usize;
 /// dense block with `writeRaw` about 600 MiB more, and their JPEG files about 100 MiB. Scale 2 is
 /// 16 MiB of voxels at most, and on GCS a file in parts costs a resumable upload and a compose
 /// rather than one request.
-const STREAM_SHARDS_FROM: usize = 32 << 20;
+pub const STREAM_SHARDS_FROM: usize = 32 << 20;
 
 /// What one half of a block wrote, and what it hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,7 +207,7 @@ async fn read_volumes(storage: &impl Storage, request: &NgShardRequest) -> Resul
         Some(scales) => scales,
         // Only the OME-Zarr image: the engine's scales are the ones its arrays were made from.
         None => {
-            let resolution = zarr.first().map_or(1.0, |scale| scale.resolution_nm[0]);
+            let resolution = zarr.first().map_or([1.0; 3], |scale| scale.resolution_nm);
             let (bbox, minz, maxz) = (request.bbox, request.minz, request.maxz);
             layout::volume_info(bbox, minz, maxz, resolution, Encoding::Raw)?
                 .scales()
@@ -231,7 +231,7 @@ async fn read_zarr_scales(
     let group = storage.get(&object).await.map_err(|e| {
         e.context("reading the OME-Zarr metadata (run ngmeta with this format first)")
     })?;
-    let [resolution, ..] = first_resolution_nm(&group).map_err(|e| e.context(&object))?;
+    let resolution = first_resolution_nm(&group).map_err(|e| e.context(&object))?;
     let scales = layout::zarr_scales(request.bbox, request.minz, request.maxz, resolution)?;
     let Some(first) = scales.first() else {
         return Err(Error::internal("no OME-Zarr scale"));
@@ -634,7 +634,7 @@ mod tests {
             maxz: request.maxz,
             bbox: request.bbox,
             write_raw: request.write_raw,
-            resolution_nm: 8.0,
+            resolution_nm: [8.0; 3],
             format: request.format,
         };
         block_on(ng_meta::run(storage, &meta)).expect("ngmeta");
@@ -755,8 +755,8 @@ mod tests {
             .collect();
         assert!(differ.is_empty(), "{differ:?}");
 
-        let info = layout::volume_info(BBOX, MINZ, MAXZ, 8.0, Encoding::Raw).expect("info");
-        let zarr = layout::zarr_scales(BBOX, MINZ, MAXZ, 8.0).expect("scales");
+        let info = layout::volume_info(BBOX, MINZ, MAXZ, [8.0; 3], Encoding::Raw).expect("info");
+        let zarr = layout::zarr_scales(BBOX, MINZ, MAXZ, [8.0; 3]).expect("scales");
         let mut zarr_shards = 0;
         for (scale, array) in info.scales().iter().zip(&zarr) {
             let prefix = format!("neuroglancer/raw/{}/", scale.key());
@@ -928,7 +928,7 @@ mod tests {
             [1500, 700],
             3,
             1030,
-            8.0,
+            [8.0; 3],
             crate::precomputed::codec::Encoding::Raw,
         )
         .expect("info");

@@ -1,10 +1,13 @@
 //! A block's tiles, read ahead of the pyramid in slice order, on a single thread.
 //!
-//! Each tile takes two dependent range reads of its slice's pack: the header and offsets
-//! ([`locate_tile`]), then the tile ([`fetch_located`]); the tile pack format itself
-//! ([`crate::tilepack`]) does no I/O. Against a bucket
-//! 20 ms away, a tile fetched as one chain costs two round trips; here the locations run up to
-//! [`LOCATE_AHEAD`] slices ahead of the tiles, so a tile needed now costs one.
+//! A pack emwrite built has its tiles where its geometry puts them
+//! ([`TilePackHeader::stored_place`]), so each tile is one range read there
+//! ([`read_stored_tile`]), checked ([`crate::tilepack::is_stored_tile`]). Another writer's pack
+//! (the original's) fails the check, and then the tile takes two dependent range reads: the
+//! header and offsets ([`locate_tile`]), then the tile ([`fetch_located`]); once a tile needed
+//! them, the slices after it are located first, up to [`LOCATE_AHEAD`] ahead of the tiles, so
+//! that a tile needed now costs one round trip there too. The tile pack format itself
+//! ([`crate::tilepack`]) does no I/O.
 //!
 //! A wasm instance has one thread, and a request moves on only when its future is polled: the
 //! host sends it on the first poll and the response is taken in on a later one. An `async`
@@ -22,7 +25,9 @@ use std::task::{Context, Poll, Waker};
 
 use crate::storage::Storage;
 use crate::storage::location::{Location, ObjectPath};
-use crate::tilepack::{Tile, TilePackHeader, TilePlace, decode_tile, decode_tile_into};
+use crate::tilepack::{
+    Tile, TilePackHeader, TilePlace, decode_tile, decode_tile_into, is_stored_tile,
+};
 use crate::{Error, Result};
 
 /// Tiles held at once, fetched or being fetched: what may arrive ahead of the slice being
@@ -39,6 +44,10 @@ pub const REQUESTS_IN_FLIGHT: usize = 7;
 /// How many slices' locations may be known or sought ahead of the tiles: one slab's worth, so
 /// that a slab's locations are found while the slab before it computes.
 pub const LOCATE_AHEAD: usize = 64;
+
+/// Range reads one tile of a pack emwrite built costs: what `emwrite plan` counts per tile of
+/// a block.
+pub const READS_PER_TILE: u64 = 1;
 
 type Read<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
 
@@ -73,6 +82,8 @@ pub struct TileReads<'a, S> {
     locating: VecDeque<(u64, Step<'a, TileLocation>)>,
     /// Slices being fetched or fetched, in order.
     fetching: VecDeque<(u64, Step<'a, FetchedTile>)>,
+    /// Whether tiles are read at their stored place: until one is not there.
+    stored: bool,
 }
 
 impl<'a, S: Storage> TileReads<'a, S> {
@@ -92,6 +103,7 @@ impl<'a, S: Storage> TileReads<'a, S> {
             slices: Box::new(slices),
             locating: VecDeque::new(),
             fetching: VecDeque::new(),
+            stored: true,
         };
         reads.pump();
         reads
@@ -107,6 +119,10 @@ impl<'a, S: Storage> TileReads<'a, S> {
                 None | Some((_, Step::Running(_))) => Poll::Pending,
                 Some((_, Step::Done(_))) => match self.fetching.pop_front() {
                     Some((z, Step::Done(outcome))) => {
+                        // Not a pack of ours: locate the tiles of the slices after it first.
+                        if outcome.as_ref().is_ok_and(|tile| tile.located) {
+                            self.stored = false;
+                        }
                         // Its slot is free: start what waits for it.
                         self.advance(cx);
                         Poll::Ready(Some((z, outcome)))
@@ -124,8 +140,9 @@ impl<'a, S: Storage> TileReads<'a, S> {
         self.advance(&mut Context::from_waker(Waker::noop()));
     }
 
-    /// Polls every read in flight and starts reads while there is room: tiles first, for they
-    /// are needed sooner, then locations with the requests left.
+    /// Polls every read in flight and starts reads while there is room: tiles at their stored
+    /// place, or else tiles located, for they are needed sooner, then locations with the
+    /// requests left.
     fn advance(&mut self, cx: &mut Context<'_>) {
         loop {
             let mut running = 0;
@@ -155,7 +172,17 @@ impl<'a, S: Storage> TileReads<'a, S> {
                 self.fetching.push_back((z, step));
                 started = true;
             }
-            while running < REQUESTS_IN_FLIGHT && self.locating.len() < LOCATE_AHEAD {
+            while self.stored && running < REQUESTS_IN_FLIGHT && self.fetching.len() < TILES_HELD {
+                let Some(z) = self.slices.next() else { break };
+                let (storage, expected, tile) = (self.storage, self.expected, self.tile);
+                let pack = crate::layout::tile_pack_object(self.source, z);
+                let read = async move { read_stored_tile(storage, pack, &expected, tile).await };
+                self.fetching.push_back((z, Step::Running(Box::pin(read))));
+                running += 1;
+                started = true;
+            }
+            while !self.stored && running < REQUESTS_IN_FLIGHT && self.locating.len() < LOCATE_AHEAD
+            {
                 let Some(z) = self.slices.next() else { break };
                 let (storage, expected, tile) = (self.storage, self.expected, self.tile);
                 let pack = crate::layout::tile_pack_object(self.source, z);
@@ -187,6 +214,36 @@ pub async fn read_tile(
     fetch_located(storage, location).await?.decode()
 }
 
+/// Reads tile `(tx, ty)` of the tile pack at `pack`, which must have the geometry `expected`,
+/// in one range read at its stored place, if the pack is emwrite's
+/// ([`TilePackHeader::stored_place`]); else as [`read_tile`] does, through its header and
+/// offsets, which checks the geometry. Errors as [`read_tile`]'s.
+///
+/// A pack of another geometry is read at the stored place too when the tile there passes the
+/// check: only one whose tiles before it have the same extents, i.e. a frame cut differently
+/// only past this tile, whose pixels are the same.
+pub async fn read_stored_tile(
+    storage: &impl Storage,
+    pack: ObjectPath,
+    expected: &TilePackHeader,
+    tile: [u64; 2],
+) -> Result<FetchedTile> {
+    let place = expected.stored_place(tile);
+    let png = storage.get_range(&pack, place.bytes.clone()).await?;
+    if is_stored_tile(&png, place.extent) {
+        return Ok(FetchedTile {
+            pack,
+            index: place.index,
+            extent: place.extent,
+            png,
+            located: false,
+        });
+    }
+    drop(png);
+    let location = locate_tile(storage, &pack, expected, tile).await?;
+    fetch_located(storage, location).await
+}
+
 /// A tile's PNG as read from its pack, not yet decoded: a caller that overlaps reads with
 /// compute fetches the next tiles while it decodes these.
 #[derive(Clone, Debug)]
@@ -195,6 +252,8 @@ pub struct FetchedTile {
     index: u64,
     extent: [u64; 2],
     png: Vec<u8>,
+    /// Whether the tile was found through the pack's offsets, not at its stored place.
+    located: bool,
 }
 
 /// Where a tile's PNG lies in its pack: what [`locate_tile`] learns from the pack's header and
@@ -241,6 +300,7 @@ pub async fn fetch_located(storage: &impl Storage, location: TileLocation) -> Re
         index,
         extent,
         png,
+        located: true,
     })
 }
 
@@ -291,7 +351,7 @@ mod tests {
     use crate::ErrorKind;
     use crate::storage::location::ObjectPath;
     use crate::storage::memory::MemoryStorage;
-    use crate::tilepack::encode_tile_pack;
+    use crate::tilepack::{HEADER_BYTES, encode_png, encode_tile_pack};
 
     const EDGE: u32 = 1024;
     const SIZE: [u32; 2] = [40, 30];
@@ -354,10 +414,34 @@ mod tests {
 
     /// Tile packs of `slices` whose pixels are all the slice number, but none for `missing`.
     fn packs(slices: Range<u64>, missing: Option<u64>) -> MemoryStorage {
+        packs_made_by(slices, missing, |pixels| {
+            encode_tile_pack(pixels, SIZE[0], SIZE[1], EDGE).expect("pack")
+        })
+    }
+
+    /// [`packs`] as the original made them: the same layout, with compressed PNG tiles.
+    fn original_packs(slices: Range<u64>) -> MemoryStorage {
+        packs_made_by(slices, None, |pixels| {
+            let tile = encode_png(pixels, SIZE[0], SIZE[1]).expect("a png");
+            let first = HEADER_BYTES + 16;
+            let mut pack = Vec::new();
+            for word in [SIZE[0].into(), SIZE[1].into(), EDGE.into(), first] {
+                pack.extend_from_slice(&u64::to_le_bytes(word));
+            }
+            pack.extend_from_slice(&(first + tile.len() as u64).to_le_bytes());
+            pack.extend_from_slice(&tile);
+            pack
+        })
+    }
+
+    fn packs_made_by(
+        slices: Range<u64>,
+        missing: Option<u64>,
+        make: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> MemoryStorage {
         let storage = MemoryStorage::default();
         for z in slices.filter(|z| Some(*z) != missing) {
-            let pixels = vec![z as u8; (SIZE[0] * SIZE[1]) as usize];
-            let pack = encode_tile_pack(&pixels, SIZE[0], SIZE[1], EDGE).expect("pack");
+            let pack = make(&vec![z as u8; (SIZE[0] * SIZE[1]) as usize]);
             let object = crate::layout::tile_pack_object(&source(), z);
             block_on(storage.put(&object, &pack, crate::storage::BINARY)).expect("put");
         }
@@ -382,12 +466,12 @@ mod tests {
             );
         }
         assert!(block_on(reads.next()).is_none());
-        assert_eq!(storage.reads.get(), 300, "two reads a tile");
+        assert_eq!(storage.reads.get() as u64, 150 * READS_PER_TILE);
         assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
     }
 
     #[test]
-    fn pumps_alone_locate_a_slab_ahead_and_fetch_the_tiles_held() {
+    fn pumps_alone_fetch_the_tiles_held() {
         let storage = Slow::new(packs(0..200, None), 2);
         let source = source();
         let mut reads = TileReads::new(&storage, &source, header(), [0, 0], 0..200);
@@ -395,15 +479,46 @@ mod tests {
         for _ in 0..100 {
             reads.pump();
         }
-        assert_eq!(storage.reads.get(), LOCATE_AHEAD + 2 * TILES_HELD);
+        assert_eq!(storage.reads.get(), TILES_HELD);
         assert_eq!(storage.in_flight.get(), 0, "every read answered");
         assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
-        // The tiles held are there at once. Each one taken starts the fetch of a tile already
-        // located, and one more location.
+        // The tiles held are there at once. Each one taken starts the next tile's read.
         for want in 0..TILES_HELD as u64 {
             assert_eq!(block_on(reads.next()).expect("a tile").0, want);
         }
-        assert_eq!(storage.reads.get(), LOCATE_AHEAD + 4 * TILES_HELD);
+        assert_eq!(storage.reads.get(), 2 * TILES_HELD);
+        assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
+    }
+
+    #[test]
+    fn the_originals_packs_are_located_a_slab_ahead() {
+        let storage = Slow::new(original_packs(0..200), 2);
+        let source = source();
+        let mut reads = TileReads::new(&storage, &source, header(), [0, 0], 0..200);
+        for _ in 0..100 {
+            reads.pump();
+        }
+        // The tiles held were each read at the stored place, in vain, then located and read.
+        assert_eq!(storage.reads.get(), 3 * TILES_HELD);
+        // Once one was not where ours are, the next slices are located first, a slab ahead,
+        // while a pyramid computes.
+        assert_eq!(block_on(reads.next()).expect("a tile").0, 0);
+        for _ in 0..100 {
+            reads.pump();
+        }
+        assert_eq!(reads.locating.len(), LOCATE_AHEAD);
+        assert_eq!(reads.fetching.len(), TILES_HELD);
+        for want in 1..200 {
+            let (z, tile) = block_on(reads.next()).expect("a tile");
+            assert_eq!(z, want);
+            assert_eq!(
+                tile.expect("read").decode().expect("decoded").pixels,
+                [z as u8; 1200]
+            );
+        }
+        assert!(block_on(reads.next()).is_none());
+        // Two reads for every tile after those.
+        assert_eq!(storage.reads.get(), 3 * TILES_HELD + 2 * (200 - TILES_HELD));
         assert_eq!(storage.most_in_flight.get(), REQUESTS_IN_FLIGHT);
     }
 
@@ -454,6 +569,25 @@ mod tests {
         // Column x = 8 of rows y = 4..7 of the gradient.
         let want: Vec<u8> = (4..7).map(|y| (8 * 3 + y * 7) as u8).collect();
         assert_eq!(tile.pixels, want);
+    }
+
+    #[test]
+    fn a_stored_tile_is_read_at_its_place_else_located() {
+        let (storage, pack, header) = stored_pack(|_| {});
+        let counted = Slow::new(storage, 0);
+        let tile = block_on(read_stored_tile(&counted, pack.clone(), &header, [2, 1])).unwrap();
+        assert_eq!(counted.reads.get(), 1, "one read at the stored place");
+        let want = block_on(read_tile(&counted.inner, &pack, &header, [2, 1])).unwrap();
+        assert_eq!(tile.decode().unwrap().pixels, want.pixels);
+        assert!(!tile.located);
+        // A pack cut short fails the check at the stored place, and is read as before, with
+        // the error it had.
+        let (storage, pack, header) = stored_pack(|pack| pack.truncate(pack.len() - 1));
+        let counted = Slow::new(storage, 0);
+        let e = block_on(read_stored_tile(&counted, pack, &header, [2, 1])).expect_err("cut");
+        assert_eq!(e.kind(), ErrorKind::UnreadableInput);
+        assert!(e.message().ends_with("truncated tile 5"), "{e}");
+        assert_eq!(counted.reads.get(), 3, "the place, the offsets, the tile");
     }
 
     #[test]

@@ -35,6 +35,19 @@ pub(super) fn encode_tile_png(pixels: &[u8], width: u32, height: u32) -> Result<
     Ok(out)
 }
 
+/// The length of the PNG [`encode_tile_png`] makes of a `width × height` tile, which depends on
+/// nothing else: the signature (8 bytes), IHDR (25), one IDAT (12 + the zlib stream), IEND (12);
+/// the zlib stream is its header (2), the rows with their filter byte in stored blocks of at
+/// most 65,535 bytes with 5 bytes of header each (one block at least), and the Adler-32 (4).
+/// A pack of ours is therefore laid out by its geometry alone
+/// ([`TilePackHeader::stored_place`]).
+pub fn stored_tile_len([width, height]: [u64; 2]) -> u64 {
+    const STORED_BLOCK: u64 = u16::MAX as u64;
+    let raw = height * (width + 1);
+    let blocks = raw.div_ceil(STORED_BLOCK).max(1);
+    8 + 25 + 12 + (2 + 5 * blocks + raw + 4) + 12
+}
+
 /// Cuts `pixels` (`width × height`, row-major) into tiles of `tile_size` and packs them.
 ///
 /// ```
@@ -225,6 +238,29 @@ mod tests {
         assert_eq!(words[3], 24 + 8 * 3); // first offset: header + 3 offsets (2 tiles + 1)
         assert_eq!(words[5], pack.len() as u64); // last offset: end of the pack
         assert!(words[4] > words[3] && words[4] < words[5]);
+    }
+
+    #[test]
+    fn stored_tiles_have_the_length_their_extent_gives() {
+        // Rows of 65,535 bytes with their filter bytes, one stored block each at 255 × 257
+        // (254 + 1 = 255 bytes a row) and two at 254 × 514, around the block boundary, a row
+        // and a column, and the tiles a 1024 pack holds.
+        for extent in [
+            [1, 1],
+            [2, 2],
+            [254, 257],
+            [254, 514],
+            [65_534, 1],
+            [65_535, 1],
+            [1, 40_000],
+            [1024, 1024],
+            [1024, 17],
+            [31, 1024],
+        ] {
+            let [w, h] = extent.map(|n| n as u32);
+            let png = encode_tile_png(&gradient(w, h), w, h).unwrap();
+            assert_eq!(stored_tile_len(extent), png.len() as u64, "{extent:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `24 + 8·(n + 1)`), then the n PNG tiles back to back, row-major (y outer, x inner), edge tiles
 //! clipped to the image. Tile i's `[start, end)` sits at bytes `[24 + 8i, 24 + 8i + 16)`, so a
 //! reader needs two range reads: the offsets ([`TilePackHeader::locate`] says where the tile
-//! is), then the tile.
+//! is), then the tile. In a pack emwrite built, one is enough: its stored tiles lie where the
+//! geometry puts them ([`TilePackHeader::stored_place`], checked by [`is_stored_tile`]).
 //!
 //! The format does no I/O: `builder.rs` makes packs ([`TilePackBuilder`], [`encode_tile_pack`]),
 //! `decode.rs` decodes tiles ([`decode_tile`]), and the reads are the task's
@@ -16,9 +17,10 @@ mod decode;
 
 use std::ops::Range;
 
+use crate::slice_image::PNG_SIGNATURE;
 use crate::{Error, Result};
 
-pub use builder::{TilePackBuilder, encode_png, encode_tile_pack};
+pub use builder::{TilePackBuilder, encode_png, encode_tile_pack, stored_tile_len};
 pub use decode::{Tile, decode_tile, decode_tile_into};
 
 /// Bytes before the offsets table.
@@ -121,6 +123,36 @@ impl TilePackHeader {
         })
     }
 
+    /// Where tile `(tx, ty)` lies in a pack of this geometry that emwrite built: its tiles are
+    /// stored PNGs whose lengths follow from their extents ([`stored_tile_len`]), so a reader
+    /// can fetch a tile without reading the offsets first. Another writer's pack (the
+    /// original's compresses its tiles) has other places: check what is read there with
+    /// [`is_stored_tile`], and [`Self::locate`] the tile when it is not.
+    pub fn stored_place(&self, [tx, ty]: [u64; 2]) -> TilePlace {
+        let [nx, _] = self.tiles_xy();
+        let row_len = |ty: u64| -> u64 {
+            let [w, h] = self.tile_extent(0, ty);
+            let last = self.tile_extent(nx - 1, ty);
+            (nx - 1) * stored_tile_len([w, h]) + stored_tile_len(last)
+        };
+        let rows: u64 = if ty == 0 {
+            0
+        } else {
+            // Every row above is full height, so all but its last tile are the same.
+            ty * row_len(0)
+        };
+        let extent = self.tile_extent(tx, ty);
+        let start = HEADER_BYTES
+            + 8 * (self.tile_count() + 1)
+            + rows
+            + tx * stored_tile_len(self.tile_extent(0, ty));
+        TilePlace {
+            index: self.tile_index([tx, ty]),
+            extent,
+            bytes: start..start + stored_tile_len(extent),
+        }
+    }
+
     /// Parses the first 24 bytes; `what` names the pack in errors.
     pub fn parse(bytes: &[u8], what: &dyn std::fmt::Display) -> Result<Self> {
         let [width, height, tile_size] = read_u64s::<3>(bytes, what)?;
@@ -149,6 +181,28 @@ pub struct TilePlace {
     pub extent: [u64; 2],
     /// Its PNG's bytes in the pack.
     pub bytes: Range<u64>,
+}
+
+/// Whether `png`, read at a tile's [`TilePackHeader::stored_place`], is that tile: a PNG
+/// signature, an 8-bit grayscale IHDR of `extent`, and its IEND chunk exactly at the end of
+/// the bytes, whose length the place gave. In another writer's pack the bytes there are the
+/// middle or the end of other tiles, or a tile of another length, and fail this; the pixels
+/// are checked again as they are decoded (the zlib stream's lengths and Adler-32).
+pub fn is_stored_tile(png: &[u8], extent: [u64; 2]) -> bool {
+    const IHDR: &[u8] = b"\0\0\0\x0dIHDR";
+    const IEND: &[u8] = b"\0\0\0\0IEND\xae\x42\x60\x82";
+    let [width, height] = extent;
+    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else {
+        return false;
+    };
+    png.len() as u64 == stored_tile_len(extent)
+        && png.starts_with(PNG_SIGNATURE)
+        && png[8..].starts_with(IHDR)
+        && png[16..20] == width.to_be_bytes()
+        && png[20..24] == height.to_be_bytes()
+        // 8-bit depth, grayscale (colour type 0).
+        && png[24..26] == [8, 0]
+        && png.ends_with(IEND)
 }
 
 /// Reads `N` little-endian u64s from the start of `bytes`.
@@ -206,6 +260,46 @@ mod tests {
         // The prefix through the tile's offsets is enough.
         let prefix = &pack[..TilePackHeader::offsets_range(5).end as usize];
         assert_eq!(header.locate(prefix, [2, 1], &"p").expect("prefix"), place);
+    }
+
+    #[test]
+    fn stored_places_are_where_the_offsets_say() {
+        // Clipped columns and rows, one and several tiles, one stored block per tile and more.
+        for (w, h, t) in [
+            (9u32, 7u32, 4u32),
+            (4, 4, 4),
+            (300, 200, 256),
+            (700, 20, 300),
+        ] {
+            let pixels: Vec<u8> = (0..w * h).map(|i| (i % 251) as u8).collect();
+            let pack = encode_tile_pack(&pixels, w, h, t).expect("encodes");
+            let header = TilePackHeader::parse(&pack, &"p").expect("a header");
+            let [nx, ny] = header.tiles_xy();
+            for ty in 0..ny {
+                for tx in 0..nx {
+                    let located = header.locate(&pack, [tx, ty], &"p").expect("located");
+                    let stored = header.stored_place([tx, ty]);
+                    assert_eq!(stored, located, "{w}×{h} in {t}: tile {tx}, {ty}");
+                    let png = &pack[stored.bytes.start as usize..stored.bytes.end as usize];
+                    assert!(is_stored_tile(png, stored.extent));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_whole_stored_tile_of_the_extent_passes() {
+        let (pack, header) = pack(|_| {});
+        let place = header.stored_place([1, 0]);
+        let png = &pack[place.bytes.start as usize..place.bytes.end as usize];
+        assert!(is_stored_tile(png, [4, 4]));
+        assert!(!is_stored_tile(png, [4, 3]), "another extent");
+        assert!(!is_stored_tile(&png[1..], [4, 4]), "shifted");
+        assert!(!is_stored_tile(&png[..png.len() - 1], [4, 4]), "cut short");
+        // The original's tiles are compressed: the same tile is another length.
+        let compressed = encode_png(&[9; 64 * 64], 64, 64).expect("encodes");
+        assert!(!is_stored_tile(&compressed, [64, 64]));
+        assert!(!is_stored_tile(&[], [4, 4]));
     }
 
     #[test]

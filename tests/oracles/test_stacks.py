@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from conftest import generate_stack, run_emwrite
-from test_aligned_slice import pillow_aligned, rotation
-from test_volume import check_volume, read
+from expect import pillow_aligned, rotation
+from test_volume import check_volume, open_scale, read
 
 
 def drop_slices(data, stack, zs, **fields):
@@ -102,3 +102,17 @@ def test_a_sixteen_bit_stack_goes_through_its_window_exactly(emwrite, tmp_path):
         differing = np.argwhere(ours != expected)
         assert len(differing) == 0, f"{entry['img']}: {len(differing)} pixels differ, first {differing[:5].tolist()}"
     check_volume(data / "lab", stack, ((0, 192), (0, 144), (0, 16)))
+
+
+def test_voxels_of_another_shape_are_described_per_axis(emwrite, make_stack, tmp_path):
+    """`resolution: [x, y, z]`: the info says each scale's voxel size per axis, and readers see it."""
+    data = tmp_path / "data"
+    stack = generate_stack(make_stack, data, width=200, height=150, margin=40, slices=6, minz=0)
+    stack = drop_slices(data, stack, set(), resolution=[8, 8, 40])
+    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data))
+    volume = data / "emdata"
+    for scale, nm in enumerate([[8, 8, 40], [16, 16, 80], [32, 32, 160]]):
+        store = open_scale(volume, "raw", scale)
+        units = [(unit.multiplier, unit.base_unit) for unit in store.dimension_units[:3]]
+        assert units == [(float(n), "nm") for n in nm], scale
+    check_volume(volume, stack, ((0, 256), (0, 192), (0, 16)))

@@ -11,10 +11,7 @@ import tensorstore as ts
 from PIL import Image
 
 from conftest import generate_stack, run_emwrite
-
-# JPEG at tensorstore's default quality 75 on noisy EM-like content: measured RMS ≈ 3–5 grey
-# levels against the raw voxels; the bound leaves room for encoder differences.
-JPEG_RMS_BOUND = 8.0
+from expect import JPEG_RMS_BOUND, mean_2x2x2, rms
 
 
 def open_scale(volume_dir, encoding, scale):
@@ -43,17 +40,6 @@ def expected_scale0(volume_dir, stack, x, y, z):
             frame[:h, :w] = aligned[:h, :w]
             out[:, :, zi - z[0]] = frame[y[0]:y[1], x[0]:x[1]].T
     return out
-
-
-def mean_2x2x2(voxels):
-    v = voxels.astype(np.uint32)
-    s = (v[0::2, 0::2, 0::2] + v[1::2, 0::2, 0::2] + v[0::2, 1::2, 0::2] + v[1::2, 1::2, 0::2]
-         + v[0::2, 0::2, 1::2] + v[1::2, 0::2, 1::2] + v[0::2, 1::2, 1::2] + v[1::2, 1::2, 1::2])
-    return ((s + 4) // 8).astype(np.uint8)
-
-
-def rms(a, b):
-    return float(np.sqrt(np.mean((a.astype(float) - b.astype(float)) ** 2)))
 
 
 def check_volume(volume_dir, stack, region):

@@ -5,21 +5,18 @@ pyramid. Every scale read through tensorstore's `zarr3` driver and through zarr-
 the raw precomputed scale exactly (axes z, y, x there, x, y, z in precomputed); the metadata must
 validate as an NGFF 0.5 image (ome-zarr-models' models of the spec); and each block writes whole
 shards only, one per precomputed shard. With format "ome-zarr" alone nothing precomputed is
-written but the block manifests, and the shards are the same bytes. Neuroglancer, in headless
-Chromium as in test_view.py, renders the image through the zarr3:// link `emwrite view` prints.
+written but the block manifests, and the shards are the same bytes. Neuroglancer renders the
+image: tests/system/test_view.py.
 """
 
 import json
 
 import numpy as np
-import pytest
 import tensorstore as ts
 import zarr
 from ome_zarr_models.v05.image import Image as OmeImage
-from PIL import Image
 
 from conftest import generate_stack, run_emwrite
-from test_view import CHROMIUM, View, expected_view, link_state, screenshot
 from test_volume import read
 
 SCALES = 5
@@ -108,29 +105,3 @@ def test_a_bad_format_is_refused_by_name(emwrite, make_stack, tmp_path):
     assert refused.returncode != 0
     assert "format" in refused.stderr and "ome-zarr" in refused.stderr, refused.stderr
 
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: scripts/test installs it")
-def test_neuroglancer_shows_the_ome_zarr_image(emwrite, make_stack, tmp_path):
-    """`emwrite view` prints a zarr3:// link after the precomputed one, and Neuroglancer renders
-    the OME-Zarr image it names as it renders the precomputed volume: the aligned slice."""
-    data = tmp_path / "data"
-    stack = generate_stack(make_stack, data, width=300, height=200, margin=40, slices=6, minz=2)
-    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), "--format", "both")
-    view = View(emwrite, stack["dest"], data)
-    try:
-        zarr_link = view.process.stdout.readline().strip()
-        assert link_state(view.link)["layers"][0]["source"].startswith("precomputed://")
-        state = link_state(zarr_link)
-        assert state["layers"][0]["source"] == f"zarr3://{view.base}/ome-zarr/"
-        pixels, _ = screenshot(zarr_link, tmp_path / "chromium.log")
-    finally:
-        view.stop()
-    grey = pixels[..., :3].astype(float).mean(axis=2)
-    z = int(state["position"][2])
-    img = next(s["img"] for s in stack["slices"] if s["z"] == z)
-    aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
-    expected, inside = expected_view(state, aligned, grey.shape)
-    levels = len(np.unique(grey[inside].round()))
-    assert levels > 64, f"only {levels} grey levels where the slice should be"
-    correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
-    assert correlation > 0.6, f"the screenshot does not follow the slice (r = {correlation:.2f})"

@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_view_lines_name_the_view_command_and_its_link() {
-        let framing = Framing::of_stack([1100, 300], 5, 16, 8.0);
+        let framing = Framing::of_stack([1100, 300], 5, 16, [8.0; 3]);
         let local = how_to_view(
             "emdata",
             Some(Path::new("data")),

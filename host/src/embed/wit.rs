@@ -53,7 +53,7 @@ impl From<&NgMetaRequest> for ng_meta::Request {
             shard_size: BLOCK_EDGE,
             bbox: (request.bbox[0], request.bbox[1]),
             write_raw: request.write_raw,
-            resolution: request.resolution_nm,
+            resolution: request.resolution_nm.into(),
             format: request.format.into(),
         }
     }

@@ -101,6 +101,22 @@ pub fn raw_input(stack: &Stack, store: DefaultStore, data_dir: &Path) -> Input {
     Input::Bytes(total)
 }
 
+/// A phase's wall time in seconds on `instances` machines or service instances of `cores` cores
+/// each: its tasks run in waves, one task per core, each for the phase's average; a block splits
+/// over two cores (two instances of the component, half its core-seconds each) when an instance
+/// has two, as the block figures were measured ([`figures::BLOCK_CORE_S_PER_GVOXEL_JPEG`]).
+pub fn wall_seconds(cost: &PhaseCost, instances: usize, cores: usize) -> f64 {
+    if cost.tasks == 0 {
+        return 0.0;
+    }
+    let per_task = cost.core_seconds / cost.tasks as f64;
+    let (slots, duration) = match cost.phase {
+        Phase::Shard if cores >= 2 => (instances * (cores / 2), per_task / 2.0),
+        _ => (instances * cores, per_task),
+    };
+    cost.tasks.div_ceil(slots.max(1)) as f64 * duration
+}
+
 /// Every phase's cost, from the stack's shape and the [`figures`].
 pub fn costs(stack: &Stack, raw: Input) -> Vec<PhaseCost> {
     use figures::*;
@@ -160,7 +176,7 @@ mod tests {
             dest: Location::parse("dest", "lab").expect("a location"),
             dest_tmp: Location::parse("dest-tmp", "lab-tmp").expect("a location"),
             bbox,
-            resolution: 8.0,
+            resolution: [8.0; 3],
             write_raw,
             jpeg_quality: 75,
             window: None,
@@ -202,6 +218,18 @@ mod tests {
         assert!((align.core_seconds / 10.0 - 1.10).abs() < 0.11, "{align:?}");
         assert_eq!(align.peak >> 20, 52);
         assert_eq!(costs[1].tasks, 1);
+    }
+
+    #[test]
+    fn wall_time_runs_tasks_in_waves_and_splits_blocks_over_two_cores() {
+        let [align, _, shard] = <[PhaseCost; 3]>::try_from(costs_of(false)).expect("3 phases");
+        // 1024 slices on 10 × 4 cores: 26 waves of one slice.
+        let slice = align.core_seconds / 1024.0;
+        assert!((wall_seconds(&align, 10, 4) - 26.0 * slice).abs() < 1e-9);
+        // One block: split over two cores, half its core-seconds; whole on one core.
+        let block = shard.core_seconds;
+        assert!((wall_seconds(&shard, 1, 2) - block / 2.0).abs() < 1e-9);
+        assert!((wall_seconds(&shard, 3, 1) - block).abs() < 1e-9);
     }
 
     #[test]

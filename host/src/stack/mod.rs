@@ -1,6 +1,6 @@
 //! Whole stacks: the stack file and the tasks of each phase it makes, the driver that runs the
 //! phases on an executor (in-process, remote, a batch task's share), which tasks are already
-//! finished, the progress shown, and what a stack will cost.
+//! finished, the progress shown, and what a stack will cost (time, requests, money).
 
 pub mod batch;
 pub mod costs;
@@ -9,5 +9,6 @@ pub mod executor;
 pub mod finished;
 pub mod parse;
 pub mod progress;
+pub mod requests;
 pub mod source;
 pub mod tasks;

@@ -49,8 +49,8 @@ pub struct Overrides {
     pub dest_tmp: Option<String>,
     /// `--bbox W,H`.
     pub bbox: Option<[u32; 2]>,
-    /// `--resolution`.
-    pub resolution: Option<f64>,
+    /// `--resolution NM` or `X,Y,Z`.
+    pub resolution: Option<[f64; 3]>,
     /// `--write-raw[=true|false]`.
     pub write_raw: Option<bool>,
     /// `--jpeg-quality`.
@@ -94,7 +94,7 @@ struct Read {
     dest: String,
     dest_tmp: String,
     bbox: [u32; 2],
-    resolution: f64,
+    resolution: [f64; 3],
     write_raw: bool,
     jpeg_quality: u8,
     window: Option<[u64; 2]>,
@@ -284,7 +284,7 @@ fn from_json(text: &str, overrides: &Overrides) -> Result<Read, Vec<String>> {
         dest: overrides.dest.clone().unwrap_or(file.dest),
         dest_tmp: overrides.dest_tmp.clone().unwrap_or(file.dest_tmp),
         bbox: overrides.bbox.unwrap_or(file.bbox),
-        resolution: overrides.resolution.unwrap_or(file.resolution),
+        resolution: overrides.resolution.unwrap_or(file.resolution.nm()),
         write_raw: overrides.write_raw.unwrap_or(file.write_raw),
         jpeg_quality: overrides.jpeg_quality.unwrap_or(file.jpeg_quality),
         window: overrides.window.or(file.window),
@@ -348,7 +348,7 @@ fn from_csv(text: &str, overrides: &Overrides) -> Result<Read, Vec<String>> {
         dest: overrides.dest.clone().unwrap_or_default(),
         dest_tmp: overrides.dest_tmp.clone().unwrap_or_default(),
         bbox: overrides.bbox.unwrap_or_default(),
-        resolution: overrides.resolution.unwrap_or(DEFAULT_RESOLUTION_NM),
+        resolution: overrides.resolution.unwrap_or([DEFAULT_RESOLUTION_NM; 3]),
         write_raw: overrides.write_raw.unwrap_or(false),
         jpeg_quality: overrides.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY),
         window: overrides.window,
@@ -518,7 +518,7 @@ mod tests {
         assert_eq!(stack.slices[0].img, "s3.png");
         assert_eq!(stack.slices[0].transform[4], 42.7);
         assert_eq!((stack.minz(), stack.maxz()), (3, 4));
-        assert_eq!(stack.resolution, 8.0);
+        assert_eq!(stack.resolution, [8.0; 3]);
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub struct Stack {
     pub dest_tmp: Location,
     /// Width and height of the aligned frame.
     pub bbox: [u32; 2],
-    /// Voxel size at scale 0, nm.
-    pub resolution: f64,
+    /// Voxel size at scale 0, nm, x y z.
+    pub resolution: [f64; 3],
     /// Also write the raw-encoded volume.
     pub write_raw: bool,
     /// The volumes written: precomputed, OME-Zarr, or both.
@@ -241,7 +241,7 @@ mod tests {
             dest: location("lab"),
             dest_tmp: location("lab-tmp"),
             bbox: [1300, 1100],
-            resolution: 8.0,
+            resolution: [8.0; 3],
             write_raw: false,
             jpeg_quality: 75,
             window: None,

@@ -69,7 +69,7 @@ impl Framing {
     }
 
     /// The framing of the JPEG volume a stack makes, computed by the info ngmeta writes for it.
-    pub fn of_stack(bbox: [u32; 2], minz: u32, maxz: u32, resolution_nm: f64) -> Option<Self> {
+    pub fn of_stack(bbox: [u32; 2], minz: u32, maxz: u32, resolution_nm: [f64; 3]) -> Option<Self> {
         Self::of(&layout::volume_info(bbox, minz, maxz, resolution_nm, Encoding::Jpeg).ok()?)
     }
 }
@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn link_centres_the_slices_and_fits_the_wider_side() {
         // 1100 × 300 slices 5..=16: the info's scale 0 is 2048 × 1024 × 1024.
-        let framing = Framing::of_stack([1100, 300], 5, 16, 8.0).expect("five scales");
+        let framing = Framing::of_stack([1100, 300], 5, 16, [8.0; 3]).expect("five scales");
         let source = jpeg_source("http://127.0.0.1:8081/");
         assert_eq!(
             source,

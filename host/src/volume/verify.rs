@@ -501,7 +501,7 @@ mod tests {
 
     /// The jpeg scales of a 2048 × 1024 × 1024 volume.
     fn scales() -> Vec<Scale> {
-        layout::volume_info([2048, 1024], 0, 1000, 8.0, Encoding::Jpeg)
+        layout::volume_info([2048, 1024], 0, 1000, [8.0; 3], Encoding::Jpeg)
             .unwrap()
             .scales()
             .to_vec()

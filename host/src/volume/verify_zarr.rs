@@ -39,7 +39,7 @@ pub async fn load(
     };
     let image = first_resolution_nm(&bytes)
         .map_err(|e| e.to_string())
-        .and_then(|[resolution, ..]| {
+        .and_then(|resolution| {
             let (bbox, minz, maxz) = layout::zarr_stack_of_group(&bytes)
                 .ok_or_else(|| format!("records no {}", layout::ZARR_STACK_ATTRIBUTE))?;
             let scales =
@@ -120,7 +120,7 @@ mod tests {
     use super::*;
 
     fn scales() -> Vec<ZarrScale> {
-        layout::zarr_scales([2048, 1024], 0, 1000, 8.0).expect("scales")
+        layout::zarr_scales([2048, 1024], 0, 1000, [8.0; 3]).expect("scales")
     }
 
     #[test]

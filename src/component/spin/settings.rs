@@ -1,11 +1,12 @@
 //! The Spin build's settings: Spin variables instead of the guest environment.
 //!
 //! Spin's `environment` values are fixed in spin.toml, while variables are set per deployment
-//! (`spin up --variable`, `SPIN_VARIABLE_*`, `spin deploy --variable`) and may be secret, so with
-//! the `spin` feature the store, the emulator URL and the service-account key come from the
-//! component variables that spin.toml declares: `store`, `storage_emulator_url` and
-//! `gcs_service_account_key`. The `fermyon:spin/variables@2.0.0` import this needs is Spin's
-//! alone, which is why only this build has it (docs/design.md §2, §8).
+//! (`spin up --variable`, `SPIN_VARIABLE_*`, `spin aka deploy --variable`, `spin cloud deploy
+//! --variable`) and may be secret, so with the `spin` feature the store, the emulator URL and
+//! the service-account key come from the component variables that spin.toml declares: `store`,
+//! `storage_emulator_url` and `gcs_service_account_key`. The `fermyon:spin/variables@2.0.0`
+//! import this needs is Spin's alone, which is why only this build has it (docs/design.md §2,
+//! §8).
 //!
 //! With a key, GCS requests go to Google with tokens the component mints itself
 //! ([`super::oauth`]); without one they go to the emulator URL with no credentials.

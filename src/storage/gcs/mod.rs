@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 mod upload;
 
-pub use upload::{GcsPrefixedWriter, GcsWriter};
+pub use upload::{GcsPrefixedWriter, GcsWriter, UPLOAD_PART_BYTES};
 
 /// The GCS endpoint when no emulator is configured; the native host sends its token there only.
 pub const GCS_BASE_URL: &str = "https://storage.googleapis.com";

@@ -11,7 +11,7 @@ use super::*;
 
 /// The part size of resumable uploads: GCS takes parts in multiples of 256 KiB, and larger
 /// parts mean fewer round trips; 8 MiB is what Google's client libraries send by default.
-const UPLOAD_PART_BYTES: usize = 8 << 20;
+pub const UPLOAD_PART_BYTES: usize = 8 << 20;
 
 /// The header naming the content type of a resumable upload's object.
 const UPLOAD_CONTENT_TYPE: HeaderName = HeaderName::from_static("x-upload-content-type");

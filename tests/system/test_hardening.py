@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Server, generate_stack
-from test_hosts import job_requests
+from job import job_requests
 
 # `.<name>.tmp-<16 hex>-<n>`: the temporary file of a put (storage/fs.rs `is_temp_file_name`).
 TEMP_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{16}-[0-9]+$")

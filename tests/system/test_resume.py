@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from conftest import generate_stack, run_emwrite
-from test_gcs import RETRY_BASE_MS, upload_stack
+from gcs import RETRY_BASE_MS
+from test_gcs import upload_stack
 
 
 def outputs(data_dir: Path) -> dict[str, int]:

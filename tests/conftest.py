@@ -1,4 +1,5 @@
-"""Fixtures for the oracle tests: the built emwrite binaries, scratch data dirs, a live server.
+"""Fixtures for the oracle tests (tests/oracles) and the system tests (tests/system): the built
+emwrite binaries, scratch data dirs, a live server.
 
 The test command (scripts/test) builds `target/release/emwrite` and the `make_stack` example
 before running pytest; these tests never build anything themselves.
@@ -6,6 +7,7 @@ before running pytest; these tests never build anything themselves.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -142,3 +144,30 @@ def emulator(tmp_path_factory):
     e = Emulator(EMULATOR_PORT, tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log")
     yield e
     e.stop()
+
+
+@pytest.fixture(scope="session")
+def example_stack(make_stack, tmp_path_factory):
+    """The job's stack: (data dir, stack). 1200 × 300 after the margin: two blocks in x, so
+    ngshard runs twice; minz > 0."""
+    data_dir = tmp_path_factory.mktemp("example-stack")
+    return data_dir, generate_stack(make_stack, data_dir, width=1100, height=200, margin=100, slices=4, minz=2)
+
+
+@pytest.fixture(scope="session")
+def native_objects(emwrite, emulator, example_stack, tmp_path_factory):
+    """The reference: what the native host, `emwrite serve --store gcs`, writes for the job."""
+    from job import gcs_env, run_job
+    workdir = tmp_path_factory.mktemp("native")
+    server = Server(emwrite, workdir, "--store", "gcs", env=gcs_env(emulator))
+    try:
+        objects = run_job(server, emulator, example_stack, "native")
+    finally:
+        server.stop()
+    # The job wrote what it should: aligned PNGs, tile packs, both infos, shards of both pyramids.
+    names = sorted(objects)
+    assert sum(n.startswith("dest:align/") for n in names) == len(example_stack[1]["slices"])
+    assert sum(n.startswith("tmp:") for n in names) == len(example_stack[1]["slices"])
+    assert {"dest:neuroglancer/jpeg/info", "dest:neuroglancer/raw/info"} <= set(names)
+    assert any(re.fullmatch(r"dest:neuroglancer/raw/[^/]+/[0-9a-f]+\.shard", n) for n in names)
+    return objects
