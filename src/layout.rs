@@ -658,6 +658,14 @@ mod tests {
         }
         assert_eq!(zarr[0].shard_shape, [512; 3]);
         assert_eq!(zarr[4].shard_shape, [64; 3]);
+        // Voxels per axis: each array's scale transform is its scale's resolution.
+        let resolution = [4.0, 4.0, 40.0];
+        let info = volume_info([3072, 1024], 0, 2047, resolution, Encoding::Raw).expect("info");
+        let zarr = zarr_scales([3072, 1024], 0, 2047, resolution).expect("scales");
+        for (scale, array) in info.scales().iter().zip(&zarr) {
+            assert_eq!(array.resolution_nm, scale.resolution_nm());
+        }
+        assert_eq!(zarr[0].resolution_nm, resolution);
     }
 
     #[test]
