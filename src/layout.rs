@@ -15,9 +15,12 @@ use std::ops::{Range, RangeInclusive};
 use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
+use crate::precomputed::morton;
 use crate::precomputed::sharding::ShardingSpec;
+use crate::request::{OutputFormat, wire};
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
+use crate::zarr::metadata::{METADATA_FILE, ZarrScale};
 
 /// Edge of a block in voxels: the unit of one ngshard task, the tile edge of the tile packs it
 /// reads, and the only `shard-size` the original's layout supports.
@@ -168,6 +171,124 @@ fn scale_key(resolution_nm: [f64; 3]) -> String {
     format!("{x:?}x{y:?}x{z:?}")
 }
 
+/// Inner chunks per Zarr shard edge (xyz) at `scale`: the box of chunks one of its precomputed
+/// shards holds (the ids sharing the bits above the preshift and minishard bits,
+/// [`morton::low_bits_per_axis`]), so that a Zarr shard holds exactly the chunks of one
+/// precomputed shard. With [`SHARDING_BITS`] that is 8 chunks per edge at scales 0 and 1 (8
+/// shards per block, then 1), 4, 2 and 1 (the whole block) at scales 2–4. A block therefore owns
+/// whole Zarr shards wherever it owns whole precomputed shards, the halves own whole scale-0
+/// shards, and the engine's shard of raw chunks becomes one Zarr shard ([`crate::block::zarr`]).
+pub fn zarr_shard_chunks(scale: &Scale) -> [u64; 3] {
+    let sharding = scale.sharding();
+    let low_bits = sharding.preshift_bits() + sharding.minishard_bits();
+    morton::low_bits_per_axis(scale.morton_bits(), low_bits).map(|bits| 1 << bits)
+}
+
+/// The folder of the OME-Zarr image below the destination, beside `neuroglancer/`: its group
+/// `zarr.json` and one array per scale. Its Neuroglancer source is `zarr3://<dest>/ome-zarr/`.
+pub const ZARR_FOLDER: &str = "ome-zarr";
+
+/// The OME-Zarr image's scales, finest first, for a stack of `bbox` slices up to `maxz` at
+/// `resolution_nm`: one array per scale of [`volume_info`], with the same size and voxel size
+/// (so the same voxels as the precomputed volume's scale), [`CHUNK_EDGE`]³ inner chunks and
+/// shards of [`zarr_shard_chunks`] chunks per edge. Arrays are named `0`, `1`, … below
+/// [`ZARR_FOLDER`].
+///
+/// Everything the Zarr output knows of the layout comes from here: a change to the scales
+/// (their sizes, voxel sizes, factors or sharding) changes [`volume_info`], and this follows it.
+///
+/// ```
+/// let scales = emwrite::layout::zarr_scales([1500, 700], 3, 1030, [8.0; 3])?;
+/// assert_eq!(scales[0].shape, [2048, 1024, 2048]);
+/// assert_eq!(scales[0].shard_shape, [512; 3]);
+/// assert_eq!(scales[4].shard_shape, [64; 3]);
+/// assert_eq!(scales[4].resolution_nm, [128.0; 3]);
+/// # Ok::<(), emwrite::Error>(())
+/// ```
+pub fn zarr_scales(
+    bbox: [u32; 2],
+    minz: u32,
+    maxz: u32,
+    resolution_nm: [f64; 3],
+) -> Result<Vec<ZarrScale>> {
+    let info = volume_info(bbox, minz, maxz, resolution_nm, Encoding::Raw)?;
+    info.scales()
+        .iter()
+        .enumerate()
+        .map(|(k, scale)| {
+            let chunk_shape = scale.chunk_size();
+            // Shards stay inside the array (`check`): scale sizes are whole blocks.
+            let zarr = ZarrScale {
+                path: k.to_string(),
+                shape: scale.size(),
+                shard_shape: std::array::from_fn(|axis| {
+                    chunk_shape[axis] * zarr_shard_chunks(scale)[axis]
+                }),
+                chunk_shape,
+                resolution_nm: scale.resolution_nm(),
+            };
+            zarr.check()?;
+            Ok(zarr)
+        })
+        .collect()
+}
+
+/// The attribute of the OME-Zarr group, beside `ome`, that records the stack the image was made
+/// from, as the precomputed info's `realsize` and `realoffset` do: `{"bbox": [W, H], "minz": …,
+/// "maxz": …}` under the requests' keys. `verify` finds an OME-Zarr-only volume's blocks by it.
+pub const ZARR_STACK_ATTRIBUTE: &str = "emwrite";
+
+/// The group attributes of [`ZARR_STACK_ATTRIBUTE`] for a stack of `bbox` slices `minz..=maxz`.
+pub fn zarr_stack_attributes(
+    bbox: [u32; 2],
+    minz: u32,
+    maxz: u32,
+) -> serde_json::Map<String, serde_json::Value> {
+    let stack = serde_json::json!({wire::BBOX: bbox, wire::MINZ: minz, wire::MAXZ: maxz});
+    serde_json::Map::from_iter([(ZARR_STACK_ATTRIBUTE.to_owned(), stack)])
+}
+
+/// The stack `(bbox, minz, maxz)` an OME-Zarr group's `zarr.json` records
+/// ([`zarr_stack_attributes`]); `None` if it records none.
+///
+/// ```
+/// use emwrite::layout::{zarr_stack_attributes, zarr_stack_of_group};
+/// let attributes = serde_json::Value::Object(zarr_stack_attributes([1500, 700], 3, 1030));
+/// let group = serde_json::json!({"attributes": attributes}).to_string();
+/// assert_eq!(zarr_stack_of_group(group.as_bytes()), Some(([1500, 700], 3, 1030)));
+/// assert_eq!(zarr_stack_of_group(b"{}"), None);
+/// ```
+pub fn zarr_stack_of_group(group: &[u8]) -> Option<([u32; 2], u32, u32)> {
+    let group: serde_json::Value = serde_json::from_slice(group).ok()?;
+    let stack = &group["attributes"][ZARR_STACK_ATTRIBUTE];
+    let number = |value: &serde_json::Value| u32::try_from(value.as_u64()?).ok();
+    let bbox = [
+        number(&stack[wire::BBOX][0])?,
+        number(&stack[wire::BBOX][1])?,
+    ];
+    Some((
+        bbox,
+        number(&stack[wire::MINZ])?,
+        number(&stack[wire::MAXZ])?,
+    ))
+}
+
+/// The OME-Zarr group's `zarr.json`: `ome-zarr/zarr.json`.
+pub fn zarr_group_object(dest: &Location) -> ObjectPath {
+    dest.object(&format!("{ZARR_FOLDER}/{METADATA_FILE}"))
+}
+
+/// The `zarr.json` of the array of `scale`: `ome-zarr/<path>/zarr.json`.
+pub fn zarr_array_object(dest: &Location, scale: &ZarrScale) -> ObjectPath {
+    dest.object(&format!("{ZARR_FOLDER}/{}/{METADATA_FILE}", scale.path))
+}
+
+/// The name below the destination of shard `shard` (xyz, in shards) of the array of `scale`,
+/// as it is written and block manifests list it: `ome-zarr/0/c/<z>/<y>/<x>`.
+pub fn zarr_shard_name(scale: &ZarrScale, shard: [u64; 3]) -> String {
+    format!("{ZARR_FOLDER}/{}/{}", scale.path, scale.shard_key(shard))
+}
+
 /// One half of a block, cut along z so that two component instances (two cores) can build one
 /// block: the lower half holds the block's z ∈ [0, 512), the upper half z ∈ [512, 1024).
 ///
@@ -239,6 +360,26 @@ pub fn encodings(write_raw: bool) -> &'static [Encoding] {
         &[Encoding::Jpeg, Encoding::Raw]
     } else {
         &[Encoding::Jpeg]
+    }
+}
+
+/// The encodings the block engine builds for a request of `format`: the precomputed ones
+/// ([`encodings`]), and raw wherever the OME-Zarr image is written, since its shards are made of
+/// the raw chunks ([`crate::block::zarr`]).
+///
+/// ```
+/// use emwrite::layout::engine_encodings;
+/// use emwrite::precomputed::codec::Encoding::{Jpeg, Raw};
+/// use emwrite::request::OutputFormat;
+/// assert_eq!(engine_encodings(OutputFormat::Precomputed, false), [Jpeg]);
+/// assert_eq!(engine_encodings(OutputFormat::OmeZarr, true), [Raw]);
+/// assert_eq!(engine_encodings(OutputFormat::Both, false), [Jpeg, Raw]);
+/// ```
+pub fn engine_encodings(format: OutputFormat, write_raw: bool) -> &'static [Encoding] {
+    match format {
+        OutputFormat::Precomputed => encodings(write_raw),
+        OutputFormat::OmeZarr => &[Encoding::Raw],
+        OutputFormat::Both => &[Encoding::Jpeg, Encoding::Raw],
     }
 }
 
@@ -503,6 +644,28 @@ mod tests {
             scale.check_shard_capacity().expect("small volume fits");
         }
         assert_eq!(info.scales()[4].grid(), [2, 1, 2]);
+    }
+
+    #[test]
+    fn a_zarr_shard_is_the_box_of_one_precomputed_shard() {
+        let info = volume_info([3072, 1024], 0, 2047, [8.0; 3], Encoding::Raw).expect("info");
+        let per_edge: Vec<[u64; 3]> = info.scales().iter().map(zarr_shard_chunks).collect();
+        assert_eq!(per_edge, [[8; 3], [8; 3], [4; 3], [2; 3], [1; 3]]);
+        let zarr = zarr_scales([3072, 1024], 0, 2047, [8.0; 3]).expect("scales");
+        for (scale, array) in info.scales().iter().zip(&zarr) {
+            assert_eq!(array.shape, scale.size());
+            assert_eq!(array.resolution_nm, scale.resolution_nm());
+        }
+        assert_eq!(zarr[0].shard_shape, [512; 3]);
+        assert_eq!(zarr[4].shard_shape, [64; 3]);
+        // Voxels per axis: each array's scale transform is its scale's resolution.
+        let resolution = [4.0, 4.0, 40.0];
+        let info = volume_info([3072, 1024], 0, 2047, resolution, Encoding::Raw).expect("info");
+        let zarr = zarr_scales([3072, 1024], 0, 2047, resolution).expect("scales");
+        for (scale, array) in info.scales().iter().zip(&zarr) {
+            assert_eq!(array.resolution_nm, scale.resolution_nm());
+        }
+        assert_eq!(zarr[0].resolution_nm, resolution);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod storage;
 pub mod tasks;
 pub mod tilepack;
 pub mod window;
+pub mod zarr;
 
 #[cfg(any(target_family = "wasm", feature = "spin"))]
 pub mod component;

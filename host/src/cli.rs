@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use emwrite::endpoint::{Endpoint, MAX_BODY_BYTES};
 use emwrite::guest_env::DEFAULT_STORE_ENV;
+use emwrite::request::OutputFormat;
 use emwrite::storage::retry::RetryPolicy;
 use emwrite::storage::router::DefaultStore;
 
@@ -391,6 +392,10 @@ pub struct StackArgs {
     /// stack (as "fill-missing": true in a JSON stack file).
     #[arg(long)]
     fill_missing: bool,
+    /// The volumes written: precomputed (neuroglancer/), ome-zarr (an OME-Zarr 0.5 image in
+    /// ome-zarr/), or both [CSV default: precomputed; replaces the JSON's "format"].
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<OutputFormat>,
 }
 
 impl StackArgs {
@@ -406,6 +411,7 @@ impl StackArgs {
             jpeg_quality: self.jpeg_quality,
             window: self.window,
             fill_missing: self.fill_missing.then_some(true),
+            format: self.format,
         };
         let text = self.stack.read(allow_hosts)?;
         parse::parse(&self.stack, &text, &overrides)

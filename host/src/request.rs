@@ -78,6 +78,7 @@ mod tests {
                 bbox: [1300, 1100],
                 write_raw: true,
                 resolution_nm: [4.0, 4.0, 40.0],
+                format: Default::default(),
             }),
             Request::NgShard(NgShardRequest {
                 dest: location("emdata"),
@@ -89,6 +90,7 @@ mod tests {
                 write_raw: false,
                 jpeg_quality: 90,
                 missing: vec![7],
+                format: Default::default(),
             }),
         ];
         for (request, endpoint) in requests.into_iter().zip(Endpoint::ALL) {

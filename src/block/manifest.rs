@@ -21,9 +21,9 @@
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{self, BLOCK_MANIFEST_FOLDER};
-use crate::request::NgShardRequest;
+use crate::layout::{self, BLOCK_MANIFEST_FOLDER, ZARR_FOLDER};
 use crate::request::wire::{self, BlockFields};
+use crate::request::{NgShardRequest, OutputFormat};
 use crate::storage::Storage;
 use crate::storage::location::{Location, check_object_name};
 use crate::{Error, Result};
@@ -57,6 +57,8 @@ pub struct BlockManifest {
     pub jpeg_quality: u8,
     /// The request's `missing` slices inside the block ([`NgShardRequest::missing_in_block`]).
     pub missing: Vec<u32>,
+    /// The request's `format`: which volumes the block wrote shards of.
+    pub volumes: OutputFormat,
     /// Every object the block wrote (its shards; none for an all-zero block), by name.
     pub objects: Vec<ListedObject>,
 }
@@ -86,6 +88,7 @@ impl From<BlockManifest> for ManifestJson {
                 write_raw: manifest.write_raw,
                 jpeg_quality: manifest.jpeg_quality,
                 missing: manifest.missing,
+                format: manifest.volumes,
             },
             objects: manifest.objects,
         }
@@ -101,6 +104,7 @@ impl From<ManifestJson> for BlockManifest {
             write_raw,
             jpeg_quality,
             missing,
+            format: volumes,
         } = json.request;
         Self {
             format: json.format,
@@ -111,6 +115,7 @@ impl From<ManifestJson> for BlockManifest {
             write_raw,
             jpeg_quality,
             missing,
+            volumes,
             objects: json.objects,
         }
     }
@@ -139,6 +144,7 @@ impl BlockManifest {
             write_raw: request.write_raw,
             jpeg_quality: request.jpeg_quality,
             missing: request.missing_in_block(),
+            volumes: request.format,
             objects,
         }
     }
@@ -162,7 +168,8 @@ impl BlockManifest {
             ));
         }
         for object in &manifest.objects {
-            let inside = object.name.starts_with("neuroglancer/")
+            let inside = (object.name.starts_with("neuroglancer/")
+                || object.name.starts_with(&format!("{ZARR_FOLDER}/")))
                 && !object.name.starts_with(BLOCK_MANIFEST_FOLDER);
             if !inside || check_object_name("objects", &object.name).is_err() {
                 return Err(Error::unreadable(
@@ -199,6 +206,8 @@ impl BlockManifest {
             )
         } else if self.missing != expected.missing {
             differs(wire::MISSING, &self.missing, &expected.missing)
+        } else if self.volumes != expected.volumes {
+            differs(wire::FORMAT, &self.volumes, &expected.volumes)
         } else {
             None
         }
@@ -298,6 +307,7 @@ mod tests {
             write_raw: false,
             jpeg_quality: 75,
             missing: Vec::new(),
+            format: Default::default(),
         }
     }
 

@@ -25,3 +25,4 @@ pub mod shards;
 mod slice_feed;
 #[cfg(test)]
 mod test_support;
+pub mod zarr;

@@ -41,6 +41,12 @@ impl CompletedShard {
         self.encoder.finish()
     }
 
+    /// The shard's chunks, `(chunk id, encoded bytes)`, before they are assembled into the
+    /// file: what another format's shard of the same chunks is made of ([`crate::block::zarr`]).
+    pub fn chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.encoder.chunks()
+    }
+
     /// The whole shard `file_name` of `scale` in `encoding`, from the files of its parts (each a
     /// shard file holding some of its chunks, as [`CompletedShard::into_bytes`] of a partial
     /// shard makes them): the same file the chunks would have made had one task encoded them

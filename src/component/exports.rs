@@ -1,11 +1,15 @@
 //! The typed WIT exports: WIT records in, core tasks run, core errors out as `task-error`, whose
 //! cases are named as [`ErrorKind::name`] names the kinds.
 
-use super::bindings::exports::emwrite::core::types::{StageTimings, TaskError, Written};
+use super::bindings::exports::emwrite::core::types::{
+    OutputFormat as WitFormat, StageTimings, TaskError, Written,
+};
 use super::bindings::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
 use crate::layout::BlockHalf;
 use crate::request::wire::{DEST, DEST_TMP, SOURCE, TRANSFORM};
-use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, check_block_size};
+use crate::request::{
+    AlignedSliceRequest, NgMetaRequest, NgShardRequest, OutputFormat, check_block_size,
+};
 use crate::storage::location::Location;
 use crate::window::Window;
 use crate::{Error, ErrorKind, tasks};
@@ -53,6 +57,16 @@ impl From<tasks::StageTimings> for StageTimings {
     }
 }
 
+impl From<WitFormat> for OutputFormat {
+    fn from(format: WitFormat) -> Self {
+        match format {
+            WitFormat::Precomputed => Self::Precomputed,
+            WitFormat::OmeZarr => Self::OmeZarr,
+            WitFormat::Both => Self::Both,
+        }
+    }
+}
+
 impl From<ng_shard::BlockHalf> for BlockHalf {
     fn from(half: ng_shard::BlockHalf) -> Self {
         match half {
@@ -75,6 +89,7 @@ fn ng_shard_request(req: ng_shard::Request) -> Result<NgShardRequest, Error> {
         write_raw: req.write_raw,
         jpeg_quality: req.jpeg_quality,
         missing: req.missing,
+        format: req.format.into(),
     };
     request.validate()?;
     Ok(request)
@@ -121,6 +136,7 @@ impl ng_meta::Guest for Component {
             bbox: [req.bbox.0, req.bbox.1],
             write_raw: req.write_raw,
             resolution_nm: req.resolution.into(),
+            format: req.format.into(),
         };
         request.validate()?;
         let written = wstd::runtime::block_on(tasks::ng_meta::run(&super::storage(), &request))?;

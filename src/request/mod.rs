@@ -21,7 +21,7 @@ use wire::{
     BBOX, DEST, DEST_TMP, IMG, JPEG_QUALITY, MAXZ, MINZ, MISSING, RESOLUTION, SHARD_SIZE, SLICE,
     SOURCE, START, TRANSFORM, WINDOW, WRITE_RAW,
 };
-pub use wire::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM};
+pub use wire::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM, FORMAT, OutputFormat};
 
 /// Largest aligned frame edge we accept. alignedslice holds a strip of about 1024 rows of the
 /// frame and its tiles (`tasks::aligned_slice`), so the edge bounds its memory: 128 MiB of strip
@@ -70,6 +70,8 @@ pub struct NgMetaRequest {
     pub write_raw: bool,
     /// Voxel size in nm at scale 0, x y z.
     pub resolution_nm: [f64; 3],
+    /// The volumes described: the precomputed `info`s, the OME-Zarr metadata, or both.
+    pub format: OutputFormat,
 }
 
 /// `POST /ngshard`.
@@ -93,6 +95,8 @@ pub struct NgShardRequest {
     pub jpeg_quality: u8,
     /// Slices of `[minz, maxz]` with no tile pack, black in the volume: ascending, no repeats.
     pub missing: Vec<u32>,
+    /// The volumes written: precomputed shards, OME-Zarr shards, or both.
+    pub format: OutputFormat,
 }
 
 /// `field`, an integer that must fit a u32.
@@ -142,6 +146,21 @@ fn resolution_json([x, y, z]: [f64; 3]) -> Value {
 /// The volume's endpoints take `shard-size` only to check it: the block edge is fixed.
 fn require_block_size(fields: &LooseFields) -> Result<()> {
     check_block_size(fields.optional(SHARD_SIZE, BLOCK_EDGE, u32_field)?)
+}
+
+/// The optional `format` field, precomputed when absent.
+fn format_field(fields: &LooseFields) -> Result<OutputFormat> {
+    fields.optional(FORMAT, OutputFormat::default(), |f, field| {
+        f.string(field)?
+            .parse()
+            .map_err(|problem: String| Error::bad_field(field, problem))
+    })
+}
+
+/// The `format` pair of a request's JSON, left out when it is the default: a request of the
+/// original's kind reads as it always did.
+fn format_pair(format: OutputFormat) -> Option<(&'static str, Value)> {
+    (!format.is_default()).then(|| (FORMAT, format.as_str().into()))
 }
 
 /// A JSON object from `(key, value)` pairs, as bytes.
@@ -273,6 +292,7 @@ impl NgMetaRequest {
             bbox: u32_list(&f, BBOX)?,
             write_raw: f.optional(WRITE_RAW, false, LooseFields::boolean)?,
             resolution_nm: f.optional(RESOLUTION, [DEFAULT_RESOLUTION_NM; 3], resolution)?,
+            format: format_field(&f)?,
         };
         request.validate()?;
         Ok(request)
@@ -281,15 +301,19 @@ impl NgMetaRequest {
     /// The request as the original's JSON body (with `shard-size`, which the original
     /// required), which [`NgMetaRequest::from_json`] reads back to an equal request.
     pub fn to_json(&self) -> Vec<u8> {
-        object([
-            (DEST, self.dest.to_string().into()),
-            (MINZ, self.minz.into()),
-            (MAXZ, self.maxz.into()),
-            (SHARD_SIZE, BLOCK_EDGE.into()),
-            (BBOX, self.bbox.as_slice().into()),
-            (WRITE_RAW, self.write_raw.into()),
-            (RESOLUTION, resolution_json(self.resolution_nm)),
-        ])
+        object(
+            [
+                (DEST, self.dest.to_string().into()),
+                (MINZ, self.minz.into()),
+                (MAXZ, self.maxz.into()),
+                (SHARD_SIZE, BLOCK_EDGE.into()),
+                (BBOX, self.bbox.as_slice().into()),
+                (WRITE_RAW, self.write_raw.into()),
+                (RESOLUTION, resolution_json(self.resolution_nm)),
+            ]
+            .into_iter()
+            .chain(format_pair(self.format)),
+        )
     }
 
     /// Checks the rules that do not depend on the JSON form.
@@ -343,6 +367,7 @@ impl NgShardRequest {
                     })
                     .collect()
             })?,
+            format: format_field(&f)?,
         };
         request.validate()?;
         Ok(request)
@@ -364,7 +389,8 @@ impl NgShardRequest {
                 (JPEG_QUALITY, self.jpeg_quality.into()),
             ]
             .into_iter()
-            .chain((!self.missing.is_empty()).then(|| (MISSING, self.missing.as_slice().into()))),
+            .chain((!self.missing.is_empty()).then(|| (MISSING, self.missing.as_slice().into())))
+            .chain(format_pair(self.format)),
         )
     }
 
@@ -531,6 +557,7 @@ mod tests {
             bbox: [1300, 1100],
             write_raw: true,
             resolution_nm: [4.5; 3],
+            format: OutputFormat::Precomputed,
         }
     }
 
@@ -545,6 +572,7 @@ mod tests {
             write_raw: false,
             jpeg_quality: 90,
             missing: Vec::new(),
+            format: OutputFormat::Precomputed,
         }
     }
 
@@ -710,5 +738,27 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn format_round_trips_and_a_bad_one_names_the_field() {
+        for format in [OutputFormat::OmeZarr, OutputFormat::Both] {
+            let request = NgMetaRequest { format, ..meta() };
+            let json = request.to_json();
+            assert_eq!(NgMetaRequest::from_json(&json).unwrap(), request);
+            assert_eq!(
+                serde_json::from_slice::<Value>(&json).unwrap()[FORMAT],
+                format.as_str()
+            );
+            let request = NgShardRequest { format, ..shard() };
+            assert_eq!(
+                NgShardRequest::from_json(&request.to_json()).unwrap(),
+                request
+            );
+        }
+        let body = br#"{"dest": "d", "minz": 0, "maxz": 5, "bbox": [10, 10], "format": "n5"}"#;
+        let e = NgMetaRequest::from_json(body).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::BadRequest);
+        assert!(e.message().starts_with("format: expected one of"), "{e}");
     }
 }

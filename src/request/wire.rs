@@ -44,6 +44,8 @@ pub const JPEG_QUALITY: &str = "jpeg-quality";
 pub const WINDOW: &str = "window";
 /// `missing`: the slices of `[minz, maxz]` that have no tile pack and are black (ngshard; ours).
 pub const MISSING: &str = "missing";
+/// `format`: which volumes ngmeta and ngshard write, an [`OutputFormat`] (ours).
+pub const FORMAT: &str = "format";
 /// `fill-missing`: a stack file's consent to fill its missing slices with black (the host's).
 pub const FILL_MISSING: &str = "fill-missing";
 
@@ -53,6 +55,66 @@ pub const DEFAULT_JPEG_QUALITY: u8 = 75;
 
 /// Default voxel size in nm (the original wrote 8 nm isotropic): `resolution` when absent.
 pub const DEFAULT_RESOLUTION_NM: f64 = 8.0;
+
+/// The volumes a request writes (`format`): Neuroglancer precomputed (the original's, the
+/// default), OME-Zarr, or both from one pyramid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OutputFormat {
+    /// `precomputed`: `neuroglancer/jpeg/` (and `raw/` with `writeRaw`) only.
+    #[default]
+    #[serde(rename = "precomputed")]
+    Precomputed,
+    /// `ome-zarr`: the OME-Zarr image only (`writeRaw` is then ignored: there is no JPEG).
+    #[serde(rename = "ome-zarr")]
+    OmeZarr,
+    /// `both`: the precomputed volumes and the OME-Zarr image.
+    #[serde(rename = "both")]
+    Both,
+}
+
+impl OutputFormat {
+    /// Every format, in the order messages list them.
+    pub const ALL: [Self; 3] = [Self::Precomputed, Self::OmeZarr, Self::Both];
+
+    /// The format as requests spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Precomputed => "precomputed",
+            Self::OmeZarr => "ome-zarr",
+            Self::Both => "both",
+        }
+    }
+
+    /// Whether the precomputed volumes are written.
+    pub fn precomputed(self) -> bool {
+        self != Self::OmeZarr
+    }
+
+    /// Whether the OME-Zarr image is written.
+    pub fn zarr(self) -> bool {
+        self != Self::Precomputed
+    }
+
+    /// Whether this is the default, which a request or manifest leaves out.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    /// A format by its name; the error lists the names.
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|format| format.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|f| f.as_str()).collect();
+                format!("expected one of {}, got {name:?}", names.join(", "))
+            })
+    }
+}
 
 /// The fields of an ngshard request that decide its block's bytes, as the request spells them:
 /// what a block manifest records of the request that wrote it (`block::manifest`).
@@ -75,6 +137,10 @@ pub struct BlockFields {
     /// gaps records what it always did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<u32>,
+    /// As [`FORMAT`]: absent when precomputed, so a block of the original's kind records what it
+    /// always did.
+    #[serde(default, skip_serializing_if = "OutputFormat::is_default")]
+    pub format: OutputFormat,
 }
 
 /// A JSON stack file as the native host reads it (`emwrite pipeline STACK`): the fields every
@@ -110,6 +176,9 @@ pub struct StackFile<S> {
     /// As [`FILL_MISSING`], default false: a gap in z is an error.
     #[serde(rename = "fill-missing", alias = "fillMissing", default)]
     pub fill_missing: bool,
+    /// As [`FORMAT`], default precomputed.
+    #[serde(default)]
+    pub format: OutputFormat,
     /// The slices, in file order.
     pub slices: Vec<S>,
 }
@@ -156,6 +225,7 @@ mod tests {
             write_raw: false,
             jpeg_quality: 90,
             missing: Vec::new(),
+            format: OutputFormat::Precomputed,
         };
         let json = serde_json::to_value(&fields).unwrap();
         for (key, value) in [(BBOX, "[1300,1100]"), (MINZ, "3"), (MAXZ, "1030")] {
@@ -184,6 +254,32 @@ mod tests {
         );
         let file: StackFile<u32> = serde_json::from_str(&file).unwrap();
         assert_eq!((file.window, file.fill_missing), (Some([9, 900]), true));
+        let both = BlockFields {
+            format: OutputFormat::Both,
+            ..fields
+        };
+        assert_eq!(serde_json::to_value(&both).unwrap()[FORMAT], "both");
+        let file = format!(
+            r#"{{"{DEST}": "lab", "{DEST_TMP}": "t", "{BBOX}": [1, 1], "{FORMAT}": "ome-zarr",
+                "slices": []}}"#
+        );
+        let file: StackFile<u32> = serde_json::from_str(&file).unwrap();
+        assert_eq!(file.format, OutputFormat::OmeZarr);
+    }
+
+    #[test]
+    fn formats_by_name_both_ways() {
+        for format in OutputFormat::ALL {
+            assert_eq!(format.as_str().parse(), Ok(format));
+            let json = serde_json::to_value(format).unwrap();
+            assert_eq!(json, format.as_str());
+        }
+        assert_eq!(
+            "zarr".parse::<OutputFormat>(),
+            Err(r#"expected one of precomputed, ome-zarr, both, got "zarr""#.to_owned())
+        );
+        assert!(OutputFormat::Both.precomputed() && OutputFormat::Both.zarr());
+        assert!(!OutputFormat::OmeZarr.precomputed() && !OutputFormat::Precomputed.zarr());
     }
 
     #[test]

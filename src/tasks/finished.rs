@@ -3,7 +3,7 @@
 //!
 //! Every output object is whole or absent (§9), so existence is enough where a task always writes
 //! the same objects: an alignedslice task is finished when its aligned PNG and its tile pack
-//! exist; an ngmeta task when its info(s) exist and equal what it would write. An ngshard task
+//! exist; an ngmeta task when its info(s) and OME-Zarr metadata exist and equal what it would write. An ngshard task
 //! writes no shard for an all-zero region, so it is finished when its block manifest says so
 //! ([`crate::block::manifest`]).
 
@@ -33,6 +33,14 @@ pub async fn meta_finished(storage: &impl Storage, request: &NgMetaRequest) -> R
         };
         if found.as_ref() != Some(&expected) {
             return Ok(false);
+        }
+    }
+    for (object, expected) in super::ng_meta::zarr_documents(request)? {
+        match storage.get(&object).await {
+            Ok(bytes) if bytes == expected => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
         }
     }
     Ok(true)

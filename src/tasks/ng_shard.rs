@@ -22,12 +22,15 @@ use crate::block::manifest::{BlockManifest, ListedObject};
 use crate::block::merge;
 use crate::block::pyramid::BlockPyramid;
 use crate::block::shards::{CompletedShard, ShardPart};
-use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, info_object};
+use crate::block::zarr::zarr_shard;
+use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, engine_encodings, info_object};
+use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::request::{NgShardRequest, wire};
 use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tasks::StageTimings;
 use crate::tasks::tile_reads::{self, TileReads};
+use crate::zarr::metadata::{ZarrScale, first_resolution_nm};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -61,16 +64,17 @@ pub struct HalfWritten {
 /// Runs one ngshard task: the whole block.
 pub async fn run(storage: &impl StreamingStorage, request: &NgShardRequest) -> Result<Written> {
     let retries_before = storage.retries();
-    let scales = read_scales(storage, request).await?;
+    let volumes = read_volumes(storage, request).await?;
     let block = request.start.map(u64::from);
-    let encodings = encodings(request.write_raw);
-    let mut pyramid = BlockPyramid::new(&scales, block, encodings, request.jpeg_quality)?;
-    pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
+    let encodings = engine_encodings(request.format, request.write_raw);
+    let mut pyramid = BlockPyramid::new(&volumes.scales, block, encodings, request.jpeg_quality)?;
+    volumes.stream_large_shards(&mut pyramid)?;
     let mut written = Written::default();
     let mut listed = Vec::new();
     let mut out = Output {
         written: &mut written,
         listed: &mut listed,
+        volumes: &volumes,
     };
     push_slabs(
         storage,
@@ -95,12 +99,17 @@ pub async fn run_half(
     half: BlockHalf,
 ) -> Result<HalfWritten> {
     let retries_before = storage.retries();
-    let scales = read_scales(storage, request).await?;
+    let volumes = read_volumes(storage, request).await?;
     let block = request.start.map(u64::from);
-    let encodings = encodings(request.write_raw);
-    let mut pyramid =
-        BlockPyramid::for_half(&scales, block, half, encodings, request.jpeg_quality)?;
-    pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
+    let encodings = engine_encodings(request.format, request.write_raw);
+    let mut pyramid = BlockPyramid::for_half(
+        &volumes.scales,
+        block,
+        half,
+        encodings,
+        request.jpeg_quality,
+    )?;
+    volumes.stream_large_shards(&mut pyramid)?;
     let slabs = half.layers(BlockPyramid::SLAB_COUNT as u64);
     let slabs = slabs.start as usize..slabs.end as usize;
     let mut written = Written::default();
@@ -108,6 +117,7 @@ pub async fn run_half(
     let mut out = Output {
         written: &mut written,
         listed: &mut listed,
+        volumes: &volumes,
     };
     push_slabs(storage, request, &mut pyramid, slabs, &mut out).await?;
     add_pyramid_timings(&mut written, &pyramid);
@@ -132,15 +142,15 @@ pub async fn merge_halves(
     upper: &[u8],
 ) -> Result<Written> {
     let retries_before = storage.retries();
-    let scales = read_scales(storage, request).await?;
+    let volumes = read_volumes(storage, request).await?;
     let mut written = Written::default();
     let started = Instant::now();
     let lower = HalfHandoff::from_bytes(lower, BlockHalf::Lower.as_str())?;
     let upper = HalfHandoff::from_bytes(upper, BlockHalf::Upper.as_str())?;
     let shards = merge::merge_halves(
-        &scales,
+        &volumes.scales,
         request.start.map(u64::from),
-        encodings(request.write_raw),
+        engine_encodings(request.format, request.write_raw),
         request.jpeg_quality,
         [&lower, &upper],
     )?;
@@ -150,6 +160,7 @@ pub async fn merge_halves(
     let mut out = Output {
         written: &mut written,
         listed: &mut listed,
+        volumes: &volumes,
     };
     write_shards(storage, request, &mut out, shards).await?;
     write_manifest(storage, request, &mut written, listed).await?;
@@ -157,10 +168,97 @@ pub async fn merge_halves(
     Ok(written)
 }
 
-/// The volume's scales, from the `info` ngmeta wrote, checked against the request.
-async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result<Vec<Scale>> {
+/// What a block writes: the scales the engine builds, and the volumes their shards go to.
+struct Volumes {
+    /// The scales, as the precomputed info describes them (the engine's geometry either way).
+    scales: Vec<Scale>,
+    /// The encodings whose precomputed shards are written: none for `format` ome-zarr.
+    precomputed: &'static [Encoding],
+    /// The OME-Zarr arrays, one per scale: none for `format` precomputed.
+    zarr: Vec<ZarrScale>,
+}
+
+impl Volumes {
+    /// Streams the pyramid's large shards ([`STREAM_SHARDS_FROM`]) unless the OME-Zarr image is
+    /// written: its shards are made of whole raw shards ([`zarr_shard`]), so those are held.
+    fn stream_large_shards(&self, pyramid: &mut BlockPyramid) -> Result<()> {
+        if self.zarr.is_empty() {
+            pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
+        }
+        Ok(())
+    }
+}
+
+/// The volumes of `request`: the scales from the `info` ngmeta wrote, and the OME-Zarr arrays
+/// from the group's metadata, each checked against the request.
+async fn read_volumes(storage: &impl Storage, request: &NgShardRequest) -> Result<Volumes> {
+    let precomputed = if request.format.precomputed() {
+        encodings(request.write_raw)
+    } else {
+        &[]
+    };
+    let scales = read_scales(storage, request, precomputed).await?;
+    let zarr = if request.format.zarr() {
+        read_zarr_scales(storage, request).await?
+    } else {
+        Vec::new()
+    };
+    let scales = match scales {
+        Some(scales) => scales,
+        // Only the OME-Zarr image: the engine's scales are the ones its arrays were made from.
+        None => {
+            let resolution = zarr.first().map_or([1.0; 3], |scale| scale.resolution_nm);
+            let (bbox, minz, maxz) = (request.bbox, request.minz, request.maxz);
+            layout::volume_info(bbox, minz, maxz, resolution, Encoding::Raw)?
+                .scales()
+                .to_vec()
+        }
+    };
+    Ok(Volumes {
+        scales,
+        precomputed,
+        zarr,
+    })
+}
+
+/// The OME-Zarr arrays ngmeta described, checked against the request: scale 0's `zarr.json`
+/// must be the one the request's stack makes (else a bad `bbox`).
+async fn read_zarr_scales(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+) -> Result<Vec<ZarrScale>> {
+    let object = layout::zarr_group_object(&request.dest);
+    let group = storage.get(&object).await.map_err(|e| {
+        e.context("reading the OME-Zarr metadata (run ngmeta with this format first)")
+    })?;
+    let resolution = first_resolution_nm(&group).map_err(|e| e.context(&object))?;
+    let scales = layout::zarr_scales(request.bbox, request.minz, request.maxz, resolution)?;
+    let Some(first) = scales.first() else {
+        return Err(Error::internal("no OME-Zarr scale"));
+    };
+    let object = layout::zarr_array_object(&request.dest, first);
+    let found = storage.get(&object).await?;
+    if found != first.array_metadata()? {
+        return Err(Error::bad_field(
+            wire::BBOX,
+            format!(
+                "the OME-Zarr array {object} is not the one bbox {:?} and maxz {} make",
+                request.bbox, request.maxz
+            ),
+        ));
+    }
+    Ok(scales)
+}
+
+/// The volume's scales, from the `info`s ngmeta wrote for `encodings`, checked against the
+/// request; `None` if no encoding is given.
+async fn read_scales(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+    encodings: &[Encoding],
+) -> Result<Option<Vec<Scale>>> {
     let mut scales = None;
-    for &encoding in encodings(request.write_raw) {
+    for &encoding in encodings {
         let object = info_object(&request.dest, encoding);
         let bytes = storage
             .get(&object)
@@ -170,7 +268,7 @@ async fn read_scales(storage: &impl Storage, request: &NgShardRequest) -> Result
         check_info_matches_request(&info, &object, request)?;
         scales.get_or_insert_with(|| info.scales().to_vec());
     }
-    scales.ok_or_else(|| Error::internal("no encoding requested"))
+    Ok(scales)
 }
 
 /// Checks that `info`, read from `what`, describes the volume of `request`'s stack as ngmeta
@@ -387,10 +485,12 @@ fn add_pyramid_timings(written: &mut Written, pyramid: &BlockPyramid) {
     written.stages.encode += timings.encode;
 }
 
-/// Where a block's writes are recorded: the task's report, and the list for its manifest.
+/// Where a block's writes are recorded: the task's report, and the list for its manifest; and
+/// which volumes its shards go to.
 struct Output<'a> {
     written: &'a mut Written,
     listed: &'a mut Vec<ListedObject>,
+    volumes: &'a Volumes,
 }
 
 async fn write_shards(
@@ -400,12 +500,53 @@ async fn write_shards(
     shards: Vec<CompletedShard>,
 ) -> Result<()> {
     for shard in shards {
+        if shard.encoding == Encoding::Raw && !out.volumes.zarr.is_empty() {
+            write_zarr_shard(storage, request, out, &shard).await?;
+        }
+        if !out.volumes.precomputed.contains(&shard.encoding) {
+            continue;
+        }
         let name = layout::shard_name(shard.encoding, &shard.scale_key, &shard.file_name);
         let object = request.dest.object(&name);
         // One shard file at a time: each is assembled, written and dropped before the next.
         let started = Instant::now();
         let bytes = shard.into_bytes()?;
         out.written.stages.encode += started.elapsed();
+        out.written
+            .put(storage, &object, &bytes, storage::BINARY)
+            .await?;
+        out.listed.push(ListedObject {
+            name,
+            bytes: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Writes the OME-Zarr shard of the raw `shard`'s chunks, if it has any.
+async fn write_zarr_shard(
+    storage: &impl Storage,
+    request: &NgShardRequest,
+    out: &mut Output<'_>,
+    shard: &CompletedShard,
+) -> Result<()> {
+    let volumes = out.volumes;
+    let k = volumes
+        .scales
+        .iter()
+        .position(|scale| scale.key() == shard.scale_key)
+        .filter(|&k| k < volumes.zarr.len())
+        .ok_or_else(|| {
+            Error::internal(format_args!(
+                "ngshard: no OME-Zarr array of scale {}",
+                shard.scale_key
+            ))
+        })?;
+    let started = Instant::now();
+    let converted = zarr_shard(shard, &volumes.scales[k], &volumes.zarr[k])?;
+    out.written.stages.encode += started.elapsed();
+    if let Some((name, bytes)) = converted {
+        let object = request.dest.object(&name);
         out.written
             .put(storage, &object, &bytes, storage::BINARY)
             .await?;
@@ -481,6 +622,7 @@ mod tests {
             write_raw,
             jpeg_quality: 75,
             missing: Vec::new(),
+            format: Default::default(),
         }
     }
 
@@ -493,6 +635,7 @@ mod tests {
             bbox: request.bbox,
             write_raw: request.write_raw,
             resolution_nm: [8.0; 3],
+            format: request.format,
         };
         block_on(ng_meta::run(storage, &meta)).expect("ngmeta");
     }
@@ -572,6 +715,103 @@ mod tests {
         }
         assert!(block_on(finished::block_finished(&storage, &whole)).expect("checks"));
         assert!(block_on(finished::block_finished(&storage, &split)).expect("checks"));
+    }
+
+    /// With `format` both, a block writes the OME-Zarr shard of every raw shard, holding the
+    /// same voxels, and the halves and the merge write them byte for byte as one task does;
+    /// with ome-zarr alone, only the Zarr shards and the manifest, and no precomputed info is
+    /// needed.
+    #[test]
+    fn zarr_shards_hold_the_raw_chunks_whole_or_in_halves() {
+        use crate::precomputed::shard::decode_shard;
+        use crate::request::OutputFormat;
+        use crate::zarr::{codec, shard};
+        let storage = storage_with_stack();
+        let both = |dest| NgShardRequest {
+            format: OutputFormat::Both,
+            ..request(dest, true)
+        };
+        let (whole, split) = (both("zwhole"), both("zsplit"));
+        write_info(&storage, &whole);
+        write_info(&storage, &split);
+        block_on(run(&storage, &whole)).expect("whole block");
+        let [lower, upper] =
+            BlockHalf::BOTH.map(|half| block_on(run_half(&storage, &split, half)).expect("half"));
+        block_on(merge_halves(
+            &storage,
+            &split,
+            &lower.handoff,
+            &upper.handoff,
+        ))
+        .expect("merge");
+        let (want, got) = (storage.bucket("zwhole"), storage.bucket("zsplit"));
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        let differ: Vec<&String> = want
+            .keys()
+            .filter(|name| got[*name] != want[*name])
+            .collect();
+        assert!(differ.is_empty(), "{differ:?}");
+
+        let info = layout::volume_info(BBOX, MINZ, MAXZ, [8.0; 3], Encoding::Raw).expect("info");
+        let zarr = layout::zarr_scales(BBOX, MINZ, MAXZ, [8.0; 3]).expect("scales");
+        let mut zarr_shards = 0;
+        for (scale, array) in info.scales().iter().zip(&zarr) {
+            let prefix = format!("neuroglancer/raw/{}/", scale.key());
+            for (name, file) in want.iter().filter(|(name, _)| name.starts_with(&prefix)) {
+                let chunks = decode_shard(scale.sharding(), file).expect("raw shard");
+                let mut zarr_file = None;
+                for (id, voxels) in chunks {
+                    let cell = crate::precomputed::morton::decode(id, scale.morton_bits());
+                    let per = array.chunks_per_shard();
+                    let place = std::array::from_fn(|axis| cell[axis] / per[axis]);
+                    let zname = layout::zarr_shard_name(array, place);
+                    let file = zarr_file.get_or_insert_with(|| {
+                        let bytes = want
+                            .get(&zname)
+                            .unwrap_or_else(|| panic!("{zname} of {name}"));
+                        shard::decode_shard(bytes, per).expect("zarr shard")
+                    });
+                    let [x, y, z] = std::array::from_fn(|axis| cell[axis] % per[axis]);
+                    let at = ((z * per[1] + y) * per[0] + x) as usize;
+                    let inner = file[at].as_ref().expect("the chunk is there");
+                    assert!(
+                        codec::decode_chunk(inner).expect("gzip") == voxels,
+                        "{zname}"
+                    );
+                }
+                zarr_shards += 1;
+            }
+        }
+        let listed = want
+            .keys()
+            .filter(|n| n.starts_with("ome-zarr/") && n.contains("/c/"));
+        assert_eq!(listed.count(), zarr_shards);
+        assert_eq!(zarr_shards, 6, "two at scale 0, one at each other scale");
+
+        let only = NgShardRequest {
+            format: OutputFormat::OmeZarr,
+            ..request("zonly", false)
+        };
+        write_info(&storage, &only);
+        let written = block_on(run(&storage, &only)).expect("zarr only");
+        let got = storage.bucket("zonly");
+        assert!(
+            got.keys()
+                .all(|n| !n.starts_with("neuroglancer/") || n.contains("blocks/"))
+        );
+        for (name, bytes) in want.iter().filter(|(n, _)| n.contains("/c/")) {
+            assert!(got.get(name) == Some(bytes), "{name}");
+        }
+        assert_eq!(written.objects.len(), zarr_shards + 1);
+        assert!(block_on(finished::block_finished(&storage, &only)).expect("checks"));
+        let precomputed = NgShardRequest {
+            format: OutputFormat::Precomputed,
+            ..only.clone()
+        };
+        assert!(!block_on(finished::block_finished(&storage, &precomputed)).expect("checks"));
     }
 
     /// A block with no data writes no shard, only its manifest, and is then finished; one whose

@@ -231,3 +231,30 @@ def test_neuroglancer_shows_the_volume(view, example, tmp_path):
     SCREENSHOT.write_bytes(png)
     if os.environ.get("EMWRITE_UPDATE_SCREENSHOT") == "1":
         README_SCREENSHOT.write_bytes(png)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: scripts/test installs it")
+def test_neuroglancer_shows_the_ome_zarr_image(emwrite, make_stack, tmp_path):
+    """`emwrite view` prints a zarr3:// link after the precomputed one, and Neuroglancer renders
+    the OME-Zarr image it names as it renders the precomputed volume: the aligned slice."""
+    data = tmp_path / "data"
+    stack = generate_stack(make_stack, data, width=300, height=200, margin=40, slices=6, minz=2)
+    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), "--format", "both")
+    view = View(emwrite, stack["dest"], data)
+    try:
+        zarr_link = view.process.stdout.readline().strip()
+        assert link_state(view.link)["layers"][0]["source"].startswith("precomputed://")
+        state = link_state(zarr_link)
+        assert state["layers"][0]["source"] == f"zarr3://{view.base}/ome-zarr/"
+        pixels, _ = screenshot(zarr_link, tmp_path / "chromium.log")
+    finally:
+        view.stop()
+    grey = pixels[..., :3].astype(float).mean(axis=2)
+    z = int(state["position"][2])
+    img = next(s["img"] for s in stack["slices"] if s["z"] == z)
+    aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
+    expected, inside = expected_view(state, aligned, grey.shape)
+    levels = len(np.unique(grey[inside].round()))
+    assert levels > 64, f"only {levels} grey levels where the slice should be"
+    correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
+    assert correlation > 0.6, f"the screenshot does not follow the slice (r = {correlation:.2f})"

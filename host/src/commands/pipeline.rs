@@ -9,6 +9,7 @@ use std::path::Path;
 
 use emwrite::layout;
 use emwrite::precomputed::codec::Encoding;
+use emwrite::request::OutputFormat;
 use emwrite::storage::location::Store;
 
 use crate::cli::PipelineArgs;
@@ -52,7 +53,10 @@ fn pipeline(stack: &Stack, mode: Mode) -> Result<(), HostError> {
     println!("{}", volume_location(&dest, data_dir));
     // Centred on the stack's slices.
     let framing = Framing::of_stack(stack.bbox, stack.minz(), stack.maxz(), stack.resolution);
-    println!("{}", how_to_view(&dest, data_dir, framing.as_ref()));
+    println!(
+        "{}",
+        how_to_view(&dest, data_dir, framing.as_ref(), stack.format)
+    );
     Ok(())
 }
 
@@ -97,19 +101,36 @@ fn volume_location(dest: &str, data_dir: Option<&Path>) -> String {
 
 /// The lines the pipeline ends with: how to look at the volume it wrote to `dest`. For a local
 /// volume, the `emwrite view` command that serves it, with its port, and the link that command
-/// prints (the same link: it depends on nothing else); for GCS, the link.
-fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing>) -> String {
+/// prints (the same link: it depends on nothing else); for GCS, the link. One link per volume
+/// `format` wrote: the JPEG volume's, then the OME-Zarr image's.
+fn how_to_view(
+    dest: &str,
+    data_dir: Option<&Path>,
+    framing: Option<&Framing>,
+    format: OutputFormat,
+) -> String {
     let name = layer_name(dest);
     let viewer = neuroglancer::DEMO_VIEWER;
+    let links = |base: &str| {
+        let precomputed = format
+            .precomputed()
+            .then(|| neuroglancer::jpeg_source(base));
+        let zarr = format.zarr().then(|| neuroglancer::zarr_source(base));
+        let links: Vec<String> = [precomputed, zarr]
+            .into_iter()
+            .flatten()
+            .map(|source| neuroglancer::link(viewer, &source, &name, framing))
+            .collect();
+        links.join("\n")
+    };
     match data_dir {
         Some(dir) if !dest.starts_with("gs://") => {
             let base = format!("http://{}:{DEFAULT_PORT}", Ipv4Addr::LOCALHOST);
-            let source = neuroglancer::jpeg_source(&base);
             format!(
                 "view it: emwrite view {dest} --data-dir {} --port {DEFAULT_PORT}\n\
                  which prints this link to open while it runs:\n{}",
                 dir.display(),
-                neuroglancer::link(viewer, &source, &name, framing)
+                links(&base)
             )
         }
         _ => {
@@ -118,8 +139,7 @@ fn how_to_view(dest: &str, data_dir: Option<&Path>, framing: Option<&Framing>) -
             } else {
                 format!("gs://{dest}")
             };
-            let source = neuroglancer::jpeg_source(&url);
-            neuroglancer::link(viewer, &source, &name, framing)
+            links(&url)
         }
     }
 }
@@ -153,14 +173,29 @@ mod tests {
     #[test]
     fn the_view_lines_name_the_view_command_and_its_link() {
         let framing = Framing::of_stack([1100, 300], 5, 16, [8.0; 3]);
-        let local = how_to_view("emdata", Some(Path::new("data")), framing.as_ref());
+        let local = how_to_view(
+            "emdata",
+            Some(Path::new("data")),
+            framing.as_ref(),
+            OutputFormat::Precomputed,
+        );
         assert!(local.starts_with("view it: emwrite view emdata --data-dir data --port 8081\n"));
         // The link is the one that command prints: for its port.
         let link = local.lines().last().expect("the link last");
         assert!(link.contains("precomputed://http://127.0.0.1:8081/neuroglancer/jpeg"));
-        let gcs = how_to_view("gs://lab/run1", Some(Path::new("data")), framing.as_ref());
+        let gcs = how_to_view(
+            "gs://lab/run1",
+            Some(Path::new("data")),
+            framing.as_ref(),
+            OutputFormat::Precomputed,
+        );
         assert!(gcs.contains("precomputed://gs://lab/run1/neuroglancer/jpeg"));
-        let bare = how_to_view("lab", None, None);
+        let bare = how_to_view("lab", None, None, OutputFormat::Both);
         assert!(bare.contains("precomputed://gs://lab/neuroglancer/jpeg"));
+        // format both: the OME-Zarr image's link after the JPEG volume's.
+        let zarr = bare.lines().last().expect("two links");
+        assert!(zarr.contains("zarr3://gs://lab/ome-zarr/"), "{bare}");
+        let only = how_to_view("lab", None, None, OutputFormat::OmeZarr);
+        assert!(!only.contains("precomputed://") && only.contains("zarr3://"));
     }
 }

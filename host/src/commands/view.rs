@@ -12,6 +12,10 @@ use hyper_staticfile::Resolver;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use emwrite::layout;
+use emwrite::precomputed::codec::Encoding;
+use emwrite::zarr::metadata::METADATA_FILE;
+
 use crate::cli::ViewArgs;
 use crate::error::HostError;
 use crate::runtime::runtime;
@@ -33,7 +37,18 @@ pub fn run(args: ViewArgs) -> Result<(), HostError> {
         }
         Target::Folder { root, volume } => (root, volume),
     };
-    let framing = Framing::of(&read_info(&folder, volume)?);
+    // A destination with an OME-Zarr image beside (or instead of) its precomputed volumes.
+    let zarr = volume == layout::volume_prefix(Encoding::Jpeg)
+        && folder
+            .join(layout::ZARR_FOLDER)
+            .join(METADATA_FILE)
+            .is_file();
+    let info = match read_info(&folder, volume) {
+        Ok(info) => Some(info),
+        Err(_) if zarr => None,
+        Err(e) => return Err(e),
+    };
+    let framing = info.as_ref().and_then(Framing::of);
     let runtime = runtime(None)?;
     let served = runtime.block_on(async {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
@@ -46,11 +61,20 @@ pub fn run(args: ViewArgs) -> Result<(), HostError> {
         tracing::info!("serving {} read-only; Ctrl-C stops", folder.display());
         // On stdout, alone, as `emwrite serve` prints it: a caller of --port 0 reads the port here.
         println!("listening on http://{local}");
-        let source = neuroglancer::source(&volume_url(&format!("http://{local}"), volume));
-        println!(
-            "{}",
-            neuroglancer::link(&args.viewer, &source, &name, framing.as_ref())
-        );
+        let base = format!("http://{local}");
+        let mut sources = Vec::new();
+        if info.is_some() {
+            sources.push(neuroglancer::source(&volume_url(&base, volume)));
+        }
+        if zarr {
+            sources.push(neuroglancer::zarr_source(&base));
+        }
+        for source in sources {
+            println!(
+                "{}",
+                neuroglancer::link(&args.viewer, &source, &name, framing.as_ref())
+            );
+        }
         accept::accept_until(&listener, shutdown::signal(), |stream, peer| {
             let resolver = resolver.clone();
             tokio::spawn(async move {

@@ -14,6 +14,8 @@ mod generated {
     });
 }
 
-pub use generated::exports::emwrite::core::types::{StageTimings, TaskError, Written};
+pub use generated::exports::emwrite::core::types::{
+    OutputFormat, StageTimings, TaskError, Written,
+};
 pub use generated::exports::emwrite::core::{aligned_slice, ng_meta, ng_shard};
 pub use generated::{Endpoints, EndpointsPre};

@@ -7,11 +7,23 @@
 //! WIT. Each side converts in one place, and the round trip is what the typed exports validate.
 
 use emwrite::layout::BLOCK_EDGE;
-use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
+use emwrite::request::{self, AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use emwrite::tasks::{ReportBody, StageMicros};
 use emwrite::{Error, ErrorKind};
 
-use crate::embed::bindings::{StageTimings, TaskError, Written, aligned_slice, ng_meta, ng_shard};
+use crate::embed::bindings::{
+    OutputFormat, StageTimings, TaskError, Written, aligned_slice, ng_meta, ng_shard,
+};
+
+impl From<request::OutputFormat> for OutputFormat {
+    fn from(format: request::OutputFormat) -> Self {
+        match format {
+            request::OutputFormat::Precomputed => Self::Precomputed,
+            request::OutputFormat::OmeZarr => Self::OmeZarr,
+            request::OutputFormat::Both => Self::Both,
+        }
+    }
+}
 
 impl From<&AlignedSliceRequest> for aligned_slice::Request {
     fn from(request: &AlignedSliceRequest) -> Self {
@@ -42,6 +54,7 @@ impl From<&NgMetaRequest> for ng_meta::Request {
             bbox: (request.bbox[0], request.bbox[1]),
             write_raw: request.write_raw,
             resolution: request.resolution_nm.into(),
+            format: request.format.into(),
         }
     }
 }
@@ -60,6 +73,7 @@ impl From<&NgShardRequest> for ng_shard::Request {
             write_raw: request.write_raw,
             jpeg_quality: request.jpeg_quality,
             missing: request.missing.clone(),
+            format: request.format.into(),
         }
     }
 }

@@ -181,6 +181,7 @@ mod tests {
             jpeg_quality: 75,
             window: None,
             missing: Vec::new(),
+            format: Default::default(),
             slices: (0..slices)
                 .map(|z| Slice {
                     z,

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use emwrite::request::wire::{self, StackFile as JsonStack};
-use emwrite::request::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM};
+use emwrite::request::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM, OutputFormat};
 use emwrite::storage::location::Location;
 use emwrite::window::Window;
 
@@ -59,6 +59,8 @@ pub struct Overrides {
     pub window: Option<[u64; 2]>,
     /// `--fill-missing`.
     pub fill_missing: Option<bool>,
+    /// `--format`.
+    pub format: Option<OutputFormat>,
 }
 
 /// Where a slice was written: `line 7` of a CSV file, `slices[5]` of a JSON one.
@@ -97,6 +99,7 @@ struct Read {
     jpeg_quality: u8,
     window: Option<[u64; 2]>,
     fill_missing: bool,
+    format: OutputFormat,
     slices: Vec<Slice>,
     origins: Vec<Origin>,
     unreadable: Vec<Problem>,
@@ -145,6 +148,7 @@ impl Read {
             bbox: self.bbox,
             resolution: self.resolution,
             write_raw: self.write_raw,
+            format: self.format,
             jpeg_quality: self.jpeg_quality,
             window,
             missing,
@@ -285,6 +289,7 @@ fn from_json(text: &str, overrides: &Overrides) -> Result<Read, Vec<String>> {
         jpeg_quality: overrides.jpeg_quality.unwrap_or(file.jpeg_quality),
         window: overrides.window.or(file.window),
         fill_missing: overrides.fill_missing.unwrap_or(file.fill_missing),
+        format: overrides.format.unwrap_or(file.format),
         slices: file.slices,
         origins,
         unreadable: Vec::new(),
@@ -348,6 +353,7 @@ fn from_csv(text: &str, overrides: &Overrides) -> Result<Read, Vec<String>> {
         jpeg_quality: overrides.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY),
         window: overrides.window,
         fill_missing: overrides.fill_missing.unwrap_or(false),
+        format: overrides.format.unwrap_or_default(),
         slices,
         origins,
         unreadable,

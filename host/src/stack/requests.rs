@@ -274,6 +274,7 @@ mod tests {
             jpeg_quality: 75,
             window: None,
             missing: Vec::new(),
+            format: Default::default(),
             slices: zs
                 .map(|z| Slice {
                     z,

@@ -10,7 +10,7 @@ use std::fmt;
 
 use clap::ValueEnum;
 use emwrite::layout::{BLOCK_EDGE, stack_blocks};
-use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
+use emwrite::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest, OutputFormat};
 use emwrite::storage::location::{Location, Store};
 use emwrite::storage::router::DefaultStore;
 use emwrite::window::Window;
@@ -31,6 +31,8 @@ pub struct Stack {
     pub resolution: [f64; 3],
     /// Also write the raw-encoded volume.
     pub write_raw: bool,
+    /// The volumes written: precomputed, OME-Zarr, or both.
+    pub format: OutputFormat,
     /// JPEG quality of the volume, 1–100.
     pub jpeg_quality: u8,
     /// Maps 16-bit slices to 8 bits.
@@ -205,6 +207,7 @@ impl Stack {
             bbox: self.bbox,
             write_raw: self.write_raw,
             resolution_nm: self.resolution,
+            format: self.format,
         }
     }
 
@@ -221,6 +224,7 @@ impl Stack {
             write_raw: self.write_raw,
             jpeg_quality: self.jpeg_quality,
             missing: self.missing.clone(),
+            format: self.format,
         };
         request.missing = request.missing_in_block();
         request
@@ -242,6 +246,7 @@ mod tests {
             jpeg_quality: 75,
             window: None,
             missing: Vec::new(),
+            format: Default::default(),
             slices: zs
                 .iter()
                 .map(|&z| Slice {

@@ -3,4 +3,5 @@
 
 pub mod neuroglancer;
 pub mod verify;
+pub mod verify_zarr;
 pub mod view;

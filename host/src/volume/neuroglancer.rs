@@ -90,6 +90,16 @@ pub fn source(url: &str) -> String {
     format!("precomputed://{}", url.trim_end_matches('/'))
 }
 
+/// The Neuroglancer source of the OME-Zarr image below `base`, a kvstore URL of the volume's
+/// destination: `zarr3://<base>/ome-zarr/` (Neuroglancer reads its `ome` multiscales).
+pub fn zarr_source(base: &str) -> String {
+    format!(
+        "zarr3://{}/{}/",
+        base.trim_end_matches('/'),
+        layout::ZARR_FOLDER
+    )
+}
+
 /// A link to `viewer` (a Neuroglancer deployment's URL) showing `source` as an image layer named
 /// `name`, in one cross-section panel; `framing` centres and zooms it (without, the viewer
 /// centres the volume itself).
@@ -144,6 +154,14 @@ mod tests {
         assert_eq!(state["dimensions"]["x"], json!([8e-9, "m"]));
         assert_eq!(state["position"], json!([550.5, 150.5, 11.5]));
         assert_eq!(state["crossSectionScale"], json!(1100.0 / FIT_PIXELS));
+    }
+
+    #[test]
+    fn zarr_source_names_the_image_folder() {
+        assert_eq!(
+            zarr_source("http://127.0.0.1:8081/"),
+            "zarr3://http://127.0.0.1:8081/ome-zarr/"
+        );
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! chunk belongs to the block and decodes (JPEG or raw) to its size, 64³ clipped at the volume's
 //! edge. Each problem is one line naming the object and the block to redo.
 //!
+//! The OME-Zarr image, when the volume has one (`ome-zarr/zarr.json`), is checked the same way
+//! ([`super::verify_zarr`]): the manifest may list its shards, each must be one of the block's,
+//! whole, and decode. A volume may be an OME-Zarr image alone: its blocks then come from the
+//! stack its group records.
+//!
 //! Reads are bounded: manifests by `block_manifest::MAX_MANIFEST_BYTES`, shards by
 //! [`MAX_SHARD_BYTES`] (checked on the stored size before reading), minishard indexes and JPEG
 //! headers by the core's decoders; nothing is sized from what a file claims.
@@ -28,6 +33,9 @@ use emwrite::storage::Storage;
 use emwrite::storage::location::Location;
 use futures::StreamExt;
 
+use emwrite::zarr::metadata::ZarrScale;
+
+use super::verify_zarr;
 use crate::embed::store::HostStore;
 use crate::error::HostError;
 use crate::runtime::cores;
@@ -140,8 +148,11 @@ pub async fn verify(store: &HostStore, dest: &Location) -> Result<Report, HostEr
 /// What the infos say the volume is.
 struct Volume {
     dest: Location,
-    /// Each encoding with its scales: JPEG, and raw when its info exists.
+    /// Each encoding with its scales: JPEG, and raw when its info exists; none for an OME-Zarr
+    /// image alone.
     encodings: Vec<(Encoding, Vec<Scale>)>,
+    /// The OME-Zarr image's arrays, when it has one.
+    zarr: Vec<ZarrScale>,
     /// `(bbox, minz, maxz)` from `realsize` and `realoffset`, when the info has them.
     stack: Option<([u32; 2], u32, u32)>,
     blocks: Vec<[u32; 3]>,
@@ -167,10 +178,25 @@ struct ExpectedShard {
 impl Volume {
     /// Reads the infos; `Ok(Err(problem))` when they are missing or unusable.
     async fn load(store: &HostStore, dest: &Location) -> Result<Result<Self, String>, HostError> {
-        let jpeg = match read_info(store, dest, Encoding::Jpeg).await? {
-            Some(Ok(info)) => info,
+        let zarr = match verify_zarr::load(store, dest).await? {
+            Some(Ok(image)) => Some(image),
             Some(Err(problem)) => return Ok(Err(problem)),
-            None => {
+            None => None,
+        };
+        let jpeg = match (read_info(store, dest, Encoding::Jpeg).await?, zarr) {
+            (Some(Ok(info)), zarr) => (info, zarr),
+            (Some(Err(problem)), _) => return Ok(Err(problem)),
+            (None, Some(image)) => {
+                let (bbox, minz, maxz) = image.stack;
+                return Ok(Ok(Volume {
+                    dest: dest.clone(),
+                    encodings: Vec::new(),
+                    zarr: image.scales,
+                    stack: Some(image.stack),
+                    blocks: layout::stack_blocks(bbox, minz, maxz).collect(),
+                }));
+            }
+            (None, None) => {
                 let object = layout::info_object(dest, Encoding::Jpeg);
                 return Ok(Err(format!(
                     "{}: missing (ngmeta has not run)",
@@ -178,6 +204,7 @@ impl Volume {
                 )));
             }
         };
+        let (jpeg, zarr) = jpeg;
         let mut encodings = vec![(Encoding::Jpeg, jpeg.scales().to_vec())];
         match read_info(store, dest, Encoding::Raw).await? {
             Some(Ok(raw)) => {
@@ -220,6 +247,7 @@ impl Volume {
         Ok(Ok(Volume {
             dest: dest.clone(),
             encodings,
+            zarr: zarr.map(|image| image.scales).unwrap_or_default(),
             stack,
             blocks,
         }))
@@ -289,14 +317,17 @@ impl Volume {
                 .map(|why| format!("{}: {why}", object.name)),
         );
         let expected = self.block_shards(block);
+        let expected_zarr = verify_zarr::block_shards(&self.zarr, block);
         for listed in &manifest.objects {
-            let Some(shard) = expected.get(&listed.name) else {
+            let shard = expected.get(&listed.name);
+            let zarr_scale = expected_zarr.get(&listed.name);
+            if shard.is_none() && zarr_scale.is_none() {
                 outcome.problems.push(format!(
                     "{}: listed in {}, but not a shard of this block",
                     listed.name, object.name
                 ));
                 continue;
-            };
+            }
             let shard_object = self.dest.object(&listed.name);
             let size = store.size(&shard_object).await.map_err(storage_error)?;
             match size {
@@ -322,20 +353,28 @@ impl Volume {
             }
             let bytes = store.get(&shard_object).await.map_err(storage_error)?;
             let name = listed.name.clone();
-            let (encoding, scale, number, cells) = (
-                shard.encoding,
-                shard.scale.clone(),
-                shard.shard,
-                shard.cells.clone(),
-            );
-            let (problems, chunks) = tokio::task::spawn_blocking(move || {
-                check_shard(&name, &bytes, encoding, &scale, number, &cells)
-            })
-            .await
-            .map_err(|e| HostError::Engine {
-                context: format!("verify block {block:?}"),
-                message: format!("shard check failed: {e}"),
-            })?;
+            let check: Box<dyn FnOnce() -> (Vec<String>, u64) + Send> = match (shard, zarr_scale) {
+                (Some(shard), _) => {
+                    let (encoding, scale, number, cells) = (
+                        shard.encoding,
+                        shard.scale.clone(),
+                        shard.shard,
+                        shard.cells.clone(),
+                    );
+                    Box::new(move || check_shard(&name, &bytes, encoding, &scale, number, &cells))
+                }
+                (None, scale) => {
+                    let scale = scale.cloned().expect("checked above: one of the two");
+                    Box::new(move || verify_zarr::check_shard(&name, &bytes, &scale))
+                }
+            };
+            let (problems, chunks) =
+                tokio::task::spawn_blocking(check)
+                    .await
+                    .map_err(|e| HostError::Engine {
+                        context: format!("verify block {block:?}"),
+                        message: format!("shard check failed: {e}"),
+                    })?;
             outcome.shards += 1;
             outcome.chunks += chunks;
             outcome.problems.extend(problems);
@@ -359,8 +398,17 @@ impl Volume {
                 manifest.bbox, manifest.minz, manifest.maxz
             ));
         }
+        let has_zarr = !self.zarr.is_empty();
+        if manifest.volumes.zarr() != has_zarr {
+            why.push(format!(
+                "{} {}, but the OME-Zarr metadata {}",
+                wire::FORMAT,
+                manifest.volumes.as_str(),
+                if has_zarr { "exists" } else { "does not" }
+            ));
+        }
         let has_raw = self.encodings.len() > 1;
-        if manifest.write_raw != has_raw {
+        if manifest.volumes.precomputed() && manifest.write_raw != has_raw {
             why.push(format!(
                 "{} {}, but the raw info {}",
                 wire::WRITE_RAW,
@@ -558,6 +606,7 @@ mod tests {
         let volume = Volume {
             dest: Location::parse("dest", "lab").unwrap(),
             encodings: vec![(Encoding::Jpeg, scales())],
+            zarr: Vec::new(),
             stack: Some(([2048, 1024], 0, 1000)),
             blocks: vec![[0, 0, 0], [1, 0, 0]],
         };

@@ -113,6 +113,13 @@ impl ShardEncoder {
             .map_err(|_| too_large(format_args!("shard {} of {bytes} data bytes", self.shard)))
     }
 
+    /// The chunks added so far, `(chunk id, bytes)`, in the order added.
+    pub fn chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.chunks
+            .iter()
+            .map(|chunk| (chunk.chunk_id, &self.data[chunk.bytes.clone()]))
+    }
+
     /// Whether no chunk has been added.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
