@@ -17,7 +17,7 @@ use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::morton;
 use crate::precomputed::sharding::ShardingSpec;
-use crate::request::{OutputFormat, wire};
+use crate::request::wire::{self, OutputFormat};
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
 use crate::zarr::metadata::{METADATA_FILE, ZarrScale};
