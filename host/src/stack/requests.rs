@@ -259,30 +259,11 @@ fn block_shard_writes(
 
 #[cfg(test)]
 mod tests {
-    use emwrite::storage::location::Location;
 
     use super::*;
-    use crate::stack::tasks::Slice;
 
     fn stack(zs: std::ops::RangeInclusive<u32>, bbox: [u32; 2], write_raw: bool) -> Stack {
-        Stack {
-            dest: Location::parse("dest", "lab").expect("a location"),
-            dest_tmp: Location::parse("dest-tmp", "lab-tmp").expect("a location"),
-            bbox,
-            resolution: [8.0; 3],
-            write_raw,
-            jpeg_quality: 75,
-            window: None,
-            missing: Vec::new(),
-            format: Default::default(),
-            slices: zs
-                .map(|z| Slice {
-                    z,
-                    img: format!("s{z}.png"),
-                    transform: [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-                })
-                .collect(),
-        }
+        Stack::for_tests(zs, bbox, write_raw)
     }
 
     #[test]

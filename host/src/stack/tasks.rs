@@ -232,30 +232,39 @@ impl Stack {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stack(zs: &[u32]) -> Stack {
-        let location = |text| Location::parse("test", text).expect("a location");
+impl Stack {
+    /// A stack of slices `zs` (identity transforms, `s<z>.png`) into `lab` and `lab-tmp`, with
+    /// the defaults of a stack file otherwise: the tests' one way to make one.
+    pub fn for_tests(zs: impl IntoIterator<Item = u32>, bbox: [u32; 2], write_raw: bool) -> Self {
+        let location = |field, text| Location::parse(field, text).expect("a location");
         Stack {
-            dest: location("lab"),
-            dest_tmp: location("lab-tmp"),
-            bbox: [1300, 1100],
+            dest: location("dest", "lab"),
+            dest_tmp: location("dest-tmp", "lab-tmp"),
+            bbox,
             resolution: [8.0; 3],
-            write_raw: false,
+            write_raw,
             jpeg_quality: 75,
             window: None,
             missing: Vec::new(),
             format: Default::default(),
             slices: zs
-                .iter()
-                .map(|&z| Slice {
+                .into_iter()
+                .map(|z| Slice {
                     z,
                     img: format!("s{z}.png"),
                     transform: [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(zs: &[u32]) -> Stack {
+        Stack::for_tests(zs.iter().copied(), [1300, 1100], false)
     }
 
     #[test]
