@@ -427,15 +427,8 @@ async fn read_info(
     encoding: Encoding,
 ) -> Result<Option<Result<VolumeInfo, String>>, HostError> {
     let object = layout::info_object(dest, encoding);
-    let bytes = match store.get(&object).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == emwrite::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(HostError::Task {
-                context: "verify".to_owned(),
-                error,
-            });
-        }
+    let Some(bytes) = super::read_if_present(store, &object).await? else {
+        return Ok(None);
     };
     Ok(Some(
         VolumeInfo::from_json(&bytes).map_err(|e| format!("{}: {e}", object.name)),

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use emwrite::layout;
-use emwrite::storage::Storage;
 use emwrite::storage::location::Location;
 use emwrite::zarr::codec::decode_chunk;
 use emwrite::zarr::metadata::{ZarrScale, first_resolution_nm};
@@ -27,15 +26,8 @@ pub async fn load(
     dest: &Location,
 ) -> Result<Option<Result<Image, String>>, HostError> {
     let object = layout::zarr_group_object(dest);
-    let bytes = match store.get(&object).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == emwrite::ErrorKind::NotFound => return Ok(None),
-        Err(error) => {
-            return Err(HostError::Task {
-                context: "verify".to_owned(),
-                error,
-            });
-        }
+    let Some(bytes) = super::read_if_present(store, &object).await? else {
+        return Ok(None);
     };
     let image = first_resolution_nm(&bytes)
         .map_err(|e| e.to_string())
