@@ -493,6 +493,28 @@ struct Output<'a> {
     volumes: &'a Volumes,
 }
 
+impl Output<'_> {
+    /// Puts the whole file `bytes` as `name` below the request's destination, recorded in the
+    /// report and listed for the manifest.
+    async fn put(
+        &mut self,
+        storage: &impl Storage,
+        request: &NgShardRequest,
+        name: String,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let object = request.dest.object(&name);
+        self.written
+            .put(storage, &object, bytes, storage::BINARY)
+            .await?;
+        self.listed.push(ListedObject {
+            name,
+            bytes: bytes.len() as u64,
+        });
+        Ok(())
+    }
+}
+
 async fn write_shards(
     storage: &impl Storage,
     request: &NgShardRequest,
@@ -507,18 +529,11 @@ async fn write_shards(
             continue;
         }
         let name = layout::shard_name(shard.encoding, &shard.scale_key, &shard.file_name);
-        let object = request.dest.object(&name);
         // One shard file at a time: each is assembled, written and dropped before the next.
         let started = Instant::now();
         let bytes = shard.into_bytes()?;
         out.written.stages.encode += started.elapsed();
-        out.written
-            .put(storage, &object, &bytes, storage::BINARY)
-            .await?;
-        out.listed.push(ListedObject {
-            name,
-            bytes: bytes.len() as u64,
-        });
+        out.put(storage, request, name, &bytes).await?;
     }
     Ok(())
 }
@@ -546,14 +561,7 @@ async fn write_zarr_shard(
     let converted = zarr_shard(shard, &volumes.scales[k], &volumes.zarr[k])?;
     out.written.stages.encode += started.elapsed();
     if let Some((name, bytes)) = converted {
-        let object = request.dest.object(&name);
-        out.written
-            .put(storage, &object, &bytes, storage::BINARY)
-            .await?;
-        out.listed.push(ListedObject {
-            name,
-            bytes: bytes.len() as u64,
-        });
+        out.put(storage, request, name, &bytes).await?;
     }
     Ok(())
 }
