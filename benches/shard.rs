@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use emwrite::layout::{CHUNK_EDGE, scale_sharding};
+use emwrite::layout::{CHUNK_EDGE, ScaleShift};
 use emwrite::precomputed::shard::{ShardEncoder, decode_shard};
 use emwrite::precomputed::sharding::ShardingSpec;
 
@@ -51,7 +51,7 @@ fn mib_per_second(bytes: usize, time: Duration) -> f64 {
 }
 
 fn main() {
-    let [spec, ..] = scale_sharding();
+    let spec = ScaleShift([0; 3]).sharding();
     let raw_chunk = (CHUNK_EDGE as usize).pow(3);
     for (name, chunk_len) in [("raw", raw_chunk), ("jpeg", JPEG_CHUNK_BYTES)] {
         let chunks: Vec<Vec<u8>> = (0..CHUNKS).map(|id| chunk(id, chunk_len)).collect();

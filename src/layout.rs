@@ -7,12 +7,12 @@
 //!
 //! The volume is cut into blocks of [`BLOCK_EDGE`]³ voxels, one ngshard task each. A block is
 //! [`BLOCK_CHUNKS`]³ chunks of [`CHUNK_EDGE`]³ at scale 0, and each of the [`SCALE_COUNT`]
-//! scales halves it, down to a single chunk; the sharding ([`SHARDING_BITS`]) gives every block
-//! shards of its own at every scale, so block tasks never write the same object.
+//! scales halves it in x and y, down to a single chunk, and in z where the voxels would otherwise
+//! grow flatter than cubes ([`ScaleShift`]); the sharding ([`ScaleShift::sharding`]) gives every
+//! block shards of its own at every scale, so block tasks never write the same object.
 
 use std::ops::{Range, RangeInclusive};
 
-use crate::Result;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::precomputed::morton;
@@ -21,6 +21,7 @@ use crate::request::wire::{self, OutputFormat};
 use crate::storage::location::{Location, ObjectPath};
 use crate::tilepack::TilePackHeader;
 use crate::zarr::metadata::{METADATA_FILE, ZarrScale};
+use crate::{Error, Result};
 
 /// Edge of a block in voxels: the unit of one ngshard task, the tile edge of the tile packs it
 /// reads, and the only `shard-size` the original's layout supports.
@@ -36,57 +37,159 @@ pub const BLOCK_CHUNKS: u32 = BLOCK_EDGE / CHUNK_EDGE;
 /// several blocks in one chunk, so no block task could write it alone.
 pub const SCALE_COUNT: usize = BLOCK_CHUNKS.ilog2() as usize + 1;
 
-/// `(preshift_bits, shard_bits)` for scales 0–4, with no minishard bits.
-///
-/// Scale k has blocks of (16 >> k)³ chunks, i.e. 3·(4 − k) Morton bits: preshift 9 leaves 8
-/// shards per block at scale 0 (the block's fourth bit level), and from scale 1 on the preshift
-/// covers the whole block, so a block is one shard. No block shares a shard with another, so block
-/// tasks never collide.
-pub const SHARDING_BITS: [(u32, u32); SCALE_COUNT] = [(9, 24), (9, 21), (6, 21), (3, 21), (0, 21)];
+/// Largest aligned frame edge a request may ask for. alignedslice holds a strip of about 1024 rows
+/// of the frame and its tiles (`tasks::aligned_slice`), so the edge bounds its memory: 128 MiB of
+/// strip at 2^17. The sharding ([`ScaleShift::sharding`]) has room for chunk ids of volumes this
+/// wide.
+pub const MAX_FRAME_EDGE: u32 = 1 << 17;
 
-/// Chunks per block edge at scale `k`: [`BLOCK_CHUNKS`] at scale 0, halved at each coarser
-/// scale, 1 at the coarsest, and 0 past it.
+/// At most 2^3 = 8 chunks per shard edge: a scale-0 shard is 512³ voxels (128 MiB raw), a block
+/// holds 8 of them, and each half of a block ([`BlockHalf`]) owns 4 whole ones.
+const SHARD_EDGE_CHUNK_BITS: u32 = 3;
+
+/// How the voxels of one scale relate to scale 0's: along axis `a`, one voxel of the scale is the
+/// mean of `2^shift[a]` voxels of scale 0.
 ///
-/// ```
-/// use emwrite::layout::block_chunks;
-/// assert_eq!([0, 1, 4, 5].map(block_chunks), [16, 8, 1, 0]);
-/// ```
-pub fn block_chunks(k: usize) -> u32 {
-    u32::try_from(k)
-        .ok()
-        .and_then(|k| BLOCK_CHUNKS.checked_shr(k))
-        .unwrap_or(0)
+/// Every scale halves x and y, so scale k shifts them by k. z halves only where x and y would
+/// otherwise grow past it ([`scale_shifts`]): cubic voxels halve z at every scale, serial-section
+/// voxels of 8×8×40 nm keep z until the third scale. A block is still [`BLOCK_EDGE`]³ voxels of
+/// scale 0, so at a scale it is [`ScaleShift::block_chunks`] chunks per axis: fewer in x and y
+/// than in z where z was kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScaleShift(pub [u32; 3]);
+
+impl ScaleShift {
+    /// Chunks per block edge at this scale, per axis: [`BLOCK_CHUNKS`] `>> shift`, 0 past the
+    /// coarsest scale.
+    ///
+    /// ```
+    /// use emwrite::layout::ScaleShift;
+    /// assert_eq!(ScaleShift([0, 0, 0]).block_chunks(), [16, 16, 16]);
+    /// assert_eq!(ScaleShift([3, 3, 1]).block_chunks(), [2, 2, 8]);
+    /// assert_eq!(ScaleShift([5, 5, 5]).block_chunks(), [0, 0, 0]);
+    /// ```
+    pub fn block_chunks(self) -> [u32; 3] {
+        self.0
+            .map(|shift| BLOCK_CHUNKS.checked_shr(shift).unwrap_or(0))
+    }
+
+    /// Whether this scale halves z of `finer`, the scale before it (else it keeps z: 2×2×1
+    /// means).
+    pub fn halves_z_of(self, finer: Self) -> bool {
+        self.0[2] > finer.0[2]
+    }
+
+    /// emwrite's sharding of this scale, with no minishard bits.
+    ///
+    /// The preshift covers the largest cube of chunks that a block holds whole, at most
+    /// [`SHARD_EDGE_CHUNK_BITS`] per axis: a shard is that cube (the ids sharing the bits above
+    /// the preshift, `morton::low_bits_per_axis`). So a block is 8 shards at scale 0, and a whole
+    /// number of shards at every scale: one where it is a cube of chunks, a stack of them along z
+    /// where z was kept. No block shares a shard with another, so block tasks never collide. The
+    /// shard bits hold the rest of the id of the largest volume ([`MAX_FRAME_EDGE`] per axis).
+    /// For cubic voxels this gives preshift 9, 9, 6, 3, 0 and shard bits 24, 21, 21, 21, 21.
+    ///
+    /// ```
+    /// use emwrite::layout::ScaleShift;
+    /// let spec = ScaleShift([2, 2, 0]).sharding();
+    /// assert_eq!((spec.preshift_bits(), spec.shard_bits()), (6, 23));
+    /// ```
+    pub fn sharding(self) -> ShardingSpec {
+        let cube_bits = self
+            .block_chunks()
+            .iter()
+            .map(|&chunks| chunks.max(1).ilog2())
+            .min()
+            .unwrap_or(0)
+            .min(SHARD_EDGE_CHUNK_BITS);
+        let id_bits: u32 = self
+            .0
+            .iter()
+            .map(|&shift| (MAX_FRAME_EDGE / CHUNK_EDGE).ilog2().saturating_sub(shift))
+            .sum();
+        let preshift_bits = 3 * cube_bits;
+        // At most 33 bits in all: within what a spec allows.
+        ShardingSpec::new(preshift_bits, 0, id_bits - preshift_bits)
+            .expect("emwrite's bit counts are valid")
+    }
 }
 
-/// The chunk grid cells of block `block` = `[bx, by, bz]` at scale `k` that lie inside the
-/// scale's grid of `grid` cells, per axis: [`block_chunks`]`(k)` cells from `b · block_chunks(k)`,
-/// clipped to the grid (empty where the block lies past it).
+/// emwrite's scales for voxels of `resolution_nm` = `[x, y, z]` at scale 0: scale k shifts x and y
+/// by k, and shifts z one more than scale k − 1 did only if the finer of x and y, halved again,
+/// would pass z (as igneous downsamples serial-section stacks 2×2×1): 8×8×40 nm gives 16×16×40,
+/// 32×32×40, 64×64×80, 128×128×160; cubic voxels halve all three axes at every scale.
 ///
 /// ```
-/// use emwrite::layout::block_cells;
-/// assert_eq!(block_cells([1, 0, 0], 1, [12, 8, 8]), [8..12, 0..8, 0..8]);
-/// assert_eq!(block_cells([2, 0, 0], 0, [20, 16, 16])[0], 20..20);
+/// use emwrite::layout::{ScaleShift, scale_shifts};
+/// let z = scale_shifts([8.0, 8.0, 40.0]).map(|ScaleShift(shift)| shift[2]);
+/// assert_eq!(z, [0, 0, 0, 1, 2]);
+/// assert_eq!(scale_shifts([8.0; 3])[4], ScaleShift([4, 4, 4]));
 /// ```
-pub fn block_cells(block: [u64; 3], k: usize, grid: [u64; 3]) -> [Range<u64>; 3] {
-    let cells = u64::from(block_chunks(k));
-    std::array::from_fn(|axis| {
-        let first = block[axis].saturating_mul(cells);
-        first.min(grid[axis])..first.saturating_add(cells).min(grid[axis])
+pub fn scale_shifts(resolution_nm: [f64; 3]) -> [ScaleShift; SCALE_COUNT] {
+    let mut z = 0;
+    std::array::from_fn(|k| {
+        // k < SCALE_COUNT = 5.
+        let k = k as u32;
+        let xy = resolution_nm[0].min(resolution_nm[1]) * f64::from(1u32 << k);
+        if k > 0 && xy > resolution_nm[2] * f64::from(1u32 << z) {
+            z += 1;
+        }
+        ScaleShift([k, k, z])
     })
 }
 
-/// emwrite's sharding of scales 0–4 ([`SHARDING_BITS`]): preshift 9, 9, 6, 3, 0; shard bits
-/// 24, 21, 21, 21, 21; no minishard bits.
+/// The shifts of `scales` (finest first), checked to be emwrite's for their scale 0's voxel size
+/// ([`scale_shifts`]): every scale's voxel size is scale 0's times `2^shift` on each axis, exactly
+/// (powers of two multiply floats exactly). What the block engine and `verify` build on: a volume
+/// laid out by other rules is refused, not misread.
+pub fn shifts_of_scales(resolutions: &[[f64; 3]]) -> Result<Vec<ScaleShift>> {
+    let Some(&scale0) = resolutions.first() else {
+        return Ok(Vec::new());
+    };
+    let shifts = scale_shifts(scale0);
+    if resolutions.len() > shifts.len() {
+        return Err(Error::internal(format_args!(
+            "{} scales, emwrite's volumes have at most {SCALE_COUNT}",
+            resolutions.len()
+        )));
+    }
+    resolutions
+        .iter()
+        .zip(shifts)
+        .enumerate()
+        .map(|(k, (&resolution, shift))| {
+            let expected = scaled_resolution(scale0, shift);
+            if resolution != expected {
+                return Err(Error::internal(format_args!(
+                    "scale {k} has voxels of {resolution:?} nm, emwrite's pyramid from \
+                     {scale0:?} nm has {expected:?} there"
+                )));
+            }
+            Ok(shift)
+        })
+        .collect()
+}
+
+/// The voxel size of a scale `shift` from scale 0's `resolution_nm`.
+fn scaled_resolution(resolution_nm: [f64; 3], ScaleShift(shift): ScaleShift) -> [f64; 3] {
+    std::array::from_fn(|axis| resolution_nm[axis] * f64::from(1u32 << shift[axis]))
+}
+
+/// The chunk grid cells of block `block` = `[bx, by, bz]` at the scale `shift` that lie inside the
+/// scale's grid of `grid` cells, per axis: [`ScaleShift::block_chunks`] cells from
+/// `b · block_chunks`, clipped to the grid (empty where the block lies past it).
 ///
 /// ```
-/// let [s0, .., s4] = emwrite::layout::scale_sharding();
-/// assert_eq!((s0.preshift_bits(), s0.shard_bits()), (9, 24));
-/// assert_eq!((s4.preshift_bits(), s4.shard_bits()), (0, 21));
+/// use emwrite::layout::{ScaleShift, block_cells};
+/// assert_eq!(block_cells([1, 0, 0], ScaleShift([1; 3]), [12, 8, 8]), [8..12, 0..8, 0..8]);
+/// assert_eq!(block_cells([0, 0, 1], ScaleShift([1, 1, 0]), [8, 8, 32])[2], 16..32);
+/// assert_eq!(block_cells([2, 0, 0], ScaleShift([0; 3]), [20, 16, 16])[0], 20..20);
 /// ```
-pub fn scale_sharding() -> [ShardingSpec; SCALE_COUNT] {
-    SHARDING_BITS.map(|(preshift_bits, shard_bits)| {
-        // At most 24 + 9 bits: within what a spec allows.
-        ShardingSpec::new(preshift_bits, 0, shard_bits).expect("emwrite's bit counts are valid")
+pub fn block_cells(block: [u64; 3], shift: ScaleShift, grid: [u64; 3]) -> [Range<u64>; 3] {
+    let cells = shift.block_chunks().map(u64::from);
+    std::array::from_fn(|axis| {
+        let first = block[axis].saturating_mul(cells[axis]);
+        first.min(grid[axis])..first.saturating_add(cells[axis]).min(grid[axis])
     })
 }
 
@@ -95,9 +198,10 @@ pub fn scale_sharding() -> [ShardingSpec; SCALE_COUNT] {
 ///
 /// Scale 0 covers x in [0, W), y in [0, H) and z in [0, maxz] (slice numbers are z
 /// coordinates), each rounded up to a multiple of [`BLOCK_EDGE`] so that every ngshard block lies
-/// inside it; scale k has size `size0 >> k`, resolution `resolution_nm · 2^k` on each axis
-/// (every scale halves all three axes, whatever the voxels' shape), [`CHUNK_EDGE`]³
-/// chunks and the sharding [`scale_sharding`] gives it. The original's extra keys are kept:
+/// inside it; scale k has, per axis, size `size0 >> shift` and resolution `resolution_nm ·
+/// 2^shift` with the shifts of [`scale_shifts`] (x and y halve at every scale, z where the voxels
+/// would otherwise grow flatter than cubes), [`CHUNK_EDGE`]³
+/// chunks and the sharding [`ScaleShift::sharding`] gives it. The original's extra keys are kept:
 /// `realsize` = `[W, H, maxz − minz + 1]` and `realoffset` = `[0, 0, minz]`. Arithmetic
 /// saturates, so nonsense (maxz < minz) gives a nonsense info, not a panic; the request parser
 /// rejects it first.
@@ -122,11 +226,11 @@ pub fn volume_info(
     encoding: Encoding,
 ) -> Result<VolumeInfo> {
     let size0 = scale0_size(bbox, maxz);
-    let scales = (0u32..)
-        .zip(scale_sharding())
-        .map(|(k, sharding)| {
-            let resolution = resolution_nm.map(|nm| nm * f64::from(1u32 << k));
-            let size = size0.map(|voxels| voxels >> k);
+    let scales = scale_shifts(resolution_nm)
+        .into_iter()
+        .map(|shift| {
+            let resolution = scaled_resolution(resolution_nm, shift);
+            let size = std::array::from_fn(|axis| size0[axis] >> shift.0[axis]);
             let chunk = [CHUNK_EDGE.into(); 3];
             Scale::new(
                 scale_key(resolution),
@@ -134,7 +238,7 @@ pub fn volume_info(
                 resolution,
                 chunk,
                 encoding,
-                sharding,
+                shift.sharding(),
             )
         })
         .collect::<Result<Vec<_>>>()?;
@@ -174,8 +278,9 @@ fn scale_key(resolution_nm: [f64; 3]) -> String {
 /// Inner chunks per Zarr shard edge (xyz) at `scale`: the box of chunks one of its precomputed
 /// shards holds (the ids sharing the bits above the preshift and minishard bits,
 /// [`morton::low_bits_per_axis`]), so that a Zarr shard holds exactly the chunks of one
-/// precomputed shard. With [`SHARDING_BITS`] that is 8 chunks per edge at scales 0 and 1 (8
-/// shards per block, then 1), 4, 2 and 1 (the whole block) at scales 2–4. A block therefore owns
+/// precomputed shard. With [`ScaleShift::sharding`] for cubic voxels that is 8 chunks per edge at
+/// scales 0 and 1 (8 shards per block, then 1), 4, 2 and 1 (the whole block) at scales 2–4. A
+/// block therefore owns
 /// whole Zarr shards wherever it owns whole precomputed shards, the halves own whole scale-0
 /// shards, and the engine's shard of raw chunks becomes one Zarr shard ([`crate::block::zarr`]).
 pub fn zarr_shard_chunks(scale: &Scale) -> [u64; 3] {
@@ -292,11 +397,12 @@ pub fn zarr_shard_name(scale: &ZarrScale, shard: [u64; 3]) -> String {
 /// One half of a block, cut along z so that two component instances (two cores) can build one
 /// block: the lower half holds the block's z ∈ [0, 512), the upper half z ∈ [512, 1024).
 ///
-/// The cut follows the sharding ([`SHARDING_BITS`]): at scale 0 each half owns 4 whole shards,
-/// and at scales 1–3 each half owns whole chunk layers of the block's one shard, so a half
-/// encodes every chunk of those scales on its own. Only scale 4, where the block is one chunk,
-/// straddles the cut: each half holds 64 × 64 × 32 of its voxels. A merge step writes the shards
-/// of scales 1–4 from both halves' chunks ([`crate::block::merge`]).
+/// The cut follows the sharding ([`ScaleShift::sharding`]): at scale 0 each half owns 4 whole
+/// shards, and at coarser scales each half owns whole chunk layers of the block, so a half encodes
+/// every chunk of those scales on its own; a shard that crosses the cut holds chunks of both
+/// halves. For cubic voxels only scale 4, where the block is one chunk, straddles the cut: each
+/// half holds 64 × 64 × 32 of its voxels. A merge step writes the shards both halves hold chunks
+/// of, and the straddling scale's ([`crate::block::merge`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockHalf {
     /// z ∈ [0, 512) of the block: the first 8 slabs.
@@ -333,16 +439,18 @@ impl BlockHalf {
         }
     }
 
-    /// Whether the block's chunk layers at scale `k` divide between the halves: they do where
-    /// the block is at least two chunks deep. At the coarsest scale the block is one chunk,
-    /// which straddles the halves.
+    /// Whether the block's chunk layers at the scale `shift` divide between the halves: they do
+    /// where the block is at least two chunks deep. At the coarsest scale of cubic voxels the
+    /// block is one chunk, which straddles the halves.
     ///
     /// ```
-    /// use emwrite::layout::BlockHalf;
-    /// assert!(BlockHalf::divide_scale(3) && !BlockHalf::divide_scale(4));
+    /// use emwrite::layout::{BlockHalf, ScaleShift};
+    /// assert!(BlockHalf::divide_scale(ScaleShift([3; 3])));
+    /// assert!(!BlockHalf::divide_scale(ScaleShift([4; 3])));
+    /// assert!(BlockHalf::divide_scale(ScaleShift([4, 4, 2])));
     /// ```
-    pub fn divide_scale(k: usize) -> bool {
-        block_chunks(k) >= 2
+    pub fn divide_scale(shift: ScaleShift) -> bool {
+        shift.block_chunks()[2] >= 2
     }
 
     /// The name of the half in messages and in the hand-off: `lower` or `upper`.
@@ -583,15 +691,94 @@ mod tests {
     #[test]
     fn block_cells_halve_with_each_scale_and_stop_at_the_grid() {
         // A 1300-voxel-wide volume: 21 chunks at scale 0, 11 at scale 1, 1 at scale 4.
+        let cubic = scale_shifts([8.0; 3]);
         assert_eq!(
-            block_cells([1, 0, 0], 0, [21, 16, 16]),
+            block_cells([1, 0, 0], cubic[0], [21, 16, 16]),
             [16..21, 0..16, 0..16]
         );
-        assert_eq!(block_cells([1, 0, 0], 1, [11, 8, 8]), [8..11, 0..8, 0..8]);
-        assert_eq!(block_cells([1, 0, 0], 4, [2, 1, 1]), [1..2, 0..1, 0..1]);
-        assert_eq!(block_cells([u64::MAX, 0, 0], 0, [2, 1, 1])[0], 2..2);
-        assert!((0..SCALE_COUNT).all(|k| block_chunks(k) == BLOCK_CHUNKS >> k));
-        assert_eq!(block_chunks(usize::MAX), 0);
+        assert_eq!(
+            block_cells([1, 0, 0], cubic[1], [11, 8, 8]),
+            [8..11, 0..8, 0..8]
+        );
+        assert_eq!(
+            block_cells([1, 0, 0], cubic[4], [2, 1, 1]),
+            [1..2, 0..1, 0..1]
+        );
+        assert_eq!(block_cells([u64::MAX, 0, 0], cubic[0], [2, 1, 1])[0], 2..2);
+        for (k, shift) in (0..).zip(cubic) {
+            assert_eq!(shift.block_chunks(), [BLOCK_CHUNKS >> k; 3]);
+        }
+        // Serial-section voxels keep z: the block is deeper than wide in chunks.
+        let flat = scale_shifts([8.0, 8.0, 40.0]);
+        assert_eq!(flat[4].block_chunks(), [1, 1, 4]);
+        assert_eq!(
+            block_cells([0, 0, 1], flat[4], [1, 1, 8]),
+            [0..1, 0..1, 4..8]
+        );
+    }
+
+    #[test]
+    fn z_halves_once_x_and_y_would_pass_it() {
+        let z_shifts = |resolution| scale_shifts(resolution).map(|ScaleShift(shift)| shift[2]);
+        // The issue's example, 8×8×40 → 16×16×40 → 32×32×40 → 64×64×80 → 128×128×160.
+        assert_eq!(z_shifts([8.0, 8.0, 40.0]), [0, 0, 0, 1, 2]);
+        assert_eq!(z_shifts([4.0, 4.0, 40.0]), [0, 0, 0, 0, 1]);
+        // Equal is not past: 16×16×16 keeps z at scale 1, then halves it.
+        assert_eq!(z_shifts([8.0, 8.0, 16.0]), [0, 0, 1, 2, 3]);
+        assert_eq!(z_shifts([8.0; 3]), [0, 1, 2, 3, 4]);
+        // z finer than x and y halves at every scale, as cubes do; the finer of x and y decides.
+        assert_eq!(z_shifts([40.0, 40.0, 8.0]), [0, 1, 2, 3, 4]);
+        assert_eq!(z_shifts([8.0, 100.0, 40.0]), [0, 0, 0, 1, 2]);
+        for shift in scale_shifts([8.0, 8.0, 40.0]) {
+            assert_eq!(shift.0[..2], [shift.0[0]; 2]);
+        }
+    }
+
+    #[test]
+    fn shifts_are_read_back_from_emwrite_scales_only() {
+        let resolutions = |info: &VolumeInfo| -> Vec<[f64; 3]> {
+            info.scales().iter().map(Scale::resolution_nm).collect()
+        };
+        let info = volume_info([1500, 700], 3, 1030, [8.0, 8.0, 40.0], Encoding::Jpeg);
+        let info = info.expect("info");
+        let shifts = shifts_of_scales(&resolutions(&info)).expect("emwrite's");
+        assert_eq!(shifts, scale_shifts([8.0, 8.0, 40.0]));
+        // A pyramid that halved z at every scale is another layout.
+        let mut halving = resolutions(&info);
+        halving[1][2] *= 2.0;
+        let error = shifts_of_scales(&halving).expect_err("not emwrite's");
+        assert!(error.to_string().contains("scale 1"), "{error}");
+        assert!(shifts_of_scales(&[[8.0; 3]; 6]).is_err());
+    }
+
+    #[test]
+    fn anisotropic_scales_keep_blocks_whole() {
+        let info = volume_info([1500, 700], 3, 1030, [8.0, 8.0, 40.0], Encoding::Raw);
+        let info = info.expect("info");
+        /// key, size, preshift bits, shard bits
+        type Row<'a> = (&'a str, [u64; 3], u32, u32);
+        let table: Vec<Row> = info
+            .scales()
+            .iter()
+            .map(|s| {
+                let sharding = s.sharding();
+                let bits = (sharding.preshift_bits(), sharding.shard_bits());
+                (s.key(), s.size(), bits.0, bits.1)
+            })
+            .collect();
+        #[rustfmt::skip]
+        let want: [Row; 5] = [
+            ("8.0x8.0x40.0",        [2048, 1024, 2048], 9, 24),
+            ("16.0x16.0x40.0",      [1024, 512, 2048],  9, 22),
+            ("32.0x32.0x40.0",      [512, 256, 2048],   6, 23),
+            ("64.0x64.0x80.0",      [256, 128, 1024],   3, 23),
+            ("128.0x128.0x160.0",   [128, 64, 512],     0, 23),
+        ];
+        assert_eq!(table, want);
+        for scale in info.scales() {
+            assert_eq!(scale.chunk_size(), [64; 3]);
+            scale.check_shard_capacity().expect("fits");
+        }
     }
 
     #[test]
@@ -680,8 +867,16 @@ mod tests {
         let info = volume_info([1500, 700], 3, 1030, [8.0, 8.0, 40.0], Encoding::Jpeg);
         let info = info.expect("info");
         let keys: Vec<&str> = info.scales().iter().map(|s| s.key()).collect();
-        assert_eq!(keys[..2], ["8.0x8.0x40.0", "16.0x16.0x80.0"]);
-        assert_eq!(info.scales()[4].resolution_nm(), [128.0, 128.0, 640.0]);
+        assert_eq!(
+            keys,
+            [
+                "8.0x8.0x40.0",
+                "16.0x16.0x40.0",
+                "32.0x32.0x40.0",
+                "64.0x64.0x80.0",
+                "128.0x128.0x160.0"
+            ]
+        );
     }
 
     #[test]
@@ -710,29 +905,30 @@ mod tests {
 
     #[test]
     fn the_largest_frame_fits_the_sharding() {
-        // 2^17 voxels per axis, the largest frame edge a request may ask for, just fits.
-        let edge = crate::request::MAX_FRAME_EDGE;
-        let info = volume_info([edge, edge], 0, edge - 1, [8.0; 3], Encoding::Jpeg).expect("info");
-        for scale in info.scales() {
-            scale.check_shard_capacity().expect("fits");
+        // 2^17 voxels per axis, the largest frame edge a request may ask for, just fits, for
+        // cubic and for flat voxels.
+        let edge = MAX_FRAME_EDGE;
+        for resolution in [[8.0; 3], [8.0, 8.0, 40.0], [40.0, 40.0, 8.0]] {
+            let info = volume_info([edge, edge], 0, edge - 1, resolution, Encoding::Jpeg);
+            for scale in info.expect("info").scales() {
+                scale.check_shard_capacity().expect("fits");
+            }
         }
         // One more bit per axis would not: precomputed::info's ids_wider_than_the_sharding.
     }
 
-    /// Shards touched by the block at `block` (units of 1024 voxels) at `scale`, for a volume of
-    /// `size0` voxels at scale 0, with emwrite's specs and 64³ chunks.
-    fn shards_of_block(size0: [u64; 3], block: [u64; 3], scale: usize) -> BTreeSet<u64> {
-        let spec = scale_sharding()[scale];
-        let size = size0.map(|s| s >> scale);
-        let grid = size.map(|s| s.div_ceil(64));
+    /// Shards touched by the block at `block` (units of 1024 voxels) at the scale `shift`, for a
+    /// volume of `size0` voxels at scale 0, with emwrite's specs and 64³ chunks.
+    fn shards_of_block(size0: [u64; 3], block: [u64; 3], shift: ScaleShift) -> BTreeSet<u64> {
+        let spec = shift.sharding();
+        let grid: [u64; 3] = std::array::from_fn(|axis| (size0[axis] >> shift.0[axis]) / 64);
         let bits = morton::bits_per_axis(grid);
-        let cells_per_block = 16 >> scale;
+        let cells = block_cells(block, shift, grid);
         let mut shards = BTreeSet::new();
-        for z in 0..cells_per_block {
-            for y in 0..cells_per_block {
-                for x in 0..cells_per_block {
-                    let [bx, by, bz] = block.map(|b| b * cells_per_block);
-                    let id = morton::encode([bx + x, by + y, bz + z], bits);
+        for z in cells[2].clone() {
+            for y in cells[1].clone() {
+                for x in cells[0].clone() {
+                    let id = morton::encode([x, y, z], bits);
                     shards.insert(spec.shard_and_minishard(id).0);
                 }
             }
@@ -741,19 +937,27 @@ mod tests {
     }
 
     #[test]
-    fn emwrite_block_is_8_shards_at_scale_0_and_1_at_scales_1_to_4() {
+    fn a_block_owns_whole_shards_at_every_scale() {
+        // Cubic voxels: 8 shards, then 1. Flat voxels (8×8×40) keep z, so a block is a stack of
+        // shards along z: 8, 2, 4, 4, 4.
+        let cases = [
+            ([8.0; 3], [8, 1, 1, 1, 1]),
+            ([8.0, 8.0, 40.0], [8, 2, 4, 4, 4]),
+        ];
         let size0 = [3072, 2048, 2048];
-        let mut seen: [BTreeSet<u64>; 5] = Default::default();
-        for bz in 0..2 {
-            for by in 0..2 {
-                for bx in 0..3 {
-                    for (scale, seen) in seen.iter_mut().enumerate() {
-                        let shards = shards_of_block(size0, [bx, by, bz], scale);
-                        let want = if scale == 0 { 8 } else { 1 };
-                        assert_eq!(shards.len(), want, "block {bx},{by},{bz} scale {scale}");
-                        // No shard is shared with another block.
-                        assert!(seen.is_disjoint(&shards), "scale {scale} shares {shards:?}");
-                        seen.extend(shards);
+        for (resolution, counts) in cases {
+            let mut seen: [BTreeSet<u64>; 5] = Default::default();
+            for bz in 0..2 {
+                for by in 0..2 {
+                    for bx in 0..3 {
+                        let shifts = scale_shifts(resolution).into_iter().zip(counts);
+                        for (seen, (shift, want)) in seen.iter_mut().zip(shifts) {
+                            let shards = shards_of_block(size0, [bx, by, bz], shift);
+                            assert_eq!(shards.len(), want, "block {bx},{by},{bz} {shift:?}");
+                            // No shard is shared with another block.
+                            assert!(seen.is_disjoint(&shards), "{shift:?} shares {shards:?}");
+                            seen.extend(shards);
+                        }
                     }
                 }
             }

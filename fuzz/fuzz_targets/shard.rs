@@ -11,16 +11,21 @@ use std::collections::btree_map::Entry;
 use std::io::Write;
 
 use emwrite::ErrorKind;
-use emwrite::layout::scale_sharding;
+use emwrite::layout::scale_shifts;
 use emwrite::precomputed::shard::{ShardEncoder, decode_shard};
 use emwrite::precomputed::sharding::ShardingSpec;
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
-/// emwrite's specs for scales 0–4 (no minishard bits), then two with minishards, which the
-/// decoder supports and which spread one shard's chunks over several minishard indices.
+/// emwrite's specs for scales 0–4 of cubic and of flat voxels (no minishard bits), then two with
+/// minishards, which the decoder supports and which spread one shard's chunks over several
+/// minishard indices.
 fn specs() -> Vec<ShardingSpec> {
-    let mut specs = scale_sharding().to_vec();
+    let mut specs: Vec<ShardingSpec> = [[8.0; 3], [8.0, 8.0, 40.0]]
+        .into_iter()
+        .flat_map(scale_shifts)
+        .map(|shift| shift.sharding())
+        .collect();
     specs.push(ShardingSpec::new(0, 1, 0).expect("valid spec"));
     specs.push(ShardingSpec::new(2, 2, 3).expect("valid spec"));
     specs

@@ -2,7 +2,8 @@
 //! hand-offs.
 //!
 //! docs/design.md §4 "ngshard", "Two halves on two cores". [`merge_halves`] takes both halves'
-//! [`HalfHandoff`]s and returns the block's shards at scales 1–4, byte for byte those a single
+//! [`HalfHandoff`]s and returns the block's shards that both halves hold chunks of (scales 1–4 for
+//! cubic voxels), byte for byte those a single
 //! task would have written: a shard file depends only on its set of chunks, and every chunk is
 //! encoded from the same voxels.
 
@@ -11,12 +12,12 @@ use std::collections::BTreeMap;
 use super::handoff::HalfHandoff;
 use super::scale::encode_straddling_scale;
 use super::shards::CompletedShard;
-use crate::layout::BlockHalf;
+use crate::layout::{self, BlockHalf};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
 use crate::{Error, Result};
 
-/// The block's shards at the scales both halves hold chunks of (1–4 for emwrite's volumes), from
+/// The block's shards at the scales both halves hold chunks of (1–4 for cubic voxels), from
 /// the two halves' hand-offs: the shards a single task building the whole block would write
 /// after its last slab, in the same order (by scale, then shard, then encoding as `encodings`
 /// lists them), with the same bytes.
@@ -58,6 +59,8 @@ pub fn merge_halves(
         }
     }
 
+    let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
+    let shifts = layout::shifts_of_scales(&resolutions)?;
     // Both halves' parts of each shard, ordered as a single task completes them.
     let mut parts: BTreeMap<(usize, &str, usize), Vec<&[u8]>> = BTreeMap::new();
     for (handoff, half) in [(lower, BlockHalf::Lower), (upper, BlockHalf::Upper)] {
@@ -74,7 +77,7 @@ pub fn merge_halves(
             let k = scales
                 .iter()
                 .position(|scale| scale.key() == shard.scale_key)
-                .filter(|&k| k > 0 && BlockHalf::divide_scale(k))
+                .filter(|&k| k > 0 && BlockHalf::divide_scale(shifts[k]))
                 .ok_or_else(unknown)?;
             let e = encodings
                 .iter()
@@ -93,15 +96,17 @@ pub fn merge_halves(
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let k = scales.len() - 1;
-    let straddles = !BlockHalf::divide_scale(k);
+    let Some((k, &coarsest_shift)) = shifts.iter().enumerate().next_back() else {
+        return Ok(merged);
+    };
+    let straddles = !BlockHalf::divide_scale(coarsest_shift);
     let coarsest = [lower, upper].map(|handoff| handoff.coarsest.as_deref());
     if straddles {
         // Every scale's chunks are 64³ (the pyramid checks it), so scale 0's edge is the edge.
         let chunk_edge = scales[0].chunk_size()[0] as usize;
         merged.extend(encode_straddling_scale(
             &scales[k],
-            k,
+            coarsest_shift,
             block,
             coarsest,
             encodings,
@@ -123,6 +128,7 @@ mod tests {
 
     use super::*;
     use crate::block::pyramid::BlockPyramid;
+    use crate::block::test_support::{FLAT_VOXELS, scales_with_voxels};
     use crate::layout::BLOCK_CHUNKS;
 
     /// Chunk edge of the small test blocks: 128³ voxels, 16 slabs of 8 slices.
@@ -183,6 +189,9 @@ mod tests {
 
     /// What the two halves and the merge write, the hand-offs passed as bytes.
     fn halves(scales: &[Scale], block: [u64; 3], encodings: &[Encoding], voxels: &[u8]) -> Files {
+        // Where every scale halves z, the halves own whole shards of scale 0 only; where scales
+        // keep z, also whole shards of those.
+        let cubic = scales[1].resolution_nm()[2] == 2.0 * scales[0].resolution_nm()[2];
         let mut files = Files::new();
         let handoffs = BlockHalf::BOTH.map(|half| {
             let mut pyramid =
@@ -196,7 +205,9 @@ mod tests {
             {
                 for shard in pyramid.push_slab(slab).expect("slab") {
                     assert!(!shard.partial, "a partial shard escaped the half");
-                    assert_eq!(shard.scale_key, "s0", "only scale 0 is written by halves");
+                    if cubic {
+                        assert_eq!(shard.scale_key, "s0", "only scale 0 is written by halves");
+                    }
                     insert(&mut files, shard);
                 }
             }
@@ -211,10 +222,14 @@ mod tests {
     }
 
     fn assert_halves_equal_whole(size0: [u64; 3], block: [u64; 3], voxels: &[u8]) {
-        let scales = scales_for(size0);
+        assert_halves_write_as_whole(&scales_for(size0), block, voxels);
+    }
+
+    fn assert_halves_write_as_whole(scales: &[Scale], block: [u64; 3], voxels: &[u8]) {
+        let size0 = scales[0].size();
         for encodings in [&[Encoding::Jpeg][..], &[Encoding::Jpeg, Encoding::Raw]] {
-            let want = whole(&scales, block, encodings, voxels);
-            let got = halves(&scales, block, encodings, voxels);
+            let want = whole(scales, block, encodings, voxels);
+            let got = halves(scales, block, encodings, voxels);
             assert_eq!(
                 got.keys().collect::<Vec<_>>(),
                 want.keys().collect::<Vec<_>>(),
@@ -246,6 +261,32 @@ mod tests {
         let voxels = vec![0; B * B * B];
         let scales = scales_for([256; 3]);
         assert!(halves(&scales, [1, 1, 1], &[Encoding::Jpeg], &voxels).is_empty());
+    }
+
+    #[test]
+    fn flat_voxels_split_into_halves_that_own_every_shard() {
+        // 8×8×40 nm: every coarser scale is at least two chunk layers deep, so no scale
+        // straddles the halves, each half writes whole shards of every scale and the merge has
+        // nothing to merge; the files are still the whole block's.
+        let flat = |size0| scales_with_voxels(size0, C as u64, FLAT_VOXELS);
+        let voxels = block_voxels([3..120, 20..128, 10..110]);
+        assert_halves_write_as_whole(&flat([256, 128, 256]), [1, 0, 1], &voxels);
+        let voxels = block_voxels([0..128, 0..128, 0..128]);
+        assert_halves_write_as_whole(&flat([200, 100, 230]), [1, 0, 1], &voxels);
+        let handoff = BlockPyramid::with_chunk_edge(
+            &flat([256; 3]),
+            [0, 0, 0],
+            Some(BlockHalf::Lower),
+            &[Encoding::Raw],
+            75,
+            C,
+        );
+        let mut handoff = handoff.expect("valid pyramid");
+        for slab in voxels.chunks_exact(SLAB).take(BLOCK_CHUNKS as usize / 2) {
+            handoff.push_slab(slab).expect("slab");
+        }
+        let handoff = handoff.finish_half().expect("finish half");
+        assert!(handoff.shards.is_empty() && handoff.coarsest.is_none());
     }
 
     #[test]

@@ -5,17 +5,20 @@
 //! for chunks and `sharded.md` for shards; docs/design.md §4 "ngshard" for the pyramid itself.
 //!
 //! Scale 0 is the block's 16³ chunks of 64³ voxels. Scale k (1–4) is the 2×2×2 mean of scale
-//! k − 1 over the same block, so it holds (1024 >> k)³ voxels of it: (16 >> k)³ chunks. With
-//! emwrite's sharding ([`crate::layout::scale_sharding`]) that is 8 shards at scale 0 and 1 at
-//! each coarser scale, none shared with another block, so a block task writes whole shards that
-//! no other task touches. [`BlockPyramid::new`] checks that the scales it is given have this
-//! property.
+//! k − 1 over the same block, or the 2×2×1 mean where the scale keeps z
+//! ([`crate::layout::ScaleShift`]), so for cubic voxels it holds (1024 >> k)³ voxels of it:
+//! (16 >> k)³ chunks, and where z was kept more chunks along z. With emwrite's sharding
+//! ([`crate::layout::ScaleShift::sharding`]) that is 8 shards at scale 0 and 1 at each coarser
+//! scale for cubic voxels (a stack of shards along z where z was kept), none shared with another
+//! block, so a block task writes whole shards that no other task touches. [`BlockPyramid::new`]
+//! checks that the scales it is given have this property.
 //!
 //! The block arrives as 16 slabs of 64 slices, fed one slice at a time: each slice is encoded
 //! into the scale-0 chunks it crosses as it comes ([`super::slice_feed`]). A slab gives one
 //! layer of scale-0 chunks and, folded by 2×2×2 means, half a slab of scale 1 ([`super::level`]);
 //! two scale-1 halves make a scale-1 chunk layer, which folds into half a slab of scale 2, and so
-//! on: scale k encodes a chunk layer every 2^k slabs ([`super::scale`]). The means themselves are
+//! on: scale k encodes a chunk layer every 2^z slabs, z its shift along z ([`super::scale`]); a
+//! scale that keeps z folds a whole slab of the finer one into a whole slab. The means themselves are
 //! [`super::downsample`]'s, and the shards' chunks are collected by [`super::shards`].
 //!
 //! Two tasks can share a block, one half each ([`BlockPyramid::for_half`], see
@@ -66,7 +69,9 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 ///   4 · 128 + 128 + 16 + 2 + 0.25 ≈ 660 MiB of chunks plus a 128 MiB file. Hence
 ///   [`BlockPyramid::stream_large_shards`], which hands large shards out in parts in file
 ///   order, holding only the chunks that came ahead of their turn: at most half of each
-///   scale-0 and scale-1 shard, ≈ 4 · 64 + 64 MiB raw.
+///   scale-0 and scale-1 shard, ≈ 4 · 64 + 64 MiB raw. Where a scale keeps z its block is
+///   more chunks deep, in more or larger shards (8×8×40 nm voxels: two 512³ shards at scale 1,
+///   four 256³ at scale 2); those complete earlier and stream the same way.
 ///
 /// Shards returned by one push are held by the caller until it drops them: write each and drop
 /// it before pushing the next slab.
@@ -118,7 +123,7 @@ pub struct BlockPyramid {
 /// Where a pyramid's time went, summed over the slabs pushed so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PyramidTimings {
-    /// Folding each scale into the next coarser one (the 2×2×2 means).
+    /// Folding each scale into the next coarser one (the 2×2×2 and 2×2×1 means).
     pub downsample: Duration,
     /// Cutting chunks out of the slabs, skipping all-zero ones, and encoding the rest into
     /// their shards' buffers.
@@ -153,7 +158,7 @@ impl BlockPyramid {
 
     /// A pyramid for `half` of the block at `block`, otherwise as [`BlockPyramid::new`]: it
     /// takes the half's 8 slabs (slab `i` of the half is slab `i` or `8 + i` of the block), its
-    /// pushes return only shards the half owns whole (scale 0), and
+    /// pushes return only shards the half owns whole (all of scale 0's), and
     /// [`BlockPyramid::finish_half`] returns what the merge needs from it.
     pub fn for_half(
         scales: &[Scale],
@@ -204,17 +209,29 @@ impl BlockPyramid {
                 format_args!("{jpeg_quality} is not in 1..=100"),
             ));
         }
-        let scales = (0..)
-            .zip(scales)
-            .map(|(k, scale)| {
-                let (layers, others) = scale_layers(k, half);
+        let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
+        let shifts = layout::shifts_of_scales(&resolutions)?;
+        let scales = scales
+            .iter()
+            .zip(&shifts)
+            .map(|(scale, &shift)| {
+                let (layers, others) = scale_layers(shift, half);
                 let geometry = BlockGeometry { block, chunk_edge };
-                ScaleState::new(scale, k, geometry, layers, others, encodings.len())
+                ScaleState::new(scale, shift, geometry, layers, others, encodings.len())
             })
             .collect::<Result<Vec<_>>>()?;
         let block_edge = BLOCK_CHUNKS * chunk_edge;
-        let levels = (1..scales.len())
-            .map(|k| Level::new(block_edge >> k, chunk_edge))
+        // Scale k's slab is the block's x and y shifted by k; z is one chunk deep at every scale.
+        let levels = shifts
+            .windows(2)
+            .map(|pair| {
+                let [finer, coarser] = [pair[0], pair[1]];
+                Level::new(
+                    block_edge >> coarser.0[0],
+                    chunk_edge,
+                    coarser.halves_z_of(finer),
+                )
+            })
             .collect();
         Ok(Self {
             block,
@@ -331,11 +348,13 @@ impl BlockPyramid {
 
         if let Some(scale1) = self.levels.first_mut() {
             let started = Instant::now();
-            if dz % 2 == 0 {
+            if !scale1.halves_z() {
+                scale1.fold_in_slices(slice, slice, &mut self.row_sums);
+            } else if dz % 2 == 0 {
                 self.lower_slice.clear();
                 self.lower_slice.extend_from_slice(slice);
             } else {
-                scale1.fold_in_pair(&self.lower_slice, slice, &mut self.row_sums);
+                scale1.fold_in_slices(&self.lower_slice, slice, &mut self.row_sums);
             }
             self.timings.downsample += started.elapsed();
         }
@@ -370,7 +389,8 @@ impl BlockPyramid {
     }
 
     /// Checks that the half's 8 slabs were pushed, and returns what the merge needs: the files
-    /// of the half's partial shards (its chunks of the shards both halves hold: scales 1–3) and
+    /// of the half's partial shards (its chunks of the shards both halves hold: scales 1–3 for
+    /// cubic voxels) and
     /// its half of the coarsest scale's voxels.
     ///
     /// Assembling the files takes time; [`BlockPyramid::timings`] does not count it.
@@ -536,7 +556,7 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::block::scale::is_all_zero;
-    use crate::block::test_support::scales_for;
+    use crate::block::test_support::{FLAT_VOXELS, scales_for, scales_with_voxels};
     use crate::precomputed::shard::decode_shard;
     use crate::precomputed::sharding::ShardingSpec;
     use crate::precomputed::{codec, morton};
@@ -636,7 +656,8 @@ mod tests {
         shards
     }
 
-    /// The slow twin: the whole block at every scale in memory, plain loops, raw chunks.
+    /// The slow twin: the whole block at every scale in memory, plain loops, raw chunks. Each
+    /// scale's factor along z (2, or 1 where it keeps z) is read off the scales' voxel sizes.
     fn naive_pyramid(
         scales: &[Scale],
         block: [u64; 3],
@@ -644,22 +665,25 @@ mod tests {
         chunk_edge: usize,
     ) -> Shards {
         let mut level = voxels.to_vec();
-        let mut edge = BLOCK_CHUNKS * chunk_edge;
+        let mut dims = [BLOCK_CHUNKS * chunk_edge; 3];
         let mut shards = Shards::new();
         for (k, scale) in scales.iter().enumerate() {
             if k > 0 {
-                level = naive_downsample(&level, edge);
-                edge /= 2;
+                let z_factor = scale.resolution_nm()[2] / scales[k - 1].resolution_nm()[2];
+                let z_factor = z_factor as usize;
+                level = naive_downsample(&level, dims, z_factor);
+                dims = [dims[0] / 2, dims[1] / 2, dims[2] / z_factor];
             }
-            let cells = u64::from(layout::block_chunks(k));
+            let [ex, ey, _] = dims;
+            let cells = dims.map(|voxels| (voxels / chunk_edge) as u64);
             let grid = scale.grid();
-            for cz in 0..cells {
-                for cy in 0..cells {
-                    for cx in 0..cells {
+            for cz in 0..cells[2] {
+                for cy in 0..cells[1] {
+                    for cx in 0..cells[0] {
                         let cell = [
-                            block[0] * cells + cx,
-                            block[1] * cells + cy,
-                            block[2] * cells + cz,
+                            block[0] * cells[0] + cx,
+                            block[1] * cells[1] + cy,
+                            block[2] * cells[2] + cz,
                         ];
                         if (0..3).any(|axis| cell[axis] >= grid[axis]) {
                             continue;
@@ -670,7 +694,7 @@ mod tests {
                         for z in oz..oz + nz {
                             for y in oy..oy + ny {
                                 for x in ox..ox + nx {
-                                    chunk.push(level[(z * edge + y) * edge + x]);
+                                    chunk.push(level[(z * ey + y) * ex + x]);
                                 }
                             }
                         }
@@ -691,18 +715,24 @@ mod tests {
         shards
     }
 
-    fn naive_downsample(fine: &[u8], edge: usize) -> Vec<u8> {
-        let half = edge / 2;
-        let mut coarse = vec![0; half * half * half];
-        for z in 0..half {
-            for y in 0..half {
-                for x in 0..half {
+    /// The rounded means over 2 × 2 × `z_factor` windows of `fine`, `dims` voxels (x fastest).
+    fn naive_downsample(fine: &[u8], dims: [usize; 3], z_factor: usize) -> Vec<u8> {
+        let [ex, ey, ez] = dims;
+        let coarse_dims = [ex / 2, ey / 2, ez / z_factor];
+        let mut coarse = vec![0; coarse_dims.iter().product()];
+        let window = (4 * z_factor) as u32;
+        for z in 0..coarse_dims[2] {
+            for y in 0..coarse_dims[1] {
+                for x in 0..coarse_dims[0] {
                     let mut sum = 0u32;
-                    for (dx, dy, dz) in (0..8).map(|i| (i & 1, (i >> 1) & 1, i >> 2)) {
-                        sum +=
-                            u32::from(fine[((2 * z + dz) * edge + 2 * y + dy) * edge + 2 * x + dx]);
+                    for dz in 0..z_factor {
+                        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                            let at = ((z_factor * z + dz) * ey + 2 * y + dy) * ex + 2 * x + dx;
+                            sum += u32::from(fine[at]);
+                        }
                     }
-                    coarse[(z * half + y) * half + x] = ((sum + 4) / 8) as u8;
+                    let at = (z * coarse_dims[1] + y) * coarse_dims[0] + x;
+                    coarse[at] = ((sum + window / 2) / window) as u8;
                 }
             }
         }
@@ -717,6 +747,17 @@ mod tests {
         zero_slabs: &[usize],
     ) -> Shards {
         let scales = scales_for(size0, C as u64);
+        assert_scales_stream_as_naive(&scales, block, voxels, zero_slabs)
+    }
+
+    /// [`assert_streaming_equals_naive`] for any `scales`.
+    fn assert_scales_stream_as_naive(
+        scales: &[Scale],
+        block: [u64; 3],
+        voxels: &[u8],
+        zero_slabs: &[usize],
+    ) -> Shards {
+        let scales = scales.to_vec();
         let streamed = stream(&scales, block, &[Encoding::Raw], voxels, zero_slabs, C);
         let got = decode_streamed(&scales, &streamed, Encoding::Raw);
         let want = naive_pyramid(&scales, block, voxels, C);
@@ -756,6 +797,31 @@ mod tests {
             [per_scale("s0"), per_scale("s1"), per_scale("s4")],
             [8, 1, 1]
         );
+    }
+
+    #[test]
+    fn flat_voxels_keep_z_until_x_and_y_pass_it() {
+        // 8×8×40 nm: scales 1 and 2 are 2×2×1 means, 3 and 4 are 2×2×2, so at scale 4 a block
+        // is 1 × 1 × 4 chunks, one shard each.
+        let voxels = block_voxels([3..70, 20..128, 10..100]);
+        let scales = scales_with_voxels([256, 128, 256], C as u64, FLAT_VOXELS);
+        let shards = assert_scales_stream_as_naive(&scales, [1, 0, 1], &voxels, &[0, 13, 14, 15]);
+        let per_scale = |key: &str| shards.keys().filter(|(k, _)| k == key).count();
+        // From scale 2 on a block is a stack of 4 shards along z, each 32 slices of scale 0 (4
+        // slabs) deep: the data, z 10..100 of the block's 128, reaches all four.
+        assert_eq!(
+            ["s0", "s1", "s2", "s3", "s4"].map(per_scale),
+            [8, 2, 4, 4, 4]
+        );
+        // Edges that clip every scale, and an empty block.
+        let voxels = block_voxels([0..128, 0..128, 0..128]);
+        let scales = scales_with_voxels([200, 100, 230], C as u64, FLAT_VOXELS);
+        for block in [[0, 0, 0], [1, 0, 1], [1, 0, 0]] {
+            assert_scales_stream_as_naive(&scales, block, &voxels, &[]);
+        }
+        let zero = vec![0; B * B * B];
+        let all = (0..SLAB_COUNT).collect::<Vec<_>>();
+        assert!(assert_scales_stream_as_naive(&scales, [0, 0, 0], &zero, &all).is_empty());
     }
 
     #[test]
@@ -846,8 +912,18 @@ mod tests {
     fn shards_in_parts_are_the_files_held_whole() {
         let voxels = block_voxels([3..128, 20..128, 10..120]);
         let zero_slabs = [0, 9];
-        let scales = scales_for([256, 128, 256], C as u64);
+        // Flat voxels stream their deeper shards the same way.
+        let flat = scales_with_voxels([256, 128, 256], C as u64, FLAT_VOXELS);
         let both = [Encoding::Jpeg, Encoding::Raw];
+        let make = || BlockPyramid::with_chunk_edge(&flat, [1, 0, 1], None, &both, 75, C);
+        let held = files(make().expect("pyramid"), &voxels, &zero_slabs, None);
+        let streamed = files(make().expect("pyramid"), &voxels, &zero_slabs, Some(0));
+        assert_eq!(held.len(), streamed.len());
+        for (key, (file, _)) in &held {
+            assert!(streamed[key].0 == *file, "{key:?} differs");
+        }
+
+        let scales = scales_for([256, 128, 256], C as u64);
         let make = || BlockPyramid::with_chunk_edge(&scales, [1, 0, 1], None, &both, 75, C);
         let held = files(make().expect("pyramid"), &voxels, &zero_slabs, None);
         let streamed = files(make().expect("pyramid"), &voxels, &zero_slabs, Some(0));

@@ -1,7 +1,7 @@
 //! One scale of a block: which of its chunks a task encodes, and encoding a layer of them.
 //!
-//! docs/design.md §4 "ngshard". A block at scale k is [`layout::block_chunks`]`(k)` chunks per
-//! edge; the pyramid encodes it one chunk layer at a time (a slab of the scale, one chunk
+//! docs/design.md §4 "ngshard". A block at a scale is [`ScaleShift::block_chunks`] chunks per
+//! axis; the pyramid encodes it one chunk layer at a time (a slab of the scale, one chunk
 //! deep), cutting each chunk out of the slab, skipping all-zero ones, and handing the rest to
 //! the scale's shards ([`super::shards`]). This is where the block engine meets the format: a
 //! chunk is a grid cell of a [`Scale`] with an id, and its bytes go to a [`BlockShards`].
@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use super::shards::{BlockShards, ChunkEncoding, CompletedShard, ShardPart};
-use crate::layout::{self, BlockHalf};
+use crate::layout::{self, BlockHalf, ScaleShift};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
 use crate::request::wire;
@@ -21,14 +21,14 @@ const CHUNK_EDGE: usize = layout::CHUNK_EDGE as usize;
 /// Chunks per block edge at scale 0 (16).
 pub(super) const BLOCK_CHUNKS: usize = layout::BLOCK_CHUNKS as usize;
 
-/// The chunk layers of scale `k` a pyramid encodes, and those another task encodes, relative
-/// to the block: all of them for the whole block; for a half, its half of them if the block is at
-/// least two chunks deep at that scale, otherwise none (the merge encodes that scale).
-pub(super) fn scale_layers(k: usize, half: Option<BlockHalf>) -> (Range<u64>, Range<u64>) {
-    let layers = u64::from(layout::block_chunks(k));
+/// The chunk layers of the scale `shift` a pyramid encodes, and those another task encodes,
+/// relative to the block: all of them for the whole block; for a half, its half of them if the
+/// block is at least two chunks deep at that scale, otherwise none (the merge encodes that scale).
+pub(super) fn scale_layers(shift: ScaleShift, half: Option<BlockHalf>) -> (Range<u64>, Range<u64>) {
+    let layers = u64::from(shift.block_chunks()[2]);
     match half {
         None => (0..layers, 0..0),
-        Some(_) if !BlockHalf::divide_scale(k) => (0..0, 0..0),
+        Some(_) if !BlockHalf::divide_scale(shift) => (0..0, 0..0),
         Some(half) => (half.layers(layers), half.other().layers(layers)),
     }
 }
@@ -38,22 +38,22 @@ pub(super) fn scale_layers(k: usize, half: Option<BlockHalf>) -> (Range<u64>, Ra
 /// of a block built in halves, for the scale whose block is a single chunk.
 pub(super) fn encode_straddling_scale(
     scale: &Scale,
-    k: usize,
+    shift: ScaleShift,
     block: [u64; 3],
     halves: [Option<&[u8]>; 2],
     encodings: &[Encoding],
     jpeg_quality: u8,
     chunk_edge: usize,
 ) -> Result<Vec<CompletedShard>> {
-    if layout::block_chunks(k) != 1 {
+    if shift.block_chunks() != [1; 3] {
         return Err(Error::internal(format_args!(
             "block pyramid: scale {} splits into whole chunk layers, it does not straddle",
             scale.key()
         )));
     }
     let geometry = BlockGeometry { block, chunk_edge };
-    let mut state = ScaleState::new(scale, k, geometry, 0..1, 0..0, encodings.len())?;
-    let edge = layout::block_chunks(k) as usize * chunk_edge;
+    let mut state = ScaleState::new(scale, shift, geometry, 0..1, 0..0, encodings.len())?;
+    let edge = chunk_edge;
     let half_len = edge * edge * chunk_edge / 2;
     for voxels in halves.iter().flatten() {
         if voxels.len() != half_len {
@@ -113,7 +113,7 @@ pub(super) struct ScaleState {
     pub(super) scale: Scale,
     /// The scale's chunk grid.
     grid: [u64; 3],
-    /// Block edge at this scale, in voxels.
+    /// Block edge in x and y at this scale, in voxels: a slab's slices are this square.
     block_edge: usize,
     /// The block's first grid cell.
     block_cell: [u64; 3],
@@ -128,12 +128,12 @@ pub(super) struct ScaleState {
 }
 
 impl ScaleState {
-    /// Scale `k`'s state for the block of `geometry`, encoding the chunk `layers` (relative to
+    /// The state of the scale `shift` for the block of `geometry`, encoding the chunk `layers` (relative to
     /// the block) while another task encodes the layers `others`, with every shard those layers
     /// touch pending.
     pub(super) fn new(
         scale: &Scale,
-        k: usize,
+        shift: ScaleShift,
         geometry: BlockGeometry,
         layers: Range<u64>,
         others: Range<u64>,
@@ -156,10 +156,10 @@ impl ScaleState {
         }
         scale.check_shard_capacity()?;
 
-        let block_cells = u64::from(layout::block_chunks(k));
+        let block_cells = shift.block_chunks().map(u64::from);
         let mut block_cell = [0; 3];
         for axis in 0..3 {
-            block_cell[axis] = block[axis].checked_mul(block_cells).ok_or_else(|| {
+            block_cell[axis] = block[axis].checked_mul(block_cells[axis]).ok_or_else(|| {
                 Error::bad_field(
                     wire::START,
                     format_args!("block {block:?} is outside any volume"),
@@ -172,7 +172,7 @@ impl ScaleState {
             .check_block_owns_its_shards(grid, block_cell, block_cells)
             .map_err(|e| e.context(format_args!("block pyramid: scale {key}")))?;
 
-        let cells = layout::block_cells(block, k, grid);
+        let cells = layout::block_cells(block, shift, grid);
         let [xs, ys, zs] = cells.clone();
         let chunk_ids = |layers: &Range<u64>| {
             let mut ids = Vec::new();
@@ -195,7 +195,7 @@ impl ScaleState {
             ),
             scale: scale.clone(),
             grid,
-            block_edge: layout::block_chunks(k) as usize * chunk_edge,
+            block_edge: block_cells[0] as usize * chunk_edge,
             block_cell,
             cells,
             next_layer: layers.start,

@@ -112,7 +112,7 @@ impl ShardingSpec {
     }
 
     /// Checks that every shard holding a chunk of a block lies inside the block, so that the task
-    /// writing the block owns whole shards. The block is `cells` cells per axis from
+    /// writing the block owns whole shards. The block is `cells[axis]` cells along each axis from
     /// `first_cell`, in a chunk grid of `grid` cells.
     ///
     /// A shard is the set of ids sharing the bits above the low `preshift + minishard` bits. In a
@@ -124,15 +124,17 @@ impl ShardingSpec {
     /// use emwrite::precomputed::sharding::ShardingSpec;
     /// // 3 preshift bits: shards of 2×2×2 cells.
     /// let spec = ShardingSpec::new(3, 0, 21)?;
-    /// assert!(spec.check_block_owns_its_shards([8; 3], [2, 4, 6], 2).is_ok());
-    /// assert!(spec.check_block_owns_its_shards([8; 3], [1, 4, 6], 2).is_err());
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [2, 4, 6], [2; 3]).is_ok());
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [1, 4, 6], [2; 3]).is_err());
+    /// // A block deeper than wide holds a stack of whole shards.
+    /// assert!(spec.check_block_owns_its_shards([8; 3], [2, 4, 0], [2, 2, 8]).is_ok());
     /// # Ok::<(), emwrite::Error>(())
     /// ```
     pub fn check_block_owns_its_shards(
         &self,
         grid: [u64; 3],
         first_cell: [u64; 3],
-        cells: u64,
+        cells: [u64; 3],
     ) -> Result<()> {
         if (0..3).any(|axis| first_cell[axis] >= grid[axis]) {
             // The block holds no chunk of this grid.
@@ -147,7 +149,7 @@ impl ShardingSpec {
             let span = 1u64.checked_shl(low_bits[axis]).unwrap_or(u64::MAX);
             let shard_start = start - start % span;
             let shard_end = shard_start.saturating_add(span).min(grid[axis]);
-            let block_end = start.saturating_add(cells);
+            let block_end = start.saturating_add(cells[axis]);
             if shard_start < start || shard_end > block_end {
                 return Err(Error::internal(format_args!(
                     "a shard spans cells [{shard_start}, {shard_end}) along {name}, beyond the \

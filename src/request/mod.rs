@@ -12,6 +12,7 @@ pub mod wire;
 
 use serde_json::{Map, Value};
 
+pub use crate::layout::MAX_FRAME_EDGE;
 use crate::layout::{BLOCK_EDGE, block_grid, block_origin};
 use crate::storage::location::{Location, check_object_name};
 use crate::window::Window;
@@ -22,11 +23,6 @@ use wire::{
     SOURCE, START, TRANSFORM, WINDOW, WRITE_RAW,
 };
 pub use wire::{DEFAULT_JPEG_QUALITY, DEFAULT_RESOLUTION_NM, FORMAT, OutputFormat};
-
-/// Largest aligned frame edge we accept. alignedslice holds a strip of about 1024 rows of the
-/// frame and its tiles (`tasks::aligned_slice`), so the edge bounds its memory: 128 MiB of strip
-/// at 2^17.
-pub const MAX_FRAME_EDGE: u32 = 1 << 17;
 
 /// Largest number of pixels in an aligned frame: 4 Gi 8-bit voxels, three hemibrain-sized
 /// slices (34,432 × 39,552). Memory no longer follows the frame's area (see

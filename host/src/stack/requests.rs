@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use emwrite::layout::{self, BLOCK_EDGE, CHUNK_EDGE, SHARDING_BITS, encodings};
+use emwrite::layout::{
+    self, BLOCK_EDGE, BlockHalf, CHUNK_EDGE, SCALE_COUNT, ScaleShift, encodings,
+};
 use emwrite::precomputed::codec::Encoding;
 use emwrite::slice_image::FETCH_BYTES;
 use emwrite::storage::gcs::UPLOAD_PART_BYTES;
@@ -175,6 +177,7 @@ struct Volume {
     bbox: [u32; 2],
     minz: u32,
     maxz: u32,
+    shifts: [ScaleShift; SCALE_COUNT],
 }
 
 impl Volume {
@@ -183,6 +186,7 @@ impl Volume {
             bbox: stack.bbox,
             minz: stack.minz(),
             maxz: stack.maxz(),
+            shifts: layout::scale_shifts(stack.resolution),
         }
     }
 }
@@ -190,7 +194,7 @@ impl Volume {
 /// The writes of block `block`'s shards in `encoding`, as though its frame is all data: a shard
 /// of chunks that all lie outside the frame or the slices is not written. Shards that may hold
 /// [`STREAM_SHARDS_FROM`] voxels or more are streamed (a prefixed upload), unless a split
-/// block's halves share them (scales 1–4), and the others are uploaded whole.
+/// block's halves share them (scales 1–4 for cubic voxels), and the others are uploaded whole.
 fn block_shard_writes(
     volume: &Volume,
     block: [u32; 3],
@@ -206,18 +210,27 @@ fn block_shard_writes(
         Encoding::Raw => 1.0,
     };
     let mut writes = Requests::default();
-    for (k, &(preshift_bits, _)) in SHARDING_BITS.iter().enumerate() {
-        let grid = grid_voxels.map(|v| (v >> k).div_ceil(chunk));
-        let cells = layout::block_cells(block.map(u64::from), k, grid);
+    for shift in volume.shifts {
+        let [sx, sy, sz] = shift.0;
+        let grid = std::array::from_fn(|axis| (grid_voxels[axis] >> shift.0[axis]).div_ceil(chunk));
+        let cells = layout::block_cells(block.map(u64::from), shift, grid);
         // Cells holding data: the frame from 0, the slices from minz to maxz.
         let data = [
-            0..(w.div_ceil(1 << k)).div_ceil(chunk),
-            0..(h.div_ceil(1 << k)).div_ceil(chunk),
-            (minz >> k) / chunk..((maxz >> k) / chunk + 1),
+            0..(w.div_ceil(1 << sx)).div_ceil(chunk),
+            0..(h.div_ceil(1 << sy)).div_ceil(chunk),
+            (minz >> sz) / chunk..((maxz >> sz) / chunk + 1),
         ];
-        // A shard of scale k is a cube of 2^(preshift / 3) chunks aligned to its edge.
-        let edge = 1u64 << (preshift_bits / 3);
-        let pieces = |axis: usize| -> Vec<(u64, u64)> {
+        // A shard is a cube of 2^(preshift / 3) chunks aligned to its edge.
+        let edge = 1u64 << (shift.sharding().preshift_bits() / 3);
+        // Where a split block's halves meet: shards across it, and a scale whose block is one
+        // chunk deep, go to the merge, held whole.
+        let straddles = !BlockHalf::divide_scale(shift);
+        let cut = {
+            let depth = u64::from(shift.block_chunks()[2]);
+            u64::from(block[2]) * depth + depth / 2
+        };
+        // (cells, cells holding data, whether the piece crosses the cut) per shard along an axis.
+        let pieces = |axis: usize| -> Vec<(u64, u64, bool)> {
             let range = &cells[axis];
             let mut out = Vec::new();
             let mut start = range.start;
@@ -226,21 +239,22 @@ fn block_shard_writes(
                 let held = end
                     .min(data[axis].end)
                     .saturating_sub(start.max(data[axis].start));
-                out.push((end - start, held));
+                out.push((end - start, held, straddles || start < cut && cut < end));
                 start = end;
             }
             out
         };
         let [xs, ys, zs] = [pieces(0), pieces(1), pieces(2)];
-        for &(gx, dx) in &xs {
-            for &(gy, dy) in &ys {
-                for &(gz, dz) in &zs {
+        for &(gx, dx, _) in &xs {
+            for &(gy, dy, _) in &ys {
+                for &(gz, dz, crosses) in &zs {
                     let held_voxels = dx * dy * dz * chunk.pow(3);
                     if held_voxels == 0 {
                         continue;
                     }
                     let grid_voxels = gx * gy * gz * chunk.pow(3);
-                    let streamed = (k == 0 || !split) && grid_voxels >= STREAM_SHARDS_FROM as u64;
+                    let shared = split && crosses;
+                    let streamed = !shared && grid_voxels >= STREAM_SHARDS_FROM as u64;
                     writes = writes
                         + if streamed {
                             prefixed_upload((held_voxels as f64 * bytes_per_voxel) as u64)

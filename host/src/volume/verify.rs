@@ -205,15 +205,26 @@ impl Volume {
             }
         };
         let (jpeg, zarr) = jpeg;
+        // A block's cells at each scale follow from the scales' shifts; an info laid out by
+        // other rules has no blocks to check.
+        let resolutions: Vec<[f64; 3]> = jpeg.scales().iter().map(Scale::resolution_nm).collect();
+        if let Err(error) = layout::shifts_of_scales(&resolutions) {
+            let object = layout::info_object(dest, Encoding::Jpeg);
+            return Ok(Err(format!("{}: {error}", object.name)));
+        }
         let mut encodings = vec![(Encoding::Jpeg, jpeg.scales().to_vec())];
         match read_info(store, dest, Encoding::Raw).await? {
             Some(Ok(raw)) => {
-                let sizes =
-                    |info: &VolumeInfo| info.scales().iter().map(Scale::size).collect::<Vec<_>>();
-                if sizes(&raw) != sizes(&jpeg) {
+                let shape = |info: &VolumeInfo| {
+                    let scales = info.scales().iter();
+                    scales
+                        .map(|scale| (scale.size(), scale.resolution_nm()))
+                        .collect::<Vec<_>>()
+                };
+                if shape(&raw) != shape(&jpeg) {
                     let object = layout::info_object(dest, Encoding::Raw);
                     return Ok(Err(format!(
-                        "{}: its scales' sizes differ from the jpeg info's",
+                        "{}: its scales' sizes or voxel sizes differ from the jpeg info's",
                         object.name
                     )));
                 }
@@ -257,8 +268,11 @@ impl Volume {
     fn block_shards(&self, block: [u32; 3]) -> HashMap<String, ExpectedShard> {
         let mut shards = HashMap::new();
         for (encoding, scales) in &self.encodings {
-            for (k, scale) in scales.iter().enumerate() {
-                let cells = layout::block_cells(block.map(u64::from), k, scale.grid());
+            // Checked when the volume was loaded: the same voxel sizes as the jpeg info's.
+            let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
+            let shifts = layout::shifts_of_scales(&resolutions).unwrap_or_default();
+            for (scale, &shift) in scales.iter().zip(&shifts) {
+                let cells = layout::block_cells(block.map(u64::from), shift, scale.grid());
                 let spec = scale.sharding();
                 for z in cells[2].clone() {
                     for y in cells[1].clone() {

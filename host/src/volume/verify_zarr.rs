@@ -57,9 +57,13 @@ pub struct Image {
 /// array.
 pub fn block_shards(scales: &[ZarrScale], block: [u32; 3]) -> HashMap<String, ZarrScale> {
     let mut shards = HashMap::new();
-    for (k, scale) in scales.iter().enumerate() {
+    // The arrays are layout::zarr_scales of their first one's voxel size.
+    let shifts = scales
+        .first()
+        .map(|scale0| layout::scale_shifts(scale0.resolution_nm));
+    for (scale, shift) in scales.iter().zip(shifts.into_iter().flatten()) {
         let grid = std::array::from_fn(|axis| scale.shape[axis] / scale.chunk_shape[axis]);
-        let cells = layout::block_cells(block.map(u64::from), k, grid);
+        let cells = layout::block_cells(block.map(u64::from), shift, grid);
         let per = scale.chunks_per_shard();
         let range = |axis: usize| {
             let cells = &cells[axis];
