@@ -77,11 +77,17 @@ def reassemble(width, height, tile, tiles) -> np.ndarray:
 JPEG_RMS_BOUND = 8.0
 
 
-def mean_2x2x2(voxels):
+def mean_over(voxels, factors):
+    """The means over windows of `factors` voxels per axis (x, y, z), rounded half up."""
     v = voxels.astype(np.uint32)
-    s = (v[0::2, 0::2, 0::2] + v[1::2, 0::2, 0::2] + v[0::2, 1::2, 0::2] + v[1::2, 1::2, 0::2]
-         + v[0::2, 0::2, 1::2] + v[1::2, 0::2, 1::2] + v[0::2, 1::2, 1::2] + v[1::2, 1::2, 1::2])
-    return ((s + 4) // 8).astype(np.uint8)
+    s = sum(v[dx::factors[0], dy::factors[1], dz::factors[2]]
+            for dx in range(factors[0]) for dy in range(factors[1]) for dz in range(factors[2]))
+    n = factors[0] * factors[1] * factors[2]
+    return ((s + n // 2) // n).astype(np.uint8)
+
+
+def mean_2x2x2(voxels):
+    return mean_over(voxels, (2, 2, 2))
 
 
 def rms(a, b):

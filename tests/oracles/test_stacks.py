@@ -1,9 +1,11 @@
-"""Stacks as labs have them: gaps in z, 16-bit slices.
+"""Stacks as labs have them: gaps in z, 16-bit slices, voxels flatter than cubes.
 
 A gap (a lost section) is named before anything runs; filled when asked, the volume holds zeros
 there and every other slice exactly as the aligned PNGs (read through tensorstore). A 16-bit stack
 goes through its window — numpy's integer formula, then Pillow's transform — and must match that
-pixel for pixel; `emwrite window` suggests the window numpy's percentiles give.
+pixel for pixel; `emwrite window` suggests the window numpy's percentiles give. Voxels of 8×8×40 nm
+keep z at the scales where x and y are still finer than it, and each scale is checked against
+numpy's means over its own window.
 """
 
 import json
@@ -12,9 +14,13 @@ import math
 import numpy as np
 from PIL import Image
 
+import zarr
+from ome_zarr_models.v05.image import Image as OmeImage
+
 from conftest import generate_stack, run_emwrite
 from expect import pillow_aligned, rotation
-from test_volume import check_volume, open_scale, read
+from test_volume import check_volume, open_scale, read, scale_factors
+from test_zarr import open_zarr3
 
 
 def drop_slices(data, stack, zs, **fields):
@@ -104,15 +110,47 @@ def test_a_sixteen_bit_stack_goes_through_its_window_exactly(emwrite, tmp_path):
     check_volume(data / "lab", stack, ((0, 192), (0, 144), (0, 16)))
 
 
-def test_voxels_of_another_shape_are_described_per_axis(emwrite, make_stack, tmp_path):
-    """`resolution: [x, y, z]`: the info says each scale's voxel size per axis, and readers see it."""
+def test_flat_voxels_keep_z_until_x_and_y_pass_it(emwrite, make_stack, tmp_path):
+    """`resolution: [8, 8, 40]`: x and y halve at every scale, z only once they would pass it
+    (8×8×40 → 16×16×40 → 32×32×40 → 64×64×80 → 128×128×160); the info says so per scale, every
+    scale is the rounded mean over its own window (2×2×1, then 2×2×2), blocks built as two halves
+    own whole shards, and tensorstore, zarr-python and the OME-Zarr transforms agree."""
     data = tmp_path / "data"
     stack = generate_stack(make_stack, data, width=200, height=150, margin=40, slices=6, minz=0)
-    stack = drop_slices(data, stack, set(), resolution=[8, 8, 40])
-    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data))
+    stack = drop_slices(data, stack, set(), resolution=[8, 8, 40], format="both")
+    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), "--split", "always")
     volume = data / "emdata"
-    for scale, nm in enumerate([[8, 8, 40], [16, 16, 80], [32, 32, 160]]):
-        store = open_scale(volume, "raw", scale)
+    run_emwrite(emwrite, "verify", str(volume))
+
+    nm = [[8, 8, 40], [16, 16, 40], [32, 32, 40], [64, 64, 80], [128, 128, 160]]
+    z_shifts = [0, 0, 0, 1, 2]
+    info = json.loads((volume / "neuroglancer" / "raw" / "info").read_text())
+    for k, scale in enumerate(info["scales"]):
+        assert scale["resolution"] == nm[k], k
+        assert scale["size"] == [1024 >> k, 1024 >> k, 1024 >> z_shifts[k]], k
+        assert scale["chunk_sizes"] == [[64, 64, 64]], k
+        # A block is 16 >> k chunks wide and 16 >> z deep: its shards are the largest cube of
+        # chunks it holds whole (at most 8 per edge), and the shard bits hold the rest of the id
+        # of a 2^17-voxel frame.
+        cube_bits = min(3, (16 >> k).bit_length() - 1)
+        id_bits = 3 * 11 - 2 * k - z_shifts[k]
+        sharding = scale["sharding"]
+        assert (sharding["preshift_bits"], sharding["shard_bits"]) == (3 * cube_bits, id_bits - 3 * cube_bits), k
+        store = open_scale(volume, "raw", k)
         units = [(unit.multiplier, unit.base_unit) for unit in store.dimension_units[:3]]
-        assert units == [(float(n), "nm") for n in nm], scale
+        assert units == [(float(n), "nm") for n in nm[k]], k
+    assert scale_factors(volume) == [(2, 2, 1), (2, 2, 1), (2, 2, 2), (2, 2, 2)]
     check_volume(volume, stack, ((0, 256), (0, 192), (0, 16)))
+
+    # The OME-Zarr image: the same scales, the same voxels, and each array's transform its voxel
+    # size (axes z, y, x).
+    group = zarr.open_group(str(volume / "ome-zarr"), mode="r")
+    datasets = OmeImage.from_zarr(group).attributes.ome.multiscales[0].datasets
+    for k, dataset in enumerate(datasets):
+        assert list(dataset.coordinateTransformations[0].scale) == [float(n) for n in reversed(nm[k])], k
+        store = open_zarr3(volume, k)
+        assert store.shape == tuple(reversed(info["scales"][k]["size"])), k
+        raw = read(volume, "raw", k, (0, 64), (0, 64), (0, 64))  # [x, y, z]
+        assert raw.any(), f"scale {k} holds data"
+        got = store[:64, :64, :64].read().result()
+        assert np.array_equal(got, np.transpose(raw, (2, 1, 0))), f"zarr3 scale {k}"

@@ -2,8 +2,10 @@
 
 The expected scale 0 is built from the aligned PNGs (already checked against Pillow): voxel
 (x, y, z) is pixel (x, y) of slice z for z in [minz, maxz], and 0 everywhere else. Each coarser
-scale must be the 2×2×2 mean, rounded to nearest, of the one below.
+scale must be the 2×2×2 mean, rounded to nearest, of the one below (2×2×1 where it keeps z).
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import tensorstore as ts
 from PIL import Image
 
 from conftest import generate_stack, run_emwrite
-from expect import JPEG_RMS_BOUND, mean_2x2x2, rms
+from expect import JPEG_RMS_BOUND, mean_over, rms
 
 
 def open_scale(volume_dir, encoding, scale):
@@ -42,19 +44,29 @@ def expected_scale0(volume_dir, stack, x, y, z):
     return out
 
 
+def scale_factors(volume_dir):
+    """Each scale's factor per axis over the one below, from the info's voxel sizes: 2, or 1
+    where a scale keeps z."""
+    info = json.loads((volume_dir / "neuroglancer" / "raw" / "info").read_text())
+    res = [scale["resolution"] for scale in info["scales"]]
+    return [tuple(round(b / a) for a, b in zip(lower, upper)) for lower, upper in zip(res, res[1:])]
+
+
 def check_volume(volume_dir, stack, region):
-    """Checks both encodings at all five scales over `region` (each edge a multiple of 16)."""
+    """Checks both encodings at all five scales over `region` (each edge a multiple of 16): scale
+    0 is the aligned slices, and every coarser scale the rounded mean over its windows of the one
+    below (2×2×2, or 2×2×1 where the info says it keeps z)."""
     x, y, z = region
     expected = expected_scale0(volume_dir, stack, x, y, z)
     raw0 = read(volume_dir, "raw", 0, x, y, z)
     assert np.array_equal(raw0, expected), "raw scale 0 differs from the aligned slices"
     jpeg0 = read(volume_dir, "jpeg", 0, x, y, z)
     assert rms(jpeg0, expected) < JPEG_RMS_BOUND
-    below = raw0
-    for scale in range(1, 5):
-        scaled = tuple((lo >> scale, hi >> scale) for lo, hi in region)
+    below, scaled = raw0, region
+    for scale, factors in enumerate(scale_factors(volume_dir), start=1):
+        scaled = tuple((lo // f, hi // f) for (lo, hi), f in zip(scaled, factors))
         raw = read(volume_dir, "raw", scale, *scaled)
-        assert np.array_equal(raw, mean_2x2x2(below)), f"raw scale {scale} is not the mean of scale {scale - 1}"
+        assert np.array_equal(raw, mean_over(below, factors)), f"raw scale {scale} is not the mean of scale {scale - 1}"
         jpeg = read(volume_dir, "jpeg", scale, *scaled)
         assert rms(jpeg, raw) < JPEG_RMS_BOUND, f"jpeg scale {scale}"
         below = raw

@@ -234,27 +234,31 @@ def test_neuroglancer_shows_the_volume(view, example, tmp_path):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: scripts/test installs it")
-def test_neuroglancer_shows_the_ome_zarr_image(emwrite, make_stack, tmp_path):
+def test_neuroglancer_shows_the_ome_zarr_image_and_flat_voxels(emwrite, make_stack, tmp_path):
     """`emwrite view` prints a zarr3:// link after the precomputed one, and Neuroglancer renders
-    the OME-Zarr image it names as it renders the precomputed volume: the aligned slice."""
+    both sources of a stack of 8×8×40 nm voxels (whose scales keep z until x and y pass it) as the
+    aligned slice."""
     data = tmp_path / "data"
     stack = generate_stack(make_stack, data, width=300, height=200, margin=40, slices=6, minz=2)
-    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), "--format", "both")
+    run_emwrite(emwrite, "pipeline", str(data / "stack.json"), "--data-dir", str(data), "--format", "both",
+                "--resolution", "8,8,40")
     view = View(emwrite, stack["dest"], data)
     try:
         zarr_link = view.process.stdout.readline().strip()
         assert link_state(view.link)["layers"][0]["source"].startswith("precomputed://")
-        state = link_state(zarr_link)
-        assert state["layers"][0]["source"] == f"zarr3://{view.base}/ome-zarr/"
-        pixels, _ = screenshot(zarr_link, tmp_path / "chromium.log")
+        assert link_state(zarr_link)["layers"][0]["source"] == f"zarr3://{view.base}/ome-zarr/"
+        shots = [(link_state(link), screenshot(link, tmp_path / f"chromium-{i}.log")[0])
+                 for i, link in enumerate([view.link, zarr_link])]
     finally:
         view.stop()
-    grey = pixels[..., :3].astype(float).mean(axis=2)
-    z = int(state["position"][2])
-    img = next(s["img"] for s in stack["slices"] if s["z"] == z)
-    aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
-    expected, inside = expected_view(state, aligned, grey.shape)
-    levels = len(np.unique(grey[inside].round()))
-    assert levels > 64, f"only {levels} grey levels where the slice should be"
-    correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
-    assert correlation > 0.6, f"the screenshot does not follow the slice (r = {correlation:.2f})"
+    for source, (state, pixels) in zip(["precomputed", "zarr3"], shots):
+        assert state["dimensions"]["z"] == [pytest.approx(40e-9), "m"], source
+        grey = pixels[..., :3].astype(float).mean(axis=2)
+        z = int(state["position"][2])
+        img = next(s["img"] for s in stack["slices"] if s["z"] == z)
+        aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
+        expected, inside = expected_view(state, aligned, grey.shape)
+        levels = len(np.unique(grey[inside].round()))
+        assert levels > 64, f"{source}: only {levels} grey levels where the slice should be"
+        correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
+        assert correlation > 0.6, f"{source}: the screenshot does not follow the slice (r = {correlation:.2f})"
