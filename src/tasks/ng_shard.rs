@@ -46,14 +46,16 @@ const BLOCK: usize = BLOCK_EDGE as usize;
 /// makes them ([`BlockPyramid::stream_large_shards`]), smaller ones whole. That is scales 0 and 1
 /// (512³ voxels each; four scale-0 shards fill together): held whole, their raw files cost a
 /// dense block with `writeRaw` about 600 MiB more, and their JPEG files about 100 MiB. Scale 2 is
-/// 16 MiB of voxels at most, and on GCS a file in parts costs a resumable upload and a compose
-/// rather than one request.
+/// 16 MiB of voxels at most (for flat voxels, whose scale 1 keeps z, scale 1 is two shards of
+/// 512³ and scale 2 four of 256³), and on GCS a file in parts costs a resumable upload and a
+/// compose rather than one request.
 pub const STREAM_SHARDS_FROM: usize = 32 << 20;
 
 /// What one half of a block wrote, and what it hands to the merge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HalfWritten {
-    /// The half's own shards (scale 0) and where its time went.
+    /// The half's own shards (scale 0's, and where scales keep z theirs too) and where its time
+    /// went.
     pub written: Written,
     /// The hand-off for [`merge_halves`] ([`HalfHandoff::to_bytes`]): the caller keeps it until
     /// both halves are done. Typically a few MiB; up to about 75 MiB for a dense block with
@@ -91,7 +93,8 @@ pub async fn run(storage: &impl StreamingStorage, request: &NgShardRequest) -> R
     Ok(written)
 }
 
-/// Runs `half` of an ngshard task: writes the half's scale-0 shards and returns the hand-off
+/// Runs `half` of an ngshard task: writes the shards the half owns whole (scale 0's, and those of
+/// scales that keep z) and returns the hand-off
 /// that [`merge_halves`] needs from it. The two halves may run at once, in separate instances.
 pub async fn run_half(
     storage: &impl StreamingStorage,

@@ -322,6 +322,25 @@ mod tests {
     }
 
     #[test]
+    fn a_block_of_flat_voxels_writes_stacks_of_shards_that_no_half_shares() {
+        let mut flat = stack(0..=1023, [1024, 1024], false);
+        flat.resolution = [8.0, 8.0, 40.0];
+        let volume = Volume::of(&flat);
+        let whole = block_shard_writes(&volume, [0, 0, 0], Encoding::Jpeg, false);
+        let split = block_shard_writes(&volume, [0, 0, 0], Encoding::Jpeg, true);
+        // Scale 0: 8 shards of 512³; scale 1 keeps z: 2 of 512³, streamed. Scales 2–4: 4 shards
+        // each, of 256³, 128³ and 64³, put whole.
+        let shard_bytes = ((512u64.pow(3)) as f64 * figures::JPEG_BYTES_PER_VOXEL) as u64;
+        let put = Requests {
+            class_a: 1,
+            ..Requests::default()
+        };
+        assert_eq!(whole, prefixed_upload(shard_bytes) * 10 + put * 12);
+        // No shard crosses the halves' cut: split writes the same.
+        assert_eq!(split, whole);
+    }
+
+    #[test]
     fn shards_outside_the_data_are_not_counted() {
         // 600 × 300 from z 0 to 100: one scale-0 shard in x and y, one in z.
         let small = stack(0..=100, [600, 300], false);
