@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 import zarr
+from cloudvolume import CloudVolume
 from ome_zarr_models.v05.image import Image as OmeImage
 
 from conftest import generate_stack, run_emwrite
@@ -114,7 +115,7 @@ def test_flat_voxels_keep_z_until_x_and_y_pass_it(emwrite, make_stack, tmp_path)
     """`resolution: [8, 8, 40]`: x and y halve at every scale, z only once they would pass it
     (8×8×40 → 16×16×40 → 32×32×40 → 64×64×80 → 128×128×160); the info says so per scale, every
     scale is the rounded mean over its own window (2×2×1, then 2×2×2), blocks built as two halves
-    own whole shards, and tensorstore, zarr-python and the OME-Zarr transforms agree."""
+    own whole shards, and tensorstore, CloudVolume, zarr-python and the OME-Zarr transforms agree."""
     data = tmp_path / "data"
     stack = generate_stack(make_stack, data, width=200, height=150, margin=40, slices=6, minz=0)
     stack = drop_slices(data, stack, set(), resolution=[8, 8, 40], format="both")
@@ -141,6 +142,14 @@ def test_flat_voxels_keep_z_until_x_and_y_pass_it(emwrite, make_stack, tmp_path)
         assert units == [(float(n), "nm") for n in nm[k]], k
     assert scale_factors(volume) == [(2, 2, 1), (2, 2, 1), (2, 2, 2), (2, 2, 2)]
     check_volume(volume, stack, ((0, 256), (0, 192), (0, 16)))
+
+    # CloudVolume (igneous's reader) sees the same scales and voxels.
+    for k in range(len(nm)):
+        cv = CloudVolume(f"file://{volume / 'neuroglancer' / 'raw'}", mip=k, progress=False)
+        assert [float(n) for n in cv.resolution] == nm[k], k
+        assert [int(n) for n in cv.volume_size] == info["scales"][k]["size"], k
+        raw = read(volume, "raw", k, (0, 64), (0, 64), (0, 64))
+        assert np.array_equal(cv[0:64, 0:64, 0:64][..., 0], raw), f"cloudvolume scale {k}"
 
     # The OME-Zarr image: the same scales, the same voxels, and each array's transform its voxel
     # size (axes z, y, x).
