@@ -22,7 +22,8 @@ Wall time is measured around each process, CPU-seconds (user + sys) and peak RSS
 `os.wait4`: the process's own maximum resident set, which for emwrite is host, wasmtime and the
 component's linear memory together, for the peer the Python process with tensorstore's threads.
 Ratios are emwrite / peer of the medians (below 1 is emwrite better). The Markdown table it prints
-is the one in the README's "Performance" section. Nothing here asserts a time: it is a harness.
+is the one in docs/performance.md (the README shows its main rows). Nothing here asserts a time: it is
+a harness.
 
 --quick is a smoke check: 1 run, a 64-slice block instead of 1024 slices (the peer still holds a
 whole 1 GiB block, so its memory and the ratios are not the full-block figures). --scaling adds
@@ -50,7 +51,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benches" / "peers"
-sys.path.insert(0, str(ROOT / "tests" / "oracles"))
+# tests/gcs.py: the fake-gcs-server emulator the system tests start.
+sys.path.insert(0, str(ROOT / "tests"))
 MIB = 1024 * 1024
 
 

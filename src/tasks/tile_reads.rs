@@ -33,7 +33,7 @@ use crate::{Error, Result};
 /// Tiles held at once, fetched or being fetched: what may arrive ahead of the slice being
 /// encoded. Each costs up to ~1 MiB (a stored PNG tile) per instance. With 7, a block over a
 /// bucket 20 ms away takes about 1.15× the same block with no delay; 16 gave 1.09–1.12× for
-/// ~20 MiB more per split block (README, Performance).
+/// ~20 MiB more per split block (docs/performance.md).
 pub const TILES_HELD: usize = 7;
 
 /// Requests in flight at once, locations and tiles together: each keeps a connection to storage

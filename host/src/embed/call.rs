@@ -31,7 +31,7 @@ impl Split {
     /// (this one included) wait for them. With auto: only when whole blocks would leave cores
     /// idle, since a split costs a merge and holds the hand-offs; and only without `writeRaw`:
     /// two halves hold their raw shards' parts side by side and the merge the coarse raw shards,
-    /// about 1 GB for a dense block against 0.5 GB whole (README, Performance).
+    /// about 1 GB for a dense block against 0.5 GB whole (docs/performance.md, Memory).
     pub fn splits(self, free_cores: usize, not_started: usize, write_raw: bool) -> bool {
         match self {
             Split::Auto => !write_raw && free_cores >= 2 && not_started < free_cores,
