@@ -30,21 +30,20 @@ const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct WasiHttpClient;
 
 impl HttpClient for WasiHttpClient {
-    async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let mut client = Client::new();
         client.set_connect_timeout(CONNECT_TIMEOUT);
         client.set_first_byte_timeout(first_byte_timeout(request.body().len()));
         client.set_between_bytes_timeout(BETWEEN_BYTES_TIMEOUT);
 
-        // wstd's body must own its bytes, so each attempt copies the upload; the copy lives
-        // only while that attempt is being sent. A bodiless request (a download) sends no body
-        // frame at all: wstd writes even zero bytes through the body's stream, and once the
-        // host's client has sent a request of length 0 and dropped that stream, the write fails
-        // as a "connection reset", abandoning a request that was going well (and its pooled
-        // connection).
+        // wstd's body owns its bytes: `Bytes` shares the caller's, so an attempt copies nothing.
+        // A bodiless request (a download) sends no body frame at all: wstd writes even zero
+        // bytes through the body's stream, and once the host's client has sent a request of
+        // length 0 and dropped that stream, the write fails as a "connection reset", abandoning
+        // a request that was going well (and its pooled connection).
         let body = match request.body() {
-            [] => Body::from_http_body(Empty::<Bytes>::new()),
-            bytes => Body::from(bytes.to_vec()),
+            bytes if bytes.is_empty() => Body::from_http_body(Empty::<Bytes>::new()),
+            bytes => Body::from(bytes.clone()),
         };
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = request.method().clone();

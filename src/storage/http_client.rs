@@ -9,9 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
-/// One request. The body is borrowed so that a retried upload resends the caller's bytes
-/// without the store keeping a copy.
-pub type HttpRequest<'a> = http::Request<&'a [u8]>;
+pub use bytes::Bytes;
+
+/// One request. The body is a shared buffer: a retry resends it and the client hands it to the
+/// transport without copying an upload part (8 MiB) once more.
+pub type HttpRequest = http::Request<Bytes>;
 
 /// One response, its body read whole.
 pub type HttpResponse = http::Response<Vec<u8>>;
@@ -40,7 +42,7 @@ impl fmt::Display for TransportError {
 pub trait HttpClient {
     /// Sends `request` and reads the whole response body. Any status is a response; only a
     /// failure to get one is an error.
-    async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError>;
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
 
     /// Waits `duration` without blocking other futures of the same task.
     async fn sleep(&self, duration: Duration);

@@ -61,7 +61,7 @@ impl ScriptedClient {
 }
 
 impl HttpClient for ScriptedClient {
-    async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         self.sent.borrow_mut().push(Sent {
             method: request.method().clone(),
             url: request.uri().to_string(),
@@ -85,7 +85,7 @@ impl HttpClient for ScriptedClient {
 
 /// Lets a test keep the client while a store owns a reference to it.
 impl HttpClient for &ScriptedClient {
-    async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         (**self).send(request).await
     }
 

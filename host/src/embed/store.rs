@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use emwrite::guest_env::{EMULATOR_HOST_ENV, RETRY_BASE_DELAY_ENV};
 use emwrite::storage::fs::FsStorage;
 use emwrite::storage::gcs::{GcsStorage, base_url};
@@ -68,8 +67,8 @@ pub struct HostHttpClient {
 }
 
 impl HttpClient for HostHttpClient {
-    async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
-        let body = Full::new(Bytes::copy_from_slice(request.body()))
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let body = Full::new(request.body().clone())
             .map_err(|never| match never {})
             .boxed_unsync();
         let mut outgoing = http::Request::new(body);

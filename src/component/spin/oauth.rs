@@ -12,7 +12,7 @@
 
 use super::jwt::{ServiceAccountKey, TOKEN_URL};
 use crate::storage::gcs::GCS_BASE_URL;
-use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, TransportError};
+use crate::storage::http_client::{Bytes, HttpClient, HttpRequest, HttpResponse, TransportError};
 use crate::storage::retry::is_retryable_status;
 use futures::lock::Mutex;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -129,7 +129,7 @@ impl<C: HttpClient> AuthorizingClient<C> {
             .method(Method::POST)
             .uri(TOKEN_URL)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body.as_bytes())
+            .body(Bytes::from(body))
             .map_err(|e| failed(false, format!("cannot build the token request: {e}")))?;
         let sent = Instant::now();
         let response = self
@@ -162,7 +162,7 @@ impl<C: HttpClient> AuthorizingClient<C> {
 }
 
 /// Whether `request` goes to Google Cloud Storage itself (and so may carry the token).
-fn is_gcs(request: &HttpRequest<'_>) -> bool {
+fn is_gcs(request: &HttpRequest) -> bool {
     request
         .uri()
         .to_string()
@@ -190,7 +190,7 @@ fn describe_refusal(response: &HttpResponse, answer: Option<&TokenResponse>) -> 
 }
 
 impl<C: HttpClient> HttpClient for AuthorizingClient<C> {
-    async fn send(&self, request: &HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let Some(key) = self.key.as_ref().filter(|_| is_gcs(request)) else {
             return self.inner.send(request).await;
         };
@@ -201,8 +201,8 @@ impl<C: HttpClient> HttpClient for AuthorizingClient<C> {
                 message: "the token endpoint sent a token that is not a valid header value"
                     .to_owned(),
             })?;
-        // `http::Request` is not `Clone`; the copy shares the caller's borrowed body.
-        let mut authorized = http::Request::new(*request.body());
+        // `http::Request` is not `Clone`; the copy shares the caller's body (`Bytes`).
+        let mut authorized = http::Request::new(request.body().clone());
         *authorized.method_mut() = request.method().clone();
         *authorized.uri_mut() = request.uri().clone();
         *authorized.headers_mut() = request.headers().clone();
@@ -249,12 +249,12 @@ mod tests {
         ServiceAccountKey::from_json(&file.to_string()).unwrap()
     }
 
-    fn get(url: &str) -> HttpRequest<'static> {
+    fn get(url: &str) -> HttpRequest {
         http::Request::builder()
             .method(Method::GET)
             .uri(url)
             .header("range", "bytes=0-9")
-            .body(&[][..])
+            .body(Bytes::new())
             .unwrap()
     }
 

@@ -8,7 +8,7 @@
 //! Objects written in parts (resumable uploads, and objects whose prefix comes last, composed
 //! from two temporaries) are `upload.rs`'s.
 
-use super::http_client::{HttpClient, HttpRequest, HttpResponse, header};
+use super::http_client::{Bytes, HttpClient, HttpRequest, HttpResponse, header};
 use super::retry::{Backoff, Failure, RetryPolicy, is_retryable_status, jitter_unit};
 use super::{
     BINARY, FinishedObject, JSON, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
@@ -148,7 +148,7 @@ impl<C: HttpClient> GcsStorage<C> {
         })
         .to_string();
         let typed = [(CONTENT_TYPE, JSON.to_owned())];
-        let request = Self::request(object, Method::POST, &url, &typed, body.as_bytes())?;
+        let request = Self::request(object, Method::POST, &url, &typed, body)?;
         let response = self.send(object, &request, Doing::Writing).await?;
         if response.status().is_success() {
             Ok(())
@@ -160,7 +160,7 @@ impl<C: HttpClient> GcsStorage<C> {
     /// Deletes `object`; one already gone (say, by an attempt whose answer was lost) is fine.
     async fn delete(&self, object: &ObjectPath) -> Result<()> {
         let url = self.object_url(object);
-        let request = Self::request(object, Method::DELETE, &url, &[], &[])?;
+        let request = Self::request(object, Method::DELETE, &url, &[], Bytes::new())?;
         let response = self.send(object, &request, Doing::Writing).await?;
         if response.status().is_success() || response.status().as_u16() == 404 {
             Ok(())
@@ -186,7 +186,7 @@ impl<C: HttpClient> GcsStorage<C> {
             utf8_percent_encode(&object.bucket, NAME_ESCAPES),
             utf8_percent_encode(&object.name, NAME_ESCAPES)
         );
-        let request = Self::request(object, Method::GET, &url, &[], &[])?;
+        let request = Self::request(object, Method::GET, &url, &[], Bytes::new())?;
         let response = self.send(object, &request, Doing::Reading).await?;
         if response.status() == http::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -220,7 +220,7 @@ impl<C: HttpClient> GcsStorage<C> {
     async fn send(
         &self,
         object: &ObjectPath,
-        request: &HttpRequest<'_>,
+        request: &HttpRequest,
         doing: Doing,
     ) -> Result<HttpResponse> {
         let mut attempt = 1;
@@ -258,13 +258,13 @@ impl<C: HttpClient> GcsStorage<C> {
     }
 
     /// A request to `url` with emwrite's user agent; `extra` headers and `body` as given.
-    fn request<'a>(
+    fn request(
         object: &ObjectPath,
         method: Method,
         url: &str,
         extra: &[(HeaderName, String)],
-        body: &'a [u8],
-    ) -> Result<HttpRequest<'a>> {
+        body: impl Into<Bytes>,
+    ) -> Result<HttpRequest> {
         let mut builder = http::Request::builder()
             .method(method)
             .uri(url)
@@ -274,7 +274,7 @@ impl<C: HttpClient> GcsStorage<C> {
         }
         // Only a malformed base URL (a bad emulator setting) or header value gets here.
         builder
-            .body(body)
+            .body(body.into())
             .map_err(|e| Error::storage(object, format!("cannot build the request to {url}: {e}")))
     }
 }
@@ -282,7 +282,7 @@ impl<C: HttpClient> GcsStorage<C> {
 impl<C: HttpClient> Storage for GcsStorage<C> {
     async fn get(&self, object: &ObjectPath) -> Result<Vec<u8>> {
         let url = self.download_url(object);
-        let request = Self::request(object, Method::GET, &url, &[], &[])?;
+        let request = Self::request(object, Method::GET, &url, &[], Bytes::new())?;
         let response = self.send(object, &request, Doing::Reading).await?;
         match response.status().as_u16() {
             200 => Ok(response.into_body()),
@@ -297,7 +297,7 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
         let last = range.start.saturating_add(wanted.max(1) - 1);
         let url = self.download_url(object);
         let wanted_range = [(RANGE, format!("bytes={}-{last}", range.start))];
-        let request = Self::request(object, Method::GET, &url, &wanted_range, &[])?;
+        let request = Self::request(object, Method::GET, &url, &wanted_range, Bytes::new())?;
         let response = self.send(object, &request, Doing::Reading).await?;
         let mut bytes = match response.status().as_u16() {
             206 => {
@@ -327,7 +327,13 @@ impl<C: HttpClient> Storage for GcsStorage<C> {
         // object, and no generation precondition is needed.
         let url = self.upload_url(object, "media");
         let typed = [(CONTENT_TYPE, content_type.to_owned())];
-        let request = Self::request(object, Method::POST, &url, &typed, bytes)?;
+        let request = Self::request(
+            object,
+            Method::POST,
+            &url,
+            &typed,
+            Bytes::copy_from_slice(bytes),
+        )?;
         let response = self.send(object, &request, Doing::Writing).await?;
         if response.status().is_success() {
             Ok(())

@@ -59,7 +59,7 @@ impl<C: HttpClient> StreamingStorage for GcsStorage<C> {
             (UPLOAD_CONTENT_TYPE, content_type.to_owned()),
             (CONTENT_TYPE, "application/json; charset=UTF-8".to_owned()),
         ];
-        let request = Self::request(object, Method::POST, &url, &headers, metadata.as_bytes())?;
+        let request = Self::request(object, Method::POST, &url, &headers, metadata)?;
         let response = self.send(object, &request, Doing::Writing).await?;
         if !response.status().is_success() {
             return Err(status_error(object, &response, Doing::Writing));
@@ -97,8 +97,29 @@ pub struct GcsWriter<'a, C> {
 }
 
 impl<C: HttpClient> GcsWriter<'_, C> {
-    /// Sends the first `len` buffered bytes; with `total`, as the object's last part.
-    async fn send_part(&mut self, len: usize, total: Option<u64>) -> Result<()> {
+    /// Sends the buffered bytes; with `total`, as the object's last part.
+    ///
+    /// The buffer moves into the request (no copy of the part while it is sent, and a new one
+    /// fills after it); what GCS did not keep of it comes back into the buffer.
+    async fn send_part(&mut self, total: Option<u64>) -> Result<()> {
+        let part = Bytes::from(std::mem::take(&mut self.buffer));
+        match self.send_bytes(part.clone(), total).await {
+            Ok(kept) => {
+                self.buffer = part[kept..].to_vec();
+                Ok(())
+            }
+            Err(error) => {
+                // The request is gone, so the part is ours alone again: back without a copy.
+                self.buffer = Vec::from(part);
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends `part`, the bytes after the persisted ones; with `total`, as the object's last
+    /// part. Returns how many of them GCS kept.
+    async fn send_bytes(&mut self, part: Bytes, total: Option<u64>) -> Result<usize> {
+        let len = part.len();
         let first = self.persisted;
         let range = match (len, total) {
             (0, Some(total)) => format!("bytes */{total}"),
@@ -111,7 +132,7 @@ impl<C: HttpClient> GcsWriter<'_, C> {
             Method::PUT,
             &self.session,
             &[(CONTENT_RANGE, range)],
-            &self.buffer[..len],
+            part,
         )?;
         let response = match self.store.send(object, &request, Doing::Writing).await {
             Ok(response) => response,
@@ -124,8 +145,7 @@ impl<C: HttpClient> GcsWriter<'_, C> {
                         && self.store.size_of(object).await.ok().flatten() == Some(total) =>
                 {
                     self.persisted += len as u64;
-                    self.buffer.clear();
-                    return Ok(());
+                    return Ok(len);
                 }
                 _ => return Err(error),
             },
@@ -133,8 +153,7 @@ impl<C: HttpClient> GcsWriter<'_, C> {
         match (response.status().as_u16(), total) {
             (200 | 201, Some(_)) => {
                 self.persisted += len as u64;
-                self.buffer.clear();
-                Ok(())
+                Ok(len)
             }
             // "Resume incomplete": `Range: bytes=0-N` says how much GCS kept of what it got,
             // which may be less than was sent; the rest goes again with the next part.
@@ -157,16 +176,14 @@ impl<C: HttpClient> GcsWriter<'_, C> {
                             ),
                         )
                     })?;
-                self.buffer.drain(..taken);
                 self.persisted = kept;
-                Ok(())
+                Ok(taken)
             }
             // The last part landed but its answer was lost (a reset after the server had it),
             // and the retry found the session finished: the object is there, whole.
             (404 | 410, Some(total)) if self.store.size_of(object).await? == Some(total) => {
                 self.persisted += len as u64;
-                self.buffer.clear();
-                Ok(())
+                Ok(len)
             }
             // The session expired (GCS keeps one a week) or was lost: the parts already sent
             // are gone with it, so only running the task again can write the object.
@@ -194,7 +211,7 @@ impl<C: HttpClient> ObjectWriter for GcsWriter<'_, C> {
             self.buffer.extend_from_slice(now);
             bytes = later;
             if self.buffer.len() == UPLOAD_PART_BYTES {
-                self.send_part(UPLOAD_PART_BYTES, None).await?;
+                self.send_part(None).await?;
             }
         }
         Ok(())
@@ -202,7 +219,7 @@ impl<C: HttpClient> ObjectWriter for GcsWriter<'_, C> {
 
     async fn finish(mut self) -> Result<u64> {
         let total = self.persisted + self.buffer.len() as u64;
-        self.send_part(self.buffer.len(), Some(total)).await?;
+        self.send_part(Some(total)).await?;
         Ok(total)
     }
 }
