@@ -116,8 +116,10 @@ def test_a_killed_pipeline_resumes_without_redoing_finished_tasks(emwrite, make_
 
     driver = subprocess.Popen([str(emwrite), "pipeline", str(data / "stack.json"), "--data-dir", str(data)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # Poll storage for the first finished block; no fixed sleep decides when to kill.
-    while not (blocks_dir.is_dir() and any(blocks_dir.iterdir())):
+    # Poll storage for the first finished block, its manifest: not the hidden temporary file the
+    # manifest is written to before its rename, which would kill the run before any block had
+    # finished. No fixed sleep decides when to kill.
+    while not (blocks_dir.is_dir() and any(blocks_dir.glob("[!.]*.json"))):
         assert driver.poll() is None, f"the pipeline ended before any block finished:\n{driver.stderr.read()}"
         time.sleep(0.01)
     os.kill(driver.pid, signal.SIGKILL)
@@ -125,7 +127,7 @@ def test_a_killed_pipeline_resumes_without_redoing_finished_tasks(emwrite, make_
     driver.stderr.close()
     assert driver.returncode == -signal.SIGKILL
 
-    finished_blocks = sorted(p.stem for p in blocks_dir.glob("*.json"))
+    finished_blocks = sorted(p.stem for p in blocks_dir.glob("[!.]*.json"))
     assert 1 <= len(finished_blocks) < 9, finished_blocks
     killed = outputs(data)
     status = run_emwrite(emwrite, "status", str(data / "stack.json"), "--data-dir", str(data)).stdout
