@@ -467,7 +467,7 @@ fn parse_bbox(text: &str) -> Result<[u32; 2], String> {
 pub struct SplitArgs {
     /// Run a block as two halves in two instances at once, then their merge (same bytes); auto:
     /// when at least 2 cores are free (of --jobs, for a stack), fewer blocks wait to start than
-    /// cores are free (a stack's last ones), and the block has no writeRaw.
+    /// cores are free (a stack's last ones), and the block has no writeRaw and no OME-Zarr output.
     #[arg(long, value_enum, default_value_t = Split::Auto)]
     pub split: Split,
 }

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use wasmtime::Store;
 
 use crate::embed::bindings::{
-    Endpoints, EndpointsPre, TaskError, Written, aligned_slice, ng_meta, ng_shard,
+    Endpoints, EndpointsPre, OutputFormat, TaskError, Written, aligned_slice, ng_meta, ng_shard,
 };
 use crate::embed::engine::{Emwrite, HostState};
 use crate::error::HostError;
@@ -29,12 +29,14 @@ pub enum Split {
 impl Split {
     /// Whether a block splits when `free_cores` cores are free and `not_started` blocks
     /// (this one included) wait for them. With auto: only when whole blocks would leave cores
-    /// idle, since a split costs a merge and holds the hand-offs; and only without `writeRaw`:
-    /// two halves hold their raw shards' parts side by side and the merge the coarse raw shards,
-    /// about 1 GB for a dense block against 0.5 GB whole (docs/performance.md, Memory).
-    pub fn splits(self, free_cores: usize, not_started: usize, write_raw: bool) -> bool {
+    /// idle, since a split costs a merge and holds the hand-offs; and only for a block that
+    /// holds no raw shards (`raw_shards`: `writeRaw`, or OME-Zarr output, which is made of whole
+    /// raw shards): two halves hold their raw shards side by side and the merge the coarse raw
+    /// shards, about 1 GB for a dense block against 0.5 GB whole with `writeRaw`, 2.2 GB against
+    /// 1.2 GB with OME-Zarr (docs/performance.md, Memory).
+    pub fn splits(self, free_cores: usize, not_started: usize, raw_shards: bool) -> bool {
         match self {
-            Split::Auto => !write_raw && free_cores >= 2 && not_started < free_cores,
+            Split::Auto => !raw_shards && free_cores >= 2 && not_started < free_cores,
             Split::Always => true,
             Split::Never => false,
         }
@@ -96,7 +98,11 @@ impl Task {
     pub fn with_split(self, split: Split, free_cores: usize, not_started: usize) -> Task {
         match self {
             Task::Block { request, .. } => Task::Block {
-                split: split.splits(free_cores, not_started, request.write_raw),
+                split: split.splits(
+                    free_cores,
+                    not_started,
+                    request.write_raw || request.format != OutputFormat::Precomputed,
+                ),
                 request,
             },
             task => task,

@@ -46,6 +46,16 @@ pub mod figures {
     pub const BLOCK_PEAK_JPEG: u64 = 245 << 20;
     /// See [`BLOCK_PEAK_JPEG`].
     pub const BLOCK_PEAK_RAW: u64 = 484 << 20;
+    /// ngshard core-seconds per Gvoxel and peak memory with OME-Zarr output (`format` both:
+    /// 23.2 CPU-s and 1126 MiB for a dense 1024³ block in one instance; ome-zarr alone 17.1 CPU-s
+    /// and 1059 MiB): a Zarr shard is made of a whole raw shard, so the pyramid holds its raw
+    /// shards whole and does not split the block (docs/performance.md, Memory).
+    pub const BLOCK_CORE_S_PER_GVOXEL_ZARR: f64 = 23.2;
+    /// See [`BLOCK_CORE_S_PER_GVOXEL_ZARR`].
+    pub const BLOCK_PEAK_ZARR: u64 = 1126 << 20;
+    /// OME-Zarr bytes per voxel at scale 0 (gzip chunks of the same dense block: 849 MiB for
+    /// its 1 Gvoxel and the pyramid's 1/8 + 1/64 + …).
+    pub const ZARR_BYTES_PER_VOXEL: f64 = 0.725;
     /// JPEG volume bytes per voxel at scale 0, quality 75 (example stack: 9.8 MB for 57.2 M
     /// voxels; the coarser scales add the pyramid's 1/8 + 1/64 + …).
     pub const JPEG_BYTES_PER_VOXEL: f64 = 0.172;
@@ -144,11 +154,19 @@ pub fn costs(stack: &Stack, raw: Input) -> Vec<PhaseCost> {
     // Voxels that hold data: the frame times the slices; the pyramid adds 1/8 + 1/64 + ….
     let voxels = frame_px * slices as f64;
     let pyramid: f64 = (0..SCALE_COUNT).map(|k| 0.125_f64.powi(k as i32)).sum();
-    let mut volume = voxels * JPEG_BYTES_PER_VOXEL * pyramid;
-    if stack.write_raw {
-        volume += voxels * pyramid;
+    let mut volume = 0.0;
+    if stack.format.precomputed() {
+        volume += voxels * JPEG_BYTES_PER_VOXEL * pyramid;
+        if stack.write_raw {
+            volume += voxels * pyramid;
+        }
     }
-    let (per_gvoxel, peak) = if stack.write_raw {
+    if stack.format.zarr() {
+        volume += voxels * ZARR_BYTES_PER_VOXEL * pyramid;
+    }
+    let (per_gvoxel, peak) = if stack.format.zarr() {
+        (BLOCK_CORE_S_PER_GVOXEL_ZARR, BLOCK_PEAK_ZARR)
+    } else if stack.write_raw {
         (BLOCK_CORE_S_PER_GVOXEL_RAW, BLOCK_PEAK_RAW)
     } else {
         (BLOCK_CORE_S_PER_GVOXEL_JPEG, BLOCK_PEAK_JPEG)
@@ -168,6 +186,7 @@ pub fn costs(stack: &Stack, raw: Input) -> Vec<PhaseCost> {
 mod tests {
 
     use super::*;
+    use emwrite::request::OutputFormat;
 
     fn stack(slices: u32, bbox: [u32; 2], write_raw: bool) -> Stack {
         Stack::for_tests(0..slices, bbox, write_raw)
@@ -184,6 +203,14 @@ mod tests {
         let with_raw = costs_of(true);
         assert!(with_raw[2].output > shard.output + (1 << 30));
         assert_eq!(with_raw[2].peak, figures::BLOCK_PEAK_RAW);
+        // OME-Zarr holds whole raw shards: its own measured figures, and its bytes beside the
+        // JPEG volume's.
+        let mut both = stack(1024, [1024, 1024], false);
+        both.format = OutputFormat::Both;
+        let zarr = &super::costs(&both, Input::None)[2];
+        assert_eq!(zarr.peak, figures::BLOCK_PEAK_ZARR);
+        assert!((zarr.core_seconds - figures::BLOCK_CORE_S_PER_GVOXEL_ZARR).abs() < 1e-9);
+        assert!(zarr.output > shard.output + (1 << 29));
     }
 
     fn costs_of(write_raw: bool) -> Vec<PhaseCost> {
