@@ -209,25 +209,28 @@ def expected_view(state: dict, aligned: np.ndarray, shape: tuple[int, int]) -> t
     return expected, inside
 
 
+def assert_shows_the_slice(pixels: np.ndarray, state: dict, data: Path, stack: dict, source: str):
+    """The screenshot shows the aligned slice at the state's z, framed as the state says: data,
+    not an empty viewer (many grey levels where the slice is), following the slice's structure
+    (the viewer may stretch contrast: a linear map keeps the correlation)."""
+    grey = pixels[..., :3].astype(float).mean(axis=2)
+    z = int(state["position"][2])
+    img = next(s["img"] for s in stack["slices"] if s["z"] == z)
+    aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
+    expected, inside = expected_view(state, aligned, grey.shape)
+    levels = len(np.unique(grey[inside].round()))
+    assert levels > 64, f"{source}: only {levels} grey levels where the slice should be"
+    correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
+    assert correlation > 0.6, f"{source}: the screenshot does not follow the slice (r = {correlation:.2f})"
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: scripts/test installs it")
 def test_neuroglancer_shows_the_volume(view, example, tmp_path):
     data, stack, _ = example
     state = link_state(view.link)
     pixels, png = screenshot(view.link, tmp_path / "chromium.log")
     assert pixels.shape[:2] == (SIZE[1], SIZE[0])
-    grey = pixels[..., :3].astype(float).mean(axis=2)
-
-    z = int(state["position"][2])
-    img = next(s["img"] for s in stack["slices"] if s["z"] == z)
-    aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
-    expected, inside = expected_view(state, aligned, grey.shape)
-
-    # Data, not an empty viewer: the slice's region holds many grey levels, and they follow the
-    # slice's structure (the viewer may stretch contrast: a linear map keeps the correlation).
-    levels = len(np.unique(grey[inside].round()))
-    assert levels > 64, f"only {levels} grey levels where the slice should be"
-    correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
-    assert correlation > 0.6, f"the screenshot does not follow the slice (r = {correlation:.2f})"
+    assert_shows_the_slice(pixels, state, data, stack, "precomputed")
     SCREENSHOT.write_bytes(png)
     if os.environ.get("EMWRITE_UPDATE_SCREENSHOT") == "1":
         README_SCREENSHOT.write_bytes(png)
@@ -253,12 +256,4 @@ def test_neuroglancer_shows_the_ome_zarr_image_and_flat_voxels(emwrite, make_sta
         view.stop()
     for source, (state, pixels) in zip(["precomputed", "zarr3"], shots):
         assert state["dimensions"]["z"] == [pytest.approx(40e-9), "m"], source
-        grey = pixels[..., :3].astype(float).mean(axis=2)
-        z = int(state["position"][2])
-        img = next(s["img"] for s in stack["slices"] if s["z"] == z)
-        aligned = np.asarray(Image.open(data / stack["dest"] / "align" / img).convert("L")).astype(float)
-        expected, inside = expected_view(state, aligned, grey.shape)
-        levels = len(np.unique(grey[inside].round()))
-        assert levels > 64, f"{source}: only {levels} grey levels where the slice should be"
-        correlation = np.corrcoef(grey[inside], expected[inside])[0, 1]
-        assert correlation > 0.6, f"{source}: the screenshot does not follow the slice (r = {correlation:.2f})"
+        assert_shows_the_slice(pixels, state, data, stack, source)
