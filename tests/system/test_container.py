@@ -112,7 +112,9 @@ def test_the_first_task_runs_the_precompiled_component(service, emulator, exampl
     maps = service.exec("cat", "/proc/1/maps").splitlines()
     executable = [line for line in maps if line.endswith(".cwasm") and line.split()[1].startswith("r-x")]
     assert executable and executable[0].split()[-1].startswith("/usr/local/bin/emwrite-"), maps
-    assert "compiling instead" not in service.logs()
+    logs = service.logs()
+    assert "compiling instead" not in logs
+    assert "component: precompiled /usr/local/bin/emwrite-" in logs, logs
 
 
 def test_the_service_writes_what_the_native_host_writes(service_objects, native_objects):

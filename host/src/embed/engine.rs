@@ -381,7 +381,11 @@ fn load_precompiled(engine: &Engine) -> Option<Component> {
     #[expect(unsafe_code, reason = "loading precompiled code is unsafe by nature")]
     let loaded = unsafe { Component::deserialize_file(engine, &path) };
     match loaded {
-        Ok(component) => Some(component),
+        Ok(component) => {
+            // What an operator checks that the image's precompile step took: no compile here.
+            tracing::info!("component: precompiled {}", path.display());
+            Some(component)
+        }
         Err(error) => {
             tracing::warn!(
                 "{} not usable, compiling instead: {error:#}",

@@ -94,6 +94,8 @@ pub struct GcsStorage<C> {
 enum Doing {
     Reading,
     Writing,
+    /// A delete: of a temporary part, so that its failure is not taken for a failed write.
+    Deleting,
 }
 
 impl Doing {
@@ -101,6 +103,7 @@ impl Doing {
         match self {
             Doing::Reading => "reading",
             Doing::Writing => "writing",
+            Doing::Deleting => "deleting",
         }
     }
 }
@@ -161,11 +164,11 @@ impl<C: HttpClient> GcsStorage<C> {
     async fn delete(&self, object: &ObjectPath) -> Result<()> {
         let url = self.object_url(object);
         let request = Self::request(object, Method::DELETE, &url, &[], Bytes::new())?;
-        let response = self.send(object, &request, Doing::Writing).await?;
+        let response = self.send(object, &request, Doing::Deleting).await?;
         if response.status().is_success() || response.status().as_u16() == 404 {
             Ok(())
         } else {
-            Err(status_error(object, &response, Doing::Writing))
+            Err(status_error(object, &response, Doing::Deleting))
         }
     }
 

@@ -581,6 +581,11 @@ mod tests {
             finished.notes
         );
         assert!(finished.notes[0].contains("no storage.objects.delete"));
+        assert!(
+            finished.notes[0].contains("permission denied deleting"),
+            "{:?}",
+            finished.notes
+        );
 
         let writer =
             pollster::block_on(gcs.start_put_with_prefix(&o, super::super::BINARY, 2)).unwrap();
