@@ -32,12 +32,13 @@ use std::time::{Duration, Instant};
 use super::handoff::{HalfHandoff, PartialShardFile};
 use super::level::Level;
 use super::scale::{BLOCK_CHUNKS, BlockGeometry, LayerOutput, ScaleState, scale_layers};
-use super::shards::{ChunkEncoding, CompletedShard, ShardPart};
+use super::shards::{ChunkEncoding, CompletedShard, ShardPart, ZarrPart};
 use super::slice_feed::SliceFeed;
 use crate::layout::{self, BlockHalf, SCALE_COUNT};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
 use crate::request::wire;
+use crate::zarr::metadata::ZarrScale;
 use crate::{Error, Result};
 
 /// Chunk edge of emwrite's scales, in voxels.
@@ -117,6 +118,9 @@ pub struct BlockPyramid {
     held: Vec<CompletedShard>,
     /// Parts of streamed shards from the last push, until [`BlockPyramid::take_parts`].
     parts: Vec<ShardPart>,
+    /// Parts of streamed OME-Zarr shards from the last push, until
+    /// [`BlockPyramid::take_zarr_parts`].
+    zarr_parts: Vec<ZarrPart>,
     timings: PyramidTimings,
 }
 
@@ -253,6 +257,7 @@ impl BlockPyramid {
             },
             held: Vec::new(),
             parts: Vec::new(),
+            zarr_parts: Vec::new(),
             timings: PyramidTimings::default(),
         })
     }
@@ -278,10 +283,49 @@ impl BlockPyramid {
         Ok(())
     }
 
+    /// From now on, writes the OME-Zarr shard of each shard whose chunks may hold `min_bytes` or
+    /// more voxels as its chunks are encoded, in the arrays `zarr` (one per scale, finest
+    /// first): after every push, [`BlockPyramid::take_zarr_parts`] returns the parts to write. A
+    /// Zarr shard's index comes last in its file, so the pyramid holds none of its chunks; with
+    /// `drop_raw` (the precomputed raw volume is not written) it keeps no raw chunks of those
+    /// shards either. The smaller shards, and those both halves of a block hold, are made from
+    /// their whole raw shard ([`crate::block::zarr::zarr_shard`]).
+    ///
+    /// Call it before the first slab, and before [`BlockPyramid::stream_large_shards`].
+    pub fn stream_zarr_shards(
+        &mut self,
+        zarr: &[ZarrScale],
+        min_bytes: usize,
+        drop_raw: bool,
+    ) -> Result<()> {
+        if self.slabs_pushed > 0 {
+            return Err(Error::internal(
+                "block pyramid: stream_zarr_shards after the first slab",
+            ));
+        }
+        let raw = self
+            .encodings
+            .iter()
+            .position(|&encoding| encoding == Encoding::Raw)
+            .ok_or_else(|| Error::internal("block pyramid: OME-Zarr shards without raw chunks"))?;
+        for (scale, zarr) in self.scales.iter_mut().zip(zarr) {
+            scale
+                .shards
+                .stream_zarr(zarr, raw, min_bytes, self.chunk_edge, drop_raw)?;
+        }
+        Ok(())
+    }
+
     /// The parts of streamed shards that the last push made ready, in the order to write them
     /// (see [`BlockPyramid::stream_large_shards`]); take them after every push.
     pub fn take_parts(&mut self) -> Vec<ShardPart> {
         std::mem::take(&mut self.parts)
+    }
+
+    /// The parts of streamed OME-Zarr shards that the last push made ready, in the order to
+    /// write them (see [`BlockPyramid::stream_zarr_shards`]); take them after every push.
+    pub fn take_zarr_parts(&mut self) -> Vec<ZarrPart> {
+        std::mem::take(&mut self.zarr_parts)
     }
 
     /// Where the pyramid's time went so far.
@@ -464,12 +508,12 @@ impl BlockPyramid {
 
     /// Fails if parts of streamed shards were left untaken: they would be lost.
     fn check_parts_taken(&self) -> Result<()> {
-        if self.parts.is_empty() {
+        if self.parts.is_empty() && self.zarr_parts.is_empty() {
             return Ok(());
         }
         Err(Error::internal(format_args!(
             "block pyramid: {} parts of streamed shards were not taken",
-            self.parts.len()
+            self.parts.len() + self.zarr_parts.len()
         )))
     }
 
@@ -505,6 +549,7 @@ impl BlockPyramid {
         let mut output = LayerOutput {
             completed: &mut completed,
             parts: &mut self.parts,
+            zarr_parts: &mut self.zarr_parts,
             between_rows,
         };
         let scale0 = &mut self.scales[0];

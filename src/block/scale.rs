@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::shards::{BlockShards, ChunkEncoding, CompletedShard, ShardPart};
+use super::shards::{BlockShards, ChunkEncoding, CompletedShard, ShardPart, ZarrPart};
 use crate::layout::{self, BlockHalf, ScaleShift};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
@@ -76,15 +76,16 @@ pub(super) fn encode_straddling_scale(
         encodings,
         jpeg_quality,
     };
-    let (mut completed, mut parts) = (Vec::new(), Vec::new());
+    let (mut completed, mut parts, mut zarr_parts) = (Vec::new(), Vec::new(), Vec::new());
     let mut scratch = Vec::with_capacity(chunk_edge.pow(3));
     let mut output = LayerOutput {
         completed: &mut completed,
         parts: &mut parts,
+        zarr_parts: &mut zarr_parts,
         between_rows: &mut || {},
     };
     state.encode_layer(slab.as_deref(), &chunk, &mut scratch, &mut output)?;
-    if !parts.is_empty() {
+    if !parts.is_empty() || !zarr_parts.is_empty() {
         return Err(Error::internal(
             "block pyramid: a straddling scale's shard was streamed",
         ));
@@ -254,8 +255,13 @@ impl ScaleState {
                     self.shards.add_chunk(cell.id, voxels, cell.extent, chunk)?;
                 }
             }
-            self.shards
-                .chunk_done(cell.id, chunk.encodings, output.completed, output.parts)?;
+            self.shards.chunk_done(
+                cell.id,
+                chunk.encodings,
+                output.completed,
+                output.parts,
+                output.zarr_parts,
+            )?;
             if cell.ends_row {
                 (output.between_rows)();
             }
@@ -282,6 +288,8 @@ pub(super) struct LayerOutput<'a> {
     pub(super) completed: &'a mut Vec<CompletedShard>,
     /// Parts of streamed shards.
     pub(super) parts: &'a mut Vec<ShardPart>,
+    /// Parts of streamed OME-Zarr shards.
+    pub(super) zarr_parts: &'a mut Vec<ZarrPart>,
     /// Called after each row of chunks.
     pub(super) between_rows: &'a mut dyn FnMut(),
 }

@@ -5,13 +5,18 @@
 //! pyramid encodes a block's chunks layer by layer; a shard is complete once every chunk of the
 //! block it holds has been encoded or found all zero, and is then handed out as a
 //! [`CompletedShard`] with one [`ShardEncoder`] per encoding. Large shards can instead go out
-//! in parts as their chunks come ([`BlockShards::stream_from`], [`ShardPart`]).
+//! in parts as their chunks come ([`BlockShards::stream_from`], [`ShardPart`]), and so can the
+//! OME-Zarr shard of the same chunks ([`BlockShards::stream_zarr`], [`ZarrPart`]).
 
 use std::collections::BTreeMap;
 
+use crate::layout;
 use crate::precomputed::codec::{self, Encoding};
 use crate::precomputed::info::Scale;
+use crate::precomputed::morton;
 use crate::precomputed::shard::{ShardEncoder, ShardStream, decode_shard};
+use crate::zarr::metadata::ZarrScale;
+use crate::zarr::shard::ShardBuilder;
 use crate::{Error, Result};
 
 /// A complete shard: write [`CompletedShard::into_bytes`] to `<scale_key>/<file_name>` in the
@@ -115,6 +120,20 @@ pub struct ShardPart {
     pub index: Option<Vec<u8>>,
 }
 
+/// The next bytes of an OME-Zarr shard file written as its chunks come
+/// ([`BlockShards::stream_zarr`]): a Zarr shard's index comes last in its file, so its chunks go
+/// out as they are encoded, and the part with `last` (which ends with the index) completes it. A
+/// shard whose chunks are all zero has no part at all.
+#[derive(Debug)]
+pub struct ZarrPart {
+    /// The shard's name below the destination ([`layout::zarr_shard_name`]).
+    pub name: String,
+    /// The file's next bytes, after those of the parts before.
+    pub bytes: Vec<u8>,
+    /// Whether these bytes end the file.
+    pub last: bool,
+}
+
 /// What every chunk is encoded with.
 pub(crate) struct ChunkEncoding<'a> {
     /// Chunk edge in voxels: a full chunk is `chunk_edge³` voxels.
@@ -144,6 +163,48 @@ struct PendingShard {
     ids: Vec<u64>,
     /// One per encoding, in the order of [`ChunkEncoding::encodings`].
     sinks: Vec<ShardSink>,
+    /// The shard's OME-Zarr twin, when it is streamed ([`BlockShards::stream_zarr`]).
+    zarr: Option<ZarrStream>,
+}
+
+/// An OME-Zarr shard written as its raw chunks come: each is gzip-encoded into the Zarr shard
+/// of the same chunks ([`crate::block::zarr`]) and handed out at once.
+///
+/// The pyramid encodes a shard's chunks layer by layer in z, each layer row by row in y, x
+/// fastest: the C order of the Zarr shard's index. So the streamed file is the file
+/// [`crate::block::zarr::zarr_shard`] makes of the same chunks held whole (it sorts them into
+/// that order); a chunk out of that order is refused rather than written into another file.
+#[derive(Debug)]
+struct ZarrStream {
+    /// The shard's name below the destination.
+    name: String,
+    /// Inner chunks per shard edge, xyz.
+    per_shard: [u64; 3],
+    /// Morton bits per axis of the scale's chunk ids.
+    bits: [u32; 3],
+    /// Where the raw encoding is among [`ChunkEncoding::encodings`].
+    raw: usize,
+    builder: ShardBuilder,
+    /// The C-order place in the shard of the last chunk added.
+    last: Option<[u64; 3]>,
+}
+
+impl ZarrStream {
+    /// Adds chunk `id`'s raw voxels, gzip-encoded, at its place in the shard.
+    fn add(&mut self, id: u64, raw: &[u8]) -> Result<()> {
+        let cell = morton::decode(id, self.bits);
+        let place: [u64; 3] = std::array::from_fn(|axis| cell[axis] % self.per_shard[axis]);
+        let zyx = |[x, y, z]: [u64; 3]| [z, y, x];
+        if self.last.is_some_and(|last| zyx(last) >= zyx(place)) {
+            return Err(Error::internal(format_args!(
+                "zarr shard {}: chunk {id} comes after {:?}, out of the index's order",
+                self.name, self.last
+            )));
+        }
+        self.last = Some(place);
+        self.builder
+            .add_chunk(place, &crate::zarr::codec::encode_chunk(raw)?)
+    }
 }
 
 /// Where one encoding's chunks of a shard go.
@@ -153,6 +214,8 @@ enum ShardSink {
     Held(ShardEncoder),
     /// Handed out in parts as soon as they can go out.
     Streamed(ShardStream),
+    /// Not kept: raw chunks that only the shard's streamed OME-Zarr twin needs.
+    Dropped,
 }
 
 impl BlockShards {
@@ -186,6 +249,7 @@ impl BlockShards {
                     sinks: (0..encoding_count)
                         .map(|_| ShardSink::Held(ShardEncoder::new(spec, shard)))
                         .collect(),
+                    zarr: None,
                 };
                 (shard, pending)
             })
@@ -220,9 +284,57 @@ impl BlockShards {
                             "block shards: streaming chosen after the first chunk",
                         ));
                     }
-                    ShardSink::Streamed(_) => {}
+                    ShardSink::Streamed(_) | ShardSink::Dropped => {}
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// From now on, writes the OME-Zarr shard of each shard whose chunks may hold `min_bytes`
+    /// voxels or more as its chunks come ([`ZarrPart`]), in the array of `zarr`, except partial
+    /// ones, which go to the merge. The chunks are taken from the raw encoding, the one at
+    /// `raw` among the encodings; with `drop_raw` (the precomputed raw volume is not written)
+    /// those shards keep no raw chunks at all. Call it before the first chunk, and before
+    /// [`BlockShards::stream_from`].
+    pub(crate) fn stream_zarr(
+        &mut self,
+        zarr: &ZarrScale,
+        raw: usize,
+        min_bytes: usize,
+        chunk_edge: usize,
+        drop_raw: bool,
+    ) -> Result<()> {
+        let bits = self.scale.morton_bits();
+        let per_shard = zarr.chunks_per_shard();
+        for pending in self.pending.values_mut() {
+            let voxels = pending.ids.len().saturating_mul(chunk_edge.pow(3));
+            let Some(&first) = pending.ids.first() else {
+                continue;
+            };
+            if pending.partial || voxels < min_bytes {
+                continue;
+            }
+            match pending.sinks.get_mut(raw) {
+                Some(sink @ ShardSink::Held(_)) if drop_raw => *sink = ShardSink::Dropped,
+                Some(ShardSink::Held(encoder)) if encoder.is_empty() => {}
+                _ => {
+                    return Err(Error::internal(
+                        "block shards: zarr streaming chosen after the first chunk, or without \
+                         a raw encoding",
+                    ));
+                }
+            }
+            let cell = morton::decode(first, bits);
+            let place = std::array::from_fn(|axis| cell[axis] / per_shard[axis]);
+            pending.zarr = Some(ZarrStream {
+                name: layout::zarr_shard_name(zarr, place),
+                per_shard,
+                bits,
+                raw,
+                builder: ShardBuilder::new(per_shard)?,
+                last: None,
+            });
         }
         Ok(())
     }
@@ -278,9 +390,15 @@ impl BlockShards {
         let Some(pending) = self.pending.get_mut(&shard) else {
             return Err(Error::internal("belongs to no pending shard").context(context()));
         };
+        if let Some(zarr) = pending.zarr.as_mut() {
+            let mut raw = Vec::with_capacity(chunk.chunk_edge.pow(3));
+            encode(Encoding::Raw, zarr.raw, &mut raw)?;
+            zarr.add(id, &raw).map_err(|e| e.context(context()))?;
+        }
         for (i, (sink, &encoding)) in pending.sinks.iter_mut().zip(chunk.encodings).enumerate() {
             let encode = |out: &mut Vec<u8>| encode(encoding, i, out);
             match sink {
+                ShardSink::Dropped => Ok(()),
                 ShardSink::Held(encoder) => {
                     if encoding == Encoding::Raw && encoder.is_empty() {
                         // Every chunk still to come in this shard is at most a full chunk of
@@ -305,6 +423,7 @@ impl BlockShards {
         encodings: &[Encoding],
         completed: &mut Vec<CompletedShard>,
         parts: &mut Vec<ShardPart>,
+        zarr_parts: &mut Vec<ZarrPart>,
     ) -> Result<()> {
         let spec = *self.scale.sharding();
         let (shard, _) = spec.shard_and_minishard(id);
@@ -316,6 +435,17 @@ impl BlockShards {
         };
         pending.remaining -= 1;
         let complete = pending.remaining == 0;
+        if let Some(zarr) = pending.zarr.as_mut() {
+            let bytes = zarr.builder.take_data();
+            if !bytes.is_empty() {
+                let name = zarr.name.clone();
+                zarr_parts.push(ZarrPart {
+                    name,
+                    bytes,
+                    last: false,
+                });
+            }
+        }
         let part = |encoding: Encoding, index_len, pieces, index| ShardPart {
             encoding,
             scale_key: self.scale.key().to_owned(),
@@ -347,8 +477,19 @@ impl BlockShards {
         let Some(pending) = self.pending.remove(&shard) else {
             return Ok(());
         };
+        if let Some(zarr) = pending.zarr {
+            // Every chunk was zero: no file, as for a held shard.
+            if !zarr.builder.is_empty() {
+                zarr_parts.push(ZarrPart {
+                    name: zarr.name,
+                    bytes: zarr.builder.finish(),
+                    last: true,
+                });
+            }
+        }
         for (sink, &encoding) in pending.sinks.into_iter().zip(encodings) {
             match sink {
+                ShardSink::Dropped => {}
                 ShardSink::Held(encoder) if encoder.is_empty() => {}
                 ShardSink::Held(encoder) => completed.push(CompletedShard {
                     encoding,

@@ -1,9 +1,11 @@
-//! A block's Zarr shards: each precomputed shard of raw chunks the pyramid completes becomes the
-//! Zarr shard of the same chunks, gzip-compressed (docs/design.md §"OME-Zarr output").
+//! A block's held Zarr shards: each precomputed shard of raw chunks the pyramid completes becomes
+//! the Zarr shard of the same chunks, gzip-compressed (docs/design.md §"OME-Zarr output").
 //!
 //! The engine builds one pyramid for both formats: [`crate::layout::zarr_shard_chunks`] makes a
 //! Zarr shard hold exactly the chunks of one precomputed shard, so a block, or a block's half,
-//! owns whole Zarr shards wherever it owns whole precomputed shards, and writes them whole.
+//! owns whole Zarr shards wherever it owns whole precomputed shards. Large ones stream out as
+//! their chunks are encoded instead (`BlockPyramid::stream_zarr_shards`), into the same bytes
+//! [`zarr_shard`] makes of them.
 
 use super::shards::CompletedShard;
 use crate::layout;
@@ -57,8 +59,11 @@ pub fn zarr_shard(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::block::pyramid::BlockPyramid;
+    use crate::block::test_support::{FLAT_VOXELS, scales_with_voxels};
     use crate::zarr::codec::decode_chunk;
     use crate::zarr::shard::decode_shard;
 
@@ -118,5 +123,101 @@ mod tests {
                 "ome-zarr/4/c/0/0/1"
             ]
         );
+    }
+
+    /// The Zarr arrays of test `scales` (any chunk edge), as [`layout::zarr_scales`] makes
+    /// them for emwrite's.
+    fn zarr_of(scales: &[Scale]) -> Vec<ZarrScale> {
+        (0..)
+            .zip(scales)
+            .map(|(k, scale)| {
+                let per_shard = layout::zarr_shard_chunks(scale);
+                ZarrScale {
+                    path: format!("{k}"),
+                    shape: scale.size(),
+                    shard_shape: std::array::from_fn(|a| scale.chunk_size()[a] * per_shard[a]),
+                    chunk_shape: scale.chunk_size(),
+                    resolution_nm: scale.resolution_nm(),
+                }
+            })
+            .collect()
+    }
+
+    /// The Zarr shards of a small block, by name: streamed chunk by chunk
+    /// (`BlockPyramid::stream_zarr_shards`, every shard, no raw chunks kept) or made of the whole
+    /// raw shards.
+    fn zarr_files(scales: &[Scale], voxels: &[u8], streamed: bool) -> BTreeMap<String, Vec<u8>> {
+        const C: usize = 8;
+        let zarr = zarr_of(scales);
+        let mut pyramid =
+            BlockPyramid::with_chunk_edge(scales, [1, 0, 1], None, &[Encoding::Raw], 75, C)
+                .expect("pyramid");
+        if streamed {
+            pyramid.stream_zarr_shards(&zarr, 0, true).expect("streams");
+        }
+        let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut open = std::collections::BTreeSet::new();
+        let slab_len = voxels.len() / BlockPyramid::SLAB_COUNT;
+        for slab in voxels.chunks_exact(slab_len) {
+            for shard in pyramid.push_slab(slab).expect("slab") {
+                assert!(!streamed, "a streamed block completes no raw shard");
+                let k: usize = shard.scale_key[1..].parse().expect("s<k>");
+                let (name, file) = zarr_shard(&shard, &scales[k], &zarr[k])
+                    .expect("converts")
+                    .expect("has chunks");
+                assert!(files.insert(name, file).is_none());
+            }
+            for part in pyramid.take_zarr_parts() {
+                assert!(!part.bytes.is_empty() || part.last);
+                files
+                    .entry(part.name.clone())
+                    .or_default()
+                    .extend(part.bytes);
+                if part.last {
+                    assert!(open.remove(&part.name), "{} ended twice", part.name);
+                    open.insert(format!("done {}", part.name));
+                } else {
+                    open.insert(part.name);
+                }
+            }
+        }
+        assert!(pyramid.finish().expect("finish").is_empty());
+        assert!(
+            open.iter().all(|name| name.starts_with("done ")),
+            "{open:?}"
+        );
+        files
+    }
+
+    /// A Zarr shard streamed as its chunks are encoded is the file made of its whole raw shard,
+    /// byte for byte: the pyramid completes a shard's chunks in the index's C order.
+    #[test]
+    fn streamed_zarr_shards_are_the_files_made_whole() {
+        const B: usize = 128;
+        let mut voxels = vec![0u8; B * B * B];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for z in 5..120 {
+            for y in 20..128 {
+                for x in 3..100 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    voxels[(z * B + y) * B + x] = (state >> 56) as u8;
+                }
+            }
+        }
+        for resolution in [[8.0; 3], FLAT_VOXELS] {
+            let scales = scales_with_voxels([256, 128, 256], 8, resolution);
+            let held = zarr_files(&scales, &voxels, false);
+            let streamed = zarr_files(&scales, &voxels, true);
+            assert!(held.len() >= 5, "{:?}", held.keys());
+            assert_eq!(
+                held.keys().collect::<Vec<_>>(),
+                streamed.keys().collect::<Vec<_>>()
+            );
+            for (name, file) in &held {
+                assert!(streamed[name] == *file, "{name} differs ({resolution:?})");
+            }
+        }
     }
 }

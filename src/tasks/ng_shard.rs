@@ -21,13 +21,13 @@ use crate::block::handoff::HalfHandoff;
 use crate::block::manifest::{BlockManifest, ListedObject};
 use crate::block::merge;
 use crate::block::pyramid::BlockPyramid;
-use crate::block::shards::{CompletedShard, ShardPart};
+use crate::block::shards::{CompletedShard, ShardPart, ZarrPart};
 use crate::block::zarr::zarr_shard;
 use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, engine_encodings, info_object};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::request::{NgShardRequest, wire};
-use crate::storage::{self, PrefixedObjectWriter, Storage, StreamingStorage};
+use crate::storage::{self, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tasks::StageTimings;
 use crate::tasks::tile_reads::{self, TileReads};
 use crate::zarr::metadata::{ZarrScale, first_resolution_nm};
@@ -182,13 +182,16 @@ struct Volumes {
 }
 
 impl Volumes {
-    /// Streams the pyramid's large shards ([`STREAM_SHARDS_FROM`]) unless the OME-Zarr image is
-    /// written: its shards are made of whole raw shards ([`zarr_shard`]), so those are held.
+    /// Streams the pyramid's large shards ([`STREAM_SHARDS_FROM`]): the precomputed ones in
+    /// parts in file order, and their OME-Zarr twins chunk by chunk, keeping no raw chunks of
+    /// them when the raw volume is not written. Smaller Zarr shards are made of whole raw shards
+    /// ([`zarr_shard`]).
     fn stream_large_shards(&self, pyramid: &mut BlockPyramid) -> Result<()> {
-        if self.zarr.is_empty() {
-            pyramid.stream_large_shards(STREAM_SHARDS_FROM)?;
+        if !self.zarr.is_empty() {
+            let drop_raw = !self.precomputed.contains(&Encoding::Raw);
+            pyramid.stream_zarr_shards(&self.zarr, STREAM_SHARDS_FROM, drop_raw)?;
         }
-        Ok(())
+        pyramid.stream_large_shards(STREAM_SHARDS_FROM)
     }
 }
 
@@ -329,7 +332,7 @@ async fn push_slabs<S: StreamingStorage>(
             .filter(|&z| !request.is_missing(z)),
     );
     // What the slab before completed, still to be written.
-    let mut unwritten = (Vec::new(), Vec::new());
+    let mut unwritten = (Vec::new(), Vec::new(), Vec::new());
     for index in slabs {
         let zs = slab_slices(request, index);
         if !zs.is_empty() {
@@ -346,11 +349,14 @@ async fn push_slabs<S: StreamingStorage>(
         }
         // With no slice pushed, this pushes an all-zero slab.
         let completed = pyramid.end_slab(&mut || tiles.pump())?;
-        unwritten = (completed, pyramid.take_parts());
+        unwritten = (completed, pyramid.take_parts(), pyramid.take_zarr_parts());
     }
     write_completed(storage, request, out, &mut open, unwritten).await?;
     open.check_all_finished()
 }
+
+/// What a slab completed: whole shards, parts of streamed ones, parts of streamed Zarr shards.
+type Completed = (Vec<CompletedShard>, Vec<ShardPart>, Vec<ZarrPart>);
 
 /// Writes what a slab completed: whole shards, then parts of streamed ones.
 async fn write_completed<'s, S: StreamingStorage>(
@@ -358,10 +364,12 @@ async fn write_completed<'s, S: StreamingStorage>(
     request: &NgShardRequest,
     out: &mut Output<'_>,
     open: &mut OpenShards<'s, S>,
-    (completed, parts): (Vec<CompletedShard>, Vec<ShardPart>),
+    (completed, parts, zarr_parts): Completed,
 ) -> Result<()> {
     write_shards(storage, request, out, completed).await?;
-    open.write_parts(storage, request, out, parts).await
+    open.write_parts(storage, request, out, parts).await?;
+    open.write_zarr_parts(storage, request, out, zarr_parts)
+        .await
 }
 
 /// Pushes the slab of first slice `z0` into `pyramid`, slice by slice through `slice`: the
@@ -412,15 +420,18 @@ fn slab_slices(request: &NgShardRequest, index: usize) -> RangeInclusive<u64> {
     layout::existing_slices(slab_z0(request, index), depth, request.minz, request.maxz)
 }
 
-/// Shard files being written in parts, by object name.
+/// Shard files being written in parts, by object name: precomputed ones (index first) and
+/// OME-Zarr ones (index last).
 struct OpenShards<'s, S: StreamingStorage + 's> {
     writers: BTreeMap<String, S::PrefixedWriter<'s>>,
+    zarr_writers: BTreeMap<String, S::Writer<'s>>,
 }
 
 impl<S: StreamingStorage> Default for OpenShards<'_, S> {
     fn default() -> Self {
         Self {
             writers: BTreeMap::new(),
+            zarr_writers: BTreeMap::new(),
         }
     }
 }
@@ -469,10 +480,42 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
         Ok(())
     }
 
+    /// Writes `parts` of OME-Zarr shards in order: a shard's first part starts its object, its
+    /// last one (ending with the index) makes it visible, whole.
+    async fn write_zarr_parts(
+        &mut self,
+        storage: &'s S,
+        request: &NgShardRequest,
+        out: &mut Output<'_>,
+        parts: Vec<ZarrPart>,
+    ) -> Result<()> {
+        for part in parts {
+            let started = Instant::now();
+            let object = request.dest.object(&part.name);
+            let mut writer = match self.zarr_writers.remove(&part.name) {
+                Some(writer) => writer,
+                None => storage.start_put(&object, storage::BINARY).await?,
+            };
+            writer.append(&part.bytes).await?;
+            if part.last {
+                let bytes = writer.finish().await?;
+                out.written.record(&object, bytes);
+                out.listed.push(ListedObject {
+                    name: part.name,
+                    bytes,
+                });
+            } else {
+                self.zarr_writers.insert(part.name, writer);
+            }
+            out.written.stages.write += started.elapsed();
+        }
+        Ok(())
+    }
+
     /// Fails (an emwrite bug) if a shard was started and never finished: dropping its writer
     /// leaves the object as it was, so nothing half-written shows, but the shard is missing.
     fn check_all_finished(&self) -> Result<()> {
-        match self.writers.keys().next() {
+        match self.writers.keys().chain(self.zarr_writers.keys()).next() {
             None => Ok(()),
             Some(object) => Err(Error::internal(format_args!(
                 "{object}: a shard written in parts was never finished"

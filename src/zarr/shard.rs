@@ -39,8 +39,11 @@ const CHECKSUM_BYTES: usize = 4;
 pub struct ShardBuilder {
     /// Inner chunks per shard edge, xyz.
     chunks_per_shard: [u64; 3],
-    /// The chunks' bytes, back to back in the order added: the file up to its index.
+    /// The chunks' bytes added since the last [`ShardBuilder::take_data`], back to back in the
+    /// order added: the file up to its index, after the bytes taken.
     data: Vec<u8>,
+    /// Bytes of the file taken by [`ShardBuilder::take_data`] so far.
+    taken: u64,
     /// `(offset, nbytes)` per inner chunk, in C order (zyx).
     index: Vec<(u64, u64)>,
 }
@@ -62,6 +65,7 @@ impl ShardBuilder {
         Ok(Self {
             chunks_per_shard,
             data: Vec::new(),
+            taken: 0,
             index: vec![(ABSENT, ABSENT); count],
         })
     }
@@ -81,9 +85,32 @@ impl ShardBuilder {
                 "zarr shard: inner chunk {cell:?} added twice"
             )));
         }
-        *entry = (self.data.len() as u64, bytes.len() as u64);
+        *entry = (self.taken + self.data.len() as u64, bytes.len() as u64);
         self.data.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// The file's bytes added since the last call: a shard written as its chunks come hands
+    /// them out, holding only its index until [`ShardBuilder::finish`] gives the rest.
+    ///
+    /// ```
+    /// use emwrite::zarr::shard::ShardBuilder;
+    /// let mut whole = ShardBuilder::new([2, 1, 1])?;
+    /// let mut streamed = whole.clone();
+    /// let mut file = Vec::new();
+    /// for (x, bytes) in [(0, b"one"), (1, b"two")] {
+    ///     whole.add_chunk([x, 0, 0], bytes)?;
+    ///     streamed.add_chunk([x, 0, 0], bytes)?;
+    ///     file.extend(streamed.take_data());
+    /// }
+    /// file.extend(streamed.finish());
+    /// assert_eq!(file, whole.finish());
+    /// # Ok::<(), emwrite::Error>(())
+    /// ```
+    pub fn take_data(&mut self) -> Vec<u8> {
+        let data = std::mem::take(&mut self.data);
+        self.taken += data.len() as u64;
+        data
     }
 
     /// Whether no chunk has been added: such a shard is not written at all, since a reader
@@ -92,7 +119,8 @@ impl ShardBuilder {
         self.index.iter().all(|&entry| entry == (ABSENT, ABSENT))
     }
 
-    /// The whole shard file: the chunks, then the index and its checksum.
+    /// The whole shard file: the chunks, then the index and its checksum; after
+    /// [`ShardBuilder::take_data`], the rest of it.
     pub fn finish(self) -> Vec<u8> {
         let mut file = self.data;
         let index_start = file.len();

@@ -29,11 +29,11 @@ pub enum Split {
 impl Split {
     /// Whether a block splits when `free_cores` cores are free and `not_started` blocks
     /// (this one included) wait for them. With auto: only when whole blocks would leave cores
-    /// idle, since a split costs a merge and holds the hand-offs; and only for a block that
-    /// holds no raw shards (`raw_shards`: `writeRaw`, or OME-Zarr output, which is made of whole
-    /// raw shards): two halves hold their raw shards side by side and the merge the coarse raw
-    /// shards, about 1 GB for a dense block against 0.5 GB whole with `writeRaw`, 2.2 GB against
-    /// 1.2 GB with OME-Zarr (docs/performance.md, Memory).
+    /// idle, since a split costs a merge and holds the hand-offs; and only for a block without
+    /// raw chunks (`raw_shards`: `writeRaw`, or OME-Zarr output, whose shards both halves hold
+    /// are made of raw chunks): two halves hold their raw chunks side by side and the merge the
+    /// coarse raw shards, about 1 GB for a dense block against 0.5 GB whole with `writeRaw`,
+    /// 0.9 GB against 0.35 GB with OME-Zarr (docs/performance.md, Memory).
     pub fn splits(self, free_cores: usize, not_started: usize, raw_shards: bool) -> bool {
         match self {
             Split::Auto => !raw_shards && free_cores >= 2 && not_started < free_cores,

@@ -47,12 +47,13 @@ pub mod figures {
     /// See [`BLOCK_PEAK_JPEG`].
     pub const BLOCK_PEAK_RAW: u64 = 484 << 20;
     /// ngshard core-seconds per Gvoxel and peak memory with OME-Zarr output (`format` both:
-    /// 23.2 CPU-s and 1126 MiB for a dense 1024³ block in one instance; ome-zarr alone 17.1 CPU-s
-    /// and 1059 MiB): a Zarr shard is made of a whole raw shard, so the pyramid holds its raw
-    /// shards whole and does not split the block (docs/performance.md, Memory).
-    pub const BLOCK_CORE_S_PER_GVOXEL_ZARR: f64 = 23.2;
+    /// 23.2–26.4 CPU-s and 341 MiB for a dense 1024³ block in one instance; ome-zarr alone
+    /// 17.1 CPU-s and 198 MiB): gzip chunks cost CPU, and `--split auto` does not split such a
+    /// block, whose halves hold the raw chunks of the shards they share (938 MiB;
+    /// docs/performance.md, Memory).
+    pub const BLOCK_CORE_S_PER_GVOXEL_ZARR: f64 = 24.8;
     /// See [`BLOCK_CORE_S_PER_GVOXEL_ZARR`].
-    pub const BLOCK_PEAK_ZARR: u64 = 1126 << 20;
+    pub const BLOCK_PEAK_ZARR: u64 = 341 << 20;
     /// OME-Zarr bytes per voxel at scale 0 (gzip chunks of the same dense block: 849 MiB for
     /// its 1 Gvoxel and the pyramid's 1/8 + 1/64 + …).
     pub const ZARR_BYTES_PER_VOXEL: f64 = 0.725;
