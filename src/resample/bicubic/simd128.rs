@@ -13,13 +13,11 @@ use super::{BLOCK, RowMap, Source};
 use crate::resample::cubic32::BOUND;
 use core::arch::wasm32::{
     f32x4_add, f32x4_convert_i32x4, f32x4_demote_f64x2_zero, f32x4_mul, f32x4_splat, f32x4_sub,
-    f64x2, f64x2_add, f64x2_convert_low_i32x4, f64x2_extract_lane, f64x2_ge, f64x2_lt, f64x2_mul,
+    f64x2, f64x2_add, f64x2_eq, f64x2_extract_lane, f64x2_floor, f64x2_ge, f64x2_lt, f64x2_mul,
     f64x2_splat, f64x2_sub, i8x16_bitmask, i8x16_eq, i8x16_shuffle, i16x8_add, i16x8_narrow_i32x4,
-    i16x8_shl, i16x8_shuffle, i16x8_sub, i32x4, i32x4_add, i32x4_all_true, i32x4_eq,
-    i32x4_extend_high_i16x8, i32x4_extend_low_i16x8, i32x4_extract_lane, i32x4_splat,
-    i32x4_trunc_sat_f32x4, i32x4_trunc_sat_f64x2_zero, i64x2, i64x2_all_true, i64x2_extract_lane,
-    i64x2_shuffle, u8x16_narrow_i16x8, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16, v128,
-    v128_and,
+    i16x8_shl, i16x8_shuffle, i16x8_sub, i32x4, i32x4_extend_high_i16x8, i32x4_extend_low_i16x8,
+    i32x4_trunc_sat_f32x4, i64x2, i64x2_all_true, i64x2_extract_lane, i64x2_shuffle,
+    u8x16_narrow_i16x8, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16, v128, v128_and,
 };
 
 impl Source<'_> {
@@ -60,46 +58,51 @@ impl Source<'_> {
         if !i64x2_all_true(interior) {
             return false;
         }
-        // Per half h (lanes 4h..4h + 4) from the pair of f64x2 vectors 2h, 2h + 1.
-        // In [1, 2^30): truncation is floor (Pillow's FLOOR) and i32 holds it.
-        let floor = |t: &[v128; 4], h: usize| {
+        // In [1, 2^30): floor is Pillow's FLOOR (truncation there), exact, and fits i32. The
+        // neighbourhood's top-left pixel of each lane is at (x0 − 1, y0 − 1).
+        let (x0, y0) = (x.map(|t| f64x2_floor(t)), y.map(|t| f64x2_floor(t)));
+        // The offset in f64 as Pillow computes it, then rounded to f32 for the cubics: per half
+        // h (lanes 4h..4h + 4) from the f64x2 pair 2h, 2h + 1.
+        let offset = |t: &[v128; 4], t0: &[v128; 4], h: usize| {
             i64x2_shuffle::<0, 2>(
-                i32x4_trunc_sat_f64x2_zero(t[2 * h]),
-                i32x4_trunc_sat_f64x2_zero(t[2 * h + 1]),
+                f32x4_demote_f64x2_zero(f64x2_sub(t[2 * h], t0[2 * h])),
+                f32x4_demote_f64x2_zero(f64x2_sub(t[2 * h + 1], t0[2 * h + 1])),
             )
         };
-        let (x0, y0) = ([floor(&x, 0), floor(&x, 1)], [floor(&y, 0), floor(&y, 1)]);
-        // The offset in f64 as Pillow computes it, then rounded to f32 for the cubics.
-        let offset = |t: &[v128; 4], t0: v128, h: usize| {
-            let high = i64x2_shuffle::<1, 1>(t0, t0);
-            i64x2_shuffle::<0, 2>(
-                f32x4_demote_f64x2_zero(f64x2_sub(t[2 * h], f64x2_convert_low_i32x4(t0))),
-                f32x4_demote_f64x2_zero(f64x2_sub(t[2 * h + 1], f64x2_convert_low_i32x4(high))),
-            )
+        let dx = [offset(&x, &x0, 0), offset(&x, &x0, 1)];
+        let dy = [offset(&y, &y0, 0), offset(&y, &y0, 1)];
+        let lane = |t: &[v128; 4], i: usize| {
+            if i.is_multiple_of(2) {
+                f64x2_extract_lane::<0>(t[i / 2])
+            } else {
+                f64x2_extract_lane::<1>(t[i / 2])
+            }
         };
-        let dx = [offset(&x, x0[0], 0), offset(&x, x0[1], 1)];
-        let dy = [offset(&y, y0[0], 0), offset(&y, y0[1], 1)];
-        let corner = |x0: i32, y0: i32| {
+        let corner = |i: usize| {
             // x0, y0 ≥ 1 (interior), so the neighbourhood's first pixel is at (x0 − 1, y0 − 1).
-            ((y0 as usize - 1) * self.w + (x0 as usize - 1)).checked_sub(self.offset)
+            let (x0, y0) = (lane(&x0, i) as usize, lane(&y0, i) as usize);
+            ((y0 - 1) * self.w + (x0 - 1)).checked_sub(self.offset)
         };
         // As in the portable path: consecutive columns of the same rows read one run per row.
-        let (column, row) = (
-            i32x4_splat(i32x4_extract_lane::<0>(x0[0])),
-            i32x4_splat(i32x4_extract_lane::<0>(y0[0])),
-        );
-        let run = i32x4_all_true(v128_and(
-            v128_and(i32x4_eq(y0[0], row), i32x4_eq(y0[1], row)),
-            v128_and(
-                i32x4_eq(x0[0], i32x4_add(column, i32x4(0, 1, 2, 3))),
-                i32x4_eq(x0[1], i32x4_add(column, i32x4(4, 5, 6, 7))),
-            ),
-        ));
+        // Whole numbers below 2^30 compare exactly in f64.
+        let (column, row) = (f64x2_splat(lane(&x0, 0)), f64x2_splat(lane(&y0, 0)));
+        let steps = [
+            f64x2(0.0, 1.0),
+            f64x2(2.0, 3.0),
+            f64x2(4.0, 5.0),
+            f64x2(6.0, 7.0),
+        ];
+        let mut run = f64x2_eq(y0[0], row);
+        for i in 0..4 {
+            run = v128_and(run, f64x2_eq(y0[i], row));
+            run = v128_and(run, f64x2_eq(x0[i], f64x2_add(column, steps[i])));
+        }
+        let run = i64x2_all_true(run);
         // rows[r][h]: the cubic along x of neighbourhood row r for half h's lanes.
         let mut rows = [[f32x4_splat(0.0); 2]; 4];
         if run {
             // A band that misses the top row sends the block to `sample`, which clamps.
-            let Some(first) = corner(lane_of(x0[0], 0), lane_of(y0[0], 0)) else {
+            let Some(first) = corner(0) else {
                 return false;
             };
             for (r, row) in rows.iter_mut().enumerate() {
@@ -129,11 +132,7 @@ impl Source<'_> {
         } else {
             let mut words = [0i32; 4 * BLOCK];
             for lane in 0..BLOCK {
-                let (x0, y0) = (
-                    lane_of(x0[lane / 4], lane % 4),
-                    lane_of(y0[lane / 4], lane % 4),
-                );
-                let Some(first) = corner(x0, y0) else {
+                let Some(first) = corner(lane) else {
                     return false;
                 };
                 for r in 0..4 {
@@ -190,27 +189,11 @@ impl Source<'_> {
         if settled != 0xFF {
             for (i, px) in out.iter_mut().enumerate().take(BLOCK) {
                 if settled & (1 << i) == 0 {
-                    let (x, y) = (x[i / 2], y[i / 2]);
-                    *px = if i % 2 == 0 {
-                        self.sample(f64x2_extract_lane::<0>(x), f64x2_extract_lane::<0>(y))
-                    } else {
-                        self.sample(f64x2_extract_lane::<1>(x), f64x2_extract_lane::<1>(y))
-                    };
+                    *px = self.sample(lane(&x, i), lane(&y, i));
                 }
             }
         }
         true
-    }
-}
-
-/// Lane `i` (below 4) of an i32x4.
-#[inline(always)]
-fn lane_of(v: v128, i: usize) -> i32 {
-    match i {
-        0 => i32x4_extract_lane::<0>(v),
-        1 => i32x4_extract_lane::<1>(v),
-        2 => i32x4_extract_lane::<2>(v),
-        _ => i32x4_extract_lane::<3>(v),
     }
 }
 
