@@ -4,9 +4,9 @@
 //! fill a simd128 vector, four f32 lanes do, so the interior fast path computes each output pixel
 //! in f32 and keeps the result only when the f64 result is certain to truncate to the same byte:
 //! when `value ± BOUND` (the f32 value widened by the bound below) truncates to a single byte.
-//! Otherwise (about 1.5% of pixels on EM-like images) the pixel is computed again in f64, so the
-//! output is Pillow's whatever the f32 arithmetic does. `bicubic`'s tests hunt for a disagreement
-//! with the slow twin on random and on adversarial near-integer cases.
+//! Otherwise (1.5% of the pixels of `benches/resample.rs`'s slice) the pixel is computed again
+//! in f64, so the output is Pillow's whatever the f32 arithmetic does. `bicubic`'s tests hunt for
+//! a disagreement with the slow twin on random and on adversarial near-integer cases.
 //!
 //! ## The bound
 //!
