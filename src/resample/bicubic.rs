@@ -21,10 +21,12 @@
 //! compare [`resample_affine`] against. The fast version computes every sample position and
 //! offset with Pillow's f64 operations in Pillow's order, hoisting products out of loops where
 //! Pillow recomputes the same value, and skips clamping where the neighbourhood is inside the
-//! image. There, four output pixels are computed side by side in f32 so that LLVM vectorises the
-//! cubics (one f32x4 in wasm simd128 and SSE2), and a pixel whose f32 value lies too near a byte
-//! boundary to be sure of Pillow's byte is computed again in f64: [`super::cubic32`] proves the
-//! bound, so the bytes are Pillow's. `cargo bench --bench resample` measures the gain.
+//! image. There, output pixels are computed side by side in f32: four in a portable loop that
+//! LLVM vectorises (one f32x4 in SSE2), or eight as two f32x4 in the explicit simd128 path the
+//! component runs (`bicubic/simd128.rs`). A pixel whose f32 value lies too near a byte boundary
+//! to be sure of Pillow's byte is computed again in f64: `resample/cubic32.rs` proves the bound,
+//! so the bytes are Pillow's. `cargo bench --bench resample` measures the gain (built for
+//! wasm32-wasip2 and run in wasmtime for the component's figure).
 
 use super::cubic32::LANES;
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
@@ -497,11 +499,11 @@ impl<'a> Source<'a> {
     }
 
     /// Samples the [`LANES`] output pixels centred at `xin` on `map`'s row into `out` when all
-    /// their 4×4
-    /// neighbourhoods lie inside the image (the common case) and returns whether it did; false
-    /// leaves `out` untouched for [`Self::sample`]. The positions and offsets are Pillow's f64
-    /// ones; the cubics run in f32 and a pixel whose f32 value is too near a byte boundary to
-    /// be sure of Pillow's byte is sampled again in f64 ([`super::cubic32`] proves the bound).
+    /// their 4×4 neighbourhoods lie inside the image (the common case) and returns whether it
+    /// did; false leaves `out` untouched for [`Self::sample`]. The positions and offsets are
+    /// Pillow's f64 ones; the cubics run in f32 and a pixel whose f32 value is too near a byte
+    /// boundary to be sure of Pillow's byte is sampled again in f64 ([`super::cubic32`] proves
+    /// the bound).
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     #[inline(always)]
     fn sample_interior_block(&self, map: &RowMap, xin: &[f64; LANES], out: &mut [u8]) -> bool {
