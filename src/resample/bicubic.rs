@@ -823,7 +823,7 @@ mod tests {
     #[test]
     fn fast_equals_reference_on_alignment_like_transforms() {
         // Scale 1 and rotations under a few degrees, as real alignments are: the fast path's
-        // consecutive-column case, plus its block remainders (widths not a multiple of BLOCK).
+        // consecutive-column case, plus its block remainders (widths not a multiple of LANES).
         let mut rng = Rng(6);
         for case in 0..24 {
             let (w, h) = (150 + rng.below(60), 100 + rng.below(60));
@@ -832,7 +832,7 @@ mod tests {
             let t = (rng.range(-20.0, 20.0), rng.range(-20.0, 20.0));
             let cols = forward(degrees, 1.0, 0.0, w, h, t);
             let inv = AffineTransform::new(cols).inverse().unwrap();
-            both(&src, w, h, &inv, w + case % BLOCK, h);
+            both(&src, w, h, &inv, w + case % LANES, h);
         }
     }
 
