@@ -4,6 +4,10 @@
 //! once, its slow twin), plus a CRC-32 of the output. `benches/peers/pillow_resample.py` builds
 //! the same slice and transform and times Pillow's `Image.transform` on it; the ratio of the two
 //! goes to the README table, and equal CRCs show the two produced the same image.
+//!
+//! The component runs the explicit simd128 path instead of the portable one: for its figure,
+//! `cargo build --release --bench resample --target wasm32-wasip2` and run the bench's `.wasm`
+//! (under `target/wasm32-wasip2/release/deps/`) with `.venv/bin/wasmtime run -S http`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -3,9 +3,13 @@
 //! [`crate::tilepack::encode_png`] encodes a whole image through the `image` crate with
 //! `CompressionType::Fast` and `FilterType::Adaptive`, which `image` 0.25 hands to the `png`
 //! crate as `png::Compression::Fast` (fdeflate's PNG-tuned DEFLATE) and `png::Filter::Adaptive`
-//! (per row, the filter with the smallest sum of absolute differences). [`PngRowEncoder`] sets
-//! the same two on `png`'s streaming writer, so the pixels are the same and the size close; the
-//! bytes differ slightly, because the whole-image path falls back to stored blocks when DEFLATE
+//! (per row, the filter with the smallest sum of absolute differences). [`PngRowEncoder`] uses
+//! the same DEFLATE on `png`'s streaming writer but one filter for every row, `Avg`: the aligned
+//! PNG's bytes are emwrite's choice (only its pixels must be Pillow's), and on EM-like slices
+//! trying all five filters per row bought nothing. Measured in wasm on the aligned 8192² slice
+//! of `make_stack`: Adaptive 378 ms and 54.4 MB, Avg 238 ms and 54.4 MB, Paeth 250 ms and 56.2
+//! MB, Up 239 ms and 56.9 MB, no filter 100.5 MB. The pixels are the same as the whole-image
+//! path's; the bytes differ, and also because that path falls back to stored blocks when DEFLATE
 //! does not pay, which a stream cannot know in advance.
 
 use crate::{Error, Result};
@@ -59,10 +63,9 @@ impl PngRowEncoder {
         let mut encoder = png::Encoder::new(encoded.clone(), width, height);
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::Eight);
-        // `set_compression` also picks a filter; `encode_png`'s filter is set after it, as
-        // `image` does.
+        // `set_compression` also picks a filter (Adaptive); ours is set after it (module docs).
         encoder.set_compression(png::Compression::Fast);
-        encoder.set_filter(png::Filter::Adaptive);
+        encoder.set_filter(png::Filter::Avg);
         let stream = encoder
             .write_header()
             .and_then(|writer| writer.into_stream_writer_with_size(IDAT_BYTES))
@@ -111,9 +114,18 @@ mod tests {
 
     #[test]
     fn bands_encode_the_same_pixels_as_the_whole_image_encoder() {
+        // EM-like: smooth structure plus noise, the content the filter was chosen for.
         let (w, h) = (301u32, 77u32);
         let pixels: Vec<u8> = (0..w * h)
-            .map(|i| ((i % w) * 3 + (i / w) * 7 + (i * i) % 13) as u8)
+            .map(|i| {
+                let (x, y) = (f64::from(i % w), f64::from(i / w));
+                // The top 5 bits of a SplitMix64 step of the index: noise without structure.
+                let mut z = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let noise = ((z ^ (z >> 31)) >> 59) as f64;
+                (128.0 + 60.0 * (x / 17.0).sin() * (y / 23.0).cos() + noise) as u8
+            })
             .collect();
         let mut encoder = PngRowEncoder::new(w, h).unwrap();
         let mut png = Vec::new();

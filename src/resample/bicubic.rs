@@ -18,14 +18,31 @@
 //! - The result is clipped to [0, 255] and truncated, not rounded: 187.9 becomes 187.
 //!
 //! [`resample_affine_reference`] is the plain transliteration, kept as the slow twin that tests
-//! compare [`resample_affine`] against. The fast version changes no floating-point operation,
-//! only how they are scheduled: products hoisted out of loops where Pillow recomputes the same
-//! value, no clamping where the neighbourhood is inside the image, and four output pixels
-//! computed side by side so that LLVM vectorises the arithmetic (f64x2 in wasm simd128 and
-//! SSE2). Every lane performs Pillow's operations in Pillow's order, so results are the same
-//! bits; `cargo bench --bench resample` measures the gain.
+//! compare [`resample_affine`] against. The fast version computes every sample position and
+//! offset with Pillow's f64 operations in Pillow's order, hoisting products out of loops where
+//! Pillow recomputes the same value, and skips clamping where the neighbourhood is inside the
+//! image. There, output pixels are computed side by side in f32: four in a portable loop that
+//! LLVM vectorises (one f32x4 in SSE2), or eight as two f32x4 in the explicit simd128 path the
+//! component runs (`bicubic/simd128.rs`). A pixel whose f32 value lies too near a byte boundary
+//! to be sure of Pillow's byte is computed again in f64: `resample/cubic32.rs` proves the bound,
+//! so the bytes are Pillow's. `cargo bench --bench resample` measures the gain (built for
+//! wasm32-wasip2 and run in wasmtime for the component's figure).
 
+use super::cubic32::LANES;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+use super::cubic32::{cubic_lanes, settle};
 use std::ops::Range;
+
+// The interior fast path in explicit simd128 for the component; elsewhere, the portable one below.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+
+/// Output pixels per call of `sample_interior_block`: the portable path's [`LANES`] (4 measured
+/// faster than 8 there), or two f32x4 vectors in simd128 (8 measured faster than 4).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+const BLOCK: usize = LANES;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const BLOCK: usize = 2 * LANES;
 
 /// Resamples `src` (8-bit grey, `src_w × src_h`, row-major) through Pillow's inverse affine map
 /// into a new `out_w × out_h` image, exactly as Pillow's bicubic `Image.transform` with
@@ -250,33 +267,35 @@ fn resample_rows(
         // Pillow forms `a0 * xin + a1 * yin + a2` per pixel, i.e. `(a0·xin + a1·yin) + a2`.
         // Hoisting the product `a1·yin` keeps every bit; stepping u by `a0` per pixel would not
         // (each addition rounds), so u and v are recomputed from the formula per pixel.
-        let b_yin = a1 * yin;
-        let e_yin = a4 * yin;
+        let map = RowMap {
+            a0,
+            b_yin: a1 * yin,
+            a2,
+            a3,
+            e_yin: a4 * yin,
+            a5,
+        };
         // x + 0.5 is exact in f64 for any x below 2^52, so stepping xin by whole numbers is exact.
-        let mut xin = [0.0; LANES];
+        let mut xin = [0.0; BLOCK];
         for (i, xin) in xin.iter_mut().enumerate() {
             *xin = i as f64 + 0.5;
         }
-        let mut blocks = row.chunks_exact_mut(LANES);
+        let mut blocks = row.chunks_exact_mut(BLOCK);
         for block in &mut blocks {
-            let mut u = [0.0; LANES];
-            let mut v = [0.0; LANES];
-            for i in 0..LANES {
-                u[i] = a0 * xin[i] + b_yin + a2;
-                v[i] = a3 * xin[i] + e_yin + a5;
-                xin[i] += LANES as f64;
-            }
-            if !source.sample_interior_block(&u, &v, block) {
-                for ((px, u), v) in block.iter_mut().zip(u).zip(v) {
+            if !source.sample_interior_block(&map, &xin, block) {
+                for (px, xin) in block.iter_mut().zip(xin) {
+                    let (u, v) = map.at(xin);
                     if source.contains(u, v) {
                         *px = source.sample(u - 0.5, v - 0.5);
                     }
                 }
             }
+            for xin in &mut xin {
+                *xin += BLOCK as f64;
+            }
         }
         for (px, xin) in blocks.into_remainder().iter_mut().zip(xin) {
-            let u = a0 * xin + b_yin + a2;
-            let v = a3 * xin + e_yin + a5;
+            let (u, v) = map.at(xin);
             if source.contains(u, v) {
                 *px = source.sample(u - 0.5, v - 0.5);
             }
@@ -284,9 +303,27 @@ fn resample_rows(
     }
 }
 
-/// Output pixels computed side by side by [`Source::sample_interior_block`], one per lane:
-/// two f64x2 vectors in wasm simd128 and SSE2 (4 measured faster than 2 or 8).
-const LANES: usize = 4;
+/// Pillow's map from an output pixel centre to the source, along one output row: `at(xin)` is
+/// `(a0·xin + a1·yin + a2, a3·xin + a4·yin + a5)` with the products of `yin` formed once.
+struct RowMap {
+    a0: f64,
+    b_yin: f64,
+    a2: f64,
+    a3: f64,
+    e_yin: f64,
+    a5: f64,
+}
+
+impl RowMap {
+    /// (u, v) for the pixel whose centre is at `xin` on this row, in Pillow's operation order.
+    #[inline(always)]
+    fn at(&self, xin: f64) -> (f64, f64) {
+        (
+            self.a0 * xin + self.b_yin + self.a2,
+            self.a3 * xin + self.e_yin + self.a5,
+        )
+    }
+}
 
 /// The slow twin of [`resample_affine`]: the same result, written as a plain transliteration of
 /// Pillow's `affine_transform` and `bicubic_filter8`, one pixel at a time with clamped
@@ -383,26 +420,6 @@ fn cubic(v: [f64; 4], d: f64) -> f64 {
     p1 + d * (p2 + d * (p3 + d * p4))
 }
 
-/// [`cubic`] for [`LANES`] pixels side by side: `v[k][i]` is sample k of lane i and `d[i]` its
-/// offset. One loop per step over the lanes, so that LLVM vectorises each step; every lane
-/// performs [`cubic`]'s exact operations.
-#[inline(always)]
-fn cubic_lanes(v: &[[f64; LANES]; 4], d: &[f64; LANES]) -> [f64; LANES] {
-    let [v1, v2, v3, v4] = v;
-    let mut p = [[0.0; LANES]; 4];
-    for i in 0..LANES {
-        p[0][i] = v2[i];
-        p[1][i] = -v1[i] + v3[i];
-        p[2][i] = 2.0 * (v1[i] - v2[i]) + v3[i] - v4[i];
-        p[3][i] = -v1[i] + v2[i] - v3[i] + v4[i];
-    }
-    let mut out = [0.0; LANES];
-    for i in 0..LANES {
-        out[i] = p[0][i] + d[i] * (p[1][i] + d[i] * (p[2][i] + d[i] * p[3][i]));
-    }
-    out
-}
-
 /// Pillow's output rule for 8-bit bicubic: clip to [0, 255], then truncate toward zero (no
 /// rounding; NaN, which Pillow leaves undefined, becomes 0).
 #[inline(always)]
@@ -481,18 +498,23 @@ impl<'a> Source<'a> {
         u >= 0.0 && u < self.w_f64 && v >= 0.0 && v < self.h_f64
     }
 
-    /// Samples [`LANES`] output pixels, mapped to `(u[i], v[i])`, into `out` when all their 4×4
-    /// neighbourhoods lie inside the image (the common case) and returns whether it did; false
-    /// leaves `out` untouched for [`Self::sample`].
+    /// Samples the [`LANES`] output pixels centred at `xin` on `map`'s row into `out` when all
+    /// their 4×4 neighbourhoods lie inside the image (the common case) and returns whether it
+    /// did; false leaves `out` untouched for [`Self::sample`]. The positions and offsets are
+    /// Pillow's f64 ones; the cubics run in f32 and a pixel whose f32 value is too near a byte
+    /// boundary to be sure of Pillow's byte is sampled again in f64 ([`super::cubic32`] proves
+    /// the bound).
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     #[inline(always)]
-    fn sample_interior_block(&self, u: &[f64; LANES], v: &[f64; LANES], out: &mut [u8]) -> bool {
+    fn sample_interior_block(&self, map: &RowMap, xin: &[f64; LANES], out: &mut [u8]) -> bool {
         let mut x = [0.0; LANES];
         let mut y = [0.0; LANES];
         // Non-short-circuit `&`: one branch per block. NaN compares false, so is not interior.
         let mut interior = true;
         for i in 0..LANES {
-            x[i] = u[i] - 0.5;
-            y[i] = v[i] - 0.5;
+            let (u, v) = map.at(xin[i]);
+            x[i] = u - 0.5;
+            y[i] = v - 0.5;
             interior &= (x[i] >= 1.0) & (x[i] < self.x_interior_end);
             interior &= (y[i] >= 1.0) & (y[i] < self.y_interior_end);
         }
@@ -507,8 +529,8 @@ impl<'a> Source<'a> {
             // In [1, 2^30), so truncation is floor (Pillow's FLOOR) and i32 holds it.
             x0[i] = x[i] as i32;
             y0[i] = y[i] as i32;
-            dx[i] = x[i] - f64::from(x0[i]);
-            dy[i] = y[i] - f64::from(y0[i]);
+            dx[i] = (x[i] - f64::from(x0[i])) as f32;
+            dy[i] = (y[i] - f64::from(y0[i])) as f32;
         }
         // The common case for alignment transforms (scale near 1, small rotation): the lanes
         // sample consecutive columns of the same rows, so each neighbourhood row is one
@@ -538,7 +560,7 @@ impl<'a> Source<'a> {
                 };
                 let mut widened = [0.0; LANES + 3];
                 for (wide, pixel) in widened.iter_mut().zip(run_pixels) {
-                    *wide = f64::from(*pixel);
+                    *wide = f32::from(*pixel);
                 }
                 let mut samples = [[0.0; LANES]; 4];
                 for (k, sample) in samples.iter_mut().enumerate() {
@@ -567,15 +589,20 @@ impl<'a> Source<'a> {
                         return false;
                     };
                     for (sample, pixel) in samples.iter_mut().zip(pixels) {
-                        sample[i] = f64::from(*pixel);
+                        sample[i] = f32::from(*pixel);
                     }
                 }
                 *row = cubic_lanes(&samples, &dx);
             }
         }
         let values = cubic_lanes(&rows, &dy);
-        for (px, value) in out.iter_mut().zip(values) {
-            *px = clip_and_truncate(value);
+        let settled = settle(&values, out);
+        if settled.contains(&false) {
+            for (i, px) in out.iter_mut().enumerate().take(LANES) {
+                if !settled[i] {
+                    *px = self.sample(x[i], y[i]);
+                }
+            }
         }
         true
     }
@@ -826,6 +853,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn fast_equals_reference_where_pillows_value_is_nearest_a_byte_boundary() {
+        // The fast path computes in f32 and trusts its byte only outside a bound of a byte
+        // boundary (cubic32). Hunt for its worst case: move one sample offset by bisection to
+        // the two adjacent f64 positions where Pillow's byte changes, where Pillow's value lies
+        // within an ulp of an integer, and check the fast path there. BLOCK pixels wide, so the
+        // first pixel goes through the interior block; BLOCK + 4 columns keep them all interior.
+        const W: usize = BLOCK + 4;
+        let mut rng = Rng(10);
+        let byte_at =
+            |src: &[u8], inv: &[f64; 6]| resample_affine_reference(src, W, 10, inv, BLOCK, 1)[0];
+        let mut boundaries = 0;
+        for case in 0..3000 {
+            let src: Vec<u8> = (0..W * 10)
+                .map(|_| match rng.below(4) {
+                    0 => 0,
+                    1 => 255,
+                    _ => rng.next_u64() as u8,
+                })
+                .collect();
+            // Output pixel 0 samples x = c, y = f + ½ − ½ (a0 = e = 1, no rotation); move x or y.
+            let inv = [1.0, 0.0, rng.range(1.0, 2.0), 0.0, 1.0, rng.range(1.0, 2.0)];
+            let k = if case % 2 == 0 { 2 } else { 5 };
+            let (mut low, mut high) = (inv[k].floor(), inv[k].floor() + 0.999_999);
+            let at = |t: f64| {
+                let mut inv = inv;
+                inv[k] = t;
+                inv
+            };
+            let (byte_low, byte_high) = (byte_at(&src, &at(low)), byte_at(&src, &at(high)));
+            if byte_low == byte_high {
+                continue;
+            }
+            while low.next_up() < high {
+                let mid = low + (high - low) / 2.0;
+                let mid = if mid <= low {
+                    low.next_up()
+                } else {
+                    mid.min(high.next_down())
+                };
+                if byte_at(&src, &at(mid)) == byte_low {
+                    low = mid;
+                } else {
+                    high = mid;
+                }
+            }
+            boundaries += 1;
+            for t in [low, high] {
+                both(&src, W, 10, &at(t), BLOCK, 1);
+            }
+        }
+        assert!(boundaries > 1000, "{boundaries} byte boundaries found");
     }
 
     /// Resamples `inv` strip by strip, each strip of `strip` rows from a band of exactly the
