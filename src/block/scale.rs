@@ -255,16 +255,7 @@ impl ScaleState {
                     self.shards.add_chunk(cell.id, voxels, cell.extent, chunk)?;
                 }
             }
-            self.shards.chunk_done(
-                cell.id,
-                chunk.encodings,
-                output.completed,
-                output.parts,
-                output.zarr_parts,
-            )?;
-            if cell.ends_row {
-                (output.between_rows)();
-            }
+            output.cell_done(&mut self.shards, cell, chunk.encodings)?;
         }
         Ok(())
     }
@@ -292,6 +283,29 @@ pub(super) struct LayerOutput<'a> {
     pub(super) zarr_parts: &'a mut Vec<ZarrPart>,
     /// Called after each row of chunks.
     pub(super) between_rows: &'a mut dyn FnMut(),
+}
+
+impl LayerOutput<'_> {
+    /// Counts `cell`'s chunk as done in `shards`, taking what that completes, and calls
+    /// `between_rows` after the last chunk of a row.
+    pub(super) fn cell_done(
+        &mut self,
+        shards: &mut BlockShards,
+        cell: LayerCell,
+        encodings: &[Encoding],
+    ) -> Result<()> {
+        shards.chunk_done(
+            cell.id,
+            encodings,
+            self.completed,
+            self.parts,
+            self.zarr_parts,
+        )?;
+        if cell.ends_row {
+            (self.between_rows)();
+        }
+        Ok(())
+    }
 }
 
 /// Copies into `out` the chunk of `extent` voxels at `origin` = `[x, y]` of a slab whose

@@ -119,16 +119,7 @@ impl SliceFeed {
                     .collect::<Result<Vec<_>>>()?;
                 shards.add_encoded_chunk(cell.id, chunk, &encoded)?;
             }
-            shards.chunk_done(
-                cell.id,
-                chunk.encodings,
-                output.completed,
-                output.parts,
-                output.zarr_parts,
-            )?;
-            if cell.ends_row {
-                (output.between_rows)();
-            }
+            output.cell_done(shards, cell, chunk.encodings)?;
         }
         Ok(())
     }
