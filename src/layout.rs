@@ -142,7 +142,13 @@ pub fn scale_shifts(resolution_nm: [f64; 3]) -> [ScaleShift; SCALE_COUNT] {
 /// ([`scale_shifts`]): every scale's voxel size is scale 0's times `2^shift` on each axis, exactly
 /// (powers of two multiply floats exactly). What the block engine and `verify` build on: a volume
 /// laid out by other rules is refused, not misread.
-pub fn shifts_of_scales(resolutions: &[[f64; 3]]) -> Result<Vec<ScaleShift>> {
+pub fn shifts_of_scales(scales: &[Scale]) -> Result<Vec<ScaleShift>> {
+    let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
+    shifts_of_resolutions(&resolutions)
+}
+
+/// [`shifts_of_scales`] of the scales' voxel sizes, finest first.
+fn shifts_of_resolutions(resolutions: &[[f64; 3]]) -> Result<Vec<ScaleShift>> {
     let Some(&scale0) = resolutions.first() else {
         return Ok(Vec::new());
     };
@@ -392,6 +398,18 @@ pub fn zarr_array_object(dest: &Location, scale: &ZarrScale) -> ObjectPath {
 /// as it is written and block manifests list it: `ome-zarr/0/c/<z>/<y>/<x>`.
 pub fn zarr_shard_name(scale: &ZarrScale, shard: [u64; 3]) -> String {
     format!("{ZARR_FOLDER}/{}/{}", scale.path, scale.shard_key(shard))
+}
+
+/// Where chunk `id` of `scale` lies in the OME-Zarr array `zarr`: its shard (xyz, in shards)
+/// and its inner chunk's place in that shard (xyz). The one reading of a chunk id as a Zarr
+/// place, for shards made whole and shards streamed alike.
+pub fn zarr_chunk_place(scale: &Scale, zarr: &ZarrScale, id: u64) -> ([u64; 3], [u64; 3]) {
+    let cell = morton::decode(id, scale.morton_bits());
+    let per_shard = zarr.chunks_per_shard();
+    (
+        std::array::from_fn(|axis| cell[axis] / per_shard[axis]),
+        std::array::from_fn(|axis| cell[axis] % per_shard[axis]),
+    )
 }
 
 /// One half of a block, cut along z so that two component instances (two cores) can build one
@@ -741,14 +759,14 @@ mod tests {
         };
         let info = volume_info([1500, 700], 3, 1030, [8.0, 8.0, 40.0], Encoding::Jpeg);
         let info = info.expect("info");
-        let shifts = shifts_of_scales(&resolutions(&info)).expect("emwrite's");
+        let shifts = shifts_of_scales(info.scales()).expect("emwrite's");
         assert_eq!(shifts, scale_shifts([8.0, 8.0, 40.0]));
         // A pyramid that halved z at every scale is another layout.
         let mut halving = resolutions(&info);
         halving[1][2] *= 2.0;
-        let error = shifts_of_scales(&halving).expect_err("not emwrite's");
+        let error = shifts_of_resolutions(&halving).expect_err("not emwrite's");
         assert!(error.to_string().contains("scale 1"), "{error}");
-        assert!(shifts_of_scales(&[[8.0; 3]; 6]).is_err());
+        assert!(shifts_of_resolutions(&[[8.0; 3]; 6]).is_err());
     }
 
     #[test]

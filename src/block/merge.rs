@@ -59,8 +59,7 @@ pub fn merge_halves(
         }
     }
 
-    let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
-    let shifts = layout::shifts_of_scales(&resolutions)?;
+    let shifts = layout::shifts_of_scales(scales)?;
     // Both halves' parts of each shard, ordered as a single task completes them.
     let mut parts: BTreeMap<(usize, &str, usize), Vec<&[u8]>> = BTreeMap::new();
     for (handoff, half) in [(lower, BlockHalf::Lower), (upper, BlockHalf::Upper)] {

@@ -213,8 +213,7 @@ impl BlockPyramid {
                 format_args!("{jpeg_quality} is not in 1..=100"),
             ));
         }
-        let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
-        let shifts = layout::shifts_of_scales(&resolutions)?;
+        let shifts = layout::shifts_of_scales(scales)?;
         let scales = scales
             .iter()
             .zip(&shifts)
@@ -802,10 +801,9 @@ mod tests {
         voxels: &[u8],
         zero_slabs: &[usize],
     ) -> Shards {
-        let scales = scales.to_vec();
-        let streamed = stream(&scales, block, &[Encoding::Raw], voxels, zero_slabs, C);
-        let got = decode_streamed(&scales, &streamed, Encoding::Raw);
-        let want = naive_pyramid(&scales, block, voxels, C);
+        let streamed = stream(scales, block, &[Encoding::Raw], voxels, zero_slabs, C);
+        let got = decode_streamed(scales, &streamed, Encoding::Raw);
+        let want = naive_pyramid(scales, block, voxels, C);
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>(),

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use crate::layout;
 use crate::precomputed::codec::{self, Encoding};
 use crate::precomputed::info::Scale;
-use crate::precomputed::morton;
 use crate::precomputed::shard::{ShardEncoder, ShardStream, decode_shard};
 use crate::zarr::metadata::ZarrScale;
 use crate::zarr::shard::ShardBuilder;
@@ -178,10 +177,8 @@ struct PendingShard {
 struct ZarrStream {
     /// The shard's name below the destination.
     name: String,
-    /// Inner chunks per shard edge, xyz.
-    per_shard: [u64; 3],
-    /// Morton bits per axis of the scale's chunk ids.
-    bits: [u32; 3],
+    /// The shard's array.
+    zarr: ZarrScale,
     /// Where the raw encoding is among [`ChunkEncoding::encodings`].
     raw: usize,
     builder: ShardBuilder,
@@ -190,10 +187,9 @@ struct ZarrStream {
 }
 
 impl ZarrStream {
-    /// Adds chunk `id`'s raw voxels, gzip-encoded, at its place in the shard.
-    fn add(&mut self, id: u64, raw: &[u8]) -> Result<()> {
-        let cell = morton::decode(id, self.bits);
-        let place: [u64; 3] = std::array::from_fn(|axis| cell[axis] % self.per_shard[axis]);
+    /// Adds chunk `id` of `scale`, its raw voxels gzip-encoded, at its place in the shard.
+    fn add(&mut self, scale: &Scale, id: u64, raw: &[u8]) -> Result<()> {
+        let (_, place) = layout::zarr_chunk_place(scale, &self.zarr, id);
         let zyx = |[x, y, z]: [u64; 3]| [z, y, x];
         if self.last.is_some_and(|last| zyx(last) >= zyx(place)) {
             return Err(Error::internal(format_args!(
@@ -216,6 +212,16 @@ enum ShardSink {
     Streamed(ShardStream),
     /// Not kept: raw chunks that only the shard's streamed OME-Zarr twin needs.
     Dropped,
+}
+
+impl ShardSink {
+    /// Whether no chunk went into it yet.
+    fn is_empty(&self) -> bool {
+        match self {
+            ShardSink::Held(encoder) => encoder.is_empty(),
+            ShardSink::Streamed(_) | ShardSink::Dropped => false,
+        }
+    }
 }
 
 impl BlockShards {
@@ -305,8 +311,6 @@ impl BlockShards {
         chunk_edge: usize,
         drop_raw: bool,
     ) -> Result<()> {
-        let bits = self.scale.morton_bits();
-        let per_shard = zarr.chunks_per_shard();
         for pending in self.pending.values_mut() {
             let voxels = pending.ids.len().saturating_mul(chunk_edge.pow(3));
             let Some(&first) = pending.ids.first() else {
@@ -316,23 +320,24 @@ impl BlockShards {
                 continue;
             }
             match pending.sinks.get_mut(raw) {
-                Some(sink @ ShardSink::Held(_)) if drop_raw => *sink = ShardSink::Dropped,
-                Some(ShardSink::Held(encoder)) if encoder.is_empty() => {}
+                Some(sink @ ShardSink::Held(_)) if sink.is_empty() => {
+                    if drop_raw {
+                        *sink = ShardSink::Dropped;
+                    }
+                }
                 _ => {
                     return Err(Error::internal(
-                        "block shards: zarr streaming chosen after the first chunk, or without \
-                         a raw encoding",
+                        "block shards: zarr streaming chosen after the first chunk or after \
+                         stream_from, or without a raw encoding",
                     ));
                 }
             }
-            let cell = morton::decode(first, bits);
-            let place = std::array::from_fn(|axis| cell[axis] / per_shard[axis]);
+            let (place, _) = layout::zarr_chunk_place(&self.scale, zarr, first);
             pending.zarr = Some(ZarrStream {
                 name: layout::zarr_shard_name(zarr, place),
-                per_shard,
-                bits,
+                zarr: zarr.clone(),
                 raw,
-                builder: ShardBuilder::new(per_shard)?,
+                builder: ShardBuilder::new(zarr.chunks_per_shard())?,
                 last: None,
             });
         }
@@ -393,7 +398,8 @@ impl BlockShards {
         if let Some(zarr) = pending.zarr.as_mut() {
             let mut raw = Vec::with_capacity(chunk.chunk_edge.pow(3));
             encode(Encoding::Raw, zarr.raw, &mut raw)?;
-            zarr.add(id, &raw).map_err(|e| e.context(context()))?;
+            zarr.add(&self.scale, id, &raw)
+                .map_err(|e| e.context(context()))?;
         }
         for (i, (sink, &encoding)) in pending.sinks.iter_mut().zip(chunk.encodings).enumerate() {
             let encode = |out: &mut Vec<u8>| encode(encoding, i, out);

@@ -11,7 +11,6 @@ use super::shards::CompletedShard;
 use crate::layout;
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
-use crate::precomputed::morton;
 use crate::zarr::codec::encode_chunk;
 use crate::zarr::metadata::ZarrScale;
 use crate::zarr::shard::ShardBuilder;
@@ -29,21 +28,17 @@ pub fn zarr_shard(
     if shard.encoding != Encoding::Raw {
         return Err(Error::internal("made from raw chunks only").context(context()));
     }
-    let per_shard = zarr.chunks_per_shard();
-    let bits = scale.morton_bits();
-    let mut builder = ShardBuilder::new(per_shard)?;
+    let mut builder = ShardBuilder::new(zarr.chunks_per_shard())?;
     let mut place = None;
     let mut chunks = Vec::new();
     for (id, voxels) in shard.chunks() {
-        let cell = morton::decode(id, bits);
-        let here: [u64; 3] = std::array::from_fn(|axis| cell[axis] / per_shard[axis]);
+        let (here, [x, y, z]) = layout::zarr_chunk_place(scale, zarr, id);
         if *place.get_or_insert(here) != here {
             return Err(Error::internal(format_args!(
                 "chunk {id} lies in zarr shard {here:?}, not {place:?}"
             ))
             .context(context()));
         }
-        let [x, y, z] = std::array::from_fn(|axis| cell[axis] % per_shard[axis]);
         chunks.push(([z, y, x], voxels));
     }
     // In the index's (C) order, whatever order the chunks were encoded in: a block built in

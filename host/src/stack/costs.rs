@@ -203,8 +203,8 @@ mod tests {
         let with_raw = costs_of(true);
         assert!(with_raw[2].output > shard.output + (1 << 30));
         assert_eq!(with_raw[2].peak, figures::BLOCK_PEAK_RAW);
-        // OME-Zarr holds whole raw shards: its own measured figures, and its bytes beside the
-        // JPEG volume's.
+        // OME-Zarr (gzip chunks, blocks not split): its own measured figures, and its bytes
+        // beside the JPEG volume's.
         let mut both = stack(1024, [1024, 1024], false);
         both.format = OutputFormat::Both;
         let zarr = &super::costs(&both, Input::None)[2];

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use emwrite::block::manifest::{BlockManifest, read_manifest_bytes};
-use emwrite::layout;
+use emwrite::layout::{self, ScaleShift};
 use emwrite::precomputed::codec::{Encoding, decode_chunk};
 use emwrite::precomputed::info::{Scale, VolumeInfo};
 use emwrite::precomputed::morton;
@@ -151,6 +151,8 @@ struct Volume {
     /// Each encoding with its scales: JPEG, and raw when its info exists; none for an OME-Zarr
     /// image alone.
     encodings: Vec<(Encoding, Vec<Scale>)>,
+    /// The shift of each of the encodings' scales ([`layout::shifts_of_scales`]).
+    shifts: Vec<ScaleShift>,
     /// The OME-Zarr image's arrays, when it has one.
     zarr: Vec<ZarrScale>,
     /// `(bbox, minz, maxz)` from `realsize` and `realoffset`, when the info has them.
@@ -191,6 +193,7 @@ impl Volume {
                 return Ok(Ok(Volume {
                     dest: dest.clone(),
                     encodings: Vec::new(),
+                    shifts: Vec::new(),
                     zarr: image.scales,
                     stack: Some(image.stack),
                     blocks: layout::stack_blocks(bbox, minz, maxz).collect(),
@@ -207,11 +210,13 @@ impl Volume {
         let (jpeg, zarr) = jpeg;
         // A block's cells at each scale follow from the scales' shifts; an info laid out by
         // other rules has no blocks to check.
-        let resolutions: Vec<[f64; 3]> = jpeg.scales().iter().map(Scale::resolution_nm).collect();
-        if let Err(error) = layout::shifts_of_scales(&resolutions) {
-            let object = layout::info_object(dest, Encoding::Jpeg);
-            return Ok(Err(format!("{}: {error}", object.name)));
-        }
+        let shifts = match layout::shifts_of_scales(jpeg.scales()) {
+            Ok(shifts) => shifts,
+            Err(error) => {
+                let object = layout::info_object(dest, Encoding::Jpeg);
+                return Ok(Err(format!("{}: {error}", object.name)));
+            }
+        };
         let mut encodings = vec![(Encoding::Jpeg, jpeg.scales().to_vec())];
         match read_info(store, dest, Encoding::Raw).await? {
             Some(Ok(raw)) => {
@@ -258,6 +263,7 @@ impl Volume {
         Ok(Ok(Volume {
             dest: dest.clone(),
             encodings,
+            shifts,
             zarr: zarr.map(|image| image.scales).unwrap_or_default(),
             stack,
             blocks,
@@ -268,10 +274,8 @@ impl Volume {
     fn block_shards(&self, block: [u32; 3]) -> HashMap<String, ExpectedShard> {
         let mut shards = HashMap::new();
         for (encoding, scales) in &self.encodings {
-            // Checked when the volume was loaded: the same voxel sizes as the jpeg info's.
-            let resolutions: Vec<[f64; 3]> = scales.iter().map(Scale::resolution_nm).collect();
-            let shifts = layout::shifts_of_scales(&resolutions).unwrap_or_default();
-            for (scale, &shift) in scales.iter().zip(&shifts) {
+            // The raw info's scales have the jpeg info's voxel sizes (checked when loaded).
+            for (scale, &shift) in scales.iter().zip(&self.shifts) {
                 let cells = layout::block_cells(block.map(u64::from), shift, scale.grid());
                 let spec = scale.sharding();
                 for z in cells[2].clone() {
@@ -613,6 +617,7 @@ mod tests {
         let volume = Volume {
             dest: Location::parse("dest", "lab").unwrap(),
             encodings: vec![(Encoding::Jpeg, scales())],
+            shifts: layout::shifts_of_scales(&scales()).expect("emwrite's scales"),
             zarr: Vec::new(),
             stack: Some(([2048, 1024], 0, 1000)),
             blocks: vec![[0, 0, 0], [1, 0, 0]],
