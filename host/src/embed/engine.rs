@@ -14,8 +14,8 @@ use emwrite::guest_env::{
 use emwrite::storage::router::DefaultStore;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{
-    Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder,
-    Strategy, Trap, UpdateDeadline,
+    Cache, CacheConfig, Config, Engine, ProfilingStrategy, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Strategy, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -325,11 +325,19 @@ impl Emwrite {
     }
 }
 
+/// Set (to anything) to have wasmtime write a perf map of the component's compiled code.
+const PERF_MAP_VAR: &str = "EMWRITE_PERF_MAP";
+
 fn new_engine() -> Result<Engine, HostError> {
     let mut config = Config::new();
     config.strategy(Strategy::Cranelift);
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // For profiling the component with `perf` (docs/performance.md): wasmtime writes
+    // /tmp/perf-<pid>.map, which names the compiled wasm functions in `perf report`.
+    if std::env::var_os(PERF_MAP_VAR).is_some() {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     // Compiling the component takes seconds; wasmtime's cache (keyed by the wasm bytes and the
     // engine settings) makes every later start of the same build take milliseconds.
     match Cache::new(CacheConfig::new()) {

@@ -287,23 +287,30 @@ impl<C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'_, C> {
             ));
         }
         let store = self.body.store;
-        let appended = self.body.finish().await?;
+        // The body's last part and the prefix are separate objects: they go side by side, and
+        // so do the two deletes, so that finishing costs three round trips, not five.
+        let (appended, prefixed) = futures::join!(
+            self.body.finish(),
+            store.put(&self.prefix_object, prefix, BINARY)
+        );
         let parts = [&self.prefix_object, &self.body_object];
-        let mut composed = store.put(&self.prefix_object, prefix, BINARY).await;
-        if composed.is_ok() {
-            composed = store
+        let composed = match (appended, prefixed) {
+            (Ok(appended), Ok(())) => store
                 .compose(&self.object, &parts, &self.content_type)
-                .await;
-        }
+                .await
+                .map(|()| appended),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         // Whether or not the object is whole, the temporaries have served; one that cannot be
-        // deleted is worth a note, not a failed task.
-        let mut notes = Vec::new();
-        for part in parts {
-            if let Err(e) = store.delete(part).await {
-                notes.push(format!("temporary object left behind: {e}"));
-            }
-        }
-        composed?;
+        // deleted is worth a note, not a failed task. (Deleting one that was never written
+        // answers 404, which `delete` takes as done.)
+        let (first, second) = futures::join!(store.delete(parts[0]), store.delete(parts[1]));
+        let notes = [first, second]
+            .into_iter()
+            .filter_map(|deleted| deleted.err())
+            .map(|e| format!("temporary object left behind: {e}"))
+            .collect();
+        let appended = composed?;
         Ok(FinishedObject {
             bytes: self.prefix_len + appended,
             notes,
