@@ -1,6 +1,7 @@
 //! Decoding a tile pack's tiles, within limits: the packs are read back by other tasks, so a
 //! corrupt or hostile tile is refused before anything of its claimed size is allocated.
 
+use crate::slice_image::png_decode_options;
 use crate::{Error, Result};
 
 /// Decodes one tile's PNG, which must be 8-bit grayscale of `extent`, into a buffer of its own
@@ -81,11 +82,8 @@ fn open_tile<'p>(
     extent: [u64; 2],
     what: &dyn std::fmt::Display,
 ) -> Result<OpenTile<'p>> {
-    let mut options = png::DecodeOptions::default();
-    options.set_ignore_crc(true);
-    // png skips the Adler-32 by default; here it is the one check of the pixels.
-    options.set_ignore_adler32(false);
-    let mut decoder = png::Decoder::new_with_options(std::io::Cursor::new(png), options);
+    let mut decoder =
+        png::Decoder::new_with_options(std::io::Cursor::new(png), png_decode_options());
     decoder.set_transformations(png::Transformations::IDENTITY);
     let reader = decoder.read_info().map_err(|e| corrupt_tile(what, e))?;
     let info = reader.info();
