@@ -12,12 +12,12 @@
 use super::{BLOCK, RowMap, Source};
 use crate::resample::cubic32::BOUND;
 use core::arch::wasm32::{
-    f32x4_add, f32x4_convert_i32x4, f32x4_demote_f64x2_zero, f32x4_mul, f32x4_splat, f32x4_sub,
-    f64x2, f64x2_add, f64x2_eq, f64x2_extract_lane, f64x2_floor, f64x2_ge, f64x2_lt, f64x2_mul,
-    f64x2_splat, f64x2_sub, i8x16_bitmask, i8x16_eq, i8x16_shuffle, i16x8_add, i16x8_narrow_i32x4,
-    i16x8_shl, i16x8_shuffle, i16x8_sub, i32x4, i32x4_extend_high_i16x8, i32x4_extend_low_i16x8,
-    i32x4_trunc_sat_f32x4, i64x2, i64x2_all_true, i64x2_extract_lane, i64x2_shuffle,
-    u8x16_narrow_i16x8, u16x8_extend_high_u8x16, u16x8_extend_low_u8x16, v128, v128_and,
+    f32x4_add, f32x4_convert_i32x4, f32x4_demote_f64x2_zero, f32x4_eq, f32x4_floor, f32x4_mul,
+    f32x4_pmax, f32x4_pmin, f32x4_splat, f32x4_sub, f64x2, f64x2_add, f64x2_eq, f64x2_extract_lane,
+    f64x2_floor, f64x2_ge, f64x2_lt, f64x2_mul, f64x2_splat, f64x2_sub, i8x16_shuffle, i16x8_add,
+    i16x8_shl, i16x8_shuffle, i16x8_sub, i32x4, i32x4_bitmask, i32x4_extend_high_i16x8,
+    i32x4_extend_low_i16x8, i64x2, i64x2_all_true, i64x2_extract_lane, i64x2_shuffle,
+    u16x8_extend_high_u8x16, u16x8_extend_low_u8x16, v128, v128_and,
 };
 
 impl Source<'_> {
@@ -166,8 +166,14 @@ impl Source<'_> {
         }
         // Along y, on f32 rows: `cubic32::cubic_lanes`' operations in its order.
         let bound = f32x4_splat(BOUND);
-        let mut low = [f32x4_splat(0.0); 2];
-        let mut high = [f32x4_splat(0.0); 2];
+        // Pillow's byte of a value (Rust's `as u8`: truncated, saturated to [0, 255]) is the
+        // floor of the value clamped to [0, 255] first: the same for every finite value, and an
+        // interior pixel's value is finite. The floors are whole f32s, compared and converted
+        // exactly, which costs far fewer instructions than saturating conversions to i32.
+        let (zero, top) = (f32x4_splat(0.0), f32x4_splat(255.0));
+        let byte = |value: v128| f32x4_floor(f32x4_pmin(f32x4_pmax(value, zero), top));
+        let mut settled = 0;
+        let mut bytes = [f32x4_splat(0.0); 2];
         for h in 0..2 {
             let [v1, v2, v3, v4] = rows.map(|row| row[h]);
             let p2 = f32x4_sub(v3, v1);
@@ -175,17 +181,16 @@ impl Source<'_> {
             let p3 = f32x4_sub(f32x4_add(f32x4_add(doubled, doubled), v3), v4);
             let p4 = f32x4_add(f32x4_sub(f32x4_sub(v2, v1), v3), v4);
             let value = horner(v2, p2, p3, p4, dy[h]);
-            low[h] = i32x4_trunc_sat_f32x4(f32x4_sub(value, bound));
-            high[h] = i32x4_trunc_sat_f32x4(f32x4_add(value, bound));
+            let (low, high) = (byte(f32x4_sub(value, bound)), byte(f32x4_add(value, bound)));
+            settled |= i32x4_bitmask(f32x4_eq(low, high)) << (4 * h);
+            // A whole number in [0, 255] plus 2^23 is exact and holds it in its low mantissa
+            // bits: its first byte is the byte.
+            bytes[h] = f32x4_add(high, f32x4_splat(8_388_608.0));
         }
-        // Truncated, then saturated to [0, 255] in two narrowing steps: Rust's `as u8`.
-        let bytes = |t: [v128; 2]| {
-            let t = i16x8_narrow_i32x4(t[0], t[1]);
-            u8x16_narrow_i16x8(t, t)
-        };
-        let (low, high) = (bytes(low), bytes(high));
-        out[..BLOCK].copy_from_slice(&i64x2_extract_lane::<0>(high).to_le_bytes());
-        let settled = i8x16_bitmask(i8x16_eq(low, high)) & 0xFF;
+        let packed = i8x16_shuffle::<0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0>(
+            bytes[0], bytes[1],
+        );
+        out[..BLOCK].copy_from_slice(&i64x2_extract_lane::<0>(packed).to_le_bytes());
         if settled != 0xFF {
             for (i, px) in out.iter_mut().enumerate().take(BLOCK) {
                 if settled & (1 << i) == 0 {
