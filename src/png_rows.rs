@@ -24,8 +24,10 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 
-/// The most data in one chunk: the PNG specification caps a chunk's length at 2^31 − 1 bytes.
-const MAX_CHUNK_DATA: usize = 1 << 30;
+/// Bytes of compressed data per `IDAT` chunk: large enough that chunk framing (12 bytes each)
+/// costs nothing measurable, small enough that the compressed bytes are framed as they come, not
+/// held twice (a band of a hemibrain-sized frame compresses to about 30 MB).
+const IDAT_BYTES: usize = 1 << 20;
 
 /// The PNG filter type byte of `Avg` (PNG specification, 9.2): each byte less the floor of the
 /// mean of the byte to its left and the byte above.
@@ -37,8 +39,18 @@ const AVG_FILTER: u8 = 3;
 struct SharedBuffer(Rc<RefCell<Vec<u8>>>);
 
 impl SharedBuffer {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.borrow_mut())
+    /// Frames the bytes held as one `IDAT` chunk onto `out` (none if there are none), and
+    /// empties the buffer, keeping its allocation.
+    fn frame_onto(&self, out: &mut Vec<u8>) {
+        let mut held = self.0.borrow_mut();
+        if !held.is_empty() {
+            push_chunk(out, b"IDAT", &held);
+            held.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.borrow().len()
     }
 }
 
@@ -113,7 +125,9 @@ impl PngRowEncoder {
         let (width, height) = (self.width, self.height);
         let row_len = width as usize;
         let count = rows.len() / row_len;
-        if !rows.len().is_multiple_of(row_len) || count as u64 > u64::from(height - self.rows_written) {
+        if !rows.len().is_multiple_of(row_len)
+            || count as u64 > u64::from(height - self.rows_written)
+        {
             return Err(encoding_error(
                 width,
                 height,
@@ -129,18 +143,20 @@ impl PngRowEncoder {
             self.compressor
                 .write_data(&self.filtered)
                 .map_err(|e| encoding_error(width, height, e))?;
+            if self.compressed.len() >= IDAT_BYTES {
+                self.compressed.frame_onto(&mut self.framed);
+            }
             self.above.copy_from_slice(row);
         }
         self.rows_written += count as u32;
         Ok(())
     }
 
-    /// The bytes encoded since the last call, to be written out: one `IDAT` chunk of what the
+    /// The bytes encoded since the last call, to be written out: `IDAT` chunks of what the
     /// compressor has given up so far (it keeps a few bytes back until it finishes).
     pub fn take_encoded(&mut self) -> Vec<u8> {
-        let mut out = std::mem::take(&mut self.framed);
-        push_idat(&mut out, &self.compressed.take());
-        out
+        self.compressed.frame_onto(&mut self.framed);
+        std::mem::take(&mut self.framed)
     }
 
     /// Ends the PNG once every row is written and returns its last bytes.
@@ -163,7 +179,7 @@ impl PngRowEncoder {
         compressor
             .finish()
             .map_err(|e| encoding_error(width, height, e))?;
-        push_idat(&mut framed, &compressed.take());
+        compressed.frame_onto(&mut framed);
         push_chunk(&mut framed, b"IEND", &[]);
         Ok(framed)
     }
@@ -182,19 +198,12 @@ fn avg_filter(row: &[u8], above: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Appends `compressed`, the next bytes of the zlib stream, as `IDAT` chunks (none if empty).
-fn push_idat(out: &mut Vec<u8>, compressed: &[u8]) {
-    for data in compressed.chunks(MAX_CHUNK_DATA) {
-        push_chunk(out, b"IDAT", data);
-    }
-}
-
 /// Appends one PNG chunk: its length, type, data and the CRC-32 of type and data.
 fn push_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     let mut crc = flate2::Crc::new();
     crc.update(kind);
     crc.update(data);
-    // At most MAX_CHUNK_DATA bytes, so the length fits.
+    // At most IDAT_BYTES and one row's compressed bytes: far below the 2^31 − 1 a chunk may hold.
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(kind);
     out.extend_from_slice(data);
@@ -245,6 +254,27 @@ mod tests {
             png.len(),
             whole.len()
         );
+    }
+
+    #[test]
+    fn bands_past_an_idat_are_framed_in_several() {
+        // Noise does not compress: 1.2 MB of it passes IDAT_BYTES within the first band.
+        let (w, h) = (1200u32, 1000u32);
+        let pixels: Vec<u8> = (0..w * h)
+            .map(|i| (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect();
+        let mut encoder = PngRowEncoder::new(w, h).unwrap();
+        let mut png = Vec::new();
+        for band in pixels.chunks(700 * w as usize) {
+            encoder.write_rows(band).unwrap();
+            png.extend(encoder.take_encoded());
+        }
+        png.extend(encoder.finish().unwrap());
+        let idats = png.windows(4).filter(|t| *t == b"IDAT").count();
+        assert!(idats >= 3, "{idats} IDAT chunks");
+        // image's PNG decoder checks every chunk's CRC-32.
+        let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
+        assert_eq!(decoded.into_luma8().into_raw(), pixels);
     }
 
     #[test]
