@@ -8,7 +8,7 @@ use crate::storage::http_client::{HttpClient, HttpRequest, HttpResponse, Transpo
 use http::header::CONTENT_LENGTH;
 use std::time::Duration;
 use wstd::http::body::Bytes;
-use wstd::http::body::util::Empty;
+use wstd::http::body::util::{BodyExt, Empty};
 use wstd::http::{Body, Client, ErrorCode, HeaderValue, Request};
 
 /// Time to open a connection (TCP and TLS).
@@ -59,18 +59,40 @@ impl HttpClient for WasiHttpClient {
             .send(outgoing)
             .await
             .map_err(|e| transport_error(&e, Phase::Send))?;
-        let (head, mut body) = response.into_parts();
-        let body = body
-            .bytes_contents()
+        let (head, body) = response.into_parts();
+        let body = read_body(body)
             .await
             .map_err(|e| transport_error(&e, Phase::ReadBody))?;
-        Ok(HttpResponse::from_parts(head, Vec::from(body)))
+        Ok(HttpResponse::from_parts(head, body))
     }
 
     async fn sleep(&self, duration: Duration) {
         wstd::task::sleep(duration.into()).await;
     }
 }
+
+/// The whole of a response's `body`, its frames (64 KiB each from wstd) copied once into a buffer
+/// of the announced length. wstd's `bytes_contents` collects the frames, then copies them into
+/// one buffer, which stays shared with the body, so making a `Vec` of it copied it again: three
+/// copies of each 1 MiB tile in linear memory at once, and two extra passes over the GiB of
+/// tiles an ngshard block reads.
+async fn read_body(body: Body) -> Result<Vec<u8>, wstd::http::Error> {
+    let announced = body.content_length().unwrap_or(0);
+    // The length is the server's word: trusted for a first reservation only up to a bound, and
+    // the buffer grows past it if more comes.
+    let mut bytes =
+        Vec::with_capacity(usize::try_from(announced.min(MAX_RESERVED_BODY)).unwrap_or(0));
+    let mut body = body.into_boxed_body();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+/// The largest body length reserved in advance on the server's word alone.
+const MAX_RESERVED_BODY: u64 = 64 << 20;
 
 /// [`FIRST_BYTE_TIMEOUT`] plus the time to upload `body_bytes` at [`UPLOAD_BYTES_PER_SECOND`].
 fn first_byte_timeout(body_bytes: usize) -> Duration {
