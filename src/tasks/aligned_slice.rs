@@ -10,8 +10,8 @@
 //!
 //! Memory, for an `out_w`-wide frame from a `src_w`-wide source: the band (at most
 //! [`MAX_WINDOW_BYTES`], typically `src_w · (strip rows + rotation spread + 5)`), the strip
-//! (`strip rows · out_w`), the strip's tile PNGs (about as much), the PNG encoder's buffers and
-//! one IDAT chunk (a few MiB), the source read ahead
+//! (`strip rows · out_w`), one tile PNG and about a MiB of rows of the aligned PNG at a time
+//! (each written out before the next is made), the source read ahead
 //! ([`FETCH_BYTES`](crate::slice_image::FETCH_BYTES)) and each GCS writer's part (8 MiB).
 //! Strips are whole rows of tiles, so a `shard-size` above [`STRIP_ROWS`] makes them that
 //! tall. Measured peak heap (`cargo bench --bench aligned_slice`, native, 0.5° rotation,
@@ -108,20 +108,27 @@ async fn run_in_strips(
         resample_affine_rows(band, &inverse, out_w, rows, &mut strip)
             .map_err(|e| Error::internal(format!("{raw_object}: {e}")))?;
         stages.resample += started.elapsed();
-        let started = Instant::now();
-        png.write_rows(&strip)?;
-        let encoded = png.take_encoded();
-        stages.encode += started.elapsed();
-        let started = Instant::now();
-        png_writer.append(&encoded).await?;
-        stages.write += started.elapsed();
-        for tile_row in strip.chunks(pack.tile_row_bytes()) {
+        for band in strip.chunks(png_band_bytes(out_w)) {
             let started = Instant::now();
-            let tiles = pack.encode_tile_row(tile_row)?;
+            png.write_rows(band)?;
+            let encoded = png.take_encoded();
             stages.encode += started.elapsed();
             let started = Instant::now();
-            pack_writer.append(&tiles).await?;
+            png_writer.append(&encoded).await?;
             stages.write += started.elapsed();
+        }
+        for tile_row in strip.chunks(pack.tile_row_bytes()) {
+            let mut tiles = pack.tiles_of_row(tile_row)?;
+            loop {
+                let started = Instant::now();
+                let Some(tile) = tiles.next().transpose()? else {
+                    break;
+                };
+                stages.encode += started.elapsed();
+                let started = Instant::now();
+                pack_writer.append(&tile).await?;
+                stages.write += started.elapsed();
+            }
         }
     }
     // Reads were waited for inside the decode time: move them to fetch.
@@ -142,6 +149,17 @@ async fn run_in_strips(
     written.retries = storage.retries().saturating_sub(retries_before);
     written.stages = stages;
     Ok(written)
+}
+
+/// About how many bytes of a strip's rows go into the aligned PNG's encoder before its output is
+/// written out: whole rows, at least one. Its output is then held a band at a time, not a strip
+/// (about 30 MB at 34,432 wide, and as much again while its buffer grew).
+const PNG_BAND_BYTES: usize = 1 << 20;
+
+/// The bytes of the whole rows of an `out_w`-wide frame that make a band of about
+/// [`PNG_BAND_BYTES`].
+fn png_band_bytes(out_w: usize) -> usize {
+    out_w * (PNG_BAND_BYTES / out_w).max(1)
 }
 
 /// Output rows and the source rows they read.

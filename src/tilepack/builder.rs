@@ -109,6 +109,21 @@ impl TilePackBuilder {
     /// Encodes the next row of tiles from `pixels`, its image rows (`tile_size` rows of `width`,
     /// fewer in the last row of tiles), and returns their PNGs back to back, left to right.
     pub fn encode_tile_row(&mut self, pixels: &[u8]) -> Result<Vec<u8>> {
+        let mut tiles = Vec::new();
+        for png in self.tiles_of_row(pixels)? {
+            tiles.extend_from_slice(&png?);
+        }
+        Ok(tiles)
+    }
+
+    /// The next row of tiles from `pixels` (as [`Self::encode_tile_row`] takes them), each
+    /// tile's PNG encoded as the iterator reaches it, left to right: a caller that writes each
+    /// out before taking the next holds one tile, not a row of them (34 MiB at 34,432 wide). A
+    /// row not taken to its end leaves the pack short, which [`Self::prefix`] refuses.
+    pub fn tiles_of_row<'b>(
+        &'b mut self,
+        pixels: &'b [u8],
+    ) -> Result<impl Iterator<Item = Result<Vec<u8>>> + 'b> {
         let header = self.header;
         let ty = self.next_tile_row;
         let [nx, ny] = header.tiles_xy();
@@ -124,9 +139,9 @@ impl TilePackBuilder {
                 pixels.len()
             )));
         }
-        let mut tiles = Vec::new();
+        self.next_tile_row += 1;
         let mut tile = Vec::new();
-        for tx in 0..nx {
+        Ok((0..nx).map(move |tx| {
             let [tw, th] = header.tile_extent(tx, ty);
             tile.clear();
             for row in 0..th {
@@ -136,10 +151,8 @@ impl TilePackBuilder {
             let png = encode_tile_png(&tile, tw as u32, th as u32)?;
             let end = self.offsets.last().copied().unwrap_or_default() + png.len() as u64;
             self.offsets.push(end);
-            tiles.extend_from_slice(&png);
-        }
-        self.next_tile_row += 1;
-        Ok(tiles)
+            Ok(png)
+        }))
     }
 
     /// The header and offsets, once every row of tiles is encoded: [`Self::prefix_len`] bytes.
