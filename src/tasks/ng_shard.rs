@@ -27,10 +27,7 @@ use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, engine_encodings, in
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::request::{NgShardRequest, wire};
-use crate::storage::location::ObjectPath;
-use crate::storage::{
-    self, FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
-};
+use crate::storage::{self, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
 use crate::tasks::StageTimings;
 use crate::tasks::tile_reads::{self, TileReads};
 use crate::zarr::metadata::{ZarrScale, first_resolution_nm};
@@ -440,9 +437,8 @@ impl<S: StreamingStorage> Default for OpenShards<'_, S> {
 }
 
 impl<'s, S: StreamingStorage> OpenShards<'s, S> {
-    /// Writes `parts`, each shard's in order: a shard's first part starts its object, its last
-    /// one (with the shard index) makes it visible, whole. Different shards go side by side:
-    /// finishing one takes several round trips, and a slab often completes several at once.
+    /// Writes `parts` in order: a shard's first part starts its object, its last one (with the
+    /// shard index) makes it visible, whole.
     async fn write_parts(
         &mut self,
         storage: &'s S,
@@ -450,55 +446,42 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
         out: &mut Output<'_>,
         parts: Vec<ShardPart>,
     ) -> Result<()> {
-        let started = Instant::now();
-        let shards = by_shard(parts, |part| {
-            layout::shard_name(part.encoding, &part.scale_key, &part.file_name)
-        });
-        let writes: Vec<_> = shards
-            .into_iter()
-            .map(|(name, parts)| {
-                let open = self.writers.remove(&name);
-                let object = request.dest.object(&name);
-                async move {
-                    let index_len = parts.first().map_or(0, |part| part.index_len);
-                    let mut writer = match open {
-                        Some(writer) => writer,
-                        None => {
-                            storage
-                                .start_put_with_prefix(&object, storage::BINARY, index_len)
-                                .await?
-                        }
-                    };
-                    let mut parts = parts.into_iter();
-                    while let Some(part) = parts.next() {
-                        for piece in part.pieces {
-                            writer.append(&piece).await?;
-                        }
-                        if let Some(index) = part.index {
-                            no_part_after_the_last(&object, parts.len())?;
-                            let finished = writer.finish_with_prefix(&index).await?;
-                            return Ok((name, ShardWrite::Finished(finished)));
-                        }
-                    }
-                    Ok((name, ShardWrite::Open(writer)))
+        for part in parts {
+            let started = Instant::now();
+            let name = layout::shard_name(part.encoding, &part.scale_key, &part.file_name);
+            let object = request.dest.object(&name);
+            let mut writer = match self.writers.remove(&name) {
+                Some(writer) => writer,
+                None => {
+                    storage
+                        .start_put_with_prefix(&object, storage::BINARY, part.index_len)
+                        .await?
                 }
-            })
-            .collect();
-        for (name, write) in futures::future::try_join_all(writes).await? {
-            match write {
-                ShardWrite::Open(writer) => {
+            };
+            for piece in part.pieces {
+                writer.append(&piece).await?;
+            }
+            match part.index {
+                None => {
                     self.writers.insert(name, writer);
                 }
-                ShardWrite::Finished(finished) => out.record_finished(request, name, finished),
+                Some(index) => {
+                    let finished = writer.finish_with_prefix(&index).await?;
+                    out.written.record(&object, finished.bytes);
+                    out.written.notes.extend(finished.notes);
+                    out.listed.push(ListedObject {
+                        name,
+                        bytes: finished.bytes,
+                    });
+                }
             }
+            out.written.stages.write += started.elapsed();
         }
-        out.written.stages.write += started.elapsed();
         Ok(())
     }
 
-    /// Writes `parts` of OME-Zarr shards, each shard's in order: a shard's first part starts its
-    /// object, its last one (ending with the index) makes it visible, whole. Different shards go
-    /// side by side, as in [`Self::write_parts`].
+    /// Writes `parts` of OME-Zarr shards in order: a shard's first part starts its object, its
+    /// last one (ending with the index) makes it visible, whole.
     async fn write_zarr_parts(
         &mut self,
         storage: &'s S,
@@ -506,44 +489,26 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
         out: &mut Output<'_>,
         parts: Vec<ZarrPart>,
     ) -> Result<()> {
-        let started = Instant::now();
-        let shards = by_shard(parts, |part| part.name.clone());
-        let writes: Vec<_> = shards
-            .into_iter()
-            .map(|(name, parts)| {
-                let open = self.zarr_writers.remove(&name);
-                let object = request.dest.object(&name);
-                async move {
-                    let mut writer = match open {
-                        Some(writer) => writer,
-                        None => storage.start_put(&object, storage::BINARY).await?,
-                    };
-                    let mut parts = parts.into_iter();
-                    while let Some(part) = parts.next() {
-                        writer.append(&part.bytes).await?;
-                        if part.last {
-                            no_part_after_the_last(&object, parts.len())?;
-                            let bytes = writer.finish().await?;
-                            let notes = Vec::new();
-                            return Ok((
-                                name,
-                                ShardWrite::Finished(FinishedObject { bytes, notes }),
-                            ));
-                        }
-                    }
-                    Ok((name, ShardWrite::Open(writer)))
-                }
-            })
-            .collect();
-        for (name, write) in futures::future::try_join_all(writes).await? {
-            match write {
-                ShardWrite::Open(writer) => {
-                    self.zarr_writers.insert(name, writer);
-                }
-                ShardWrite::Finished(finished) => out.record_finished(request, name, finished),
+        for part in parts {
+            let started = Instant::now();
+            let object = request.dest.object(&part.name);
+            let mut writer = match self.zarr_writers.remove(&part.name) {
+                Some(writer) => writer,
+                None => storage.start_put(&object, storage::BINARY).await?,
+            };
+            writer.append(&part.bytes).await?;
+            if part.last {
+                let bytes = writer.finish().await?;
+                out.written.record(&object, bytes);
+                out.listed.push(ListedObject {
+                    name: part.name,
+                    bytes,
+                });
+            } else {
+                self.zarr_writers.insert(part.name, writer);
             }
+            out.written.stages.write += started.elapsed();
         }
-        out.written.stages.write += started.elapsed();
         Ok(())
     }
 
@@ -556,37 +521,6 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
                 "{object}: a shard written in parts was never finished"
             ))),
         }
-    }
-}
-
-/// What writing a slab's parts of one shard left: its writer, open for the next slab's, or the
-/// finished file.
-enum ShardWrite<W> {
-    Open(W),
-    Finished(FinishedObject),
-}
-
-/// `parts` by the shard `name` gives each, keeping their order within a shard; shards in the
-/// order of their first part.
-fn by_shard<P>(parts: Vec<P>, name: impl Fn(&P) -> String) -> Vec<(String, Vec<P>)> {
-    let mut shards: Vec<(String, Vec<P>)> = Vec::new();
-    for part in parts {
-        let name = name(&part);
-        match shards.iter_mut().find(|(shard, _)| *shard == name) {
-            Some((_, parts)) => parts.push(part),
-            None => shards.push((name, vec![part])),
-        }
-    }
-    shards
-}
-
-/// An emwrite bug: parts of `object` that came after the one that completed it.
-fn no_part_after_the_last(object: &ObjectPath, left: usize) -> Result<()> {
-    match left {
-        0 => Ok(()),
-        _ => Err(Error::internal(format_args!(
-            "{object}: {left} part(s) after the shard's last"
-        ))),
     }
 }
 
@@ -606,23 +540,6 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
-    /// Records the shard file `name` below the request's destination, finished in parts, in the
-    /// report and in the manifest's list.
-    fn record_finished(
-        &mut self,
-        request: &NgShardRequest,
-        name: String,
-        finished: FinishedObject,
-    ) {
-        self.written
-            .record(&request.dest.object(&name), finished.bytes);
-        self.written.notes.extend(finished.notes);
-        self.listed.push(ListedObject {
-            name,
-            bytes: finished.bytes,
-        });
-    }
-
     /// Puts the whole file `bytes` as `name` below the request's destination, recorded in the
     /// report and listed for the manifest.
     async fn put(
