@@ -11,18 +11,17 @@ use emwrite::storage::router::DefaultStore;
 use crate::stack::tasks::{Phase, Stack};
 
 /// The measured figures the plan multiplies out. Sources: the README's Performance table
-/// (`scripts/bench --scaling`, 3 runs a side, 2 cores, 2026-12-07 16:52; alignedslice's peaks
-/// re-measured after that run, docs/performance.md) and, for output sizes,
+/// (`scripts/bench --scaling`, 3 runs a side, 2 cores, 2026-12-07 17:19) and, for output sizes,
 /// the example stack
 /// (`cargo run --release --example make_stack`, EM-like synthetic data) converted by
 /// `emwrite pipeline`. Real EM compresses differently: read the byte figures as estimates.
 pub mod figures {
-    /// alignedslice core-seconds per megapixel of the aligned frame (0.41 CPU-s at 4096², 1.52
-    /// at 8192², 6.48 at 16384², 31.13 at 34,432 × 39,552: 0.024, 0.023, 0.024 and 0.023; the
+    /// alignedslice core-seconds per megapixel of the aligned frame (0.43 CPU-s at 4096², 1.49
+    /// at 8192², 5.97 at 16384², 30.66 at 34,432 × 39,552: 0.026, 0.022, 0.022 and 0.023; the
     /// small ones also load the component, which a pipeline does once).
-    pub const SLICE_CORE_S_PER_MPX: f64 = 0.024;
+    pub const SLICE_CORE_S_PER_MPX: f64 = 0.023;
     /// alignedslice peak memory: it holds a band of about 1024 rows of the frame, so memory
-    /// follows the frame's width (50 MiB at 4096 wide, 75 at 8192, 101 at 16384, 178 at 34,432).
+    /// follows the frame's width (51 MiB at 4096 wide, 74 at 8192, 100 at 16384, 177 at 34,432).
     pub const SLICE_PEAK_FIXED: u64 = 40 << 20;
     /// See [`SLICE_PEAK_FIXED`]: bytes per column of the frame.
     pub const SLICE_PEAK_PER_COLUMN: u64 = 4_400;
@@ -35,17 +34,17 @@ pub mod figures {
     pub const META_CORE_S: f64 = 0.01;
     /// See [`META_CORE_S`].
     pub const META_PEAK: u64 = 40 << 20;
-    /// ngshard core-seconds per voxel of the block that holds slices (6.24 CPU-s for a 1024³
-    /// JPEG block split in two instances, 7.03 with raw in one).
-    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 6.24;
+    /// ngshard core-seconds per voxel of the block that holds slices (6.67 CPU-s for a 1024³
+    /// JPEG block split in two instances, 7.37 with raw in one).
+    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 6.67;
     /// See [`BLOCK_CORE_S_PER_GVOXEL_JPEG`].
-    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 7.03;
-    /// ngshard peak memory (238 MiB JPEG split in two instances, 125 MiB in one; 490 MiB JPEG +
+    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 7.37;
+    /// ngshard peak memory (244 MiB JPEG split in two instances, 125 MiB in one; 488 MiB JPEG +
     /// raw): the streaming pyramid bounds it whatever the slices, and raw scale-0 shards set it
     /// with writeRaw.
-    pub const BLOCK_PEAK_JPEG: u64 = 238 << 20;
+    pub const BLOCK_PEAK_JPEG: u64 = 244 << 20;
     /// See [`BLOCK_PEAK_JPEG`].
-    pub const BLOCK_PEAK_RAW: u64 = 490 << 20;
+    pub const BLOCK_PEAK_RAW: u64 = 488 << 20;
     /// ngshard core-seconds per Gvoxel and peak memory with OME-Zarr output (`format` both:
     /// 23.2–26.4 CPU-s and 341 MiB for a dense 1024³ block in one instance; ome-zarr alone
     /// 17.1 CPU-s and 198 MiB): gzip chunks cost CPU, and `--split auto` does not split such a
