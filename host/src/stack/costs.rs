@@ -222,10 +222,10 @@ mod tests {
         let costs = costs(&stack(10, [4096, 4096], false), Input::Bytes(5));
         let align = &costs[0];
         assert_eq!((align.tasks, align.input.clone()), (10, Input::Bytes(5)));
-        // 0.50 CPU-s measured for one 4096² slice (its process loading the component too), in
-        // 59 MiB.
-        assert!((align.core_seconds / 10.0 - 0.50).abs() < 0.06, "{align:?}");
-        assert_eq!(align.peak >> 20, 55);
+        // 0.43 CPU-s measured for one 4096² slice (its process loading the component too), in
+        // 51 MiB; the peak's fit over the four widths measured gives it 57.
+        assert!((align.core_seconds / 10.0 - 0.43).abs() < 0.06, "{align:?}");
+        assert_eq!(align.peak >> 20, 57);
         assert_eq!(costs[1].tasks, 1);
     }
 
