@@ -13,7 +13,6 @@ use super::{
 use crate::storage::location::ObjectPath;
 use crate::{Error, ErrorKind, Result};
 use std::io::{ErrorKind as IoKind, Read, Seek, SeekFrom};
-
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -398,6 +397,7 @@ impl ObjectWriter for FsWriter {
     }
 
     async fn finish(mut self) -> Result<u64> {
+        // An object nothing was appended to is still made, empty (or its prefix alone).
         self.file()?;
         let (_, temp) = self
             .file

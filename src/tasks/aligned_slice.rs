@@ -15,8 +15,10 @@
 //! ([`FETCH_BYTES`](crate::slice_image::FETCH_BYTES)) and each GCS writer's part (8 MiB).
 //! Strips are whole rows of tiles, so a `shard-size` above [`STRIP_ROWS`] makes them that
 //! tall. Measured peak heap (`cargo bench --bench aligned_slice`, native, 0.5° rotation,
-//! `shard-size` 1024): 57 MiB at 8192², 97 MiB at 16384², 185 MiB at 34,432 × 39,552, against
-//! 266 MiB and 1064 MiB for the whole-image path at the first two.
+//! `shard-size` 1024), when a strip's PNG and tiles were still held whole: 57 MiB at 8192²,
+//! 97 MiB at 16384², 185 MiB at 34,432 × 39,552, against 266 MiB and 1064 MiB for the
+//! whole-image path at the first two. The whole process in the component now: 74 MiB at 8192²,
+//! 177 MiB at 34,432 × 39,552 (docs/performance.md, Scaling).
 
 use super::{StageTimings, Written};
 use crate::layout::{aligned_slice_object, raw_slice_object, tile_pack_object};
