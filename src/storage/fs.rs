@@ -7,7 +7,7 @@
 //! (a killed process), which nothing else would.
 
 use super::{
-    FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
+    FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage, Visible,
     prefix_length_error,
 };
 use crate::storage::location::ObjectPath;
@@ -458,11 +458,14 @@ pub struct FsPrefixedWriter {
 }
 
 impl PrefixedObjectWriter for FsPrefixedWriter {
+    /// The file is renamed into place when sent.
+    type Sent = Visible;
+
     async fn append(&mut self, bytes: &[u8]) -> Result<()> {
         self.writer.append(bytes).await
     }
 
-    async fn finish_with_prefix(mut self, prefix: &[u8]) -> Result<FinishedObject> {
+    async fn send_with_prefix(mut self, prefix: &[u8]) -> Result<Visible> {
         if prefix.len() as u64 != self.prefix_len {
             return Err(prefix_length_error(
                 &self.writer.object,
@@ -472,10 +475,10 @@ impl PrefixedObjectWriter for FsPrefixedWriter {
         }
         self.writer.fill_hole(prefix)?;
         let appended = self.writer.finish().await?;
-        Ok(FinishedObject {
+        Ok(Visible(FinishedObject {
             bytes: self.prefix_len + appended,
             notes: Vec::new(),
-        })
+        }))
     }
 }
 

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::location::ObjectPath;
-use super::{FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
+use super::{
+    FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage, Visible,
+};
 use crate::{Error, Result};
 
 /// Objects by `bucket/name`.
@@ -112,12 +114,15 @@ impl ObjectWriter for MemoryWriter<'_> {
 }
 
 impl PrefixedObjectWriter for MemoryWriter<'_> {
+    /// The object is stored when sent.
+    type Sent = Visible;
+
     async fn append(&mut self, bytes: &[u8]) -> Result<()> {
         self.bytes.extend_from_slice(bytes);
         Ok(())
     }
 
-    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject> {
+    async fn send_with_prefix(self, prefix: &[u8]) -> Result<Visible> {
         if prefix.len() as u64 != self.prefix_len {
             return Err(super::prefix_length_error(
                 &self.object,
@@ -128,9 +133,9 @@ impl PrefixedObjectWriter for MemoryWriter<'_> {
         let file = [prefix, &self.bytes].concat();
         let bytes = file.len() as u64;
         self.storage.insert(&self.object, file);
-        Ok(FinishedObject {
+        Ok(Visible(FinishedObject {
             bytes,
             notes: Vec::new(),
-        })
+        }))
     }
 }

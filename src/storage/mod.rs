@@ -126,12 +126,49 @@ pub trait ObjectWriter {
     reason = "futures run on one thread (wasm32 has none other), so no Send bound is wanted"
 )]
 pub trait PrefixedObjectWriter {
+    /// The object once all its bytes are sent: [`SentObject::complete`] makes it visible.
+    type Sent: SentObject;
+
     /// Appends `bytes` to the object, after the prefix and what was appended before.
     async fn append(&mut self, bytes: &[u8]) -> Result<()>;
 
-    /// Writes `prefix` (exactly the length announced when the put started) before the appended
-    /// bytes and makes the object visible, whole, under its name.
-    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject>;
+    /// Sends `prefix` (exactly the length announced when the put started) and whatever of the
+    /// appended bytes is still held. The object is visible, whole, under its name once the
+    /// answer's [`SentObject::complete`] succeeds (a store may make it visible sooner), and
+    /// never in part.
+    ///
+    /// Two steps, so that a caller can send the next object while this one completes: on GCS
+    /// completing is a compose and the cleanup of the two temporaries, two round trips with no
+    /// bytes to send (`gcs/upload.rs`).
+    async fn send_with_prefix(self, prefix: &[u8]) -> Result<Self::Sent>;
+
+    /// Both steps: sends the prefix and the rest, then makes the object visible, whole.
+    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject>
+    where
+        Self: Sized,
+    {
+        self.send_with_prefix(prefix).await?.complete().await
+    }
+}
+
+/// A prefixed object whose bytes are all sent ([`PrefixedObjectWriter::send_with_prefix`]).
+#[expect(
+    async_fn_in_trait,
+    reason = "futures run on one thread (wasm32 has none other), so no Send bound is wanted"
+)]
+pub trait SentObject {
+    /// Makes the object visible, whole, under its name, and says what finishing it did.
+    async fn complete(self) -> Result<FinishedObject>;
+}
+
+/// A sent object that its store already made visible: completing it does nothing more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Visible(pub FinishedObject);
+
+impl SentObject for Visible {
+    async fn complete(self) -> Result<FinishedObject> {
+        Ok(self.0)
+    }
 }
 
 /// What finishing a prefixed object did.

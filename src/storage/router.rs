@@ -5,7 +5,9 @@
 //! are kept and reported when a request first needs the store they concern, so that a bad setting
 //! fails requests with a clear message rather than trapping the instance.
 
-use super::{FinishedObject, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
+use super::{
+    FinishedObject, ObjectWriter, PrefixedObjectWriter, SentObject, Storage, StreamingStorage,
+};
 use crate::guest_env::DEFAULT_STORE_ENV;
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, Result};
@@ -195,7 +197,8 @@ impl<L: StreamingStorage, G: StreamingStorage> StreamingStorage for Router<L, G>
     }
 }
 
-/// The writer of whichever store an object went to.
+/// The writer of whichever store an object went to, or (as [`PrefixedObjectWriter::Sent`]) the
+/// object sent there.
 #[derive(Debug)]
 pub enum RoutedWriter<L, G> {
     /// Writing to the local store.
@@ -221,6 +224,8 @@ impl<L: ObjectWriter, G: ObjectWriter> ObjectWriter for RoutedWriter<L, G> {
 }
 
 impl<L: PrefixedObjectWriter, G: PrefixedObjectWriter> PrefixedObjectWriter for RoutedWriter<L, G> {
+    type Sent = RoutedWriter<L::Sent, G::Sent>;
+
     async fn append(&mut self, bytes: &[u8]) -> Result<()> {
         match self {
             RoutedWriter::Local(w) => w.append(bytes).await,
@@ -228,10 +233,19 @@ impl<L: PrefixedObjectWriter, G: PrefixedObjectWriter> PrefixedObjectWriter for 
         }
     }
 
-    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject> {
+    async fn send_with_prefix(self, prefix: &[u8]) -> Result<Self::Sent> {
+        Ok(match self {
+            RoutedWriter::Local(w) => RoutedWriter::Local(w.send_with_prefix(prefix).await?),
+            RoutedWriter::Gcs(w) => RoutedWriter::Gcs(w.send_with_prefix(prefix).await?),
+        })
+    }
+}
+
+impl<L: SentObject, G: SentObject> SentObject for RoutedWriter<L, G> {
+    async fn complete(self) -> Result<FinishedObject> {
         match self {
-            RoutedWriter::Local(w) => w.finish_with_prefix(prefix).await,
-            RoutedWriter::Gcs(w) => w.finish_with_prefix(prefix).await,
+            RoutedWriter::Local(sent) => sent.complete().await,
+            RoutedWriter::Gcs(sent) => sent.complete().await,
         }
     }
 }

@@ -27,7 +27,10 @@ use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, engine_encodings, in
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::{Scale, VolumeInfo};
 use crate::request::{NgShardRequest, wire};
-use crate::storage::{self, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage};
+use crate::storage::location::ObjectPath;
+use crate::storage::{
+    self, FinishedObject, ObjectWriter, PrefixedObjectWriter, SentObject, Storage, StreamingStorage,
+};
 use crate::tasks::StageTimings;
 use crate::tasks::tile_reads::{self, TileReads};
 use crate::zarr::metadata::{ZarrScale, first_resolution_nm};
@@ -439,6 +442,11 @@ impl<S: StreamingStorage> Default for OpenShards<'_, S> {
 impl<'s, S: StreamingStorage> OpenShards<'s, S> {
     /// Writes `parts` in order: a shard's first part starts its object, its last one (with the
     /// shard index) makes it visible, whole.
+    ///
+    /// A finished shard completes while the next part goes out: on GCS completing is a compose
+    /// and a cleanup, two round trips with no bytes to send, which would otherwise stand between
+    /// one shard's last part and the next shard's (a half's four scale-0 shards all finish at its
+    /// last slab). Only one shard's bytes are in flight at a time, as before.
     async fn write_parts(
         &mut self,
         storage: &'s S,
@@ -446,37 +454,46 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
         out: &mut Output<'_>,
         parts: Vec<ShardPart>,
     ) -> Result<()> {
+        let mut completing = None;
         for part in parts {
             let started = Instant::now();
             let name = layout::shard_name(part.encoding, &part.scale_key, &part.file_name);
             let object = request.dest.object(&name);
-            let mut writer = match self.writers.remove(&name) {
-                Some(writer) => writer,
-                None => {
-                    storage
-                        .start_put_with_prefix(&object, storage::BINARY, part.index_len)
-                        .await?
+            let writer = self.writers.remove(&name);
+            let send = async {
+                let mut writer = match writer {
+                    Some(writer) => writer,
+                    None => {
+                        storage
+                            .start_put_with_prefix(&object, storage::BINARY, part.index_len)
+                            .await?
+                    }
+                };
+                for piece in &part.pieces {
+                    writer.append(piece).await?;
+                }
+                match &part.index {
+                    None => Ok(SentOrOpen::Open(writer)),
+                    Some(index) => Ok(SentOrOpen::Sent(writer.send_with_prefix(index).await?)),
                 }
             };
-            for piece in part.pieces {
-                writer.append(&piece).await?;
+            let (completed, sent) = futures::join!(complete_shard(completing.take()), send);
+            if let Some((name, object, finished)) = completed? {
+                out.record_shard(name, &object, finished);
             }
-            match part.index {
-                None => {
+            match sent? {
+                SentOrOpen::Open(writer) => {
                     self.writers.insert(name, writer);
                 }
-                Some(index) => {
-                    let finished = writer.finish_with_prefix(&index).await?;
-                    out.written.record(&object, finished.bytes);
-                    out.written.notes.extend(finished.notes);
-                    out.listed.push(ListedObject {
-                        name,
-                        bytes: finished.bytes,
-                    });
-                }
+                SentOrOpen::Sent(sent) => completing = Some((name, object, sent)),
             }
             out.written.stages.write += started.elapsed();
         }
+        let started = Instant::now();
+        if let Some((name, object, finished)) = complete_shard(completing).await? {
+            out.record_shard(name, &object, finished);
+        }
+        out.written.stages.write += started.elapsed();
         Ok(())
     }
 
@@ -524,6 +541,24 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
     }
 }
 
+/// A shard writer after a part: still open, or with all of its shard sent.
+enum SentOrOpen<W: PrefixedObjectWriter> {
+    Open(W),
+    Sent(W::Sent),
+}
+
+/// Completes the shard `sent` (its name, object and what was sent), if any: makes it visible,
+/// whole.
+async fn complete_shard<C: SentObject>(
+    sent: Option<(String, ObjectPath, C)>,
+) -> Result<Option<(String, ObjectPath, FinishedObject)>> {
+    let Some((name, object, sent)) = sent else {
+        return Ok(None);
+    };
+    let finished = sent.complete().await?;
+    Ok(Some((name, object, finished)))
+}
+
 /// Adds the pyramid's downsample and encode times to the report.
 fn add_pyramid_timings(written: &mut Written, pyramid: &BlockPyramid) {
     let timings = pyramid.timings();
@@ -540,6 +575,16 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
+    /// Records the shard file `name`, finished as `object`, in the report and the manifest's list.
+    fn record_shard(&mut self, name: String, object: &ObjectPath, finished: FinishedObject) {
+        self.written.record(object, finished.bytes);
+        self.written.notes.extend(finished.notes);
+        self.listed.push(ListedObject {
+            name,
+            bytes: finished.bytes,
+        });
+    }
+
     /// Puts the whole file `bytes` as `name` below the request's destination, recorded in the
     /// report and listed for the manifest.
     async fn put(

@@ -11,8 +11,8 @@
 use super::http_client::{Bytes, HttpClient, HttpRequest, HttpResponse, header};
 use super::retry::{Backoff, Failure, RetryPolicy, is_retryable_status, jitter_unit};
 use super::{
-    BINARY, FinishedObject, JSON, ObjectWriter, PrefixedObjectWriter, Storage, StreamingStorage,
-    prefix_length_error,
+    BINARY, FinishedObject, JSON, ObjectWriter, PrefixedObjectWriter, SentObject, Storage,
+    StreamingStorage, prefix_length_error,
 };
 use crate::storage::location::{ObjectPath, Store};
 use crate::{Error, ErrorKind, Result};

@@ -260,9 +260,9 @@ fn hidden_part(object: &ObjectPath, token: &str, kind: &str) -> ObjectPath {
 }
 
 /// An object being uploaded to GCS after a prefix that comes last: the appended bytes stream to
-/// a hidden temporary object; [`PrefixedObjectWriter::finish_with_prefix`] uploads the prefix
-/// as another and composes the two into the object. Dropped unfinished, it abandons the upload
-/// session and leaves nothing.
+/// a hidden temporary object; [`PrefixedObjectWriter::send_with_prefix`] uploads the prefix as
+/// another, and completing composes the two into the object. Dropped unfinished, it abandons the
+/// upload session and leaves nothing.
 #[derive(Debug)]
 pub struct GcsPrefixedWriter<'a, C> {
     body: GcsWriter<'a, C>,
@@ -273,12 +273,14 @@ pub struct GcsPrefixedWriter<'a, C> {
     prefix_len: u64,
 }
 
-impl<C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'_, C> {
+impl<'a, C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'a, C> {
+    type Sent = GcsSentObject<'a, C>;
+
     async fn append(&mut self, bytes: &[u8]) -> Result<()> {
         self.body.append(bytes).await
     }
 
-    async fn finish_with_prefix(self, prefix: &[u8]) -> Result<FinishedObject> {
+    async fn send_with_prefix(self, prefix: &[u8]) -> Result<GcsSentObject<'a, C>> {
         if prefix.len() as u64 != self.prefix_len {
             return Err(prefix_length_error(
                 &self.object,
@@ -287,32 +289,74 @@ impl<C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'_, C> {
             ));
         }
         let store = self.body.store;
-        // The body's last part and the prefix are separate objects: they go side by side, and
-        // so do the two deletes, so that finishing costs three round trips, not five.
+        // The body's last part and the prefix are separate objects: they go side by side.
         let (appended, prefixed) = futures::join!(
             self.body.finish(),
             store.put(&self.prefix_object, prefix, BINARY)
         );
-        let parts = [&self.prefix_object, &self.body_object];
-        let composed = match (appended, prefixed) {
-            (Ok(appended), Ok(())) => store
-                .compose(&self.object, &parts, &self.content_type)
-                .await
-                .map(|()| appended),
-            (Err(e), _) | (_, Err(e)) => Err(e),
+        let sent = GcsSentObject {
+            store,
+            object: self.object,
+            parts: [self.prefix_object, self.body_object],
+            content_type: self.content_type,
+            bytes: self.prefix_len,
         };
-        // Whether or not the object is whole, the temporaries have served; one that cannot be
-        // deleted is worth a note, not a failed task. (Deleting one that was never written
-        // answers 404, which `delete` takes as done.)
-        let (first, second) = futures::join!(store.delete(parts[0]), store.delete(parts[1]));
-        let notes = [first, second]
+        match (appended, prefixed) {
+            (Ok(appended), Ok(())) => Ok(GcsSentObject {
+                bytes: sent.bytes + appended,
+                ..sent
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                // The temporaries will not be composed: whichever landed goes (a note cannot
+                // reach the report with the error, and the error is what matters).
+                let _ = sent.delete_parts().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A prefixed object whose prefix and body are both on GCS as hidden temporaries; completing
+/// composes them into the object and deletes them: two round trips, which the caller may
+/// overlap with sending the next object.
+#[derive(Debug)]
+pub struct GcsSentObject<'a, C> {
+    store: &'a GcsStorage<C>,
+    object: ObjectPath,
+    /// The prefix's temporary object, then the body's: the compose's order.
+    parts: [ObjectPath; 2],
+    content_type: String,
+    /// The object's size, prefix included.
+    bytes: u64,
+}
+
+impl<C: HttpClient> GcsSentObject<'_, C> {
+    /// Deletes both temporaries side by side; says what could not be deleted. (Deleting one that
+    /// was never written answers 404, which `delete` takes as done.)
+    async fn delete_parts(&self) -> Vec<String> {
+        let [prefix, body] = &self.parts;
+        let (first, second) = futures::join!(self.store.delete(prefix), self.store.delete(body));
+        [first, second]
             .into_iter()
             .filter_map(|deleted| deleted.err())
             .map(|e| format!("temporary object left behind: {e}"))
-            .collect();
-        let appended = composed?;
+            .collect()
+    }
+}
+
+impl<C: HttpClient> SentObject for GcsSentObject<'_, C> {
+    async fn complete(self) -> Result<FinishedObject> {
+        let parts = [&self.parts[0], &self.parts[1]];
+        let composed = self
+            .store
+            .compose(&self.object, &parts, &self.content_type)
+            .await;
+        // Whether or not the object is whole, the temporaries have served; one that cannot be
+        // deleted is worth a note, not a failed task.
+        let notes = self.delete_parts().await;
+        composed?;
         Ok(FinishedObject {
-            bytes: self.prefix_len + appended,
+            bytes: self.bytes,
             notes,
         })
     }
@@ -477,6 +521,41 @@ mod tests {
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{url}");
         assert!(tail.starts_with(&format!("-{kind}")), "{url}");
         format!("tmp%2F.7.part-T{tail}")
+    }
+
+    #[test]
+    fn a_sent_prefixed_object_is_composed_only_when_completed() {
+        let client = ScriptedClient::new(vec![
+            answer_with(200, "location", "http://127.0.0.1:9/session"),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(200, "{}"),
+            answer(204, ""),
+            answer(204, ""),
+        ]);
+        let gcs = store(&client);
+        let mut writer =
+            pollster::block_on(gcs.start_put_with_prefix(&object("tmp/7"), BINARY, 2)).unwrap();
+        pollster::block_on(writer.append(b"body")).unwrap();
+        let sent = pollster::block_on(writer.send_with_prefix(b"ix")).unwrap();
+        // Sending ends with both temporaries up (the session's start, its last part, the
+        // prefix): nothing is composed yet, so nothing shows under the name.
+        let methods = |client: &ScriptedClient| -> Vec<Method> {
+            client
+                .sent
+                .borrow()
+                .iter()
+                .map(|r| r.method.clone())
+                .collect()
+        };
+        assert_eq!(methods(&client), [Method::POST, Method::PUT, Method::POST]);
+        let finished = pollster::block_on(sent.complete()).unwrap();
+        assert_eq!(finished.bytes, 6);
+        assert_eq!(
+            methods(&client)[3..],
+            [Method::POST, Method::DELETE, Method::DELETE]
+        );
+        assert!(client.sent.borrow()[3].url.ends_with("/o/tmp%2F7/compose"));
     }
 
     #[test]
