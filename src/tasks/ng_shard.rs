@@ -460,21 +460,29 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
             let name = layout::shard_name(part.encoding, &part.scale_key, &part.file_name);
             let object = request.dest.object(&name);
             let writer = self.writers.remove(&name);
-            let send = async {
+            let ShardPart {
+                index_len,
+                pieces,
+                index,
+                ..
+            } = part;
+            let object_ref = &object;
+            // Each piece is dropped once appended, as the part goes out.
+            let send = async move {
                 let mut writer = match writer {
                     Some(writer) => writer,
                     None => {
                         storage
-                            .start_put_with_prefix(&object, storage::BINARY, part.index_len)
+                            .start_put_with_prefix(object_ref, storage::BINARY, index_len)
                             .await?
                     }
                 };
-                for piece in &part.pieces {
-                    writer.append(piece).await?;
+                for piece in pieces {
+                    writer.append(&piece).await?;
                 }
-                match &part.index {
+                match index {
                     None => Ok(SentOrOpen::Open(writer)),
-                    Some(index) => Ok(SentOrOpen::Sent(writer.send_with_prefix(index).await?)),
+                    Some(index) => Ok(SentOrOpen::Sent(writer.send_with_prefix(&index).await?)),
                 }
             };
             let (completed, sent) = futures::join!(complete_shard(completing.take()), send);
