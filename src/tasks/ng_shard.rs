@@ -593,6 +593,37 @@ impl Output<'_> {
         });
     }
 
+    /// Puts the whole `files` (name and bytes) below the request's destination side by side,
+    /// recorded in the report and listed for the manifest in their order.
+    async fn put_side_by_side(
+        &mut self,
+        storage: &impl Storage,
+        request: &NgShardRequest,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let objects: Vec<_> = files
+            .iter()
+            .map(|(name, _)| request.dest.object(name))
+            .collect();
+        futures::future::try_join_all(
+            files
+                .iter()
+                .zip(&objects)
+                .map(|((_, bytes), object)| storage.put(object, bytes, storage::BINARY)),
+        )
+        .await?;
+        self.written.stages.write += started.elapsed();
+        for ((name, bytes), object) in files.into_iter().zip(&objects) {
+            self.written.record(object, bytes.len() as u64);
+            self.listed.push(ListedObject {
+                name,
+                bytes: bytes.len() as u64,
+            });
+        }
+        Ok(())
+    }
+
     /// Puts the whole file `bytes` as `name` below the request's destination, recorded in the
     /// report and listed for the manifest.
     async fn put(
@@ -614,12 +645,17 @@ impl Output<'_> {
     }
 }
 
+/// Writes whole shard files, assembling each from its encoder. Small files go side by side, up to
+/// [`SHARDS_PUT_TOGETHER_BYTES`] at once (a block's scales 2–4 are three files of a few MiB
+/// together, which on GCS is one round trip instead of three); a larger one is assembled, written
+/// and dropped alone, as raw files of 16–128 MiB must be.
 async fn write_shards(
     storage: &impl Storage,
     request: &NgShardRequest,
     out: &mut Output<'_>,
     shards: Vec<CompletedShard>,
 ) -> Result<()> {
+    let mut together: Vec<(String, Vec<u8>)> = Vec::new();
     for shard in shards {
         if shard.encoding == Encoding::Raw && !out.volumes.zarr.is_empty() {
             write_zarr_shard(storage, request, out, &shard).await?;
@@ -628,14 +664,22 @@ async fn write_shards(
             continue;
         }
         let name = layout::shard_name(shard.encoding, &shard.scale_key, &shard.file_name);
-        // One shard file at a time: each is assembled, written and dropped before the next.
         let started = Instant::now();
         let bytes = shard.into_bytes()?;
         out.written.stages.encode += started.elapsed();
-        out.put(storage, request, name, &bytes).await?;
+        let held: usize = together.iter().map(|(_, bytes)| bytes.len()).sum();
+        if held + bytes.len() > SHARDS_PUT_TOGETHER_BYTES {
+            out.put_side_by_side(storage, request, std::mem::take(&mut together))
+                .await?;
+        }
+        together.push((name, bytes));
     }
-    Ok(())
+    out.put_side_by_side(storage, request, together).await
 }
+
+/// The most bytes of whole shard files [`write_shards`] holds and puts at once: a resumable
+/// part's worth.
+const SHARDS_PUT_TOGETHER_BYTES: usize = storage::gcs::UPLOAD_PART_BYTES;
 
 /// Writes the OME-Zarr shard of the raw `shard`'s chunks, if it has any.
 async fn write_zarr_shard(
