@@ -600,11 +600,32 @@ impl<'a> Source<'a> {
         if settled.contains(&false) {
             for (i, px) in out.iter_mut().enumerate().take(LANES) {
                 if !settled[i] {
-                    *px = self.sample(x[i], y[i]);
+                    *px = self.sample_inside(x[i], y[i]);
                 }
             }
         }
         true
+    }
+
+    /// [`Self::sample`] at (x, y) = (u − ½, v − ½) of a pixel of an interior block (its whole 4×4
+    /// neighbourhood inside the image): the same f64 operations in the same order, with no
+    /// clamping, or `sample` itself where the band misses one of the rows. The fast paths
+    /// compute the pixels their f32 values leave unsettled with it.
+    #[inline]
+    fn sample_inside(&self, x: f64, y: f64) -> u8 {
+        // In [1, 2^30): truncation is floor, as in `sample`.
+        let (x0, y0) = (x as usize, y as usize);
+        let (dx, dy) = (x - x0 as f64, y - y0 as f64);
+        let rows = ((y0 - 1) * self.w + (x0 - 1))
+            .checked_sub(self.offset)
+            .and_then(|first| {
+                let row = |r: usize| self.pixels.get(first + r * self.w..)?.first_chunk::<4>();
+                Some([row(0)?, row(1)?, row(2)?, row(3)?])
+            });
+        let Some(rows) = rows else {
+            return self.sample(x, y);
+        };
+        clip_and_truncate(cubic(rows.map(|row| cubic(row.map(f64::from), dx)), dy))
     }
 
     /// The bicubic sample at (x, y) = (u − ½, v − ½) of a point that [`Self::contains`], with

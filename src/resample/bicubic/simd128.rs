@@ -194,7 +194,7 @@ impl Source<'_> {
         if settled != 0xFF {
             for (i, px) in out.iter_mut().enumerate().take(BLOCK) {
                 if settled & (1 << i) == 0 {
-                    *px = self.sample(lane(&x, i), lane(&y, i));
+                    *px = self.sample_inside(lane(&x, i), lane(&y, i));
                 }
             }
         }
