@@ -486,7 +486,18 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
                 }
             };
             let (completed, sent) = futures::join!(complete_shard(completing.take()), send);
-            if let Some((name, object, finished)) = completed? {
+            let completed = match completed {
+                Ok(completed) => completed,
+                Err(error) => {
+                    // The task fails, but a shard that went out whole is completed all the same
+                    // (its content is the same on a rerun): no temporaries are left behind.
+                    if let Ok(SentOrOpen::Sent(sent)) = sent {
+                        let _ = sent.complete().await;
+                    }
+                    return Err(error);
+                }
+            };
+            if let Some((name, object, finished)) = completed {
                 out.record_shard(name, &object, finished);
             }
             match sent? {

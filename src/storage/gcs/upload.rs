@@ -318,7 +318,8 @@ impl<'a, C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'a, C> {
 
 /// A prefixed object whose prefix and body are both on GCS as hidden temporaries; completing
 /// composes them into the object and deletes them: two round trips, which the caller may
-/// overlap with sending the next object.
+/// overlap with sending the next object. Dropped without completing, it leaves both
+/// temporaries behind.
 #[derive(Debug)]
 pub struct GcsSentObject<'a, C> {
     store: &'a GcsStorage<C>,
