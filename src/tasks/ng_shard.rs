@@ -683,7 +683,12 @@ async fn write_shards(
             out.put_side_by_side(storage, request, std::mem::take(&mut together))
                 .await?;
         }
+        let large = bytes.len() >= SHARDS_PUT_TOGETHER_BYTES;
         together.push((name, bytes));
+        if large {
+            out.put_side_by_side(storage, request, std::mem::take(&mut together))
+                .await?;
+        }
     }
     out.put_side_by_side(storage, request, together).await
 }
