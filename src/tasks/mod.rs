@@ -2,6 +2,7 @@
 //! modules, and write. No format logic lives here.
 
 pub mod aligned_slice;
+mod block_writes;
 pub mod finished;
 pub mod ng_meta;
 pub mod ng_shard;
