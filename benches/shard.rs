@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use emwrite::layout::{CHUNK_EDGE, ScaleShift};
-use emwrite::precomputed::shard::{ShardEncoder, decode_shard};
+use emwrite::precomputed::shard::{ChunkOrder, ShardEncoder, decode_shard};
 use emwrite::precomputed::sharding::ShardingSpec;
 
 /// Chunks in a scale-0 shard: the 2^9 ids below emwrite's preshift.
@@ -27,7 +27,7 @@ fn chunk(id: u64, len: usize) -> Vec<u8> {
 /// Encodes `chunks` (by id) into one shard file; returns it and the time taken.
 fn encode(spec: ShardingSpec, chunks: &[Vec<u8>]) -> (Duration, Vec<u8>) {
     let start = Instant::now();
-    let mut encoder = ShardEncoder::new(spec, 0);
+    let mut encoder = ShardEncoder::new(spec, ChunkOrder::BY_ID, 0);
     // Reverse order: the encoder sorts, as it must for the pyramid's layer-by-layer order.
     for (id, bytes) in chunks.iter().enumerate().rev() {
         encoder

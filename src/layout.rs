@@ -47,6 +47,12 @@ pub const MAX_FRAME_EDGE: u32 = 1 << 17;
 /// holds 8 of them, and each half of a block ([`BlockHalf`]) owns 4 whole ones.
 const SHARD_EDGE_CHUNK_BITS: u32 = 3;
 
+/// The preshift bits of every scale with shards of more than one chunk: a Morton id's x0 and y0,
+/// so that a minishard is 2×2×1 chunks in one z layer ([`ScaleShift::sharding`]). Fewer would
+/// make one minishard (and one minishard index for a reader to fetch) per chunk; more would take
+/// in z0, and a minishard would wait for the next layer.
+const MINISHARD_PRESHIFT_BITS: u32 = 2;
+
 /// How the voxels of one scale relate to scale 0's: along axis `a`, one voxel of the scale is the
 /// mean of `2^shift[a]` voxels of scale 0.
 ///
@@ -79,38 +85,61 @@ impl ScaleShift {
         self.0[2] > finer.0[2]
     }
 
-    /// emwrite's sharding of this scale, with no minishard bits.
-    ///
-    /// The preshift covers the largest cube of chunks that a block holds whole, at most
-    /// [`SHARD_EDGE_CHUNK_BITS`] per axis: a shard is that cube (the ids sharing the bits above
-    /// the preshift, `morton::low_bits_per_axis`). So a block is 8 shards at scale 0, and a whole
-    /// number of shards at every scale: one where it is a cube of chunks, a stack of them along z
-    /// where z was kept. No block shares a shard with another, so block tasks never collide. The
-    /// shard bits hold the rest of the id of the largest volume ([`MAX_FRAME_EDGE`] per axis).
-    /// For cubic voxels this gives preshift 9, 9, 6, 3, 0 and shard bits 24, 21, 21, 21, 21.
+    /// Chunks per edge of this scale's shards, as a power of two: the largest cube of chunks that
+    /// a block holds whole, at most [`SHARD_EDGE_CHUNK_BITS`] per axis. So a block is 8 shards at
+    /// scale 0, and a whole number of shards at every scale: one where it is a cube of chunks, a
+    /// stack of them along z where z was kept. No block shares a shard with another, so block
+    /// tasks never collide. For cubic voxels this gives 3, 3, 2, 1, 0 (8, 8, 4, 2 and 1 chunks).
     ///
     /// ```
     /// use emwrite::layout::ScaleShift;
-    /// let spec = ScaleShift([2, 2, 0]).sharding();
-    /// assert_eq!((spec.preshift_bits(), spec.shard_bits()), (6, 23));
+    /// assert_eq!(ScaleShift([0, 0, 0]).shard_edge_bits(), 3);
+    /// assert_eq!(ScaleShift([3, 3, 1]).shard_edge_bits(), 1);
     /// ```
-    pub fn sharding(self) -> ShardingSpec {
-        let cube_bits = self
-            .block_chunks()
+    pub fn shard_edge_bits(self) -> u32 {
+        self.block_chunks()
             .iter()
             .map(|&chunks| chunks.max(1).ilog2())
             .min()
             .unwrap_or(0)
-            .min(SHARD_EDGE_CHUNK_BITS);
+            .min(SHARD_EDGE_CHUNK_BITS)
+    }
+
+    /// emwrite's sharding of this scale: shards of [`ScaleShift::shard_edge_bits`] chunks per
+    /// edge, each split into minishards of one z layer.
+    ///
+    /// A shard is the ids sharing the bits above the preshift and minishard bits, the low
+    /// `3 · shard_edge_bits` bits of a Morton id (`morton::low_bits_per_axis`): its cube. Of those,
+    /// the preshift takes [`MINISHARD_PRESHIFT_BITS`], x0 and y0, and the minishard bits the rest,
+    /// z0 up: each minishard is 2×2×1 chunks, and lies in one z layer. The pyramid completes a
+    /// block layer by layer, and a shard file holds its minishards by the layer they lie in
+    /// ([`crate::precomputed::shard::ChunkOrder`]), so each layer's chunks go out as soon as it
+    /// is done and no chunk waits for a later one (docs/design.md §5, "Sharding"). The shard bits
+    /// hold the rest of the id of the largest volume ([`MAX_FRAME_EDGE`] per axis). For cubic
+    /// voxels this gives preshift 2, 2, 2, 2, 0, minishard bits 7, 7, 4, 1, 0 and shard bits 24,
+    /// 21, 21, 21, 21.
+    ///
+    /// ```
+    /// use emwrite::layout::ScaleShift;
+    /// let spec = ScaleShift([2, 2, 0]).sharding();
+    /// let bits = (spec.preshift_bits(), spec.minishard_bits(), spec.shard_bits());
+    /// assert_eq!(bits, (2, 4, 23));
+    /// ```
+    pub fn sharding(self) -> ShardingSpec {
+        let shard_low_bits = 3 * self.shard_edge_bits();
         let id_bits: u32 = self
             .0
             .iter()
             .map(|&shift| (MAX_FRAME_EDGE / CHUNK_EDGE).ilog2().saturating_sub(shift))
             .sum();
-        let preshift_bits = 3 * cube_bits;
+        let preshift_bits = shard_low_bits.min(MINISHARD_PRESHIFT_BITS);
         // At most 33 bits in all: within what a spec allows.
-        ShardingSpec::new(preshift_bits, 0, id_bits - preshift_bits)
-            .expect("emwrite's bit counts are valid")
+        ShardingSpec::new(
+            preshift_bits,
+            shard_low_bits - preshift_bits,
+            id_bits - shard_low_bits,
+        )
+        .expect("emwrite's bit counts are valid")
     }
 }
 
@@ -257,6 +286,36 @@ pub fn volume_info(
         Some([width, height, depth]),
         Some([0, 0, minz.into()]),
     )
+}
+
+/// `info` as emwrite wrote it before its shards had minishards: every scale's shards the same,
+/// each one minishard (`minishard_bits` 0, the preshift over the shard's low bits). A volume
+/// begun under such an info keeps it to its end ([`crate::tasks::ng_meta`]), since the shards
+/// already written are read through it; ngshard follows whichever sharding the info has.
+///
+/// ```
+/// use emwrite::layout::{volume_info, with_one_minishard_per_shard};
+/// use emwrite::precomputed::codec::Encoding;
+/// let info = volume_info([1500, 700], 3, 1030, [8.0; 3], Encoding::Jpeg)?;
+/// let before = with_one_minishard_per_shard(&info)?;
+/// let spec = before.scales()[0].sharding();
+/// assert_eq!((spec.preshift_bits(), spec.minishard_bits(), spec.shard_bits()), (9, 0, 24));
+/// # Ok::<(), emwrite::Error>(())
+/// ```
+pub fn with_one_minishard_per_shard(info: &VolumeInfo) -> Result<VolumeInfo> {
+    let scales = info
+        .scales()
+        .iter()
+        .map(|scale| {
+            let spec = scale.sharding();
+            let low_bits = spec.preshift_bits() + spec.minishard_bits();
+            let spec = ShardingSpec::new(low_bits, 0, spec.shard_bits())?;
+            let key = scale.key().to_owned();
+            let (size, nm, chunk) = (scale.size(), scale.resolution_nm(), scale.chunk_size());
+            Scale::new(key, size, nm, chunk, scale.encoding(), spec)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    VolumeInfo::new(scales, info.realsize(), info.realoffset())
 }
 
 /// Scale 0's size for a stack of `bbox` = `[width, height]` slices up to `maxz`: x in [0, W),
@@ -773,24 +832,28 @@ mod tests {
     fn anisotropic_scales_keep_blocks_whole() {
         let info = volume_info([1500, 700], 3, 1030, [8.0, 8.0, 40.0], Encoding::Raw);
         let info = info.expect("info");
-        /// key, size, preshift bits, shard bits
-        type Row<'a> = (&'a str, [u64; 3], u32, u32);
+        /// key, size, (preshift, minishard, shard) bits
+        type Row<'a> = (&'a str, [u64; 3], (u32, u32, u32));
         let table: Vec<Row> = info
             .scales()
             .iter()
             .map(|s| {
                 let sharding = s.sharding();
-                let bits = (sharding.preshift_bits(), sharding.shard_bits());
-                (s.key(), s.size(), bits.0, bits.1)
+                let bits = (
+                    sharding.preshift_bits(),
+                    sharding.minishard_bits(),
+                    sharding.shard_bits(),
+                );
+                (s.key(), s.size(), bits)
             })
             .collect();
         #[rustfmt::skip]
         let want: [Row; 5] = [
-            ("8.0x8.0x40.0",        [2048, 1024, 2048], 9, 24),
-            ("16.0x16.0x40.0",      [1024, 512, 2048],  9, 22),
-            ("32.0x32.0x40.0",      [512, 256, 2048],   6, 23),
-            ("64.0x64.0x80.0",      [256, 128, 1024],   3, 23),
-            ("128.0x128.0x160.0",   [128, 64, 512],     0, 23),
+            ("8.0x8.0x40.0",        [2048, 1024, 2048], (2, 7, 24)),
+            ("16.0x16.0x40.0",      [1024, 512, 2048],  (2, 7, 22)),
+            ("32.0x32.0x40.0",      [512, 256, 2048],   (2, 4, 23)),
+            ("64.0x64.0x80.0",      [256, 128, 1024],   (2, 1, 23)),
+            ("128.0x128.0x160.0",   [128, 64, 512],     (0, 0, 23)),
         ];
         assert_eq!(table, want);
         for scale in info.scales() {
@@ -816,30 +879,29 @@ mod tests {
     #[test]
     fn five_scale_table_for_a_small_volume() {
         let info = volume_info([1500, 700], 3, 1030, [8.0; 3], Encoding::Raw).expect("info");
-        /// key, size, resolution, preshift bits, shard bits
-        type Row<'a> = (&'a str, [u64; 3], [f64; 3], u32, u32);
+        /// key, size, resolution, (preshift, minishard, shard) bits
+        type Row<'a> = (&'a str, [u64; 3], [f64; 3], (u32, u32, u32));
         let table: Vec<Row> = info
             .scales()
             .iter()
             .map(|s| {
                 let sharding = s.sharding();
-                (
-                    s.key(),
-                    s.size(),
-                    s.resolution_nm(),
+                let bits = (
                     sharding.preshift_bits(),
+                    sharding.minishard_bits(),
                     sharding.shard_bits(),
-                )
+                );
+                (s.key(), s.size(), s.resolution_nm(), bits)
             })
             .collect();
         #[rustfmt::skip]
         let want: [Row; 5] = [
-            // key                  size                 resolution            preshift shard
-            ("8.0x8.0x8.0",         [2048, 1024, 2048], [8.0, 8.0, 8.0],       9, 24),
-            ("16.0x16.0x16.0",      [1024, 512, 1024],  [16.0, 16.0, 16.0],    9, 21),
-            ("32.0x32.0x32.0",      [512, 256, 512],    [32.0, 32.0, 32.0],    6, 21),
-            ("64.0x64.0x64.0",      [256, 128, 256],    [64.0, 64.0, 64.0],    3, 21),
-            ("128.0x128.0x128.0",   [128, 64, 128],     [128.0, 128.0, 128.0], 0, 21),
+            // key                  size                 resolution            bits
+            ("8.0x8.0x8.0",         [2048, 1024, 2048], [8.0, 8.0, 8.0],       (2, 7, 24)),
+            ("16.0x16.0x16.0",      [1024, 512, 1024],  [16.0, 16.0, 16.0],    (2, 7, 21)),
+            ("32.0x32.0x32.0",      [512, 256, 512],    [32.0, 32.0, 32.0],    (2, 4, 21)),
+            ("64.0x64.0x64.0",      [256, 128, 256],    [64.0, 64.0, 64.0],    (2, 1, 21)),
+            ("128.0x128.0x128.0",   [128, 64, 128],     [128.0, 128.0, 128.0], (0, 0, 21)),
         ];
         assert_eq!(table, want);
         for scale in info.scales() {

@@ -12,7 +12,7 @@ use std::io::Write;
 
 use emwrite::ErrorKind;
 use emwrite::layout::scale_shifts;
-use emwrite::precomputed::shard::{ShardEncoder, decode_shard};
+use emwrite::precomputed::shard::{ChunkOrder, ShardEncoder, decode_shard};
 use emwrite::precomputed::sharding::ShardingSpec;
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -72,7 +72,9 @@ fn round_trip(spec: &ShardingSpec, bytes: &[u8]) {
         return;
     };
     let shard = spec.shard_and_minishard(first).0;
-    let mut encoder = ShardEncoder::new(*spec, shard);
+    // Minishards by layer, as emwrite writes them, on a 128³ grid: any z bits give a valid file.
+    let order = ChunkOrder::by_layer(spec, [7; 3]);
+    let mut encoder = ShardEncoder::new(*spec, order, shard);
     let mut want = BTreeMap::new();
     for (id, chunk) in added {
         if spec.shard_and_minishard(id).0 != shard {

@@ -195,13 +195,14 @@ fn requests_of_every_instance_share_one_keep_alive_connection() {
     let recorder = Recorder::start();
     let env = emulator_env(&recorder);
     let server = Server::start_with_env(&["--store", "gcs"], &as_refs(&env));
-    // Each request runs in a fresh instance and uploads two info objects, one after the other.
+    // Each request runs in a fresh instance and, for each of two info objects, one after the
+    // other, reads what is there and uploads it.
     let with_raw = NGMETA.replace(r#""writeRaw": "False""#, r#""writeRaw": "True""#);
     for _ in 0..5 {
         let reply = server.post("/ngmeta", &with_raw);
         assert_eq!(reply.status, 200, "{reply:?}\n{}", server.log());
     }
-    assert_eq!(recorder.seen().len(), 10, "{:#?}", recorder.seen());
+    assert_eq!(recorder.seen().len(), 20, "{:#?}", recorder.seen());
     assert_eq!(recorder.connections.load(Ordering::Relaxed), 1);
 }
 

@@ -129,6 +129,8 @@ mod tests {
     use crate::block::pyramid::BlockPyramid;
     use crate::block::test_support::{FLAT_VOXELS, scales_with_voxels};
     use crate::layout::BLOCK_CHUNKS;
+    use crate::precomputed::shard::{ChunkOrder, ShardEncoder, decode_shard};
+    use crate::precomputed::sharding::ShardingSpec;
 
     /// Chunk edge of the small test blocks: 128³ voxels, 16 slabs of 8 slices.
     const C: usize = 8;
@@ -260,6 +262,45 @@ mod tests {
         let voxels = vec![0; B * B * B];
         let scales = scales_for([256; 3]);
         assert!(halves(&scales, [1, 1, 1], &[Encoding::Jpeg], &voxels).is_empty());
+    }
+
+    #[test]
+    fn volumes_of_one_minishard_per_shard_are_finished_in_their_layout() {
+        // Volumes whose info came from an emwrite without minishards (`minishard_bits` 0, the
+        // preshift over the whole shard): their blocks are still built, split or whole, into
+        // shards of that info, their data in id order as before.
+        let one_minishard: Vec<Scale> = scales_for([256, 128, 256])
+            .iter()
+            .map(|scale| {
+                let spec = scale.sharding();
+                let low_bits = spec.preshift_bits() + spec.minishard_bits();
+                let spec = ShardingSpec::new(low_bits, 0, spec.shard_bits()).expect("valid");
+                let (key, size, nm) = (scale.key().to_owned(), scale.size(), scale.resolution_nm());
+                Scale::new(key, size, nm, scale.chunk_size(), scale.encoding(), spec)
+                    .expect("valid scale")
+            })
+            .collect();
+        let voxels = block_voxels([3..120, 20..128, 10..110]);
+        assert_halves_write_as_whole(&one_minishard, [1, 0, 1], &voxels);
+        let files = whole(&one_minishard, [1, 0, 1], &[Encoding::Jpeg], &voxels);
+        assert!(!files.is_empty());
+        for ((_, key, _), bytes) in &files {
+            let scale = one_minishard
+                .iter()
+                .find(|s| s.key() == key)
+                .expect("a scale");
+            let chunks = decode_shard(scale.sharding(), bytes).expect("decodes");
+            let (&first, _) = chunks.first_key_value().expect("a chunk");
+            let (shard, _) = scale.sharding().shard_and_minishard(first);
+            let mut by_id = ShardEncoder::new(*scale.sharding(), ChunkOrder::BY_ID, shard);
+            for (id, chunk) in &chunks {
+                by_id.add_chunk(*id, chunk).expect("same shard");
+            }
+            assert!(
+                by_id.finish().expect("encodes") == *bytes,
+                "{key} not in id order"
+            );
+        }
     }
 
     #[test]

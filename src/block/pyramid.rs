@@ -69,8 +69,10 @@ const SLAB_COUNT: usize = BLOCK_CHUNKS;
 ///   all-zero chunks cost nothing; but a dense block in raw encoding would hold up to
 ///   4 · 128 + 128 + 16 + 2 + 0.25 ≈ 660 MiB of chunks plus a 128 MiB file. Hence
 ///   [`BlockPyramid::stream_large_shards`], which hands large shards out in parts in file
-///   order, holding only the chunks that came ahead of their turn: at most half of each
-///   scale-0 and scale-1 shard, ≈ 4 · 64 + 64 MiB raw. Where a scale keeps z its block is
+///   order, holding only the chunks that came ahead of their turn: with minishards of one
+///   layer ([`crate::precomputed::shard::ChunkOrder`]) none, as each layer goes out once done;
+///   with a volume's older shards of one minishard, at most half of each scale-0 and scale-1
+///   shard, ≈ 4 · 64 + 64 MiB raw. Where a scale keeps z its block is
 ///   more chunks deep, in more or larger shards (8×8×40 nm voxels: two 512³ shards at scale 1,
 ///   four 256³ at scale 2); those complete earlier and stream the same way.
 ///
@@ -264,9 +266,10 @@ impl BlockPyramid {
     /// From now on, writes each shard whose chunks may hold `min_bytes` or more voxels in parts,
     /// as its chunks come in file order, instead of holding it whole until its last chunk:
     /// after every push, [`BlockPyramid::take_parts`] returns the parts to write. A scale-0
-    /// shard is 512³ voxels (128 MiB raw) and its file orders chunks by id, whose top bit is
-    /// the upper half of the shard's z, so half of it goes out before the rest is computed and
-    /// the pyramid holds at most half of each such shard (docs/design.md §4 "ngshard").
+    /// shard is 512³ voxels (128 MiB raw) and its file holds its minishards by z layer, so each
+    /// layer of it goes out once computed (docs/design.md §4 "ngmeta", "Minishards of one
+    /// layer"; with a volume's older shards of one minishard, the file orders chunks by id and
+    /// the pyramid holds up to half of each such shard).
     ///
     /// Call it before the first slab. Shards both halves of a block hold are never streamed:
     /// they go to the merge.

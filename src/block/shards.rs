@@ -72,7 +72,7 @@ impl CompletedShard {
                 let (_, encoder) = merged.get_or_insert_with(|| {
                     // Every later chunk is checked against this one's shard by `add_chunk`.
                     let (shard, _) = spec.shard_and_minishard(id);
-                    (shard, ShardEncoder::new(spec, shard))
+                    (shard, ShardEncoder::new(spec, scale.chunk_order(), shard))
                 });
                 encoder
                     .add_chunk(id, &bytes)
@@ -235,7 +235,7 @@ impl BlockShards {
         others_ids: impl IntoIterator<Item = u64>,
         encoding_count: usize,
     ) -> Self {
-        let spec = *scale.sharding();
+        let (spec, order) = (*scale.sharding(), scale.chunk_order());
         let mut ids_by_shard: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for id in chunk_ids {
             let (shard, _) = spec.shard_and_minishard(id);
@@ -253,7 +253,7 @@ impl BlockShards {
                     partial: shared.contains(&shard),
                     ids,
                     sinks: (0..encoding_count)
-                        .map(|_| ShardSink::Held(ShardEncoder::new(spec, shard)))
+                        .map(|_| ShardSink::Held(ShardEncoder::new(spec, order, shard)))
                         .collect(),
                     zarr: None,
                 };
@@ -281,6 +281,7 @@ impl BlockShards {
                     ShardSink::Held(encoder) if encoder.is_empty() => {
                         *sink = ShardSink::Streamed(ShardStream::new(
                             spec,
+                            self.scale.chunk_order(),
                             shard,
                             pending.ids.iter().copied(),
                         )?);

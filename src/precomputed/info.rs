@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::morton;
+use crate::precomputed::shard::ChunkOrder;
 use crate::precomputed::sharding::{ShardingSpec, expect};
 use crate::{Error, ErrorKind, Result};
 
@@ -191,6 +192,12 @@ impl Scale {
     /// How the scale's chunks map to shard files.
     pub fn sharding(&self) -> &ShardingSpec {
         &self.sharding
+    }
+
+    /// The order of the chunk data in the scale's shard files: minishards by the last z layer
+    /// each reaches, as the pyramid completes them.
+    pub fn chunk_order(&self) -> ChunkOrder {
+        ChunkOrder::by_layer(&self.sharding, self.morton_bits())
     }
 
     /// The chunk grid: `ceil(size / chunk_size)` cells per axis.

@@ -7,9 +7,9 @@
 //! writes no shard for an all-zero region, so it is finished when its block manifest says so
 //! ([`crate::block::manifest`]).
 
+use super::ng_meta;
 use crate::block::manifest::{BlockState, block_state};
 use crate::layout::{aligned_slice_object, info_object, tile_pack_object};
-use crate::precomputed::info::VolumeInfo;
 use crate::request::{AlignedSliceRequest, NgMetaRequest, NgShardRequest};
 use crate::storage::Storage;
 use crate::{ErrorKind, Result};
@@ -23,14 +23,12 @@ pub async fn slice_finished(storage: &impl Storage, request: &AlignedSliceReques
 }
 
 /// Whether the ngmeta task `request` is finished: each info it writes exists and describes the
-/// same volume (sizes, resolutions, encodings, sharding, realsize and realoffset).
+/// same volume (sizes, resolutions, encodings, sharding, realsize and realoffset; a volume begun
+/// with emwrite's earlier sharding keeps it, `ng_meta::keeping_earlier_sharding`).
 pub async fn meta_finished(storage: &impl Storage, request: &NgMetaRequest) -> Result<bool> {
-    for (encoding, expected) in super::ng_meta::infos(request)? {
-        let found = match storage.get(&info_object(&request.dest, encoding)).await {
-            Ok(bytes) => VolumeInfo::from_json(&bytes).ok(),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
+    for (encoding, expected) in ng_meta::infos(request)? {
+        let found = ng_meta::found_info(storage, &info_object(&request.dest, encoding)).await?;
+        let expected = ng_meta::keeping_earlier_sharding(expected, found.clone())?;
         if found.as_ref() != Some(&expected) {
             return Ok(false);
         }

@@ -2,10 +2,9 @@
 //! `format` ome-zarr or both, the OME-Zarr image's metadata (docs/design.md §"OME-Zarr output").
 
 use super::Written;
-use crate::Result;
 use crate::layout::{
-    encodings, info_object, volume_info, zarr_array_object, zarr_group_object, zarr_scales,
-    zarr_stack_attributes,
+    encodings, info_object, volume_info, with_one_minishard_per_shard, zarr_array_object,
+    zarr_group_object, zarr_scales, zarr_stack_attributes,
 };
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::VolumeInfo;
@@ -13,6 +12,7 @@ use crate::request::NgMetaRequest;
 use crate::storage::location::ObjectPath;
 use crate::storage::{self, Storage};
 use crate::zarr::metadata::group_metadata;
+use crate::{ErrorKind, Result};
 
 /// The name of the multiscale image in the OME-Zarr group's metadata.
 const IMAGE_NAME: &str = "emwrite";
@@ -36,6 +36,33 @@ pub fn infos(request: &NgMetaRequest) -> Result<Vec<(Encoding, VolumeInfo)>> {
             Ok((encoding, info))
         })
         .collect()
+}
+
+/// The info at `object`, if there is one that reads as an info.
+pub(crate) async fn found_info(
+    storage: &impl Storage,
+    object: &ObjectPath,
+) -> Result<Option<VolumeInfo>> {
+    match storage.get(object).await {
+        Ok(bytes) => Ok(VolumeInfo::from_json(&bytes).ok()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The info to write over `found` (the info already at the object, if any): `expected`, the
+/// request's ([`infos`]), unless `found` describes the same volume with each shard one
+/// minishard, as emwrite wrote infos before minishards ([`with_one_minishard_per_shard`]).
+/// Then `found` stays: the volume's shards already written are read through it, and ngshard
+/// finishes the volume in that layout (docs/design.md §4 "ngmeta", "Minishards of one layer").
+pub(crate) fn keeping_earlier_sharding(
+    expected: VolumeInfo,
+    found: Option<VolumeInfo>,
+) -> Result<VolumeInfo> {
+    match found {
+        Some(found) if found == with_one_minishard_per_shard(&expected)? => Ok(found),
+        _ => Ok(expected),
+    }
 }
 
 /// The OME-Zarr metadata documents `request` writes (none for `format` precomputed): each
@@ -89,6 +116,7 @@ pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Writ
     }
     for (encoding, info) in infos(request)? {
         let object = info_object(&request.dest, encoding);
+        let info = keeping_earlier_sharding(info, found_info(storage, &object).await?)?;
         written
             .put(storage, &object, &info.to_json()?, storage::JSON)
             .await?;
@@ -100,4 +128,70 @@ pub async fn run(storage: &impl Storage, request: &NgMetaRequest) -> Result<Writ
     }
     written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use pollster::block_on;
+
+    use super::*;
+    use crate::storage::location::Location;
+    use crate::storage::memory::MemoryStorage;
+    use crate::tasks::finished::meta_finished;
+
+    fn request() -> NgMetaRequest {
+        NgMetaRequest {
+            dest: Location::parse("dest", "lab").expect("valid location"),
+            minz: 0,
+            maxz: 2000,
+            bbox: [3000, 2000],
+            write_raw: true,
+            resolution_nm: [8.0; 3],
+            format: Default::default(),
+        }
+    }
+
+    /// The info at `encoding`'s object.
+    fn info_at(storage: &MemoryStorage, encoding: Encoding) -> VolumeInfo {
+        let object = info_object(&request().dest, encoding);
+        let found = block_on(found_info(storage, &object)).expect("reads");
+        found.expect("an info")
+    }
+
+    #[test]
+    fn a_volume_begun_before_minishards_keeps_its_sharding() {
+        let (storage, request) = (MemoryStorage::default(), request());
+        let [(jpeg, now), (raw, _)] =
+            <[_; 2]>::try_from(infos(&request).expect("infos")).expect("JPEG and raw");
+        assert_eq!(now.scales()[0].sharding().minishard_bits(), 7);
+        // The JPEG volume was begun by an emwrite without minishards; the raw one not at all.
+        let before = with_one_minishard_per_shard(&now).expect("earlier sharding");
+        let object = info_object(&request.dest, jpeg);
+        block_on(storage.put(&object, &before.to_json().expect("json"), storage::JSON))
+            .expect("put");
+        assert!(block_on(meta_finished(&storage, &request)).is_ok_and(|done| !done));
+
+        block_on(run(&storage, &request)).expect("ngmeta");
+        assert_eq!(info_at(&storage, jpeg), before, "kept");
+        assert_eq!(
+            info_at(&storage, raw).scales()[0]
+                .sharding()
+                .minishard_bits(),
+            7
+        );
+        assert!(block_on(meta_finished(&storage, &request)).expect("checks"));
+    }
+
+    #[test]
+    fn an_info_of_another_volume_is_written_over() {
+        let (storage, request) = (MemoryStorage::default(), request());
+        let other = volume_info([1000, 2000], 0, 2000, [8.0; 3], Encoding::Jpeg).expect("info");
+        let other = with_one_minishard_per_shard(&other).expect("earlier sharding");
+        let object = info_object(&request.dest, Encoding::Jpeg);
+        block_on(storage.put(&object, &other.to_json().expect("json"), storage::JSON))
+            .expect("put");
+        block_on(run(&storage, &request)).expect("ngmeta");
+        let [(_, now), _] = <[_; 2]>::try_from(infos(&request).expect("infos")).expect("two");
+        assert_eq!(info_at(&storage, Encoding::Jpeg), now);
+    }
 }

@@ -131,12 +131,14 @@ def test_flat_voxels_keep_z_until_x_and_y_pass_it(emwrite, make_stack, tmp_path)
         assert scale["size"] == [1024 >> k, 1024 >> k, 1024 >> z_shifts[k]], k
         assert scale["chunk_sizes"] == [[64, 64, 64]], k
         # A block is 16 >> k chunks wide and 16 >> z deep: its shards are the largest cube of
-        # chunks it holds whole (at most 8 per edge), and the shard bits hold the rest of the id
-        # of a 2^17-voxel frame.
+        # chunks it holds whole (at most 8 per edge), each of minishards of 2×2×1 chunks (the
+        # preshift is x0 and y0), and the shard bits hold the rest of the id of a 2^17-voxel frame.
         cube_bits = min(3, (16 >> k).bit_length() - 1)
         id_bits = 3 * 11 - 2 * k - z_shifts[k]
+        preshift = min(2, 3 * cube_bits)
         sharding = scale["sharding"]
-        assert (sharding["preshift_bits"], sharding["shard_bits"]) == (3 * cube_bits, id_bits - 3 * cube_bits), k
+        bits = (sharding["preshift_bits"], sharding["minishard_bits"], sharding["shard_bits"])
+        assert bits == (preshift, 3 * cube_bits - preshift, id_bits - 3 * cube_bits), k
         store = open_scale(volume, "raw", k)
         units = [(unit.multiplier, unit.base_unit) for unit in store.dimension_units[:3]]
         assert units == [(float(n), "nm") for n in nm[k]], k

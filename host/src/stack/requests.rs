@@ -220,8 +220,8 @@ fn block_shard_writes(
             0..(h.div_ceil(1 << sy)).div_ceil(chunk),
             (minz >> sz) / chunk..((maxz >> sz) / chunk + 1),
         ];
-        // A shard is a cube of 2^(preshift / 3) chunks aligned to its edge.
-        let edge = 1u64 << (shift.sharding().preshift_bits() / 3);
+        // A shard is a cube of chunks aligned to its edge.
+        let edge = 1u64 << shift.shard_edge_bits();
         // Where a split block's halves meet: shards across it, and a scale whose block is one
         // chunk deep, go to the merge, held whole.
         let straddles = !BlockHalf::divide_scale(shift);

@@ -90,9 +90,9 @@ pub fn decode_shard(spec: &ShardingSpec, bytes: &[u8]) -> Result<BTreeMap<u64, V
 mod tests {
     use super::*;
     use crate::ErrorKind;
-    use crate::precomputed::shard::ShardEncoder;
     use crate::precomputed::shard::index::gzip;
     use crate::precomputed::shard::test_vectors::{TWO_CHUNK_SHARD, spec, two_chunk_map};
+    use crate::precomputed::shard::{ChunkOrder, ShardEncoder};
 
     #[test]
     fn decodes_hand_written_two_chunk_shard() {
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn chunk_in_the_wrong_minishard_is_an_error() {
         // Chunk 1 belongs to minishard 1, but minishard 0's index lists it.
-        let mut encoder = ShardEncoder::new(spec(0, 0, 0), 0);
+        let mut encoder = ShardEncoder::new(spec(0, 0, 0), ChunkOrder::BY_ID, 0);
         encoder.add_chunk(1, &[5]).expect("same shard");
         let file = encoder.finish().expect("encodes");
         let two_minishards = spec(0, 1, 0);

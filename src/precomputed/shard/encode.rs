@@ -5,24 +5,25 @@
 
 use std::ops::Range;
 
+use super::ChunkOrder;
 use super::index::{shard_index_and_tail, too_large};
 use crate::precomputed::sharding::ShardingSpec;
 use crate::{Error, Result};
 
 /// Builds one shard file from chunks given in any order.
 ///
-/// Chunks are appended to one buffer as they come; [`ShardEncoder::finish`] sorts them by
-/// minishard and id and copies them into the whole file, written in one put; taking chunks in
+/// Chunks are appended to one buffer as they come; [`ShardEncoder::finish`] sorts them into
+/// their [`ChunkOrder`] and copies them into the whole file, written in one put; taking chunks in
 /// any order lets the pyramid add them as they are encoded, slab by slab. (A block's large
 /// shards go out in parts instead: [`ShardStream`].) One buffer rather than one allocation
 /// per chunk keeps a block's thousands of chunks from fragmenting the heap, which in a wasm
 /// instance never shrinks.
 ///
 /// ```
-/// use emwrite::precomputed::shard::{ShardEncoder, decode_shard};
+/// use emwrite::precomputed::shard::{ChunkOrder, ShardEncoder, decode_shard};
 /// use emwrite::precomputed::sharding::ShardingSpec;
 /// let spec = ShardingSpec::new(0, 0, 0)?;
-/// let mut encoder = ShardEncoder::new(spec, 0);
+/// let mut encoder = ShardEncoder::new(spec, ChunkOrder::BY_ID, 0);
 /// encoder.add_chunk(10, &[1, 2, 3])?;
 /// encoder.add_chunk(3, &[0xaa, 0xbb])?;
 /// let file = encoder.finish()?;
@@ -34,6 +35,7 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct ShardEncoder {
     spec: ShardingSpec,
+    order: ChunkOrder,
     shard: u64,
     /// The chunks' bytes, back to back in the order added.
     data: Vec<u8>,
@@ -49,10 +51,11 @@ struct AddedChunk {
 }
 
 impl ShardEncoder {
-    /// An empty encoder for shard number `shard` of `spec`.
-    pub fn new(spec: ShardingSpec, shard: u64) -> Self {
+    /// An empty encoder for shard number `shard` of `spec`, its data in `order`.
+    pub fn new(spec: ShardingSpec, order: ChunkOrder, shard: u64) -> Self {
         Self {
             spec,
+            order,
             shard,
             data: Vec::new(),
             chunks: Vec::new(),
@@ -129,8 +132,9 @@ impl ShardEncoder {
     ///
     /// Fails if a chunk id was added twice, or if the file would not fit in memory.
     pub fn finish(mut self) -> Result<Vec<u8>> {
+        let order = self.order;
         self.chunks
-            .sort_unstable_by_key(|chunk| (chunk.minishard, chunk.chunk_id));
+            .sort_unstable_by_key(|chunk| order.key(chunk.chunk_id));
         if let Some(pair) = self
             .chunks
             .windows(2)
@@ -177,7 +181,7 @@ mod tests {
 
     #[test]
     fn encoder_writes_the_same_layout_with_a_gzip_index() {
-        let mut encoder = ShardEncoder::new(spec(0, 0, 0), 0);
+        let mut encoder = ShardEncoder::new(spec(0, 0, 0), ChunkOrder::BY_ID, 0);
         // Out of order on purpose: the encoder sorts by id.
         encoder.add_chunk(10, &[1, 2, 3]).expect("same shard");
         encoder.add_chunk(3, &[0xaa, 0xbb]).expect("same shard");
@@ -213,7 +217,7 @@ mod tests {
                 .insert(id, bytes);
         }
         for (shard, chunks) in want {
-            let mut encoder = ShardEncoder::new(spec, shard);
+            let mut encoder = ShardEncoder::new(spec, ChunkOrder::BY_ID, shard);
             for (id, bytes) in chunks.iter().rev() {
                 encoder.add_chunk(*id, bytes).expect("same shard");
             }
@@ -229,7 +233,7 @@ mod tests {
     #[test]
     fn empty_minishards_have_equal_start_and_end() {
         let spec = spec(0, 2, 0);
-        let mut encoder = ShardEncoder::new(spec, 0);
+        let mut encoder = ShardEncoder::new(spec, ChunkOrder::BY_ID, 0);
         encoder.add_chunk(2, &[9]).expect("same shard"); // minishard 2 only
         let file = encoder.finish().expect("encodes");
         for minishard in [0, 1, 3] {
@@ -249,7 +253,7 @@ mod tests {
 
     #[test]
     fn empty_shard_is_just_the_index() {
-        let file = ShardEncoder::new(spec(0, 1, 0), 0)
+        let file = ShardEncoder::new(spec(0, 1, 0), ChunkOrder::BY_ID, 0)
             .finish()
             .expect("encodes");
         assert_eq!(file, [0; 32]);
@@ -262,7 +266,7 @@ mod tests {
 
     #[test]
     fn encoder_rejects_foreign_and_duplicate_chunks() {
-        let mut encoder = ShardEncoder::new(spec(0, 0, 4), 1);
+        let mut encoder = ShardEncoder::new(spec(0, 0, 4), ChunkOrder::BY_ID, 1);
         let e = encoder.add_chunk(2, &[]).expect_err("chunk 2 is shard 2");
         assert!(e.message().contains("belongs to shard 2"), "{e}");
         encoder.add_chunk(1, &[1]).expect("same shard");
@@ -273,7 +277,7 @@ mod tests {
 
     #[test]
     fn failed_encode_adds_nothing() {
-        let mut encoder = ShardEncoder::new(spec(0, 0, 0), 0);
+        let mut encoder = ShardEncoder::new(spec(0, 0, 0), ChunkOrder::BY_ID, 0);
         encoder.add_chunk(1, &[1, 1]).expect("same shard");
         let e = encoder
             .add_chunk_with(2, |data| {

@@ -23,7 +23,8 @@ pub(super) const SHARD_INDEX_ENTRY_BYTES: usize = 16;
 pub(super) const MINISHARD_INDEX_ENTRY_BYTES: usize = 24;
 
 /// The shard index and the minishard indices that follow the chunk data, for chunks laid out
-/// back to back in the order given: `(minishard, chunk id, size)`, ascending by minishard and id.
+/// back to back in the order given: `(minishard, chunk id, size)`, each minishard's chunks
+/// together and by ascending id (the minishards in any order, [`super::ChunkOrder`]).
 /// The file is `index || chunk data || tail`.
 pub(super) fn shard_index_and_tail(
     spec: &ShardingSpec,

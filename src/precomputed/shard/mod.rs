@@ -6,7 +6,8 @@
 //!
 //! 1. the shard index: for each minishard, 16 bytes, the `[start, end)` (u64 LE) of its minishard
 //!    index counted from the end of the shard index; `start == end` means an empty minishard;
-//! 2. the chunk data, minishard by minishard, each minishard's chunks in ascending id order;
+//! 2. the chunk data, minishard by minishard (in any order of minishards: emwrite's is
+//!    [`ChunkOrder`]), each minishard's chunks in ascending id order;
 //! 3. each non-empty minishard's index, gzip-compressed; decoded it is a u64 LE array `[3][n]`:
 //!    chunk ids (delta-coded), offsets (delta-coded: the first from the end of the shard index,
 //!    each next from the end of the previous chunk) and sizes.
@@ -15,16 +16,19 @@
 //! a zlib stream (RFC 1950, what `flate2::write::ZlibEncoder` writes) would not decode.
 //!
 //! One file per piece, as tensorstore keeps `neuroglancer_uint64_sharded`: `index.rs` (the shard
-//! index and the minishard indices, both ways), `encode.rs` ([`ShardEncoder`]), `stream.rs`
-//! ([`ShardStream`]) and `decode.rs` ([`decode_shard`]), each with its own tests.
+//! index and the minishard indices, both ways), `order.rs` ([`ChunkOrder`]), `encode.rs`
+//! ([`ShardEncoder`]), `stream.rs` ([`ShardStream`]) and `decode.rs` ([`decode_shard`]), each
+//! with its own tests.
 
 mod decode;
 mod encode;
 mod index;
+mod order;
 mod stream;
 #[cfg(test)]
 mod test_vectors;
 
 pub use decode::decode_shard;
 pub use encode::ShardEncoder;
+pub use order::ChunkOrder;
 pub use stream::{ShardStream, ShardStreamEnd};

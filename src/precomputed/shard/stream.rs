@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ChunkOrder;
 use super::index::{shard_index_and_tail, shard_index_len, too_large};
 use crate::precomputed::sharding::ShardingSpec;
 use crate::{Error, Result};
@@ -14,25 +15,28 @@ use crate::{Error, Result};
 /// ahead of their turn are held.
 ///
 /// Used for a block's large shards (scales 0 and 1; raw, such a shard is 128 MiB): the pyramid
-/// encodes a block slab by slab, while a shard file orders its chunks by id, whose top
-/// bit is the z of the shard's upper half, so half a shard can be written before the other half
-/// is computed. The shard index comes first in the file yet depends on every chunk (all-zero
-/// chunks are left out), so it is returned last, for a writer that puts a prefix last
+/// encodes a block layer by layer in z, and the file holds its minishards in the order of the
+/// last layer each reaches ([`ChunkOrder`]), so each minishard can go out as soon as that layer
+/// is done. (With a shard of one minishard, the file is in id order, whose top bit is the z of
+/// the shard's upper half: half a shard can go out before the other half is computed.)
+///
+/// The shard index comes first in the file yet depends on every chunk (all-zero chunks are left
+/// out), so it is returned last, for a writer that puts a prefix last
 /// ([`crate::storage::PrefixedObjectWriter`]). The bytes are exactly those of
-/// [`ShardEncoder::finish`] for the same chunks.
+/// [`ShardEncoder::finish`] for the same chunks in the same order.
 ///
 /// ```
-/// use emwrite::precomputed::shard::{ShardEncoder, ShardStream};
+/// use emwrite::precomputed::shard::{ChunkOrder, ShardEncoder, ShardStream};
 /// use emwrite::precomputed::sharding::ShardingSpec;
 /// let spec = ShardingSpec::new(0, 0, 0)?;
-/// let mut stream = ShardStream::new(spec, 0, [3, 7, 10])?;
+/// let mut stream = ShardStream::new(spec, ChunkOrder::BY_ID, 0, [3, 7, 10])?;
 /// stream.add_chunk_with(7, |out| Ok(out.extend_from_slice(&[7, 7])))?;
 /// assert!(stream.take_ready().is_empty()); // chunk 3 comes first in the file
 /// stream.add_chunk_with(3, |out| Ok(out.extend_from_slice(&[3])))?;
 /// stream.skip_chunk(10)?; // all zero: left out
 /// let data = stream.take_ready().concat();
 /// let end = stream.finish()?;
-/// let mut expected = ShardEncoder::new(spec, 0);
+/// let mut expected = ShardEncoder::new(spec, ChunkOrder::BY_ID, 0);
 /// expected.add_chunk(7, &[7, 7])?;
 /// expected.add_chunk(3, &[3])?;
 /// assert_eq!([end.index, data, end.tail].concat(), expected.finish()?);
@@ -41,10 +45,11 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct ShardStream {
     spec: ShardingSpec,
+    order: ChunkOrder,
     shard: u64,
-    /// Every chunk of the shard that will be given, as `(minishard, id)` in file order.
-    order: Vec<(u64, u64)>,
-    /// How many of `order` have gone out (or were left out as all zero).
+    /// Every chunk of the shard that will be given, by its [`ChunkOrder::key`]: in file order.
+    file_order: Vec<(u64, u64)>,
+    /// How many of `file_order` have gone out (or were left out as all zero).
     next: usize,
     /// Chunks given ahead of their turn: their bytes, or `None` if left out.
     waiting: BTreeMap<u64, Option<Vec<u8>>>,
@@ -63,27 +68,29 @@ pub struct ShardStreamEnd {
 }
 
 impl ShardStream {
-    /// A stream for shard `shard` of `spec` that will be given exactly the chunks `chunk_ids`,
-    /// each once, with [`ShardStream::add_chunk_with`] or [`ShardStream::skip_chunk`].
+    /// A stream for shard `shard` of `spec`, its data in `order`, that will be given exactly the
+    /// chunks `chunk_ids`, each once, with [`ShardStream::add_chunk_with`] or
+    /// [`ShardStream::skip_chunk`].
     ///
     /// Fails (an emwrite bug) if one of them belongs to another shard or repeats.
     pub fn new(
         spec: ShardingSpec,
+        order: ChunkOrder,
         shard: u64,
         chunk_ids: impl IntoIterator<Item = u64>,
     ) -> Result<Self> {
-        let mut order = Vec::new();
+        let mut file_order = Vec::new();
         for id in chunk_ids {
-            let (its_shard, minishard) = spec.shard_and_minishard(id);
+            let (its_shard, _) = spec.shard_and_minishard(id);
             if its_shard != shard {
                 return Err(Error::internal(format_args!(
                     "chunk {id} belongs to shard {its_shard}, not to shard {shard}"
                 )));
             }
-            order.push((minishard, id));
+            file_order.push(order.key(id));
         }
-        order.sort_unstable();
-        if let Some(pair) = order.windows(2).find(|pair| pair[0] == pair[1]) {
+        file_order.sort_unstable();
+        if let Some(pair) = file_order.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(Error::internal(format_args!(
                 "shard {shard}: chunk {} given twice",
                 pair[0].1
@@ -91,8 +98,9 @@ impl ShardStream {
         }
         Ok(Self {
             spec,
-            shard,
             order,
+            shard,
+            file_order,
             next: 0,
             waiting: BTreeMap::new(),
             written: Vec::new(),
@@ -130,9 +138,8 @@ impl ShardStream {
 
     /// Whether `chunk_id` has been given already (added or skipped).
     pub fn has_chunk(&self, chunk_id: u64) -> bool {
-        let (_, minishard) = self.spec.shard_and_minishard(chunk_id);
         let taken = matches!(
-            self.order.binary_search(&(minishard, chunk_id)),
+            self.file_order.binary_search(&self.order.key(chunk_id)),
             Ok(position) if position < self.next
         );
         taken || self.waiting.contains_key(&chunk_id)
@@ -143,12 +150,13 @@ impl ShardStream {
     /// writer can drop each once written: one buffer for half a raw shard would be 64 MiB more.
     pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
         let mut ready = Vec::new();
-        while let Some(&(minishard, id)) = self.order.get(self.next) {
+        while let Some(&(_, id)) = self.file_order.get(self.next) {
             let Some(chunk) = self.waiting.remove(&id) else {
                 break;
             };
             self.next += 1;
             if let Some(bytes) = chunk {
+                let (_, minishard) = self.spec.shard_and_minishard(id);
                 self.written.push((minishard, id, bytes.len() as u64));
                 ready.push(bytes);
             }
@@ -158,7 +166,7 @@ impl ShardStream {
 
     /// Whether every chunk has been given and taken: the stream can finish.
     pub fn is_complete(&self) -> bool {
-        self.next == self.order.len()
+        self.next == self.file_order.len()
     }
 
     /// Whether no chunk has gone out so far: a stream that finishes so has no file.
@@ -173,7 +181,7 @@ impl ShardStream {
                 "shard {}: finished with {} of {} chunks taken",
                 self.shard,
                 self.next,
-                self.order.len()
+                self.file_order.len()
             )));
         }
         let (index, tail) = shard_index_and_tail(&self.spec, self.written)?;
@@ -182,8 +190,10 @@ impl ShardStream {
 
     /// Fails unless `chunk_id` is one of the stream's chunks not yet given.
     fn check_expected(&self, chunk_id: u64) -> Result<()> {
-        let (_, minishard) = self.spec.shard_and_minishard(chunk_id);
-        let expected = self.order.binary_search(&(minishard, chunk_id)).is_ok();
+        let expected = self
+            .file_order
+            .binary_search(&self.order.key(chunk_id))
+            .is_ok();
         if !expected || self.has_chunk(chunk_id) {
             return Err(Error::internal(format_args!(
                 "shard {}: chunk {chunk_id} is not expected or was given before",
@@ -197,7 +207,8 @@ impl ShardStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::precomputed::shard::ShardEncoder;
+    use crate::precomputed::morton;
+    use crate::precomputed::shard::{ShardEncoder, decode_shard};
 
     fn spec(preshift_bits: u32, minishard_bits: u32, shard_bits: u32) -> ShardingSpec {
         ShardingSpec::new(preshift_bits, minishard_bits, shard_bits).expect("valid spec")
@@ -215,8 +226,9 @@ mod tests {
         let ids: Vec<u64> = (0..64)
             .filter(|&id| spec.shard_and_minishard(id).0 == 1)
             .collect();
-        let mut stream = ShardStream::new(spec, 1, ids.iter().copied()).expect("shard 1's ids");
-        let mut expected = ShardEncoder::new(spec, 1);
+        let mut stream = ShardStream::new(spec, ChunkOrder::BY_ID, 1, ids.iter().copied())
+            .expect("shard 1's ids");
+        let mut expected = ShardEncoder::new(spec, ChunkOrder::BY_ID, 1);
         let (mut data, mut parts) = (Vec::new(), 0);
         // Give the chunks from the last to the first, leaving out every third as all zero.
         for (i, &id) in ids.iter().rev().enumerate() {
@@ -246,15 +258,51 @@ mod tests {
     }
 
     #[test]
+    fn minishards_of_one_layer_go_out_as_each_layer_is_done() {
+        // An 8³ shard (grid 8³), minishards of 2×2×1 chunks: 2 preshift bits, 7 minishard bits.
+        let (spec, bits) = (spec(2, 7, 0), [3; 3]);
+        let order = ChunkOrder::by_layer(&spec, bits);
+        let cell_id = |x, y, z| morton::encode([x, y, z], bits);
+        let mut stream = ShardStream::new(spec, order, 0, 0..512).expect("shard 0's ids");
+        let mut expected = ShardEncoder::new(spec, order, 0);
+        let mut data = Vec::new();
+        for z in 0..8 {
+            for y in 0..8 {
+                for x in 0..8 {
+                    let id = cell_id(x, y, z);
+                    stream
+                        .add_chunk_with(id, |out| {
+                            out.extend_from_slice(&chunk(id));
+                            Ok(())
+                        })
+                        .expect("expected");
+                    expected.add_chunk(id, &chunk(id)).expect("same shard");
+                }
+            }
+            // The whole layer goes out once its last chunk is given: nothing waits for the next.
+            let ready = stream.take_ready();
+            assert_eq!(ready.len(), 64, "layer {z}");
+            data.extend(ready.concat());
+        }
+        let end = stream.finish().expect("complete");
+        let file = [end.index, data, end.tail].concat();
+        assert_eq!(file, expected.finish().expect("encodes"));
+        let chunks = decode_shard(&spec, &file).expect("decodes");
+        assert_eq!(chunks.len(), 512);
+        assert!(chunks.iter().all(|(&id, bytes)| *bytes == chunk(id)));
+    }
+
+    #[test]
     fn chunks_out_of_the_plan_are_refused() {
         let spec = spec(0, 0, 4);
-        let e = ShardStream::new(spec, 1, [1, 2]).expect_err("chunk 2 is shard 2's");
+        let e =
+            ShardStream::new(spec, ChunkOrder::BY_ID, 1, [1, 2]).expect_err("chunk 2 is shard 2's");
         assert!(e.message().contains("belongs to shard 2"), "{e}");
-        let e = ShardStream::new(spec, 1, [1, 1]).expect_err("twice");
+        let e = ShardStream::new(spec, ChunkOrder::BY_ID, 1, [1, 1]).expect_err("twice");
         assert!(e.message().contains("chunk 1 given twice"), "{e}");
 
         let spec = ShardingSpec::new(0, 0, 0).expect("valid spec");
-        let mut stream = ShardStream::new(spec, 0, [3, 5]).expect("valid");
+        let mut stream = ShardStream::new(spec, ChunkOrder::BY_ID, 0, [3, 5]).expect("valid");
         let e = stream.skip_chunk(4).expect_err("not planned");
         assert!(e.message().contains("chunk 4 is not expected"), "{e}");
         stream.skip_chunk(5).expect("planned");
@@ -276,7 +324,7 @@ mod tests {
     #[test]
     fn a_stream_of_skipped_chunks_is_empty() {
         let spec = ShardingSpec::new(0, 0, 0).expect("valid spec");
-        let mut stream = ShardStream::new(spec, 0, [1, 2]).expect("valid");
+        let mut stream = ShardStream::new(spec, ChunkOrder::BY_ID, 0, [1, 2]).expect("valid");
         stream.skip_chunk(2).expect("planned");
         stream.skip_chunk(1).expect("planned");
         assert!(stream.take_ready().is_empty());

@@ -651,9 +651,12 @@ mod tests {
 
     #[test]
     fn task_report_counts_retries_across_requests() {
+        // Per info: ngmeta reads what is there (nothing), then puts it.
         let client = ScriptedClient::new(vec![
+            answer(404, ""),
             answer(503, ""),
             answer(200, "{}"),
+            answer(404, ""),
             reset(),
             answer(200, "{}"),
         ]);
