@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use emwrite::block::handoff::HalfHandoff;
-use emwrite::block::merge::merge_halves;
+use emwrite::block::merge::{MergedShard, merge_halves};
 use emwrite::block::pyramid::BlockPyramid;
 use emwrite::block::shards::CompletedShard;
 use emwrite::layout::{BLOCK_EDGE, BlockHalf, volume_info};
@@ -92,11 +92,26 @@ fn run_halves(info: &VolumeInfo, encodings: &[Encoding], slab: &[u8]) -> ([Durat
         handoff
     });
     let start = Instant::now();
-    let [lower, upper] =
-        handoffs.map(|bytes| HalfHandoff::from_bytes(&bytes, "hand-off").expect("reads back"));
-    let merged =
-        merge_halves(info.scales(), [0, 0, 0], encodings, 75, [&lower, &upper]).expect("merges");
-    output.write(merged);
+    let [lower, upper] = handoffs
+        .each_ref()
+        .map(|bytes| HalfHandoff::from_bytes(bytes, "hand-off").expect("reads back"));
+    // Every merged shard held whole (none spliced), as the pyramid's own shards are.
+    let merged = merge_halves(
+        info.scales(),
+        [0, 0, 0],
+        encodings,
+        75,
+        [&lower, &upper],
+        usize::MAX,
+    );
+    let merged = merged
+        .expect("merges")
+        .into_iter()
+        .map(|shard| match shard {
+            MergedShard::Whole(shard) => shard,
+            MergedShard::Spliced(_) => panic!("spliced although asked for none"),
+        });
+    output.write(merged.collect());
     times.push(start.elapsed());
     let times = times.try_into().expect("two halves and a merge");
     (times, output.bytes, output.crc.sum())

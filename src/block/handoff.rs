@@ -13,6 +13,8 @@
 //! the half wrote, so that the merge can name every object of the block in its manifest
 //! ([`super::manifest`]).
 
+use std::borrow::Cow;
+
 use super::manifest::ListedObject;
 use crate::layout::BlockHalf;
 use crate::precomputed::codec::Encoding;
@@ -21,9 +23,11 @@ use crate::{Error, Result};
 /// First bytes of a hand-off: names the format and its version.
 const MAGIC: &[u8] = b"emwrite block half v2\n";
 
-/// What one half of a block hands to the merge.
+/// What one half of a block hands to the merge: owned by the half that makes it, borrowed from
+/// its bytes by the merge that reads it ([`HalfHandoff::from_bytes`]), so that the merge holds
+/// the partial shards once, not twice (with `writeRaw`, a half's are about 80 MiB).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HalfHandoff {
+pub struct HalfHandoff<'a> {
     /// Which half this is.
     pub half: BlockHalf,
     /// The block, `[bx, by, bz]`.
@@ -33,18 +37,18 @@ pub struct HalfHandoff {
     /// The JPEG quality the half encoded its chunks with.
     pub jpeg_quality: u8,
     /// The half's partial shards, each a valid shard file holding only the half's chunks.
-    pub shards: Vec<PartialShardFile>,
+    pub shards: Vec<PartialShardFile<'a>>,
     /// The half's half of the coarsest scale's slab, when that scale's block is a single chunk
     /// (scale 4): the half's 32 slices of the 64³ chunk; `None` if all zero or if no scale
     /// straddles.
-    pub coarsest: Option<Vec<u8>>,
+    pub coarsest: Option<Cow<'a, [u8]>>,
     /// The objects the half wrote itself (its scale-0 shards), for the block's manifest.
     pub written: Vec<ListedObject>,
 }
 
 /// The file of a shard holding only one half's chunks.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartialShardFile {
+pub struct PartialShardFile<'a> {
     /// The encoding of its chunks.
     pub encoding: Encoding,
     /// The key of its scale, e.g. `"16.0x16.0x16.0"`.
@@ -52,10 +56,10 @@ pub struct PartialShardFile {
     /// The name of the whole shard's file, e.g. `"000000.shard"`.
     pub file_name: String,
     /// The shard file of the half's chunks.
-    pub bytes: Vec<u8>,
+    pub bytes: Cow<'a, [u8]>,
 }
 
-impl HalfHandoff {
+impl<'a> HalfHandoff<'a> {
     /// The hand-off as bytes, to carry it from the half's task to the merge's.
     ///
     /// After the line `emwrite block half v1`, in order: the half (one byte, 0 lower, 1 upper);
@@ -66,7 +70,7 @@ impl HalfHandoff {
     /// every name or byte string is a u64 length and the bytes; integers are little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let payload: usize = self.shards.iter().map(|s| s.bytes.len()).sum::<usize>()
-            + self.coarsest.as_ref().map_or(0, Vec::len);
+            + self.coarsest.as_ref().map_or(0, |voxels| voxels.len());
         let mut out = Vec::with_capacity(payload + 1024);
         out.extend_from_slice(MAGIC);
         out.push(match self.half {
@@ -105,7 +109,7 @@ impl HalfHandoff {
 
     /// Reads a hand-off made by [`HalfHandoff::to_bytes`]; `field` names it in errors (a bad
     /// hand-off is the caller's fault: 400).
-    pub fn from_bytes(bytes: &[u8], field: &str) -> Result<Self> {
+    pub fn from_bytes(bytes: &'a [u8], field: &str) -> Result<Self> {
         let mut reader = Reader { bytes, field };
         if reader.take(MAGIC.len())? != MAGIC {
             return Err(Error::bad_field(
@@ -129,13 +133,13 @@ impl HalfHandoff {
                     encoding: reader.encoding()?,
                     scale_key: reader.string()?,
                     file_name: reader.string()?,
-                    bytes: reader.bytes()?.to_vec(),
+                    bytes: Cow::Borrowed(reader.bytes()?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let coarsest = match reader.u8()? {
             0 => None,
-            1 => Some(reader.bytes()?.to_vec()),
+            1 => Some(Cow::Borrowed(reader.bytes()?)),
             other => {
                 return Err(Error::bad_field(
                     field,
@@ -179,12 +183,12 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Reads a hand-off front to back; errors name `field`.
-struct Reader<'a> {
+struct Reader<'a, 'f> {
     bytes: &'a [u8],
-    field: &'a str,
+    field: &'f str,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.bytes.len() < n {
             return Err(Error::bad_field(self.field, "the hand-off is cut short"));
@@ -243,7 +247,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn handoff() -> HalfHandoff {
+    fn handoff() -> HalfHandoff<'static> {
         HalfHandoff {
             half: BlockHalf::Upper,
             block: [1, 0, 2],
@@ -253,9 +257,9 @@ mod tests {
                 encoding: Encoding::Raw,
                 scale_key: "16.0x16.0x16.0".to_owned(),
                 file_name: "000001.shard".to_owned(),
-                bytes: vec![1, 2, 3],
+                bytes: vec![1, 2, 3].into(),
             }],
-            coarsest: Some(vec![7; 5]),
+            coarsest: Some(vec![7; 5].into()),
             written: vec![ListedObject {
                 name: "neuroglancer/raw/8.0x8.0x8.0/000008.shard".to_owned(),
                 bytes: 5,

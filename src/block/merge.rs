@@ -5,32 +5,44 @@
 //! [`HalfHandoff`]s and returns the block's shards that both halves hold chunks of (scales 1–4 for
 //! cubic voxels), byte for byte those a single
 //! task would have written: a shard file depends only on its set of chunks, and every chunk is
-//! encoded from the same voxels.
+//! encoded from the same voxels. Large ones come as [`SplicedShard`]s, written in parts straight
+//! from the hand-offs' bytes, so that the merge holds each chunk once.
 
 use std::collections::BTreeMap;
 
 use super::handoff::HalfHandoff;
 use super::scale::encode_straddling_scale;
-use super::shards::CompletedShard;
+use super::shards::{CompletedShard, SplicedShard};
 use crate::layout::{self, BlockHalf};
 use crate::precomputed::codec::Encoding;
 use crate::precomputed::info::Scale;
 use crate::{Error, Result};
 
+/// One shard of the merge: held whole, or spliced from the hand-offs as it is written.
+#[derive(Debug)]
+pub enum MergedShard<'h> {
+    /// A shard assembled in memory, as a single task completes it.
+    Whole(CompletedShard),
+    /// A shard whose parts together hold `splice_from` bytes or more ([`merge_halves`]).
+    Spliced(SplicedShard<'h>),
+}
+
 /// The block's shards at the scales both halves hold chunks of (1–4 for cubic voxels), from
 /// the two halves' hand-offs: the shards a single task building the whole block would write
 /// after its last slab, in the same order (by scale, then shard, then encoding as `encodings`
-/// lists them), with the same bytes.
+/// lists them), with the same bytes. A shard whose partial files together hold `splice_from`
+/// bytes or more comes spliced, to be written in parts; the rest whole.
 ///
 /// `scales`, `block`, `encodings` and `jpeg_quality` are those of the block's request; the
 /// hand-offs must come from halves run with them (else a 400 naming `lower` or `upper`).
-pub fn merge_halves(
+pub fn merge_halves<'h>(
     scales: &[Scale],
     block: [u64; 3],
     encodings: &[Encoding],
     jpeg_quality: u8,
-    [lower, upper]: [&HalfHandoff; 2],
-) -> Result<Vec<CompletedShard>> {
+    [lower, upper]: [&'h HalfHandoff<'h>; 2],
+    splice_from: usize,
+) -> Result<Vec<MergedShard<'h>>> {
     for (handoff, half) in [(lower, BlockHalf::Lower), (upper, BlockHalf::Upper)] {
         let field = half.as_str();
         if handoff.half != half {
@@ -61,7 +73,7 @@ pub fn merge_halves(
 
     let shifts = layout::shifts_of_scales(scales)?;
     // Both halves' parts of each shard, ordered as a single task completes them.
-    let mut parts: BTreeMap<(usize, &str, usize), Vec<&[u8]>> = BTreeMap::new();
+    let mut parts: BTreeMap<(usize, &str, usize), Vec<&'h [u8]>> = BTreeMap::new();
     for (handoff, half) in [(lower, BlockHalf::Lower), (upper, BlockHalf::Upper)] {
         for shard in &handoff.shards {
             let unknown = || {
@@ -91,7 +103,14 @@ pub fn merge_halves(
     let mut merged = parts
         .into_iter()
         .map(|((k, file_name, e), parts)| {
-            CompletedShard::from_parts(&scales[k], encodings[e], file_name, parts)
+            let (scale, encoding) = (&scales[k], encodings[e]);
+            if parts.iter().map(|part| part.len()).sum::<usize>() >= splice_from {
+                SplicedShard::from_parts(scale, encoding, file_name, parts)
+                    .map(MergedShard::Spliced)
+            } else {
+                CompletedShard::from_parts(scale, encoding, file_name, parts)
+                    .map(MergedShard::Whole)
+            }
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -103,7 +122,7 @@ pub fn merge_halves(
     if straddles {
         // Every scale's chunks are 64³ (the pyramid checks it), so scale 0's edge is the edge.
         let chunk_edge = scales[0].chunk_size()[0] as usize;
-        merged.extend(encode_straddling_scale(
+        let straddling = encode_straddling_scale(
             &scales[k],
             coarsest_shift,
             block,
@@ -111,7 +130,8 @@ pub fn merge_halves(
             encodings,
             jpeg_quality,
             chunk_edge,
-        )?);
+        )?;
+        merged.extend(straddling.into_iter().map(MergedShard::Whole));
     } else if let Some(i) = coarsest.iter().position(Option::is_some) {
         return Err(Error::bad_field(
             BlockHalf::BOTH[i].as_str(),
@@ -188,8 +208,36 @@ mod tests {
         files
     }
 
-    /// What the two halves and the merge write, the hand-offs passed as bytes.
-    fn halves(scales: &[Scale], block: [u64; 3], encodings: &[Encoding], voxels: &[u8]) -> Files {
+    /// Adds the file of a merged shard: a spliced one written in parts of a few KiB.
+    fn insert_merged(files: &mut Files, shard: MergedShard<'_>) {
+        let mut shard = match shard {
+            MergedShard::Whole(shard) => return insert(files, shard),
+            MergedShard::Spliced(shard) => shard,
+        };
+        let (mut data, mut index) = (Vec::new(), None);
+        let mut key = None;
+        while let Some(part) = shard.next_part(3000).expect("next part") {
+            assert!(index.is_none(), "a part after the last");
+            key = Some((part.encoding, part.scale_key, part.file_name));
+            data.extend(part.pieces.concat());
+            index = part.index;
+        }
+        let file = [index.expect("a last part"), data].concat();
+        assert!(
+            files.insert(key.expect("a part"), file).is_none(),
+            "written twice"
+        );
+    }
+
+    /// What the two halves and the merge write, the hand-offs passed as bytes; the merge splices
+    /// the shards whose parts hold `splice_from` bytes or more.
+    fn halves_splicing(
+        scales: &[Scale],
+        block: [u64; 3],
+        encodings: &[Encoding],
+        voxels: &[u8],
+        splice_from: usize,
+    ) -> Files {
         // Where every scale halves z, the halves own whole shards of scale 0 only; where scales
         // keep z, also whole shards of those.
         let cubic = scales[1].resolution_nm()[2] == 2.0 * scales[0].resolution_nm()[2];
@@ -212,14 +260,21 @@ mod tests {
                     insert(&mut files, shard);
                 }
             }
-            let bytes = pyramid.finish_half().expect("finish half").to_bytes();
-            HalfHandoff::from_bytes(&bytes, half.as_str()).expect("reads back")
+            pyramid.finish_half().expect("finish half").to_bytes()
         });
-        let [lower, upper] = &handoffs;
-        for shard in merge_halves(scales, block, encodings, 75, [lower, upper]).expect("merge") {
-            insert(&mut files, shard);
+        let [lower, upper] = [0, 1].map(|i| {
+            HalfHandoff::from_bytes(&handoffs[i], BlockHalf::BOTH[i].as_str()).expect("reads")
+        });
+        let merged = merge_halves(scales, block, encodings, 75, [&lower, &upper], splice_from);
+        for shard in merged.expect("merge") {
+            insert_merged(&mut files, shard);
         }
         files
+    }
+
+    /// What the two halves and the merge write, the merge holding every shard whole.
+    fn halves(scales: &[Scale], block: [u64; 3], encodings: &[Encoding], voxels: &[u8]) -> Files {
+        halves_splicing(scales, block, encodings, voxels, usize::MAX)
     }
 
     fn assert_halves_equal_whole(size0: [u64; 3], block: [u64; 3], voxels: &[u8]) {
@@ -230,14 +285,17 @@ mod tests {
         let size0 = scales[0].size();
         for encodings in [&[Encoding::Jpeg][..], &[Encoding::Jpeg, Encoding::Raw]] {
             let want = whole(scales, block, encodings, voxels);
-            let got = halves(scales, block, encodings, voxels);
-            assert_eq!(
-                got.keys().collect::<Vec<_>>(),
-                want.keys().collect::<Vec<_>>(),
-                "files of {size0:?} block {block:?} in {encodings:?}"
-            );
-            for (name, bytes) in &want {
-                assert!(got[name] == *bytes, "{name:?} differs");
+            // The merge holding every shard whole, and splicing every shard it can.
+            for splice_from in [usize::MAX, 0] {
+                let got = halves_splicing(scales, block, encodings, voxels, splice_from);
+                assert_eq!(
+                    got.keys().collect::<Vec<_>>(),
+                    want.keys().collect::<Vec<_>>(),
+                    "files of {size0:?} block {block:?} in {encodings:?}"
+                );
+                for (name, bytes) in &want {
+                    assert!(got[name] == *bytes, "{name:?} differs ({splice_from})");
+                }
             }
         }
     }
@@ -345,7 +403,7 @@ mod tests {
         let lower = handoff(BlockHalf::Lower, [0, 0, 0]);
         let upper = handoff(BlockHalf::Upper, [0, 0, 0]);
         let merge = |pair: [&HalfHandoff; 2], encodings: &[Encoding]| {
-            merge_halves(&scales, [0, 0, 0], encodings, 75, pair).expect_err("mixed up")
+            merge_halves(&scales, [0, 0, 0], encodings, 75, pair, usize::MAX).expect_err("mixed up")
         };
         let cases = [
             (

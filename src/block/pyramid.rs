@@ -440,7 +440,7 @@ impl BlockPyramid {
     /// its half of the coarsest scale's voxels.
     ///
     /// Assembling the files takes time; [`BlockPyramid::timings`] does not count it.
-    pub fn finish_half(self) -> Result<HalfHandoff> {
+    pub fn finish_half(self) -> Result<HalfHandoff<'static>> {
         let Some(half) = self.half else {
             return Err(Error::internal(
                 "block pyramid: finish_half on a whole block's pyramid",
@@ -468,7 +468,7 @@ impl BlockPyramid {
                     encoding: shard.encoding,
                     scale_key: shard.scale_key.clone(),
                     file_name: shard.file_name.clone(),
-                    bytes: shard.into_bytes()?,
+                    bytes: shard.into_bytes()?.into(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -478,7 +478,7 @@ impl BlockPyramid {
             encodings: self.encodings,
             jpeg_quality: self.jpeg_quality,
             shards,
-            coarsest: coarsest.map(<[u8]>::to_vec),
+            coarsest: coarsest.map(|voxels| voxels.to_vec().into()),
             // The task that ran the half fills in the objects it wrote.
             written: Vec::new(),
         })

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::layout;
 use crate::precomputed::codec::{self, Encoding};
 use crate::precomputed::info::Scale;
-use crate::precomputed::shard::{ShardEncoder, ShardStream, decode_shard};
+use crate::precomputed::shard::{ShardEncoder, ShardStream, shard_chunk_ranges};
 use crate::zarr::metadata::ZarrScale;
 use crate::zarr::shard::ShardBuilder;
 use crate::{Error, Result};
@@ -67,15 +67,16 @@ impl CompletedShard {
         let context = || format!("{} shard {}/{file_name}", encoding.as_str(), scale.key());
         let mut merged: Option<(u64, ShardEncoder)> = None;
         for part in parts {
-            let chunks = decode_shard(&spec, part).map_err(|e| e.context(context()))?;
-            for (id, bytes) in chunks {
+            let chunks = shard_chunk_ranges(&spec, part).map_err(|e| e.context(context()))?;
+            for (id, range) in chunks {
+                let bytes = &part[range];
                 let (_, encoder) = merged.get_or_insert_with(|| {
                     // Every later chunk is checked against this one's shard by `add_chunk`.
                     let (shard, _) = spec.shard_and_minishard(id);
                     (shard, ShardEncoder::new(spec, scale.chunk_order(), shard))
                 });
                 encoder
-                    .add_chunk(id, &bytes)
+                    .add_chunk(id, bytes)
                     .map_err(|e| e.context(context()))?;
             }
         }
@@ -97,6 +98,105 @@ impl CompletedShard {
             encoder,
         };
         Ok(shard)
+    }
+}
+
+/// A shard file made of the chunks of files of the same shard that each hold some of them (a
+/// split block's partial shards, [`crate::block::merge`]), handed out in [`ShardPart`]s as it is
+/// written: each chunk is copied once, from its part into the part that goes out, so the merge
+/// never holds the whole file (a raw scale-1 shard is 128 MiB) as [`CompletedShard::from_parts`]
+/// would. The bytes are those of [`CompletedShard::from_parts`] of the same parts.
+#[derive(Debug)]
+pub struct SplicedShard<'p> {
+    encoding: Encoding,
+    scale_key: String,
+    file_name: String,
+    /// The whole file's chunks, in its order, each in the part it comes from.
+    chunks: std::vec::IntoIter<(u64, &'p [u8])>,
+    /// The file written so far; `None` once its last part went out.
+    stream: Option<ShardStream>,
+}
+
+impl<'p> SplicedShard<'p> {
+    /// The shard `file_name` of `scale` in `encoding`, from the files of its `parts`.
+    ///
+    /// Fails if a part is not a shard file of that name, or if two parts hold the same chunk.
+    pub(crate) fn from_parts(
+        scale: &Scale,
+        encoding: Encoding,
+        file_name: &str,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+    ) -> Result<Self> {
+        let (spec, order) = (*scale.sharding(), scale.chunk_order());
+        let context = || format!("{} shard {}/{file_name}", encoding.as_str(), scale.key());
+        let mut chunks = Vec::new();
+        for part in parts {
+            let ranges = shard_chunk_ranges(&spec, part).map_err(|e| e.context(context()))?;
+            chunks.extend(ranges.into_iter().map(|(id, range)| (id, &part[range])));
+        }
+        chunks.sort_unstable_by_key(|&(id, _)| order.key(id));
+        let Some(&(first, _)) = chunks.first() else {
+            return Err(Error::internal("no chunk in any part").context(context()));
+        };
+        let (shard, _) = spec.shard_and_minishard(first);
+        if spec.shard_file_name(shard) != file_name {
+            return Err(Error::internal(format_args!(
+                "the parts hold chunks of shard {}",
+                spec.shard_file_name(shard)
+            ))
+            .context(context()));
+        }
+        // Fails if a chunk belongs to another shard or comes twice.
+        let stream = ShardStream::new(spec, order, shard, chunks.iter().map(|&(id, _)| id))
+            .map_err(|e| e.context(context()))?;
+        Ok(Self {
+            encoding,
+            scale_key: scale.key().to_owned(),
+            file_name: file_name.to_owned(),
+            chunks: chunks.into_iter(),
+            stream: Some(stream),
+        })
+    }
+
+    /// The file's next part: its next chunks, `part_bytes` of them or a chunk more, and with the
+    /// last chunk the file's end and its index. `None` once the last part went out.
+    pub fn next_part(&mut self, part_bytes: usize) -> Result<Option<ShardPart>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        let (mut pieces, mut bytes) = (Vec::new(), 0);
+        while bytes < part_bytes {
+            let Some((id, chunk)) = self.chunks.next() else {
+                break;
+            };
+            stream.add_chunk_with(id, |out| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            })?;
+            // Chunks come in file order: each goes out at once.
+            for piece in stream.take_ready() {
+                bytes += piece.len();
+                pieces.push(piece);
+            }
+        }
+        let index_len = stream.index_len()?;
+        let index = if stream.is_complete() {
+            let end = self.stream.take().map(ShardStream::finish).transpose()?;
+            end.map(|end| {
+                pieces.push(end.tail);
+                end.index
+            })
+        } else {
+            None
+        };
+        Ok(Some(ShardPart {
+            encoding: self.encoding,
+            scale_key: self.scale_key.clone(),
+            file_name: self.file_name.clone(),
+            index_len,
+            pieces,
+            index,
+        }))
     }
 }
 

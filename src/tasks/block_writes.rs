@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::Written;
 use crate::block::manifest::{BlockManifest, ListedObject};
 use crate::block::pyramid::BlockPyramid;
-use crate::block::shards::{CompletedShard, ShardPart, ZarrPart};
+use crate::block::shards::{CompletedShard, ShardPart, SplicedShard, ZarrPart};
 use crate::block::zarr::zarr_shard;
 use crate::layout;
 use crate::precomputed::codec::Encoding;
@@ -333,6 +333,28 @@ pub(super) async fn write_shards(
         }
     }
     out.put_side_by_side(storage, request, together).await
+}
+
+/// Writes a shard the merge splices from the halves' hand-offs, in parts of a resumable part's
+/// worth as they are copied out, so that the merge never holds the whole file (a raw scale-1
+/// shard is 128 MiB).
+pub(super) async fn write_spliced<S: StreamingStorage>(
+    storage: &S,
+    request: &NgShardRequest,
+    out: &mut Output<'_>,
+    mut shard: SplicedShard<'_>,
+) -> Result<()> {
+    let mut open = OpenShards::default();
+    loop {
+        let started = Instant::now();
+        let part = shard.next_part(storage::gcs::UPLOAD_PART_BYTES)?;
+        out.written.stages.encode += started.elapsed();
+        let Some(part) = part else {
+            break;
+        };
+        open.write_parts(storage, request, out, vec![part]).await?;
+    }
+    open.check_all_finished()
 }
 
 /// The most bytes of whole shard files [`write_shards`] holds and puts at once: a resumable

@@ -20,10 +20,10 @@ use std::time::Instant;
 use super::Written;
 pub use super::block_writes::STREAM_SHARDS_FROM;
 use super::block_writes::{
-    OpenShards, Output, Volumes, write_completed, write_manifest, write_shards,
+    OpenShards, Output, Volumes, write_completed, write_manifest, write_shards, write_spliced,
 };
 use crate::block::handoff::HalfHandoff;
-use crate::block::merge;
+use crate::block::merge::{self, MergedShard};
 use crate::block::pyramid::BlockPyramid;
 use crate::layout::{self, BLOCK_EDGE, BlockHalf, encodings, engine_encodings, info_object};
 use crate::precomputed::codec::Encoding;
@@ -131,7 +131,7 @@ pub async fn run_half(
 /// byte for byte. The hand-offs must come from halves run with the same request (else a 400
 /// naming `lower` or `upper`).
 pub async fn merge_halves(
-    storage: &impl Storage,
+    storage: &impl StreamingStorage,
     request: &NgShardRequest,
     lower: &[u8],
     upper: &[u8],
@@ -140,24 +140,43 @@ pub async fn merge_halves(
     let volumes = read_volumes(storage, request).await?;
     let mut written = Written::default();
     let started = Instant::now();
+    // Read in place: the partial shards stay in the hand-offs' bytes.
     let lower = HalfHandoff::from_bytes(lower, BlockHalf::Lower.as_str())?;
     let upper = HalfHandoff::from_bytes(upper, BlockHalf::Upper.as_str())?;
+    // Large shards are spliced from the hand-offs as they are written, unless their raw chunks
+    // also make OME-Zarr shards, which are made of a whole raw shard.
+    let splice_from = if volumes.zarr.is_empty() {
+        STREAM_SHARDS_FROM
+    } else {
+        usize::MAX
+    };
     let shards = merge::merge_halves(
         &volumes.scales,
         request.start.map(u64::from),
         engine_encodings(request.format, request.write_raw),
         request.jpeg_quality,
         [&lower, &upper],
+        splice_from,
     )?;
-    let mut listed = [lower.written, upper.written].concat();
-    drop((lower.shards, upper.shards, lower.coarsest, upper.coarsest));
+    let mut listed = [lower.written.as_slice(), upper.written.as_slice()].concat();
     written.stages.encode += started.elapsed();
     let mut out = Output {
         written: &mut written,
         listed: &mut listed,
         volumes: &volumes,
     };
-    write_shards(storage, request, &mut out, shards).await?;
+    let mut whole = Vec::new();
+    let mut spliced = Vec::new();
+    for shard in shards {
+        match shard {
+            MergedShard::Whole(shard) => whole.push(shard),
+            MergedShard::Spliced(shard) => spliced.push(shard),
+        }
+    }
+    write_shards(storage, request, &mut out, whole).await?;
+    for shard in spliced {
+        write_spliced(storage, request, &mut out, shard).await?;
+    }
     write_manifest(storage, request, &mut written, listed).await?;
     written.retries = storage.retries().saturating_sub(retries_before);
     Ok(written)

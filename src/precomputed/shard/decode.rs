@@ -4,6 +4,7 @@
 //! (docs/design.md §5, "Shard file").
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use super::index::{
     SHARD_INDEX_ENTRY_BYTES, byte_range, decode_minishard_index, read_u64, shard_index_len,
@@ -17,6 +18,18 @@ use crate::{Error, Result};
 /// [`ErrorKind::UnreadableInput`] error naming the part at fault (`"minishard index of minishard
 /// 0: ..."`), never a panic. Callers add which file it was with [`Error::context`].
 pub fn decode_shard(spec: &ShardingSpec, bytes: &[u8]) -> Result<BTreeMap<u64, Vec<u8>>> {
+    Ok(shard_chunk_ranges(spec, bytes)?
+        .into_iter()
+        .map(|(id, range)| (id, bytes[range].to_vec()))
+        .collect())
+}
+
+/// Where each chunk of a whole shard file lies in it, by id, checked as [`decode_shard`] checks
+/// them: for a reader that takes the chunks from the file's own bytes rather than copies.
+pub fn shard_chunk_ranges(
+    spec: &ShardingSpec,
+    bytes: &[u8],
+) -> Result<BTreeMap<u64, Range<usize>>> {
     let index_len = shard_index_len(spec)
         .filter(|&len| len <= bytes.len())
         .ok_or_else(|| {
@@ -78,7 +91,8 @@ pub fn decode_shard(spec: &ShardingSpec, bytes: &[u8]) -> Result<BTreeMap<u64, V
                         ),
                     )
                 })?;
-            if chunks.insert(id, data[range].to_vec()).is_some() {
+            let in_file = index_len + range.start..index_len + range.end;
+            if chunks.insert(id, in_file).is_some() {
                 return Err(Error::unreadable(chunk_what(), "appears twice"));
             }
         }

@@ -28,7 +28,7 @@ mod stream;
 #[cfg(test)]
 mod test_vectors;
 
-pub use decode::decode_shard;
+pub use decode::{decode_shard, shard_chunk_ranges};
 pub use encode::ShardEncoder;
 pub use order::ChunkOrder;
 pub use stream::{ShardStream, ShardStreamEnd};
