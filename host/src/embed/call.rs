@@ -31,9 +31,10 @@ impl Split {
     /// (this one included) wait for them. With auto: only when whole blocks would leave cores
     /// idle, since a split costs a merge and holds the hand-offs; and only for a block without
     /// raw chunks (`raw_shards`: `writeRaw`, or OME-Zarr output, whose shards both halves hold
-    /// are made of raw chunks): two halves hold their raw chunks side by side and the merge the
-    /// coarse raw shards, about 1 GB for a dense block against 0.5 GB whole with `writeRaw`,
-    /// 0.9 GB against 0.35 GB with OME-Zarr (docs/performance.md, Memory).
+    /// are made of raw chunks): two halves each hold a layer of raw chunks and their half of the
+    /// coarse raw shards, which they hand to the merge, about 0.7 GB for a dense block against
+    /// 0.27 GB whole with `writeRaw`, 0.9 GB against 0.35 GB with OME-Zarr (docs/performance.md,
+    /// Memory).
     pub fn splits(self, free_cores: usize, not_started: usize, raw_shards: bool) -> bool {
         match self {
             Split::Auto => !raw_shards && free_cores >= 2 && not_started < free_cores,
