@@ -33,7 +33,7 @@ impl Split {
     /// raw chunks (`raw_shards`: `writeRaw`, or OME-Zarr output, whose shards both halves hold
     /// are made of raw chunks): two halves each hold a layer of raw chunks and their half of the
     /// coarse raw shards, which they hand to the merge, about 0.7 GB for a dense block against
-    /// 0.27 GB whole with `writeRaw`, 0.9 GB against 0.35 GB with OME-Zarr (docs/performance.md,
+    /// 0.27 GB whole with `writeRaw`, 0.74 GB against 0.24 GB with OME-Zarr (docs/performance.md,
     /// Memory).
     pub fn splits(self, free_cores: usize, not_started: usize, raw_shards: bool) -> bool {
         match self {

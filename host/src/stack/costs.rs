@@ -11,7 +11,8 @@ use emwrite::storage::router::DefaultStore;
 use crate::stack::tasks::{Phase, Stack};
 
 /// The measured figures the plan multiplies out. Sources: the README's Performance table
-/// (`scripts/bench --scaling`, 3 runs a side, 2 cores, 2026-12-07 17:19) and, for output sizes,
+/// (`scripts/bench`, 3 runs a side, 2 cores, 2026-12-07: alignedslice at 17:19, ngshard at 22:53)
+/// and, for output sizes,
 /// the example stack
 /// (`cargo run --release --example make_stack`, EM-like synthetic data) converted by
 /// `emwrite pipeline`. Real EM compresses differently: read the byte figures as estimates.
@@ -34,25 +35,25 @@ pub mod figures {
     pub const META_CORE_S: f64 = 0.01;
     /// See [`META_CORE_S`].
     pub const META_PEAK: u64 = 40 << 20;
-    /// ngshard core-seconds per voxel of the block that holds slices (6.67 CPU-s for a 1024³
-    /// JPEG block split in two instances, 7.37 with raw in one).
-    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 6.67;
+    /// ngshard core-seconds per voxel of the block that holds slices (6.24 CPU-s for a 1024³
+    /// JPEG block split in two instances, 7.16 with raw in one).
+    pub const BLOCK_CORE_S_PER_GVOXEL_JPEG: f64 = 6.24;
     /// See [`BLOCK_CORE_S_PER_GVOXEL_JPEG`].
-    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 7.37;
-    /// ngshard peak memory (244 MiB JPEG split in two instances, 125 MiB in one; 488 MiB JPEG +
-    /// raw): the streaming pyramid bounds it whatever the slices, and raw scale-0 shards set it
-    /// with writeRaw.
-    pub const BLOCK_PEAK_JPEG: u64 = 244 << 20;
+    pub const BLOCK_CORE_S_PER_GVOXEL_RAW: f64 = 7.16;
+    /// ngshard peak memory (196 MiB JPEG split in two instances, 94 MiB in one; 269 MiB JPEG +
+    /// raw in one): the streaming pyramid bounds it whatever the slices, and the layer of raw
+    /// chunks being encoded and the raw scale-1 shard set it with writeRaw.
+    pub const BLOCK_PEAK_JPEG: u64 = 196 << 20;
     /// See [`BLOCK_PEAK_JPEG`].
-    pub const BLOCK_PEAK_RAW: u64 = 488 << 20;
+    pub const BLOCK_PEAK_RAW: u64 = 269 << 20;
     /// ngshard core-seconds per Gvoxel and peak memory with OME-Zarr output (`format` both:
-    /// 23.2–26.4 CPU-s and 341 MiB for a dense 1024³ block in one instance; ome-zarr alone
+    /// 23.2–26.4 CPU-s, and 243 MiB for a dense 1024³ block in one instance; ome-zarr alone
     /// 17.1 CPU-s and 198 MiB): gzip chunks cost CPU, and `--split auto` does not split such a
-    /// block, whose halves hold the raw chunks of the shards they share (938 MiB;
+    /// block, whose halves hold the raw chunks of the shards they share (739 MiB;
     /// docs/performance.md, Memory).
     pub const BLOCK_CORE_S_PER_GVOXEL_ZARR: f64 = 24.8;
     /// See [`BLOCK_CORE_S_PER_GVOXEL_ZARR`].
-    pub const BLOCK_PEAK_ZARR: u64 = 341 << 20;
+    pub const BLOCK_PEAK_ZARR: u64 = 243 << 20;
     /// OME-Zarr bytes per voxel at scale 0 (gzip chunks of the same dense block: 849 MiB for
     /// its 1 Gvoxel and the pyramid's 1/8 + 1/64 + …).
     pub const ZARR_BYTES_PER_VOXEL: f64 = 0.725;
