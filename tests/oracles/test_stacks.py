@@ -1,15 +1,18 @@
-"""Stacks as labs have them: gaps in z, 16-bit slices, voxels flatter than cubes.
+"""Stacks as labs have them: gaps in z, 16-bit slices, voxels flatter than cubes, volumes begun by
+an older emwrite.
 
 A gap (a lost section) is named before anything runs; filled when asked, the volume holds zeros
 there and every other slice exactly as the aligned PNGs (read through tensorstore). A 16-bit stack
 goes through its window — numpy's integer formula, then Pillow's transform — and must match that
 pixel for pixel; `emwrite window` suggests the window numpy's percentiles give. Voxels of 8×8×40 nm
 keep z at the scales where x and y are still finer than it, and each scale is checked against
-numpy's means over its own window.
+numpy's means over its own window. A volume whose infos an older emwrite wrote (shards of one
+minishard) is finished in that layout and reads back the same.
 """
 
 import json
 import math
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -165,3 +168,36 @@ def test_flat_voxels_keep_z_until_x_and_y_pass_it(emwrite, make_stack, tmp_path)
         assert raw.any(), f"scale {k} holds data"
         got = store[:64, :64, :64].read().result()
         assert np.array_equal(got, np.transpose(raw, (2, 1, 0))), f"zarr3 scale {k}"
+
+
+def test_a_volume_begun_without_minishards_is_finished_in_its_layout(emwrite, make_stack, tmp_path):
+    """A volume whose infos an older emwrite wrote (each shard one minishard, its chunks in id
+    order) keeps them on a rerun: ngmeta counts as finished, and the blocks still to build are
+    written in that layout, as two halves and a merge, which verify and tensorstore read back."""
+    data = tmp_path / "data"
+    stack = generate_stack(make_stack, data, width=200, height=150, margin=40, slices=10, minz=3)
+    run = ["pipeline", str(data / "stack.json"), "--data-dir", str(data)]
+    run_emwrite(emwrite, *run)
+    volume = data / stack["dest"] / "neuroglancer"
+    earlier = {}
+    for encoding in ("jpeg", "raw"):
+        info = json.loads((volume / encoding / "info").read_text())
+        assert info["scales"][0]["sharding"]["minishard_bits"] == 7
+        for scale in info["scales"]:
+            sharding = scale["sharding"]
+            sharding["preshift_bits"] += sharding["minishard_bits"]
+            sharding["minishard_bits"] = 0
+        (volume / encoding / "info").write_text(json.dumps(info))
+        earlier[encoding] = info
+        # The blocks are still to build: no shard yet.
+        for scale_dir in (volume / encoding).iterdir():
+            if scale_dir.is_dir():
+                shutil.rmtree(scale_dir)
+    shutil.rmtree(volume / "blocks")
+
+    rerun = run_emwrite(emwrite, *run, "--split", "always")
+    assert "meta: 1 tasks already finished, skipped" in rerun.stderr, rerun.stderr
+    for encoding in ("jpeg", "raw"):
+        assert json.loads((volume / encoding / "info").read_text()) == earlier[encoding], encoding
+    run_emwrite(emwrite, "verify", str(data / stack["dest"]))
+    check_volume(data / stack["dest"], stack, ((0, 256), (0, 192), (0, 16)))
