@@ -219,6 +219,17 @@ mod tests {
         (0..1 + id % 5).map(|i| (id * 7 + i) as u8).collect()
     }
 
+    /// Gives chunk `id` to `stream`, and to `expected`, the encoder its file must equal.
+    fn give(stream: &mut ShardStream, expected: &mut ShardEncoder, id: u64) {
+        stream
+            .add_chunk_with(id, |out| {
+                out.extend_from_slice(&chunk(id));
+                Ok(())
+            })
+            .expect("expected");
+        expected.add_chunk(id, &chunk(id)).expect("same shard");
+    }
+
     #[test]
     fn a_stream_writes_the_encoders_file_whatever_the_order() {
         // 2 minishard bits: file order is by minishard, then id, not by id alone.
@@ -235,13 +246,7 @@ mod tests {
             if i % 3 == 0 {
                 stream.skip_chunk(id).expect("expected");
             } else {
-                stream
-                    .add_chunk_with(id, |out| {
-                        out.extend_from_slice(&chunk(id));
-                        Ok(())
-                    })
-                    .expect("expected");
-                expected.add_chunk(id, &chunk(id)).expect("same shard");
+                give(&mut stream, &mut expected, id);
             }
             assert!(stream.has_chunk(id));
             let ready = stream.take_ready();
@@ -269,14 +274,7 @@ mod tests {
         for z in 0..8 {
             for y in 0..8 {
                 for x in 0..8 {
-                    let id = cell_id(x, y, z);
-                    stream
-                        .add_chunk_with(id, |out| {
-                            out.extend_from_slice(&chunk(id));
-                            Ok(())
-                        })
-                        .expect("expected");
-                    expected.add_chunk(id, &chunk(id)).expect("same shard");
+                    give(&mut stream, &mut expected, cell_id(x, y, z));
                 }
             }
             // The whole layer goes out once its last chunk is given: nothing waits for the next.
