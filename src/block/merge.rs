@@ -149,8 +149,8 @@ mod tests {
     use crate::block::pyramid::BlockPyramid;
     use crate::block::test_support::{FLAT_VOXELS, scales_with_voxels};
     use crate::layout::BLOCK_CHUNKS;
+    use crate::precomputed::info::VolumeInfo;
     use crate::precomputed::shard::{ChunkOrder, ShardEncoder, decode_shard};
-    use crate::precomputed::sharding::ShardingSpec;
 
     /// Chunk edge of the small test blocks: 128³ voxels, 16 slabs of 8 slices.
     const C: usize = 8;
@@ -327,20 +327,12 @@ mod tests {
         // Volumes whose info came from an emwrite without minishards (`minishard_bits` 0, the
         // preshift over the whole shard): their blocks are still built, split or whole, into
         // shards of that info, their data in id order as before.
-        let one_minishard: Vec<Scale> = scales_for([256, 128, 256])
-            .iter()
-            .map(|scale| {
-                let spec = scale.sharding();
-                let low_bits = spec.preshift_bits() + spec.minishard_bits();
-                let spec = ShardingSpec::new(low_bits, 0, spec.shard_bits()).expect("valid");
-                let (key, size, nm) = (scale.key().to_owned(), scale.size(), scale.resolution_nm());
-                Scale::new(key, size, nm, scale.chunk_size(), scale.encoding(), spec)
-                    .expect("valid scale")
-            })
-            .collect();
+        let info = VolumeInfo::new(scales_for([256, 128, 256]), None, None).expect("scales");
+        let info = layout::with_one_minishard_per_shard(&info).expect("earlier sharding");
+        let one_minishard = info.scales();
         let voxels = block_voxels([3..120, 20..128, 10..110]);
-        assert_halves_write_as_whole(&one_minishard, [1, 0, 1], &voxels);
-        let files = whole(&one_minishard, [1, 0, 1], &[Encoding::Jpeg], &voxels);
+        assert_halves_write_as_whole(one_minishard, [1, 0, 1], &voxels);
+        let files = whole(one_minishard, [1, 0, 1], &[Encoding::Jpeg], &voxels);
         assert!(!files.is_empty());
         for ((_, key, _), bytes) in &files {
             let scale = one_minishard

@@ -63,32 +63,14 @@ impl CompletedShard {
         file_name: &str,
         parts: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Self> {
-        let spec = *scale.sharding();
-        let context = || format!("{} shard {}/{file_name}", encoding.as_str(), scale.key());
-        let mut merged: Option<(u64, ShardEncoder)> = None;
-        for part in parts {
-            let chunks = shard_chunk_ranges(&spec, part).map_err(|e| e.context(context()))?;
-            for (id, range) in chunks {
-                let bytes = &part[range];
-                let (_, encoder) = merged.get_or_insert_with(|| {
-                    // Every later chunk is checked against this one's shard by `add_chunk`.
-                    let (shard, _) = spec.shard_and_minishard(id);
-                    (shard, ShardEncoder::new(spec, scale.chunk_order(), shard))
-                });
-                encoder
-                    .add_chunk(id, bytes)
-                    .map_err(|e| e.context(context()))?;
-            }
-        }
-        let Some((shard, encoder)) = merged else {
-            return Err(Error::internal("no chunk in any part").context(context()));
-        };
-        if spec.shard_file_name(shard) != file_name {
-            return Err(Error::internal(format_args!(
-                "the parts hold chunks of shard {}",
-                spec.shard_file_name(shard)
-            ))
-            .context(context()));
+        let context = || shard_context(scale, encoding, file_name);
+        let (shard, chunks) = chunks_of_parts(scale, encoding, file_name, parts)?;
+        let mut encoder = ShardEncoder::new(*scale.sharding(), scale.chunk_order(), shard);
+        for (id, bytes) in chunks {
+            // Fails if a chunk belongs to another shard.
+            encoder
+                .add_chunk(id, bytes)
+                .map_err(|e| e.context(context()))?;
         }
         let shard = CompletedShard {
             encoding,
@@ -99,6 +81,48 @@ impl CompletedShard {
         };
         Ok(shard)
     }
+}
+
+/// Names shard `file_name` of `scale` in `encoding` in errors.
+fn shard_context(scale: &Scale, encoding: Encoding, file_name: &str) -> String {
+    format!("{} shard {}/{file_name}", encoding.as_str(), scale.key())
+}
+
+/// Chunks of a shard, `(id, encoded bytes)`, each borrowed from the partial file that holds it.
+type ChunksInParts<'p> = Vec<(u64, &'p [u8])>;
+
+/// The chunks of shard `file_name` of `scale` in `encoding` held by the shard files `parts`,
+/// each borrowed from its part, and the shard's number (that of the first chunk). What
+/// [`CompletedShard::from_parts`] and [`SplicedShard::from_parts`] are made of.
+///
+/// Fails if a part is not a shard file, holds no chunk at all, or holds chunks of another file
+/// than `file_name`. (A chunk of another shard among the rest, or one given twice, is refused by
+/// the encoder or the stream the chunks go to.)
+fn chunks_of_parts<'p>(
+    scale: &Scale,
+    encoding: Encoding,
+    file_name: &str,
+    parts: impl IntoIterator<Item = &'p [u8]>,
+) -> Result<(u64, ChunksInParts<'p>)> {
+    let spec = scale.sharding();
+    let context = || shard_context(scale, encoding, file_name);
+    let mut chunks = Vec::new();
+    for part in parts {
+        let ranges = shard_chunk_ranges(spec, part).map_err(|e| e.context(context()))?;
+        chunks.extend(ranges.into_iter().map(|(id, range)| (id, &part[range])));
+    }
+    let Some(&(first, _)) = chunks.first() else {
+        return Err(Error::internal("no chunk in any part").context(context()));
+    };
+    let (shard, _) = spec.shard_and_minishard(first);
+    if spec.shard_file_name(shard) != file_name {
+        return Err(Error::internal(format_args!(
+            "the parts hold chunks of shard {}",
+            spec.shard_file_name(shard)
+        ))
+        .context(context()));
+    }
+    Ok((shard, chunks))
 }
 
 /// A shard file made of the chunks of files of the same shard that each hold some of them (a
@@ -127,28 +151,13 @@ impl<'p> SplicedShard<'p> {
         file_name: &str,
         parts: impl IntoIterator<Item = &'p [u8]>,
     ) -> Result<Self> {
-        let (spec, order) = (*scale.sharding(), scale.chunk_order());
-        let context = || format!("{} shard {}/{file_name}", encoding.as_str(), scale.key());
-        let mut chunks = Vec::new();
-        for part in parts {
-            let ranges = shard_chunk_ranges(&spec, part).map_err(|e| e.context(context()))?;
-            chunks.extend(ranges.into_iter().map(|(id, range)| (id, &part[range])));
-        }
+        let order = scale.chunk_order();
+        let (shard, mut chunks) = chunks_of_parts(scale, encoding, file_name, parts)?;
         chunks.sort_unstable_by_key(|&(id, _)| order.key(id));
-        let Some(&(first, _)) = chunks.first() else {
-            return Err(Error::internal("no chunk in any part").context(context()));
-        };
-        let (shard, _) = spec.shard_and_minishard(first);
-        if spec.shard_file_name(shard) != file_name {
-            return Err(Error::internal(format_args!(
-                "the parts hold chunks of shard {}",
-                spec.shard_file_name(shard)
-            ))
-            .context(context()));
-        }
         // Fails if a chunk belongs to another shard or comes twice.
-        let stream = ShardStream::new(spec, order, shard, chunks.iter().map(|&(id, _)| id))
-            .map_err(|e| e.context(context()))?;
+        let ids = chunks.iter().map(|&(id, _)| id);
+        let stream = ShardStream::new(*scale.sharding(), order, shard, ids)
+            .map_err(|e| e.context(shard_context(scale, encoding, file_name)))?;
         Ok(Self {
             encoding,
             scale_key: scale.key().to_owned(),
