@@ -132,13 +132,6 @@ pub trait PrefixedObjectWriter {
     /// Appends `bytes` to the object, after the prefix and what was appended before.
     async fn append(&mut self, bytes: &[u8]) -> Result<()>;
 
-    /// Sends what it can of the bytes it holds now, keeping only what must wait for more: a
-    /// hint for a caller that appends in batches to several writers at once (a store that holds
-    /// nothing back, or that must send whole parts, may do nothing).
-    async fn send_held(&mut self) -> Result<()> {
-        Ok(())
-    }
-
     /// Sends `prefix` (exactly the length announced when the put started) and whatever of the
     /// appended bytes is still held. The object is visible, whole, under its name once the
     /// answer's [`SentObject::complete`] succeeds (a store may make it visible sooner), and

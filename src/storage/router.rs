@@ -233,13 +233,6 @@ impl<L: PrefixedObjectWriter, G: PrefixedObjectWriter> PrefixedObjectWriter for 
         }
     }
 
-    async fn send_held(&mut self) -> Result<()> {
-        match self {
-            RoutedWriter::Local(w) => w.send_held().await,
-            RoutedWriter::Gcs(w) => w.send_held().await,
-        }
-    }
-
     async fn send_with_prefix(self, prefix: &[u8]) -> Result<Self::Sent> {
         Ok(match self {
             RoutedWriter::Local(w) => RoutedWriter::Local(w.send_with_prefix(prefix).await?),

@@ -3,7 +3,7 @@
 //! the block's manifest after them (docs/design.md §4). [`super::ng_shard`] builds the block and
 //! hands each slab's output here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::Written;
@@ -104,11 +104,9 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
         parts: Vec<ShardPart>,
     ) -> Result<()> {
         let mut completing = None;
-        let mut touched = BTreeSet::new();
         for part in parts {
             let started = Instant::now();
             let name = layout::shard_name(part.encoding, &part.scale_key, &part.file_name);
-            touched.insert(name.clone());
             let object = request.dest.object(&name);
             let writer = self.writers.remove(&name);
             let ShardPart {
@@ -160,22 +158,9 @@ impl<'s, S: StreamingStorage> OpenShards<'s, S> {
             out.written.stages.write += started.elapsed();
         }
         let started = Instant::now();
-        // The parts of one call are a slab's chunks, and a block's shards fill side by side:
-        // what each open shard holds goes out now, all at once, rather than waiting in each for
-        // a whole upload part (on GCS, up to 8 MiB a shard).
-        let held = self
-            .writers
-            .iter_mut()
-            .filter(|(name, _)| touched.contains(*name))
-            .map(|(_, writer)| writer.send_held());
-        let (completed, held) = futures::join!(
-            complete_shard(completing),
-            futures::future::try_join_all(held)
-        );
-        if let Some((name, object, finished)) = completed? {
+        if let Some((name, object, finished)) = complete_shard(completing).await? {
             out.record_shard(name, &object, finished);
         }
-        held?;
         out.written.stages.write += started.elapsed();
         Ok(())
     }

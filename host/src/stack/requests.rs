@@ -106,21 +106,6 @@ pub fn prefixed_upload(body: u64) -> Requests {
     }
 }
 
-/// Requests of a block's shard streamed as the pyramid computes it, `body` bytes in `layers`
-/// chunk layers: a prefixed upload whose body goes out layer by layer, each layer's bytes at
-/// once after its slab (`PrefixedObjectWriter::send_held`), in parts of at most
-/// [`UPLOAD_PART_BYTES`], and its end as the last part.
-pub fn streamed_shard_upload(body: u64, layers: u64) -> Requests {
-    let layers = layers.max(1);
-    let per_layer = body.div_ceil(layers).div_ceil(UPLOAD_PART_BYTES as u64);
-    Requests {
-        // The session, each layer's parts, the last part; the prefix and the compose.
-        class_a: 1 + layers * per_layer + 1 + 2,
-        class_b: 0,
-        free: 2,
-    }
-}
-
 /// Range reads of a raw PNG slice of `bytes` decoded progressively (`slice_image.rs`):
 /// [`FETCH_BYTES`] at a time, until a read comes back short.
 pub fn raw_reads(bytes: u64) -> u64 {
@@ -276,9 +261,7 @@ fn block_shard_writes(
                     // The merge splices a shared shard this large from the halves' parts.
                     let spliced = shared && body >= STREAM_SHARDS_FROM as u64;
                     writes = writes
-                        + if streamed {
-                            streamed_shard_upload(body, dz)
-                        } else if spliced {
+                        + if streamed || spliced {
                             prefixed_upload(body)
                         } else {
                             Requests {
@@ -324,19 +307,6 @@ mod tests {
     }
 
     #[test]
-    fn a_streamed_shard_sends_each_layer_after_its_slab() {
-        let part = UPLOAD_PART_BYTES as u64;
-        // 8 layers of 2 MiB: a part each, then the last part, the prefix and the compose.
-        assert_eq!(streamed_shard_upload(16 << 20, 8).class_a, 1 + 8 + 1 + 2);
-        // 8 layers of 16 MiB (raw): two parts each.
-        assert_eq!(
-            streamed_shard_upload(8 * 2 * part, 8).class_a,
-            1 + 16 + 1 + 2
-        );
-        assert_eq!(streamed_shard_upload(0, 0).free, 2);
-    }
-
-    #[test]
     fn a_full_block_writes_eight_scale_0_shards_and_one_per_coarser_scale() {
         let one = stack(0..=1023, [1024, 1024], false);
         let block = [0, 0, 0];
@@ -344,7 +314,7 @@ mod tests {
         let split = block_shard_writes(&Volume::of(&one), block, Encoding::Jpeg, true);
         // 512³ voxels a shard at scales 0 and 1: streamed; scales 2–4 whole.
         let shard_bytes = ((512u64.pow(3)) as f64 * figures::JPEG_BYTES_PER_VOXEL) as u64;
-        let streamed = streamed_shard_upload(shard_bytes, 8);
+        let streamed = prefixed_upload(shard_bytes);
         let put = Requests {
             class_a: 1,
             ..Requests::default()
@@ -354,13 +324,13 @@ mod tests {
         assert_eq!(split, streamed * 8 + put * 4);
         let raw = block_shard_writes(&Volume::of(&one), block, Encoding::Raw, false);
         let raw_shard = 512u64.pow(3);
-        assert_eq!(raw, streamed_shard_upload(raw_shard, 8) * 9 + put * 3);
+        assert_eq!(raw, prefixed_upload(raw_shard) * 9 + put * 3);
         // Split with raw, the merge splices the 128 MiB shard in parts.
         let raw_split = block_shard_writes(&Volume::of(&one), block, Encoding::Raw, true);
         let spliced = prefixed_upload(raw_shard);
         assert_eq!(
             raw_split,
-            streamed_shard_upload(raw_shard, 8) * 8 + spliced + put * 3
+            prefixed_upload(raw_shard) * 8 + spliced + put * 3
         );
     }
 
@@ -378,7 +348,7 @@ mod tests {
             class_a: 1,
             ..Requests::default()
         };
-        assert_eq!(whole, streamed_shard_upload(shard_bytes, 8) * 10 + put * 12);
+        assert_eq!(whole, prefixed_upload(shard_bytes) * 10 + put * 12);
         // No shard crosses the halves' cut: split writes the same.
         assert_eq!(split, whole);
     }
@@ -392,18 +362,14 @@ mod tests {
         // in z; each may hold 8³ chunks of the grid (512³ voxels ≥ 32 Mi): both streamed, with
         // 8 × 5 × 2 and 2 × 5 × 2 chunks of data. Scale 1: one shard of 8³ chunks, streamed,
         // with 5 × 3 × 1 of data. Scales 2–4: one shard each, whole.
-        let jpeg = |chunks: f64, layers| {
-            let body = (chunks * 64f64.powi(3) * figures::JPEG_BYTES_PER_VOXEL) as u64;
-            streamed_shard_upload(body, layers)
+        let jpeg = |chunks: f64| {
+            prefixed_upload((chunks * 64f64.powi(3) * figures::JPEG_BYTES_PER_VOXEL) as u64)
         };
         let put = Requests {
             class_a: 1,
             ..Requests::default()
         };
-        assert_eq!(
-            writes,
-            jpeg(80.0, 2) + jpeg(20.0, 2) + jpeg(15.0, 1) + put * 3
-        );
+        assert_eq!(writes, jpeg(80.0) + jpeg(20.0) + jpeg(15.0) + put * 3);
     }
 
     #[test]

@@ -13,9 +13,6 @@ use super::*;
 /// parts mean fewer round trips; 8 MiB is what Google's client libraries send by default.
 pub const UPLOAD_PART_BYTES: usize = 8 << 20;
 
-/// What the parts of a resumable upload other than the last must be a multiple of.
-const UPLOAD_UNIT_BYTES: usize = 256 << 10;
-
 /// The header naming the content type of a resumable upload's object.
 const UPLOAD_CONTENT_TYPE: HeaderName = HeaderName::from_static("x-upload-content-type");
 
@@ -117,27 +114,6 @@ impl<C: HttpClient> GcsWriter<'_, C> {
                 Err(error)
             }
         }
-    }
-
-    /// Sends the whole upload units (256 KiB) it holds now as a part, keeping the rest: for a
-    /// caller whose appends come in batches and whose writers fill side by side, so that each
-    /// holds less than a batch between them instead of up to a whole part.
-    async fn send_whole_units(&mut self) -> Result<()> {
-        let whole = self.buffer.len() / UPLOAD_UNIT_BYTES * UPLOAD_UNIT_BYTES;
-        if whole == 0 {
-            return Ok(());
-        }
-        let rest = self.buffer.split_off(whole);
-        let part = Bytes::from(std::mem::take(&mut self.buffer));
-        let sent = self.send_bytes(part.clone(), None).await;
-        // What GCS did not keep (all of it on an error) goes before the rest again.
-        let kept = *sent.as_ref().unwrap_or(&0);
-        let mut buffer = Vec::new();
-        reserve_within_part(&mut buffer, part.len() - kept + rest.len());
-        buffer.extend_from_slice(&part[kept..]);
-        buffer.extend_from_slice(&rest);
-        self.buffer = buffer;
-        sent.map(|_| ())
     }
 
     /// Sends `part`, the bytes after the persisted ones; with `total`, as the object's last
@@ -304,10 +280,6 @@ impl<'a, C: HttpClient> PrefixedObjectWriter for GcsPrefixedWriter<'a, C> {
         self.body.append(bytes).await
     }
 
-    async fn send_held(&mut self) -> Result<()> {
-        self.body.send_whole_units().await
-    }
-
     async fn send_with_prefix(self, prefix: &[u8]) -> Result<GcsSentObject<'a, C>> {
         if prefix.len() as u64 != self.prefix_len {
             return Err(prefix_length_error(
@@ -404,51 +376,6 @@ mod tests {
             .header(name, value)
             .body(Vec::new())
             .unwrap())
-    }
-
-    #[test]
-    fn held_bytes_go_out_in_whole_units_and_the_rest_waits() {
-        let location =
-            "http://127.0.0.1:9/upload/storage/v1/b/lab/o?uploadType=resumable&upload_id=s2";
-        let unit = UPLOAD_UNIT_BYTES as u64;
-        let client = ScriptedClient::new(vec![
-            answer_with(200, "location", location),
-            answer_with(308, "range", &format!("bytes=0-{}", 2 * unit - 1)),
-            // GCS keeps only the first of the next two units; the other goes again.
-            answer_with(308, "range", &format!("bytes=0-{}", 3 * unit - 1)),
-            answer(200, "{}"),
-        ]);
-        let gcs = store(&client);
-        let data: Vec<u8> = (0..5 * unit + 7).map(|i| (i % 251) as u8).collect();
-        let mut writer = pollster::block_on(gcs.start_put(&object("o"), BINARY)).unwrap();
-        let (first, second) = data.split_at((2 * unit + 100) as usize);
-        pollster::block_on(writer.append(first)).unwrap();
-        pollster::block_on(writer.send_whole_units()).unwrap();
-        assert_eq!(writer.buffer.len(), 100, "less than a unit waits");
-        pollster::block_on(writer.send_whole_units()).unwrap();
-        assert_eq!(client.sent.borrow().len(), 2, "nothing whole to send");
-        pollster::block_on(writer.append(second)).unwrap();
-        pollster::block_on(writer.send_whole_units()).unwrap();
-        let total = pollster::block_on(writer.finish()).unwrap();
-        assert_eq!(total, data.len() as u64);
-
-        let sent = client.sent.borrow();
-        let ranges: Vec<_> = (1..sent.len())
-            .map(|i| client.header(i, "content-range").unwrap())
-            .collect();
-        let end = data.len() as u64;
-        assert_eq!(
-            ranges,
-            [
-                format!("bytes 0-{}/*", 2 * unit - 1),
-                format!("bytes {}-{}/*", 2 * unit, 5 * unit - 1),
-                format!("bytes {}-{}/{end}", 3 * unit, end - 1),
-            ]
-        );
-        let mut uploaded = sent[1].body.clone();
-        uploaded.extend_from_slice(&sent[2].body[..unit as usize]);
-        uploaded.extend_from_slice(&sent[3].body);
-        assert_eq!(uploaded, data, "every byte once, in order");
     }
 
     #[test]
